@@ -1,0 +1,2 @@
+#![deny(unsafe_code)]
+//! ACC demo (being written)

@@ -1,0 +1,26 @@
+//! takt: a deterministic real-time middleware runtime for automotive Linux.
+//!
+//! The crate is layered so that every layer only points down:
+//!
+//! * [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
+//!   besides reading the file it is given.
+//! * [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
+//!   bounds. Pure.
+//! * [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
+//! * [`sync`]: the crate-local facade for atomics (switches to loom under `cfg(loom)`).
+//! * [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET visibility.
+//! * [`task`]: the `Task` trait, the step context, the registry of constructors.
+//! * [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
+//!
+//! Apps link only against the public API re-exported here and build under
+//! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
+
+pub mod dispatch;
+pub mod manifest;
+pub mod plan;
+pub mod port;
+pub mod sync;
+pub mod task;
+pub mod time;
+
+pub use iceoryx2::prelude::ZeroCopySend;

@@ -1,0 +1,180 @@
+//! The validated deployment model: what a manifest means once every rule has passed.
+//!
+//! Everything downstream (`plan`, `dispatch`, the CLI) works on these types, never on TOML.
+//! All durations are integer nanoseconds; names carry their unit (`period_ns`).
+
+use std::collections::BTreeMap;
+
+/// Index of a task in [`Deployment::tasks`].
+pub type TaskId = usize;
+
+/// What the dispatcher does when a job runs longer than its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OverrunPolicy {
+    /// Record the overrun and keep releasing every job.
+    Report,
+    /// Record the overrun and drop the task's next job, to give the core its time back.
+    SkipNext,
+    /// Record the overrun and request a switch to the named mode at the next hyperperiod
+    /// boundary (the mode index into [`Deployment::modes`]).
+    Escalate(usize),
+}
+
+/// One periodic task: where it runs, when it is released, how long it may run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSpec {
+    pub name: String,
+    /// Index into [`Deployment::apps`].
+    pub app: usize,
+    pub period_ns: u64,
+    /// Release offset inside the period, `0 <= offset_ns < period_ns`.
+    pub offset_ns: u64,
+    /// Worst-case execution time the plan reserves for every job.
+    pub budget_ns: u64,
+    /// Logical execution time window: outputs become visible at `release + let_ns`.
+    /// `budget_ns <= let_ns <= period_ns`.
+    pub let_ns: u64,
+    /// Logical CPU the task is pinned to.
+    pub core: usize,
+    pub overrun: OverrunPolicy,
+    /// Free-form parameters for the task constructor (`[task.params]` in TOML).
+    pub params: BTreeMap<String, ParamValue>,
+    /// 1-based line of the task's table in the manifest, for errors found later (plan).
+    pub line: usize,
+}
+
+/// A constructor parameter from `[task.params]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamValue {
+    Int(i64),
+    /// Floats are kept as their text so the model stays `Eq` and bit-exact.
+    Float(String),
+    Bool(bool),
+    Str(String),
+}
+
+/// An application: the unit that is deployed, restarted and updated together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSpec {
+    pub name: String,
+    /// Executable that hosts the app's tasks in multi-process mode (optional until the
+    /// supervisor exists; the single-process runtime links the tasks directly).
+    pub executable: Option<String>,
+}
+
+/// A topic with exactly one writer and any number of readers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSpec {
+    pub topic: String,
+    /// Message type name, resolved against the type catalog.
+    pub type_name: String,
+    pub writer: TaskId,
+    pub readers: Vec<TaskId>,
+}
+
+/// A declared cause-effect chain: tasks linked by channels, first is the sensor end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSpec {
+    pub name: String,
+    pub tasks: Vec<TaskId>,
+    /// Topics linking `tasks[i]` to `tasks[i + 1]`.
+    pub topics: Vec<String>,
+    /// When true the plan must place each producer job's window before the consumer job
+    /// released at the same instant on the same core.
+    pub precedence: bool,
+}
+
+/// An operating mode: the set of tasks released while it is active.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModeSpec {
+    pub name: String,
+    pub tasks: Vec<TaskId>,
+}
+
+/// A fully validated deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub name: String,
+    /// Path the manifest was read from (for messages).
+    pub source: String,
+    /// Cores the deployment may use.
+    pub cores: Vec<usize>,
+    /// SCHED_FIFO priority of the dispatcher threads (1..=99).
+    pub priority: u8,
+    pub apps: Vec<AppSpec>,
+    pub tasks: Vec<TaskSpec>,
+    pub channels: Vec<ChannelSpec>,
+    pub chains: Vec<ChainSpec>,
+    pub modes: Vec<ModeSpec>,
+    /// Index into `modes` of the mode active at start.
+    pub default_mode: usize,
+    /// Modes in which an update may be activated (OTA). Indices into `modes`.
+    pub update_safe_modes: Vec<usize>,
+    /// LCM of all task periods: the length of one table cycle in every mode.
+    pub hyperperiod_ns: u64,
+}
+
+impl Deployment {
+    pub fn task_id(&self, name: &str) -> Option<TaskId> {
+        self.tasks.iter().position(|t| t.name == name)
+    }
+
+    pub fn mode_id(&self, name: &str) -> Option<usize> {
+        self.modes.iter().position(|m| m.name == name)
+    }
+
+    pub fn channel(&self, topic: &str) -> Option<&ChannelSpec> {
+        self.channels.iter().find(|c| c.topic == topic)
+    }
+}
+
+/// Layout fingerprint of a message type: what both ends of a port must agree on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    pub name: &'static str,
+    pub size: usize,
+    pub align: usize,
+    /// A hash over name, size, align and the type's declared field layout string.
+    pub hash: u64,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (size {}, align {}, layout {:016x})",
+            self.name, self.size, self.align, self.hash
+        )
+    }
+}
+
+/// The port signature a task implementation declares at registration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskSignature {
+    /// `(topic, type name)` pairs the task reads.
+    pub reads: Vec<(String, &'static str)>,
+    /// `(topic, type name)` pairs the task writes.
+    pub writes: Vec<(String, &'static str)>,
+}
+
+/// What the linked code knows: message types and task implementations. Validation checks
+/// the manifest against it (unknown types, unknown task implementations, type mismatches).
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub types: BTreeMap<&'static str, Fingerprint>,
+    pub tasks: BTreeMap<String, TaskSignature>,
+}
+
+/// Hard bounds the validator enforces so plans and tables stay small and finite.
+pub mod limits {
+    /// Longest accepted hyperperiod: 10 s.
+    pub const MAX_HYPERPERIOD_NS: u64 = 10_000_000_000;
+    /// Most jobs one core's table may hold per hyperperiod.
+    pub const MAX_JOBS_PER_CORE: usize = 100_000;
+    /// Shortest accepted period: 100 us.
+    pub const MIN_PERIOD_NS: u64 = 100_000;
+    /// Most tasks in one manifest.
+    pub const MAX_TASKS: usize = 4096;
+    /// Largest manifest file read: 1 MiB.
+    pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+}

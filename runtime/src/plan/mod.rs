@@ -1,0 +1,1 @@
+//! Offline schedule synthesis and verification. (being written)

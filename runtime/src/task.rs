@@ -1,0 +1,293 @@
+//! The `Task` trait, the context a job sees, and the registry of task constructors.
+//!
+//! Owns: what an app developer writes. A task is a plain struct that opens its typed ports
+//! once, in its constructor (through a [`TaskBuilder`]), and then does one job per release
+//! in [`Task::step`]. `step` must not allocate, lock or block: the dispatcher calls it on a
+//! pinned SCHED_FIFO thread. This module never touches TOML, threads or the schedule.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::manifest::{Catalog, Fingerprint, ParamValue, TaskSignature};
+use crate::port::{Message, PortNode, PortOpenError, Reader, Sizing, Writer};
+use crate::time::JobTime;
+
+/// What a job sees: its logical times and index. Ports take it to stamp LET visibility
+/// (writers) and to pick the sample valid at the release (readers).
+#[derive(Clone, Copy, Debug)]
+pub struct StepContext {
+    job: JobTime,
+}
+
+impl StepContext {
+    pub fn new(job: JobTime) -> Self {
+        StepContext { job }
+    }
+    /// Logical release instant, nanoseconds since the epoch.
+    pub fn release_ns(&self) -> u64 {
+        self.job.release_ns
+    }
+    /// Logical deadline (release + LET): when this job's outputs become visible.
+    pub fn deadline_ns(&self) -> u64 {
+        self.job.deadline_ns
+    }
+    /// The job's index in its task's releases, counted from the epoch.
+    pub fn job_index(&self) -> u64 {
+        self.job.index
+    }
+    pub fn job(&self) -> &JobTime {
+        &self.job
+    }
+}
+
+impl std::ops::Deref for StepContext {
+    type Target = JobTime;
+    fn deref(&self) -> &JobTime {
+        &self.job
+    }
+}
+
+/// What a task reports after the run: human-readable outcome lines and its contribution to
+/// the deployment's output digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskReport {
+    /// `(key, value)` lines for the run summary, e.g. `("min_gap_m", "12.3")`.
+    pub outcome: Vec<(String, String)>,
+    /// Bytes folded into the run's `digest:`. Tasks put a hash of every output they
+    /// produced here; the runtime combines all tasks' contributions in task-name order.
+    pub digest: Option<[u8; 32]>,
+}
+
+/// A periodic job body. See the module docs for what `step` may and may not do.
+pub trait Task: Send {
+    /// One job: read inputs as of `ctx.release_ns()`, publish outputs (visible at
+    /// `ctx.deadline_ns()`).
+    fn step(&mut self, ctx: &StepContext);
+
+    /// Called once after the last job, off the real-time path.
+    fn finish(&mut self, _report: &mut TaskReport) {}
+}
+
+/// How a task reaches one topic: the resolved type and buffer sizes from manifest + plan.
+#[derive(Clone, Debug)]
+pub struct PortBinding {
+    pub topic: String,
+    /// Fingerprint of the type the manifest's channel carries.
+    pub fingerprint: Fingerprint,
+    pub sizing: Sizing,
+    /// True if this task is the channel's writer.
+    pub is_writer: bool,
+}
+
+/// Why a task could not be constructed.
+#[derive(Debug)]
+pub enum TaskBuildError {
+    /// The task opened a topic that the manifest does not connect it to.
+    UnboundPort {
+        task: String,
+        topic: String,
+        role: &'static str,
+    },
+    Port(PortOpenError),
+    /// A `[task.params]` entry is missing or has the wrong type.
+    Param {
+        task: String,
+        name: String,
+        reason: String,
+    },
+    /// No constructor is registered under this task name.
+    UnknownTask { task: String, known: Vec<String> },
+    /// The constructor itself refused.
+    Other { task: String, reason: String },
+}
+
+impl fmt::Display for TaskBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskBuildError::UnboundPort { task, topic, role } => write!(
+                f,
+                "task `{task}` opens a {role} on topic `{topic}`, but the manifest has no channel connecting it there as {role}"
+            ),
+            TaskBuildError::Port(e) => write!(f, "{e}"),
+            TaskBuildError::Param { task, name, reason } => {
+                write!(f, "task `{task}`: parameter `{name}`: {reason}")
+            }
+            TaskBuildError::UnknownTask { task, known } => write!(
+                f,
+                "no task implementation is registered under the name `{task}`; registered: {}",
+                known.join(", ")
+            ),
+            TaskBuildError::Other { task, reason } => write!(f, "task `{task}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskBuildError {}
+
+impl From<PortOpenError> for TaskBuildError {
+    fn from(e: PortOpenError) -> Self {
+        TaskBuildError::Port(e)
+    }
+}
+
+/// Handed to a task constructor: opens the task's ports and reads its parameters.
+pub struct TaskBuilder<'a> {
+    task: &'a str,
+    node: &'a PortNode,
+    ports: &'a [PortBinding],
+    params: &'a BTreeMap<String, ParamValue>,
+}
+
+impl<'a> TaskBuilder<'a> {
+    pub fn new(
+        task: &'a str,
+        node: &'a PortNode,
+        ports: &'a [PortBinding],
+        params: &'a BTreeMap<String, ParamValue>,
+    ) -> Self {
+        TaskBuilder {
+            task,
+            node,
+            ports,
+            params,
+        }
+    }
+
+    /// The manifest name of the task being built.
+    pub fn task_name(&self) -> &str {
+        self.task
+    }
+
+    fn binding(&self, topic: &str, is_writer: bool) -> Result<&PortBinding, TaskBuildError> {
+        self.ports
+            .iter()
+            .find(|p| p.topic == topic && p.is_writer == is_writer)
+            .ok_or_else(|| TaskBuildError::UnboundPort {
+                task: self.task.to_string(),
+                topic: topic.to_string(),
+                role: if is_writer { "writer" } else { "reader" },
+            })
+    }
+
+    /// Opens the writer of `topic`. The manifest must name this task as the channel's writer.
+    pub fn writer<T: Message>(&self, topic: &str) -> Result<Writer<T>, TaskBuildError> {
+        let b = self.binding(topic, true)?;
+        Ok(self.node.writer::<T>(topic, &b.fingerprint, b.sizing)?)
+    }
+
+    /// Opens a reader of `topic`. The manifest must list this task among the channel's readers.
+    pub fn reader<T: Message>(&self, topic: &str) -> Result<Reader<T>, TaskBuildError> {
+        let b = self.binding(topic, false)?;
+        Ok(self.node.reader::<T>(topic, &b.fingerprint, b.sizing)?)
+    }
+
+    fn param_err(&self, name: &str, reason: String) -> TaskBuildError {
+        TaskBuildError::Param {
+            task: self.task.to_string(),
+            name: name.to_string(),
+            reason,
+        }
+    }
+
+    /// A float parameter (integers are accepted too), or `default` when absent.
+    pub fn param_f64(&self, name: &str, default: f64) -> Result<f64, TaskBuildError> {
+        match self.params.get(name) {
+            None => Ok(default),
+            Some(ParamValue::Int(i)) => Ok(*i as f64),
+            Some(ParamValue::Float(s)) => s
+                .parse()
+                .map_err(|_| self.param_err(name, format!("`{s}` is not a number"))),
+            Some(other) => Err(self.param_err(name, format!("expected a number, found {other:?}"))),
+        }
+    }
+
+    /// An integer parameter, or `default` when absent.
+    pub fn param_i64(&self, name: &str, default: i64) -> Result<i64, TaskBuildError> {
+        match self.params.get(name) {
+            None => Ok(default),
+            Some(ParamValue::Int(i)) => Ok(*i),
+            Some(other) => {
+                Err(self.param_err(name, format!("expected an integer, found {other:?}")))
+            }
+        }
+    }
+
+    /// A constructor-side failure with a reason.
+    pub fn fail(&self, reason: impl Into<String>) -> TaskBuildError {
+        TaskBuildError::Other {
+            task: self.task.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Builds one task instance.
+pub type TaskConstructor =
+    fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError>;
+
+/// Maps manifest task names to constructors, and knows the message types apps use.
+#[derive(Default, Clone)]
+pub struct Registry {
+    catalog: Catalog,
+    constructors: BTreeMap<String, TaskConstructor>,
+}
+
+/// Declares a task's port signature at registration: `Ports::new().reads::<A>("a")`.
+#[derive(Default, Clone, Debug)]
+pub struct Ports {
+    sig: TaskSignature,
+    types: Vec<Fingerprint>,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Ports::default()
+    }
+    pub fn reads<T: Message>(mut self, topic: &str) -> Self {
+        self.sig.reads.push((topic.to_string(), T::TYPE_NAME));
+        self.types.push(T::fingerprint());
+        self
+    }
+    pub fn writes<T: Message>(mut self, topic: &str) -> Self {
+        self.sig.writes.push((topic.to_string(), T::TYPE_NAME));
+        self.types.push(T::fingerprint());
+        self
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Makes a message type known by name, so manifests can refer to it.
+    pub fn message<T: Message>(&mut self) -> &mut Self {
+        self.catalog.types.insert(T::TYPE_NAME, T::fingerprint());
+        self
+    }
+
+    /// Registers the implementation of the manifest task `name`.
+    pub fn task(&mut self, name: &str, ports: Ports, ctor: TaskConstructor) -> &mut Self {
+        for fp in &ports.types {
+            self.catalog.types.insert(fp.name, *fp);
+        }
+        self.catalog.tasks.insert(name.to_string(), ports.sig);
+        self.constructors.insert(name.to_string(), ctor);
+        self
+    }
+
+    /// What validation checks manifests against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn constructor(&self, name: &str) -> Result<TaskConstructor, TaskBuildError> {
+        self.constructors
+            .get(name)
+            .copied()
+            .ok_or_else(|| TaskBuildError::UnknownTask {
+                task: name.to_string(),
+                known: self.constructors.keys().cloned().collect(),
+            })
+    }
+}

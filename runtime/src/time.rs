@@ -1,0 +1,232 @@
+//! Logical time and the clock contract.
+//!
+//! Owns: the representation of time (`u64` nanoseconds, names end in `_ns`), the logical
+//! time of a job ([`JobTime`]), and the [`Clock`] contract with two implementations: the
+//! real [`MonotonicClock`] (`CLOCK_MONOTONIC`, absolute sleeps with
+//! `clock_nanosleep(TIMER_ABSTIME)`) and the [`SimClock`] that tests and `--clock sim`
+//! advance by hand. It must never depend on anything else in takt.
+//!
+//! # The clock contract
+//!
+//! 1. `now_ns()` is monotonic: two calls on any threads never see time go backwards.
+//! 2. `sleep_until_ns(t)` returns only once `now_ns() >= t` holds (a real clock may return
+//!    later than `t`, never earlier; a simulated clock returns at exactly `t`).
+//! 3. Neither allocates, takes a lock, or makes any syscall besides reading the clock and
+//!    the absolute sleep, so both may be called on the dispatch hot path.
+//!
+//! Logical time is measured from the deployment's epoch: a job released at logical
+//! `release_ns` is due on the clock at `epoch_ns + release_ns`.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// The logical identity and times of one job, as its task and its ports see them.
+///
+/// `release_ns` and `deadline_ns` are logical: relative to the epoch, independent of when
+/// the job physically ran. Under LET a job reads its inputs as of `release_ns` and its
+/// outputs become visible at `deadline_ns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobTime {
+    /// Logical release instant, nanoseconds since the epoch.
+    pub release_ns: u64,
+    /// Logical deadline = release + LET, nanoseconds since the epoch.
+    pub deadline_ns: u64,
+    /// The job's index in its task's sequence of releases (0, 1, 2, ...), counted across
+    /// hyperperiods.
+    pub index: u64,
+}
+
+/// A monotonic time source that can sleep until an absolute instant. See the module docs
+/// for the contract every implementation keeps.
+pub trait Clock: Send + Sync {
+    /// Current time, nanoseconds on this clock's time line.
+    fn now_ns(&self) -> u64;
+    /// Block until `now_ns() >= deadline_ns`.
+    fn sleep_until_ns(&self, deadline_ns: u64);
+    /// Whether this clock is simulated (virtual time advancing only by sleeps).
+    fn is_simulated(&self) -> bool;
+}
+
+/// `CLOCK_MONOTONIC`, with absolute sleeps that are immune to drift from late wake-ups.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MonotonicClock;
+
+impl MonotonicClock {
+    pub fn new() -> Self {
+        MonotonicClock
+    }
+}
+
+fn timespec_from_ns(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// Reads `CLOCK_MONOTONIC` in nanoseconds.
+pub fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_MONOTONIC is always supported on Linux, so the call cannot fail.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Clock for MonotonicClock {
+    fn now_ns(&self) -> u64 {
+        monotonic_now_ns()
+    }
+
+    fn sleep_until_ns(&self, deadline_ns: u64) {
+        let ts = timespec_from_ns(deadline_ns);
+        loop {
+            // SAFETY: `ts` is a valid timespec that outlives the call; the remaining-time
+            // pointer may be null for TIMER_ABSTIME sleeps.
+            let rc = unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                )
+            };
+            // An absolute sleep interrupted by a signal is simply restarted with the same
+            // deadline: that is why absolute sleeps are used.
+            if rc != libc::EINTR {
+                break;
+            }
+        }
+    }
+
+    fn is_simulated(&self) -> bool {
+        false
+    }
+}
+
+/// Virtual time: `sleep_until_ns` jumps the clock forward instead of waiting.
+///
+/// Shared by reference between threads; the clock only ever moves forward (a sleep to an
+/// instant in the past leaves it unchanged), which keeps contract point 1.
+#[derive(Debug, Default)]
+pub struct SimClock {
+    now_ns: AtomicU64,
+}
+
+impl SimClock {
+    pub fn new(start_ns: u64) -> Self {
+        SimClock {
+            now_ns: AtomicU64::new(start_ns),
+        }
+    }
+
+    /// Move the clock forward by `delta_ns` (tests use this to model execution time).
+    pub fn advance_ns(&self, delta_ns: u64) {
+        // SYNC POINT: pairs with the Acquire load in `now_ns`; Relaxed would do for a
+        // single thread, AcqRel keeps cross-thread readers ordered after the advance.
+        self.now_ns.fetch_add(delta_ns, Ordering::AcqRel);
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ns(&self) -> u64 {
+        // SYNC POINT: pairs with the AcqRel updates in `advance_ns` / `sleep_until_ns`.
+        self.now_ns.load(Ordering::Acquire)
+    }
+
+    fn sleep_until_ns(&self, deadline_ns: u64) {
+        // fetch_max keeps the clock monotonic when several threads sleep concurrently.
+        // SYNC POINT: pairs with the Acquire load in `now_ns`.
+        self.now_ns.fetch_max(deadline_ns, Ordering::AcqRel);
+    }
+
+    fn is_simulated(&self) -> bool {
+        true
+    }
+}
+
+/// Parses a duration written like `"10ms"`, `"250us"`, `"1s"`, `"500ns"`.
+///
+/// Returns the value in nanoseconds, or a message saying what is allowed.
+pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit; write e.g. \"10ms\", \"250us\", \"1s\" or \"500ns\""))?;
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration; write a non-negative integer with a unit: ns, us, ms or s (e.g. \"10ms\")"
+        ));
+    }
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}`: the number is too large"))?;
+    let scale = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{text}` has unit `{unit}`; allowed units are ns, us, ms and s"
+            ))
+        }
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` overflows 64-bit nanoseconds"))
+}
+
+/// Formats nanoseconds for humans: `10ms`, `250us`, `1.5ms`, `812ns`.
+pub fn format_ns(ns: u64) -> String {
+    if ns >= 1_000_000_000 && ns % 1_000_000 == 0 {
+        format!("{}s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{}us", ns as f64 / 1e3)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_ns("10ms"), Ok(10_000_000));
+        assert_eq!(parse_duration_ns("250us"), Ok(250_000));
+        assert_eq!(parse_duration_ns("2s"), Ok(2_000_000_000));
+        assert_eq!(parse_duration_ns("7ns"), Ok(7));
+        assert!(parse_duration_ns("10").is_err());
+        assert!(parse_duration_ns("-10ms").is_err());
+        assert!(parse_duration_ns("10 parsecs").is_err());
+        assert!(parse_duration_ns("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn sim_clock_jumps_and_never_goes_back() {
+        let c = SimClock::new(100);
+        c.sleep_until_ns(1_000);
+        assert_eq!(c.now_ns(), 1_000);
+        c.sleep_until_ns(500);
+        assert_eq!(c.now_ns(), 1_000);
+        c.advance_ns(5);
+        assert_eq!(c.now_ns(), 1_005);
+    }
+
+    #[test]
+    fn monotonic_sleep_reaches_its_deadline() {
+        let c = MonotonicClock::new();
+        let target = c.now_ns() + 2_000_000;
+        c.sleep_until_ns(target);
+        assert!(c.now_ns() >= target);
+    }
+}
