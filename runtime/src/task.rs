@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::manifest::{Catalog, Fingerprint, ParamValue, TaskSignature};
-use crate::port::{Message, PortNode, PortOpenError, Reader, Sizing, Writer};
+use crate::port::{PortNode, PortOpenError, Sizing};
+
+// What a task author needs, in one place.
+pub use crate::port::{Message, Reader, Sampled, Writer};
 use crate::time::JobTime;
 
 /// What a job sees: its logical times and index. Ports take it to stamp LET visibility
@@ -59,7 +62,10 @@ pub struct TaskReport {
 }
 
 /// A periodic job body. See the module docs for what `step` may and may not do.
-pub trait Task: Send {
+///
+/// Tasks are not required to be `Send`: iceoryx2's single-threaded `ipc` ports are not, so the
+/// dispatcher constructs every task on the pinned thread that will run it, and it stays there.
+pub trait Task {
     /// One job: read inputs as of `ctx.release_ns()`, publish outputs (visible at
     /// `ctx.deadline_ns()`).
     fn step(&mut self, ctx: &StepContext);

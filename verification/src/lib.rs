@@ -1,1 +1,70 @@
-//! Shared helpers for the verification suites.
+//! Shared helpers for takt's verification suites: loading the demo deployment, running it
+//! through the library, and detecting (loudly) what this machine cannot do.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use takt::dispatch::{self, ClockKind, Jitter, RunControl, RunOptions, RunReport};
+use takt::manifest::{self, Deployment};
+use takt::plan::{self, Plan};
+use takt::task::Registry;
+
+/// Real-time runs share the machine's two cores; tests in one binary take this lock so two
+/// SCHED_FIFO runs never compete with each other.
+pub static REALTIME: Mutex<()> = Mutex::new(());
+
+/// Path of a file in the repository's `config/` directory.
+pub fn config(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("config").join(name)
+}
+
+/// The ACC demo deployment, validated and planned (and the plan verified).
+pub fn acc() -> (Deployment, Plan, Registry) {
+    let registry = takt_acc::registry();
+    let d = manifest::load(&config("acc.toml"), registry.catalog(), manifest::available_cores())
+        .unwrap_or_else(|e| panic!("config/acc.toml must be valid: {e}"));
+    let p = plan::synthesize(&d).unwrap_or_else(|e| panic!("config/acc.toml must be schedulable: {e}"));
+    if let Err(v) = plan::verify(&d, &p) {
+        panic!("synthesized plan failed verification: {v:?}");
+    }
+    (d, p, registry)
+}
+
+/// Whether SCHED_FIFO at the deployment's priority is permitted here. When it is not, the
+/// caller must skip and say so by name.
+pub fn realtime_available(priority: u8) -> bool {
+    dispatch::probe_realtime(priority).is_ok()
+}
+
+/// Prints a loud skip line naming the test.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A namespace no other run (in this or another test process) uses.
+pub fn unique_namespace(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("t{}-{}-{}", std::process::id(), tag, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs the deployment for `duration_ns` with the given clock and optional jitter seed.
+pub fn run(
+    d: &Deployment,
+    p: &Plan,
+    registry: &Registry,
+    clock: ClockKind,
+    duration_ns: u64,
+    jitter_seed: Option<u64>,
+    tag: &str,
+) -> RunReport {
+    let opts = RunOptions {
+        clock,
+        duration_ns,
+        jitter: jitter_seed.map(|seed| Jitter { seed, max_fraction_of_budget: 0.5 }),
+        namespace: Some(unique_namespace(tag)),
+        ..RunOptions::default()
+    };
+    let control = RunControl::new(d.default_mode);
+    dispatch::run(d, p, registry, &opts, &control).unwrap_or_else(|e| panic!("run {tag} failed: {e}"))
+}

@@ -1,0 +1,516 @@
+//! Typed zero-copy ports over iceoryx2 shared memory, with LET visibility.
+//!
+//! Owns: the [`Message`] contract (a `Pod` type with a layout [`Fingerprint`]), the
+//! [`message!`](crate::message) macro apps use to declare one, the [`PortNode`] that opens
+//! topics as iceoryx2 `ipc` publish-subscribe services, and the typed [`Writer`]/[`Reader`]
+//! that stamp and honour Logical Execution Time. It must never know about TOML, threads or
+//! the schedule: the times it works with arrive in a [`JobTime`](crate::time::JobTime).
+//!
+//! # LET on samples
+//!
+//! Every sample carries a [`LetHeader`] in iceoryx2's user header: a per-writer sequence
+//! number (1, 2, 3, ...), the writer job's index, and `visible_at_ns` = the writer job's
+//! logical deadline. A reader job released at `r` gets the newest sample whose
+//! `visible_at_ns <= r`, never a newer one, however early the newer one physically
+//! arrived. Samples that arrived early wait in a fixed-capacity pending queue inside the
+//! [`Reader`]; the current sample stays borrowed from shared memory across jobs, so a
+//! slower writer's data persists. Nothing extra wakes up to make data visible: visibility
+//! is decided by comparing logical timestamps when the reader reads.
+//!
+//! # Service layout
+//!
+//! A topic of deployment `d` is the iceoryx2 service `takt/<d>/<topic>`. Both ends derive
+//! the service configuration from the same [`Sizing`] (see [`ServiceSizing`]) and open it
+//! with `open_or_create`, so writer and readers may start in any order. The service uses
+//! safe overflow: a writer never blocks on a slow reader, the oldest undelivered sample is
+//! replaced instead. A reader that connects late receives the last `history` samples the
+//! next time the writer publishes or calls [`Writer::update_connections`].
+//!
+//! # Hot path
+//!
+//! [`Writer::publish`] and [`Reader::read`] neither allocate nor lock (beyond what
+//! iceoryx2's loan/send/receive do internally). Errors build their message `String` only
+//! on the failure path.
+
+mod reader;
+mod writer;
+
+use std::fmt;
+
+use iceoryx2::node::{Node, NodeBuilder, NodeState};
+use iceoryx2::prelude::{
+    ipc, CallbackProgression, Config, MessagingPattern, NodeName, ServiceName, SignalHandlingMode,
+    ZeroCopySend,
+};
+use iceoryx2::service::builder::publish_subscribe::{
+    PublishSubscribeOpenError, PublishSubscribeOpenOrCreateError,
+};
+use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
+use iceoryx2::service::Service as _;
+
+pub use crate::manifest::Fingerprint;
+pub use reader::{Reader, Sampled};
+pub use writer::{PublishError, Writer};
+
+/// The most writers one topic admits. One is normal; the second lets an updated app's
+/// writer open the topic beside the old one for a hot swap.
+pub const MAX_WRITERS_PER_TOPIC: usize = 2;
+
+/// The most readers one topic admits. iceoryx2 sizes each writer's shared-memory pool
+/// for this many readers (`readers * (buffer + max_borrowed) + history + 2` samples, all
+/// zeroed and resident), so it is kept modest: large messages pay for it per writer.
+pub const MAX_READERS_PER_TOPIC: usize = 8;
+
+/// How many samples a [`Writer`] may have loaned at once. `publish` loans one and sends
+/// it before returning, so one would do; two leave room for a hot-swap handover.
+const MAX_LOANED_SAMPLES: usize = 2;
+
+/// A message type: plain old data that can live in shared memory and be read by any
+/// process, with the name the manifest uses for it.
+///
+/// Implement it with [`message!`](crate::message), never by hand.
+pub trait Message: bytemuck::Pod + ZeroCopySend + fmt::Debug + Send + Sync + 'static {
+    /// The name manifests use for this type (`type = "RadarTrack"`).
+    const TYPE_NAME: &'static str;
+
+    /// The layout fingerprint both ends of a channel must agree on.
+    fn fingerprint() -> Fingerprint {
+        fingerprint_of(
+            Self::TYPE_NAME,
+            std::mem::size_of::<Self>(),
+            std::mem::align_of::<Self>(),
+        )
+    }
+}
+
+/// The fingerprint of a type called `name` with the given size and alignment. `const`, so
+/// it can be computed in statics and compared at compile time.
+pub const fn fingerprint_of(name: &'static str, size: usize, align: usize) -> Fingerprint {
+    Fingerprint {
+        name,
+        size,
+        align,
+        hash: layout_hash(name, size, align),
+    }
+}
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+const fn fnv1a_step(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// FNV-1a 64 over `name | size | align` (size and align as little-endian `u64`, `|` as a
+/// separator byte so that no two (name, size) pairs share a byte string).
+pub const fn layout_hash(name: &str, size: usize, align: usize) -> u64 {
+    let mut h = fnv1a_step(FNV_OFFSET_BASIS, name.as_bytes());
+    h = fnv1a_step(h, b"|");
+    h = fnv1a_step(h, &(size as u64).to_le_bytes());
+    h = fnv1a_step(h, b"|");
+    fnv1a_step(h, &(align as u64).to_le_bytes())
+}
+
+/// Declares a message type: `takt::message!(RadarTrack);` after
+/// `#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)] #[repr(C)]`.
+///
+/// It implements iceoryx2's `ZeroCopySend` (with the manifest name as iceoryx2's type
+/// name, so the services of a deployment speak the manifest's vocabulary) and
+/// [`Message`](crate::port::Message) with `TYPE_NAME = "RadarTrack"`. Apps built under
+/// `#![deny(unsafe_code)]` may use it: the `unsafe impl` lives in this crate's macro.
+///
+/// Soundness of the `unsafe impl`: `Message` requires `bytemuck::Pod`, and a `Pod` type
+/// holds no references, pointers, heap handles or other process-local addresses, has no
+/// padding and no `Drop`, and every bit pattern is a valid value. Its bytes therefore mean
+/// the same thing in every process that maps them, which is exactly what `ZeroCopySend`
+/// asks for. A type that is not `Pod` fails to compile at the `Message` impl.
+#[macro_export]
+macro_rules! message {
+    ($t:ident) => {
+        // SAFETY: `$t: bytemuck::Pod` is required by the `Message` impl below (it does not
+        // compile otherwise). Pod types contain no pointers or references into process
+        // memory, no padding and no drop glue, and any byte pattern is a valid value, so a
+        // `$t` in shared memory is equally valid in every process that maps it. The type
+        // name is the manifest name; the fingerprint check in `PortNode` guards layout.
+        unsafe impl $crate::ZeroCopySend for $t {
+            unsafe fn type_name() -> &'static str {
+                ::core::stringify!($t)
+            }
+        }
+        impl $crate::port::Message for $t {
+            const TYPE_NAME: &'static str = ::core::stringify!($t);
+        }
+    };
+}
+
+/// The LET stamp in every sample's iceoryx2 user header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ZeroCopySend)]
+#[type_name("takt::LetHeader")]
+#[repr(C)]
+pub struct LetHeader {
+    /// Per-writer sequence number, 1 for the first sample.
+    pub seq: u64,
+    /// Logical instant (ns since epoch) from which readers may see the sample: the
+    /// writer job's deadline.
+    pub visible_at_ns: u64,
+    /// Index of the writer job that produced the sample.
+    pub job_index: u64,
+}
+
+/// Buffer sizes of one channel, computed by the plan from the manifest.
+///
+/// * `buffer`: samples iceoryx2 queues per reader between two reads.
+/// * `history`: the newest samples a late-joining reader receives (1 is enough for LET:
+///   only the newest visible sample matters).
+/// * `max_borrowed`: samples one reader may hold at once: the current one plus those that
+///   arrived before they became visible. A reader whose writer can complete `k` jobs with
+///   deadlines after the reader's release but before it reads needs `k + 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Sizing {
+    pub buffer: usize,
+    pub history: usize,
+    pub max_borrowed: usize,
+}
+
+/// The iceoryx2 settings derived from a [`Sizing`]. Both ends compute it with the same
+/// function, so a writer and its readers always request the same service configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceSizing {
+    pub history: usize,
+    /// Never below `history` (a reader must be able to hold the history it is sent) nor 1.
+    pub buffer: usize,
+    /// At least 2: the current sample plus one early arrival.
+    pub max_borrowed: usize,
+}
+
+impl From<Sizing> for ServiceSizing {
+    fn from(s: Sizing) -> Self {
+        ServiceSizing {
+            history: s.history,
+            buffer: s.buffer.max(s.history).max(1),
+            max_borrowed: s.max_borrowed.max(2),
+        }
+    }
+}
+
+/// Why a port could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortOpenError {
+    /// The code's message type is not the type on the other side: the manifest's
+    /// channel type, or the type of the service already running under that topic.
+    TypeMismatch {
+        topic: String,
+        /// The type the code opens the port with, with size and align.
+        code_type: String,
+        /// Who disagrees: `"the manifest declares"` or `"the running service carries"`.
+        other_side: &'static str,
+        /// The other side's type, with size and align where known.
+        other_type: String,
+    },
+    /// The deployment or topic name is not usable as an iceoryx2 node or service name.
+    InvalidName { name: String, reason: String },
+    /// The iceoryx2 node of this deployment could not be created.
+    Node { deployment: String, reason: String },
+    /// The topic's service could not be opened or created (e.g. its existing configuration
+    /// is smaller than this port's sizing, or shared memory is unavailable).
+    Service { topic: String, reason: String },
+    /// The writer or reader port on an opened service could not be created (e.g. the
+    /// topic already has its maximum number of writers/readers).
+    Port {
+        topic: String,
+        role: &'static str,
+        reason: String,
+    },
+}
+
+impl fmt::Display for PortOpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortOpenError::TypeMismatch {
+                topic,
+                code_type,
+                other_side,
+                other_type,
+            } => write!(
+                f,
+                "topic `{topic}`: type mismatch: the code uses {code_type} but {other_side} {other_type}; both ends of a channel must use the same message type"
+            ),
+            PortOpenError::InvalidName { name, reason } => {
+                write!(f, "`{name}` is not a valid port name: {reason}")
+            }
+            PortOpenError::Node { deployment, reason } => write!(
+                f,
+                "deployment `{deployment}`: cannot create the shared-memory node: {reason}"
+            ),
+            PortOpenError::Service { topic, reason } => {
+                write!(f, "topic `{topic}`: cannot open the shared-memory service: {reason}")
+            }
+            PortOpenError::Port {
+                topic,
+                role,
+                reason,
+            } => write!(f, "topic `{topic}`: cannot create the {role}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for PortOpenError {}
+
+fn describe(fp: &Fingerprint) -> String {
+    format!("`{}` (size {}, align {})", fp.name, fp.size, fp.align)
+}
+
+/// One process's (or thread's) handle on the shared memory of a deployment: an iceoryx2
+/// `ipc` node named `takt-<deployment>`. Ports opened through it live as long as they are
+/// held; the node is not `Send`, so open it on the thread that uses the ports.
+pub struct PortNode {
+    deployment: String,
+    node: Node<ipc::Service>,
+    cleaned_dead_nodes: usize,
+}
+
+impl fmt::Debug for PortNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortNode")
+            .field("deployment", &self.deployment)
+            .field("cleaned_dead_nodes", &self.cleaned_dead_nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long the cleanup waits for another process that is already cleaning the same dead
+/// node, per node.
+const DEAD_NODE_CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Removes the shared-memory resources of nodes whose process died (e.g. `kill -9`), so a
+/// stale service of a previous run cannot break this one. Returns how many were removed.
+fn cleanup_dead_nodes(config: &Config) -> usize {
+    let mut dead = Vec::new();
+    // A listing failure (e.g. no permission on some node) is not fatal: the run can
+    // proceed, and iceoryx2 re-checks dead nodes when services are opened.
+    let _ = Node::<ipc::Service>::list(config, |state| {
+        if let NodeState::Dead(view) = state {
+            dead.push(view);
+        }
+        CallbackProgression::Continue
+    });
+    dead.into_iter()
+        .filter(|view| {
+            view.clone()
+                .blocking_remove_stale_resources(DEAD_NODE_CLEANUP_TIMEOUT)
+                .is_ok()
+        })
+        .count()
+}
+
+impl PortNode {
+    /// Opens the deployment's node, after removing resources left by dead nodes.
+    pub fn new(deployment: &str) -> Result<PortNode, PortOpenError> {
+        let node_name_text = format!("takt-{deployment}");
+        let node_name = NodeName::new(&node_name_text).map_err(|e| PortOpenError::InvalidName {
+            name: node_name_text.clone(),
+            reason: format!("{e:?} (at most 128 characters)"),
+        })?;
+        let config = Config::global_config();
+        let cleaned_dead_nodes = cleanup_dead_nodes(config);
+        let node = NodeBuilder::new()
+            .name(&node_name)
+            // Signals belong to takt's lifecycle manager, not to iceoryx2.
+            .signal_handling_mode(SignalHandlingMode::Disabled)
+            .create::<ipc::Service>()
+            .map_err(|e| PortOpenError::Node {
+                deployment: deployment.to_string(),
+                reason: format!("{e}"),
+            })?;
+        Ok(PortNode {
+            deployment: deployment.to_string(),
+            node,
+            cleaned_dead_nodes,
+        })
+    }
+
+    /// How many dead nodes' stale resources [`PortNode::new`] removed.
+    pub fn cleaned_dead_nodes(&self) -> usize {
+        self.cleaned_dead_nodes
+    }
+
+    /// The deployment this node belongs to.
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// The iceoryx2 service name of `topic` in this deployment.
+    pub fn service_name(&self, topic: &str) -> String {
+        format!("takt/{}/{topic}", self.deployment)
+    }
+
+    /// Opens the writer of `topic`. `expected` is the fingerprint of the manifest's
+    /// channel type; `T` must match it.
+    pub fn writer<T: Message>(
+        &self,
+        topic: &str,
+        expected: &Fingerprint,
+        sizing: Sizing,
+    ) -> Result<Writer<T>, PortOpenError> {
+        let service = self.open_service::<T>(topic, expected, sizing)?;
+        Writer::new(topic, &service, MAX_LOANED_SAMPLES)
+    }
+
+    /// Opens a reader of `topic`. `expected` is the fingerprint of the manifest's channel
+    /// type; `T` must match it.
+    pub fn reader<T: Message>(
+        &self,
+        topic: &str,
+        expected: &Fingerprint,
+        sizing: Sizing,
+    ) -> Result<Reader<T>, PortOpenError> {
+        let service = self.open_service::<T>(topic, expected, sizing)?;
+        Reader::new(topic, &service, ServiceSizing::from(sizing))
+    }
+
+    fn open_service<T: Message>(
+        &self,
+        topic: &str,
+        expected: &Fingerprint,
+        sizing: Sizing,
+    ) -> Result<PortFactory<ipc::Service, T, LetHeader>, PortOpenError> {
+        let code = T::fingerprint();
+        if code != *expected {
+            return Err(PortOpenError::TypeMismatch {
+                topic: topic.to_string(),
+                code_type: describe(&code),
+                other_side: "the manifest declares",
+                other_type: describe(expected),
+            });
+        }
+        let name_text = self.service_name(topic);
+        let name = ServiceName::new(&name_text).map_err(|e| PortOpenError::InvalidName {
+            name: name_text.clone(),
+            reason: format!("{e:?} (at most 255 characters, must not start with `iox2_`)"),
+        })?;
+        let s = ServiceSizing::from(sizing);
+        let opened = self
+            .node
+            .service_builder(&name)
+            .publish_subscribe::<T>()
+            .user_header::<LetHeader>()
+            .history_size(s.history)
+            .subscriber_max_buffer_size(s.buffer)
+            .subscriber_max_borrowed_samples(s.max_borrowed)
+            .enable_safe_overflow(true)
+            .max_publishers(MAX_WRITERS_PER_TOPIC)
+            .max_subscribers(MAX_READERS_PER_TOPIC)
+            .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
+            .open_or_create();
+        match opened {
+            Ok(service) => Ok(service),
+            Err(PublishSubscribeOpenOrCreateError::PublishSubscribeOpenError(
+                PublishSubscribeOpenError::IncompatibleTypes,
+            )) => Err(PortOpenError::TypeMismatch {
+                topic: topic.to_string(),
+                code_type: describe(&code),
+                other_side: "the running service carries",
+                other_type: self.existing_payload_type(&name),
+            }),
+            Err(e) => Err(PortOpenError::Service {
+                topic: topic.to_string(),
+                reason: format!("{e} (service `{name_text}`, requested {s:?})"),
+            }),
+        }
+    }
+
+    /// Describes the payload type of the existing service `name`, read from its static
+    /// configuration, for a type-mismatch message.
+    fn existing_payload_type(&self, name: &ServiceName) -> String {
+        match ipc::Service::details(name, self.node.config(), MessagingPattern::PublishSubscribe) {
+            Ok(Some(details)) => {
+                let types = details
+                    .static_details
+                    .publish_subscribe()
+                    .message_type_details();
+                format!(
+                    "`{}` (size {}, align {}) with user header `{}`",
+                    types.payload.type_name(),
+                    types.payload.size(),
+                    types.payload.alignment(),
+                    types.user_header.type_name()
+                )
+            }
+            Ok(None) => "a different type (the service vanished while reading it)".to_string(),
+            Err(e) => format!("a different type (its details could not be read: {e:?})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_vectors() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a_step(FNV_OFFSET_BASIS, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_step(FNV_OFFSET_BASIS, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(
+            fnv1a_step(FNV_OFFSET_BASIS, b"foobar"),
+            0x8594_4171_f739_67e8
+        );
+    }
+
+    #[test]
+    fn layout_hash_separates_name_size_and_align() {
+        let base = layout_hash("A", 8, 8);
+        assert_ne!(base, layout_hash("A", 8, 4));
+        assert_ne!(base, layout_hash("A", 16, 8));
+        assert_ne!(base, layout_hash("B", 8, 8));
+        assert_eq!(base, fingerprint_of("A", 8, 8).hash);
+    }
+
+    #[test]
+    fn service_sizing_keeps_iceoryx2_constraints() {
+        let s = ServiceSizing::from(Sizing {
+            buffer: 0,
+            history: 3,
+            max_borrowed: 0,
+        });
+        assert_eq!((s.history, s.buffer, s.max_borrowed), (3, 3, 2));
+        let s = ServiceSizing::from(Sizing {
+            buffer: 5,
+            history: 1,
+            max_borrowed: 4,
+        });
+        assert_eq!((s.history, s.buffer, s.max_borrowed), (1, 5, 4));
+    }
+
+    #[test]
+    fn errors_display_on_one_line_with_the_topic() {
+        let errors = [
+            PortOpenError::TypeMismatch {
+                topic: "radar".into(),
+                code_type: "`A` (size 8, align 8)".into(),
+                other_side: "the manifest declares",
+                other_type: "`B` (size 4, align 4)".into(),
+            },
+            PortOpenError::Service {
+                topic: "radar".into(),
+                reason: "PublishSubscribeOpenOrCreateError::X".into(),
+            },
+            PortOpenError::Port {
+                topic: "radar".into(),
+                role: "reader",
+                reason: "full".into(),
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("`radar`"), "{text}");
+        }
+    }
+}

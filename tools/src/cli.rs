@@ -1,0 +1,57 @@
+//! The argument shape of the `takt` command line (clap derive). One verb per file beside it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "takt",
+    version,
+    about = "Deterministic real-time middleware runtime: check, plan and run deployments",
+    long_about = "takt turns a deployment manifest into a static time-triggered schedule, checks it offline, \
+                  and runs it with every task pinned to its core under SCHED_FIFO, passing data through \
+                  zero-copy iceoryx2 ports with Logical Execution Time semantics."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate a manifest: exit 0 when valid, exit 2 listing every error (file:line:column, field, what is allowed).
+    Check {
+        /// Deployment manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Synthesize and verify the static schedule: per-core tables, utilization, hyperperiod, chain bounds.
+    Plan {
+        manifest: PathBuf,
+    },
+    /// Run the deployment: pinned SCHED_FIFO dispatchers (or virtual time), then a summary and `digest: <hex>`.
+    Run {
+        manifest: PathBuf,
+        /// How long to run, e.g. 10s, 3s, 500ms (rounded up to whole hyperperiods).
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// real: CLOCK_MONOTONIC with SCHED_FIFO dispatchers; sim: virtual time as fast as the CPU allows.
+        #[arg(long, value_enum, default_value_t = ClockArg::Real)]
+        clock: ClockArg,
+        /// Run at normal priority with a loud warning when SCHED_FIFO is not permitted.
+        #[arg(long)]
+        allow_non_rt: bool,
+        /// Inject random execution-time jitter (busy wait, up to half of each task's budget) with this seed.
+        #[arg(long, value_name = "SEED")]
+        inject_jitter: Option<u64>,
+        /// Print no live progress.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockArg {
+    Real,
+    Sim,
+}

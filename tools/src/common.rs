@@ -1,0 +1,53 @@
+//! What every verb shares: loading a manifest against the linked apps' catalog, exit codes.
+
+use std::path::Path;
+
+use takt::manifest::{self, Deployment};
+use takt::plan::{self, Plan};
+use takt::task::Registry;
+
+/// Exit code for bad input (manifest, unschedulable set, bad arguments): nothing was started.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a run that could not start or failed at run time.
+pub const EXIT_RUN_FAILED: u8 = 1;
+
+/// A failed verb: what to print and the exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), code: EXIT_BAD_INPUT }
+    }
+    pub fn run_failed(message: impl Into<String>) -> Self {
+        Failure { message: message.into(), code: EXIT_RUN_FAILED }
+    }
+}
+
+/// The task implementations and message types this binary links: the ACC demo apps.
+pub fn registry() -> Registry {
+    takt_acc::registry()
+}
+
+/// Loads and validates the manifest against the linked registry.
+pub fn load(path: &Path, registry: &Registry) -> Result<Deployment, Failure> {
+    manifest::load(path, registry.catalog(), manifest::available_cores())
+        .map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// Synthesizes the plan and re-checks it with the independent verifier.
+pub fn plan_verified(d: &Deployment) -> Result<Plan, Failure> {
+    let p = plan::synthesize(d).map_err(|e| {
+        Failure::bad_input(format!("{}: the task set is not schedulable:\n{e}", d.source))
+    })?;
+    plan::verify(d, &p).map_err(|violations| {
+        let lines: Vec<String> = violations.iter().map(|v| format!("  {}", v.message)).collect();
+        Failure::run_failed(format!(
+            "internal error: the synthesized plan failed independent verification:\n{}",
+            lines.join("\n")
+        ))
+    })?;
+    Ok(p)
+}

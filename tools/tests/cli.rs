@@ -1,0 +1,186 @@
+//! The `takt` binary as an integrator uses it: exit codes, error locations, the run summary,
+//! and what a running deployment looks like from the outside (SCHED_FIFO, pinning).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn takt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_takt"))
+}
+
+fn repo(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn run_ok(args: &[&str]) -> Output {
+    let out = takt().args(args).output().expect("takt runs");
+    assert!(
+        out.status.success(),
+        "takt {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn tmp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("takt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write temp manifest");
+    p
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn digest_of(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("digest: "), "last line is the digest, got {last:?}");
+    let hex = last["digest: ".len()..].to_string();
+    assert_eq!(hex.len(), 64, "a SHA-256 in hex");
+    assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    hex
+}
+
+#[test]
+fn check_accepts_the_demo_manifest() {
+    let out = run_ok(&["check", repo("config/acc.toml").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+#[test]
+fn a_syntax_error_names_its_line_and_exits_2() {
+    let good = std::fs::read_to_string(repo("config/acc.toml")).unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    let n = lines.len() / 2;
+    lines.insert(n, "this is = = not toml");
+    let p = tmp("syntax.toml", &lines.join("\n"));
+    let out = takt().args(["check", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!(":{}", n + 1)), "error names line {}: {err}", n + 1);
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn empty_truncated_and_missing_files_exit_2_with_one_line() {
+    let good = std::fs::read_to_string(repo("config/acc.toml")).unwrap();
+    let cut = &good[..good.len() / 3];
+    let cut = &cut[..cut.rfind('=').unwrap_or(cut.len())];
+    let cases = [
+        tmp("empty.toml", ""),
+        tmp("truncated.toml", cut),
+        PathBuf::from("/nonexistent/takt/missing.toml"),
+    ];
+    for p in &cases {
+        let out = takt().args(["check", p.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", p.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.trim().is_empty(), "a reason is printed for {}", p.display());
+        if p.ends_with("empty.toml") || p.ends_with("missing.toml") {
+            assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
+        }
+    }
+}
+
+#[test]
+fn plan_prints_tables_utilization_and_bounds() {
+    let out = run_ok(&["plan", repo("config/acc.toml").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    for word in ["hyperperiod", "core 0", "core 1", "utilization", "verified"] {
+        assert!(text.contains(word), "plan output mentions {word}:\n{text}");
+    }
+}
+
+#[test]
+fn sim_run_prints_summary_and_digest() {
+    let out = run_ok(&["run", repo("config/acc.toml").to_str().unwrap(), "--clock", "sim", "--duration", "1s", "--quiet"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("outcome:"), "{stdout}");
+    digest_of(&out);
+}
+
+#[test]
+fn bad_duration_is_refused_with_exit_2() {
+    let out = takt()
+        .args(["run", repo("config/acc.toml").to_str().unwrap(), "--duration", "ten seconds"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--duration"));
+}
+
+/// Reads (class, cpus-allowed) of every thread of `pid` whose name starts with `takt-core`.
+fn dispatcher_threads(pid: u32) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return found };
+    for t in tasks.flatten() {
+        let dir = t.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_string();
+        if !comm.starts_with("takt-core") {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let cpus = status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .map(|l| l["Cpus_allowed_list:".len()..].trim().to_string())
+            .unwrap_or_default();
+        let tid = t.file_name().to_string_lossy().to_string();
+        let cls = Command::new("ps")
+            .args(["-o", "cls=", "-L", "-p", &pid.to_string(), "-o", "tid="])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find(|l| l.split_whitespace().nth(1) == Some(tid.as_str()))
+                    .and_then(|l| l.split_whitespace().next().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        found.push((comm, cls, cpus));
+    }
+    found
+}
+
+#[test]
+fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
+    if !is_root() {
+        eprintln!("SKIPPED real_run_pins_dispatchers_under_fifo_and_matches_sim: needs root for SCHED_FIFO");
+        return;
+    }
+    let manifest = repo("config/acc.toml");
+    let child = takt()
+        .args(["run", manifest.to_str().unwrap(), "--duration", "3s", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = dispatcher_threads(pid);
+        if seen.len() >= 2 {
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.len() >= 2, "two dispatcher threads seen while running: {seen:?}");
+    for (name, cls, cpus) in &seen {
+        assert_eq!(cls, "FF", "{name} runs SCHED_FIFO");
+        assert!(cpus.parse::<usize>().is_ok(), "{name} is pinned to a single CPU, got {cpus:?}");
+    }
+    let real = digest_of(&out);
+    let sim = digest_of(&run_ok(&["run", manifest.to_str().unwrap(), "--clock", "sim", "--duration", "3s", "--quiet"]));
+    assert_eq!(real, sim, "real-time and simulated-time digests agree");
+}
