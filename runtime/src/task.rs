@@ -136,12 +136,22 @@ impl From<PortOpenError> for TaskBuildError {
     }
 }
 
+/// The timing the manifest gives a task, as its constructor sees it (all in nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskTiming {
+    pub period_ns: u64,
+    pub offset_ns: u64,
+    pub budget_ns: u64,
+    pub let_ns: u64,
+}
+
 /// Handed to a task constructor: opens the task's ports and reads its parameters.
 pub struct TaskBuilder<'a> {
     task: &'a str,
     node: &'a PortNode,
     ports: &'a [PortBinding],
     params: &'a BTreeMap<String, ParamValue>,
+    timing: TaskTiming,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -150,13 +160,21 @@ impl<'a> TaskBuilder<'a> {
         node: &'a PortNode,
         ports: &'a [PortBinding],
         params: &'a BTreeMap<String, ParamValue>,
+        timing: TaskTiming,
     ) -> Self {
         TaskBuilder {
             task,
             node,
             ports,
             params,
+            timing,
         }
+    }
+
+    /// The task's period, offset, budget and LET window from the manifest. A task that
+    /// integrates over time (a simulation, a filter) takes its step length from here.
+    pub fn timing(&self) -> TaskTiming {
+        self.timing
     }
 
     /// The manifest name of the task being built.

@@ -184,7 +184,7 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
 
 /// Formats nanoseconds for humans: `10ms`, `250us`, `1.5ms`, `812ns`.
 pub fn format_ns(ns: u64) -> String {
-    if ns >= 1_000_000_000 && ns % 1_000_000 == 0 {
+    if ns >= 1_000_000_000 && ns.is_multiple_of(1_000_000) {
         format!("{}s", ns as f64 / 1e9)
     } else if ns >= 1_000_000 {
         format!("{}ms", ns as f64 / 1e6)

@@ -52,6 +52,18 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         namespace: Some(format!("{}-{}", d.name, std::process::id())),
         ..RunOptions::default()
     };
+    if clock == ClockKind::Real {
+        if let Err(reason) = dispatch::probe_realtime(opts.priority.unwrap_or(d.priority)) {
+            if !args.allow_non_rt {
+                return Err(Failure::run_failed(format!(
+                    "takt run: real-time scheduling is not available: {reason}.\n\
+                     Run as root (or with CAP_SYS_NICE), or pass --allow-non-rt to run at normal priority without timing guarantees."
+                )));
+            }
+            eprintln!("WARNING: NOT REAL-TIME: {reason}");
+            eprintln!("WARNING: running at normal priority (--allow-non-rt): releases may be late, deadlines may be missed, and the digest may differ from a real-time run.");
+        }
+    }
     let control = RunControl::new(d.default_mode);
     let cycles = duration_ns.div_ceil(d.hyperperiod_ns);
     let mut cores: Vec<usize> = d.tasks.iter().map(|t| t.core).collect();
@@ -110,6 +122,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     .map_err(|_| Failure::run_failed("the run thread panicked"))?
     .map_err(|e| Failure::run_failed(format!("takt run: {e}")))?;
 
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     print_summary(&d, &report);
     Ok(())
 }

@@ -1,1 +1,0 @@
-//! Dispatcher. (being written)

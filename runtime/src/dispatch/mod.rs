@@ -1,0 +1,772 @@
+//! The dispatcher: runs a verified plan, one pinned SCHED_FIFO thread per core.
+//!
+//! Owns: turning a [`Plan`] into executing jobs. For each core the plan uses, one thread
+//! named `takt-core<N>` is pinned to that core (core_affinity), put under SCHED_FIFO at the
+//! deployment's priority (thread-priority), and walks the core's table of the current mode:
+//! it sleeps until each window's absolute start (`clock_nanosleep(TIMER_ABSTIME)` against
+//! the shared epoch), runs the job's `step`, measures release lateness and execution time,
+//! and applies the task's overrun policy. Memory is locked with `mlockall` for the run.
+//! It never parses TOML, never plans, and never decides data visibility: LET is enforced by
+//! the ports from the logical times the dispatcher hands each job.
+//!
+//! # Hot path
+//!
+//! Between the epoch and the end of the run a dispatcher allocates nothing, takes no lock
+//! and makes no syscall but the absolute sleep and the clock read (plus whatever the port
+//! operations inside `step` do): tasks, ports, tables and histograms are all built before
+//! the epoch, mode decisions are one compare-and-swap ([`RunControl`]).
+//!
+//! # Simulated time
+//!
+//! With [`ClockKind::Sim`] the same tables run on one thread against a [`SimClock`]: the
+//! windows of all cores are merged in order of start time, and every sleep jumps virtual
+//! time forward. Because a job's inputs are fixed by LET (the newest sample whose writer's
+//! deadline is at or before the job's release), and every such writer window ends before
+//! that deadline, the merged order feeds every job exactly the data it gets in real time.
+//! Simulated execution time is the injected jitter only, so overrun policies act the same
+//! way in every simulated run; the physical duration of `step` is still measured and
+//! reported as execution time.
+
+mod control;
+mod rt;
+mod stats;
+
+use std::fmt;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use control::{RunControl, STOP};
+pub use rt::probe_realtime;
+pub use stats::{Quantiles, TaskStats};
+use stats::TaskRecorder;
+
+use crate::manifest::{Deployment, OverrunPolicy, TaskId};
+use crate::plan::{Plan, Window};
+use crate::port::{PortNode, Sizing};
+use crate::task::{PortBinding, Registry, StepContext, Task, TaskBuilder, TaskReport, TaskTiming};
+use crate::time::{monotonic_now_ns, Clock, JobTime, MonotonicClock, SimClock};
+
+/// Which time base a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClockKind {
+    /// `CLOCK_MONOTONIC`, pinned SCHED_FIFO threads.
+    #[default]
+    Real,
+    /// Virtual time on one thread, as fast as the CPU allows.
+    Sim,
+}
+
+impl fmt::Display for ClockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClockKind::Real => "real",
+            ClockKind::Sim => "sim",
+        })
+    }
+}
+
+/// Injected execution-time jitter: before each job, the dispatcher spends a pseudo-random
+/// time in `[0, max_fraction_of_budget * budget]` (a busy wait in real time, a clock advance
+/// in simulated time), drawn from a per-task generator seeded with `seed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Jitter {
+    pub seed: u64,
+    pub max_fraction_of_budget: f64,
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub clock: ClockKind,
+    /// Run length, rounded up to whole hyperperiods.
+    pub duration_ns: u64,
+    /// Without SCHED_FIFO permission, run at normal priority instead of refusing.
+    pub allow_non_rt: bool,
+    pub jitter: Option<Jitter>,
+    /// Shared-memory namespace of the run's topics (default: the deployment name).
+    pub namespace: Option<String>,
+    /// SCHED_FIFO priority (default: the manifest's).
+    pub priority: Option<u8>,
+    /// How long every core may take to build its tasks and report ready.
+    pub startup_timeout_ns: u64,
+    /// Time between the last core becoming ready and the epoch (first release).
+    pub epoch_margin_ns: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            clock: ClockKind::Real,
+            duration_ns: 10_000_000_000,
+            allow_non_rt: false,
+            jitter: None,
+            namespace: None,
+            priority: None,
+            startup_timeout_ns: 10_000_000_000,
+            epoch_margin_ns: 50_000_000,
+        }
+    }
+}
+
+/// Why a run could not start or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// The plan does not belong to this deployment (wrong number of modes or channels).
+    PlanMismatch(String),
+    /// SCHED_FIFO is not permitted and `allow_non_rt` was not given.
+    NotRealtime { priority: u8, reason: String },
+    /// A core's dispatcher could not be set up (pinning, shared memory).
+    Core { core: usize, reason: String },
+    /// A task's constructor failed.
+    TaskBuild { core: usize, reason: String },
+    /// A core did not report ready in time.
+    StartupTimeout { cores: Vec<usize>, timeout_ns: u64 },
+    /// A dispatcher thread panicked (a task's `step` or `finish` panicked).
+    Panicked { core: usize, what: String },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::PlanMismatch(why) => write!(f, "the plan does not fit the deployment: {why}"),
+            RunError::NotRealtime { priority, reason } => write!(
+                f,
+                "real-time scheduling is not available: {reason}. Run as root (or with CAP_SYS_NICE), or pass --allow-non-rt to run at normal priority without timing guarantees (SCHED_FIFO priority {priority} was requested)"
+            ),
+            RunError::Core { core, reason } => write!(f, "core {core}: {reason}"),
+            RunError::TaskBuild { core, reason } => {
+                write!(f, "core {core}: cannot build a task: {reason}")
+            }
+            RunError::StartupTimeout { cores, timeout_ns } => write!(
+                f,
+                "the dispatchers of cores {cores:?} did not become ready within {}",
+                crate::time::format_ns(*timeout_ns)
+            ),
+            RunError::Panicked { core, what } => {
+                write!(f, "the dispatcher of core {core} panicked: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub clock: ClockKind,
+    /// Whether the dispatchers ran under SCHED_FIFO.
+    pub realtime: bool,
+    /// Hyperperiods executed.
+    pub cycles: u64,
+    pub hyperperiod_ns: u64,
+    /// Physical time from the epoch to the last dispatcher's end.
+    pub wall_ns: u64,
+    /// Per task (manifest order), for every task that ran on some core.
+    pub tasks: Vec<TaskStats>,
+    /// `(cycle, mode name)`: the starting mode at cycle 0, then every switch.
+    pub mode_history: Vec<(u64, String)>,
+    /// Every task's own report, in task-name order.
+    pub reports: Vec<(String, TaskReport)>,
+    /// Problems that did not stop the run (e.g. memory could not be locked).
+    pub warnings: Vec<String>,
+    /// SHA-256 over the task digests, in task-name order.
+    pub digest: [u8; 32],
+}
+
+impl RunReport {
+    /// The output digest as lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Runs a deployment's plan until `opts.duration_ns` (rounded up to whole hyperperiods) or
+/// a stop request through `control`, and reports what happened.
+pub fn run(
+    d: &Deployment,
+    plan: &Plan,
+    registry: &Registry,
+    opts: &RunOptions,
+    control: &RunControl,
+) -> Result<RunReport, RunError> {
+    if plan.modes.len() != d.modes.len() || plan.channels.len() != d.channels.len() {
+        return Err(RunError::PlanMismatch(format!(
+            "the plan has {} modes and {} channels, the deployment {} and {}",
+            plan.modes.len(),
+            plan.channels.len(),
+            d.modes.len(),
+            d.channels.len()
+        )));
+    }
+    if plan.hyperperiod_ns == 0 {
+        return Err(RunError::PlanMismatch("the hyperperiod is zero".into()));
+    }
+    let setup = Setup {
+        d,
+        plan,
+        registry,
+        namespace: opts.namespace.clone().unwrap_or_else(|| d.name.clone()),
+        cycles: opts.duration_ns.div_ceil(plan.hyperperiod_ns).max(1),
+        jitter: opts.jitter,
+    };
+    let outcome = match opts.clock {
+        ClockKind::Sim => run_sim(&setup, control)?,
+        ClockKind::Real => run_real(&setup, opts, control)?,
+    };
+    Ok(report(&setup, opts.clock, outcome, control))
+}
+
+/// Everything a core needs to build its tasks, shared read-only by all dispatchers.
+struct Setup<'a> {
+    d: &'a Deployment,
+    plan: &'a Plan,
+    registry: &'a Registry,
+    namespace: String,
+    cycles: u64,
+    jitter: Option<Jitter>,
+}
+
+/// What one dispatcher hands back.
+struct CoreOutcome {
+    stats: Vec<(TaskId, TaskStats)>,
+    reports: Vec<(String, TaskReport)>,
+    end_ns: u64,
+}
+
+/// What all dispatchers together did.
+struct Outcome {
+    realtime: bool,
+    start_ns: u64,
+    cores: Vec<CoreOutcome>,
+    warnings: Vec<String>,
+}
+
+fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl) -> RunReport {
+    let d = setup.d;
+    let mut tasks: Vec<(TaskId, TaskStats)> = Vec::new();
+    let mut reports: Vec<(String, TaskReport)> = Vec::new();
+    let mut end_ns = o.start_ns;
+    for c in o.cores {
+        tasks.extend(c.stats);
+        reports.extend(c.reports);
+        end_ns = end_ns.max(c.end_ns);
+    }
+    tasks.sort_by_key(|(id, _)| *id);
+    reports.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (name, r) in &reports {
+        if let Some(digest) = &r.digest {
+            hasher.update(name.as_bytes());
+            hasher.update([0u8]);
+            hasher.update(digest);
+        }
+    }
+    let mode_name = |m: usize| d.modes.get(m).map_or_else(|| format!("#{m}"), |m| m.name.clone());
+    let mut mode_history = vec![(0, mode_name(d.default_mode))];
+    mode_history.extend(
+        control
+            .mode_switches()
+            .into_iter()
+            .map(|(c, m)| (c, mode_name(m))),
+    );
+    RunReport {
+        clock,
+        realtime: o.realtime,
+        cycles: (control.cycle() + 1).min(setup.cycles),
+        hyperperiod_ns: setup.plan.hyperperiod_ns,
+        wall_ns: end_ns.saturating_sub(o.start_ns),
+        tasks: tasks.into_iter().map(|(_, s)| s).collect(),
+        mode_history,
+        reports,
+        warnings: o.warnings,
+        digest: hasher.finalize().into(),
+    }
+}
+
+/// The cores the plan puts windows on, in any mode, ascending.
+fn planned_cores(plan: &Plan) -> Vec<usize> {
+    let mut cores: Vec<usize> = plan
+        .modes
+        .iter()
+        .flat_map(|m| m.cores.iter().filter(|t| !t.windows.is_empty()).map(|t| t.core))
+        .collect();
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
+/// The windows one dispatcher walks in each mode: one core's table, or (simulated time)
+/// all cores' tables merged by start time, ties broken by core.
+fn tables_for(plan: &Plan, cores: &[usize]) -> Vec<Vec<Window>> {
+    plan.modes
+        .iter()
+        .map(|m| {
+            let mut merged: Vec<(usize, Window)> = m
+                .cores
+                .iter()
+                .filter(|t| cores.contains(&t.core))
+                .flat_map(|t| t.windows.iter().map(move |w| (t.core, w.clone())))
+                .collect();
+            merged.sort_by_key(|(core, w)| (w.start_ns, *core));
+            merged.into_iter().map(|(_, w)| w).collect()
+        })
+        .collect()
+}
+
+/// The ports of task `id`: one binding per channel it writes or reads, sized by the plan.
+fn bindings(setup: &Setup<'_>, id: TaskId) -> Result<Vec<PortBinding>, String> {
+    let d = setup.d;
+    let mut out = Vec::new();
+    for (i, ch) in d.channels.iter().enumerate() {
+        let writes = ch.writer == id;
+        let reads = ch.readers.contains(&id);
+        if !writes && !reads {
+            continue;
+        }
+        let fingerprint = *setup
+            .registry
+            .catalog()
+            .types
+            .get(ch.type_name.as_str())
+            .ok_or_else(|| {
+                format!(
+                    "channel `{}` carries type `{}`, which no linked app registers",
+                    ch.topic, ch.type_name
+                )
+            })?;
+        let s = setup.plan.channels[i];
+        let sizing = Sizing {
+            buffer: s.buffer,
+            history: s.history,
+            max_borrowed: s.max_borrowed,
+        };
+        for is_writer in [true, false] {
+            if (is_writer && writes) || (!is_writer && reads) {
+                out.push(PortBinding {
+                    topic: ch.topic.clone(),
+                    fingerprint,
+                    sizing,
+                    is_writer,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One hosted task with its measurement state.
+struct Hosted {
+    id: TaskId,
+    task: Box<dyn Task>,
+    rec: TaskRecorder,
+    skip_next: bool,
+    rng: u64,
+}
+
+/// Builds, on the calling thread, every task that has a window in `tables`.
+fn build_tasks(setup: &Setup<'_>, node: &PortNode, tables: &[Vec<Window>]) -> Result<Vec<Hosted>, String> {
+    let d = setup.d;
+    let mut ids: Vec<TaskId> = tables.iter().flatten().map(|w| w.task).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut hosted = Vec::with_capacity(ids.len());
+    for id in ids {
+        let spec = d
+            .tasks
+            .get(id)
+            .ok_or_else(|| format!("the plan names task #{id}, which the deployment does not have"))?;
+        let ports = bindings(setup, id)?;
+        let timing = TaskTiming {
+            period_ns: spec.period_ns,
+            offset_ns: spec.offset_ns,
+            budget_ns: spec.budget_ns,
+            let_ns: spec.let_ns,
+        };
+        let builder = TaskBuilder::new(&spec.name, node, &ports, &spec.params, timing);
+        let ctor = setup.registry.constructor(&spec.name).map_err(|e| e.to_string())?;
+        let task = ctor(&builder).map_err(|e| e.to_string())?;
+        let seed = setup.jitter.map_or(0, |j| j.seed) ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        hosted.push(Hosted {
+            id,
+            task,
+            rec: TaskRecorder::new(),
+            skip_next: false,
+            rng: seed,
+        });
+    }
+    Ok(hosted)
+}
+
+/// splitmix64: a tiny, well-distributed generator for reproducible jitter.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The time base of one dispatcher.
+enum RunClock<'a> {
+    Real(MonotonicClock),
+    Sim(&'a SimClock),
+}
+
+impl RunClock<'_> {
+    fn now_ns(&self) -> u64 {
+        match self {
+            RunClock::Real(c) => c.now_ns(),
+            RunClock::Sim(c) => c.now_ns(),
+        }
+    }
+    fn sleep_until_ns(&self, t: u64) {
+        match self {
+            RunClock::Real(c) => c.sleep_until_ns(t),
+            RunClock::Sim(c) => c.sleep_until_ns(t),
+        }
+    }
+    /// Spends `ns` of execution time: a busy wait on the real clock (the job keeps its
+    /// core, as a slower `step` would), a jump of the simulated one.
+    fn spend_ns(&self, ns: u64) {
+        match self {
+            RunClock::Real(c) => {
+                let until = c.now_ns() + ns;
+                while c.now_ns() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            RunClock::Sim(c) => c.advance_ns(ns),
+        }
+    }
+}
+
+/// One dispatcher: a table per mode, the tasks it hosts, and where to find them.
+struct Dispatcher<'a> {
+    setup: &'a Setup<'a>,
+    tables: Vec<Vec<Window>>,
+    /// Task id → index into `hosted`.
+    slot: Vec<Option<usize>>,
+    hosted: Vec<Hosted>,
+    clock: RunClock<'a>,
+    epoch_ns: u64,
+    control: &'a RunControl,
+}
+
+impl<'a> Dispatcher<'a> {
+    fn new(
+        setup: &'a Setup<'a>,
+        tables: Vec<Vec<Window>>,
+        hosted: Vec<Hosted>,
+        clock: RunClock<'a>,
+        control: &'a RunControl,
+    ) -> Self {
+        let mut slot = vec![None; setup.d.tasks.len()];
+        for (i, h) in hosted.iter().enumerate() {
+            slot[h.id] = Some(i);
+        }
+        Dispatcher {
+            setup,
+            tables,
+            slot,
+            hosted,
+            clock,
+            epoch_ns: 0,
+            control,
+        }
+    }
+
+    /// Walks the tables from the epoch until the run ends. The hot path: see the module docs.
+    fn walk(&mut self, epoch_ns: u64) {
+        self.epoch_ns = epoch_ns;
+        let h_ns = self.setup.plan.hyperperiod_ns;
+        for cycle in 0..self.setup.cycles {
+            let mode = self.control.mode_for_cycle(cycle);
+            if mode == STOP {
+                break;
+            }
+            self.control.note_cycle(cycle);
+            let tables = std::mem::take(&mut self.tables);
+            if let Some(table) = tables.get(mode) {
+                for w in table {
+                    self.job(w, cycle * h_ns);
+                }
+            }
+            self.tables = tables;
+        }
+    }
+
+    /// Runs one window's job in the cycle starting at logical `cycle_ns`.
+    fn job(&mut self, w: &Window, cycle_ns: u64) {
+        let planned_ns = self.epoch_ns + cycle_ns + w.start_ns;
+        self.clock.sleep_until_ns(planned_ns);
+        let start_ns = self.clock.now_ns();
+        let Some(Some(i)) = self.slot.get(w.task).copied() else {
+            return; // tables only hold hosted tasks (built from the same tables)
+        };
+        let spec = &self.setup.d.tasks[w.task];
+        let h = &mut self.hosted[i];
+        if h.skip_next {
+            h.skip_next = false;
+            h.rec.skipped += 1;
+            return;
+        }
+        let release_ns = cycle_ns + w.release_ns;
+        let ctx = StepContext::new(JobTime {
+            release_ns,
+            deadline_ns: cycle_ns + w.deadline_ns,
+            index: release_ns.saturating_sub(spec.offset_ns) / spec.period_ns.max(1),
+        });
+        let jitter_ns = match self.setup.jitter {
+            Some(j) if w.budget_ns > 0 => {
+                let max = (w.budget_ns as f64 * j.max_fraction_of_budget.clamp(0.0, 1.0)) as u64;
+                next_random(&mut h.rng) % (max + 1)
+            }
+            _ => 0,
+        };
+        let physical_start_ns = monotonic_now_ns();
+        self.clock.spend_ns(jitter_ns);
+        h.task.step(&ctx);
+        let end_ns = self.clock.now_ns();
+        let (lateness_ns, execution_ns, policy_execution_ns) = match self.clock {
+            RunClock::Real(_) => {
+                let e = end_ns - start_ns;
+                (start_ns.saturating_sub(planned_ns), e, e)
+            }
+            RunClock::Sim(_) => {
+                let physical = monotonic_now_ns().saturating_sub(physical_start_ns);
+                (0, physical, end_ns - start_ns)
+            }
+        };
+        h.rec.record(lateness_ns, execution_ns);
+        self.control.note_job();
+        if end_ns > self.epoch_ns + cycle_ns + w.deadline_ns {
+            h.rec.deadline_misses += 1;
+        }
+        if policy_execution_ns > w.budget_ns {
+            h.rec.overruns += 1;
+            self.control.note_overrun();
+            match spec.overrun {
+                OverrunPolicy::Report => {}
+                OverrunPolicy::SkipNext => h.skip_next = true,
+                OverrunPolicy::Escalate(mode) => self.control.request_mode(mode),
+            }
+        }
+    }
+
+    /// After the last job: lets every task report, off the real-time path.
+    fn finish(mut self, core: usize) -> CoreOutcome {
+        let end_ns = monotonic_now_ns();
+        let d = self.setup.d;
+        let mut stats = Vec::with_capacity(self.hosted.len());
+        let mut reports = Vec::with_capacity(self.hosted.len());
+        for h in &mut self.hosted {
+            let spec = &d.tasks[h.id];
+            let mut r = TaskReport::default();
+            h.task.finish(&mut r);
+            stats.push((h.id, h.rec.finish(&spec.name, if core == usize::MAX { spec.core } else { core })));
+            reports.push((spec.name.clone(), r));
+        }
+        CoreOutcome {
+            stats,
+            reports,
+            end_ns,
+        }
+    }
+}
+
+fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError> {
+    let cores = planned_cores(setup.plan);
+    let tables = tables_for(setup.plan, &cores);
+    let first_core = cores.first().copied().unwrap_or(0);
+    let node = PortNode::new(&setup.namespace).map_err(|e| RunError::Core {
+        core: first_core,
+        reason: e.to_string(),
+    })?;
+    let hosted = build_tasks(setup, &node, &tables).map_err(|reason| RunError::TaskBuild {
+        core: first_core,
+        reason,
+    })?;
+    let clock = SimClock::new(0);
+    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Sim(&clock), control);
+    let start_ns = monotonic_now_ns();
+    disp.walk(0);
+    let outcome = disp.finish(usize::MAX);
+    Ok(Outcome {
+        realtime: false,
+        start_ns,
+        cores: vec![outcome],
+        warnings: Vec::new(),
+    })
+}
+
+/// What a real-time dispatcher thread tells the coordinator once it is built.
+type Ready = (usize, Result<(), RunError>);
+
+fn run_real(setup: &Setup<'_>, opts: &RunOptions, control: &RunControl) -> Result<Outcome, RunError> {
+    let priority = opts.priority.unwrap_or(setup.d.priority);
+    let mut warnings = Vec::new();
+    let realtime = match rt::probe_realtime(priority) {
+        Ok(()) => true,
+        Err(reason) if opts.allow_non_rt => {
+            warnings.push(format!(
+                "NOT REAL-TIME: {reason}; running at normal priority because --allow-non-rt was given: releases may be late and outputs may differ"
+            ));
+            false
+        }
+        Err(reason) => return Err(RunError::NotRealtime { priority, reason }),
+    };
+    if realtime {
+        if let Err(w) = rt::lock_memory() {
+            warnings.push(w);
+        }
+    }
+    let cores = planned_cores(setup.plan);
+    let startup = Duration::from_nanos(opts.startup_timeout_ns);
+    let result = std::thread::scope(|s| {
+        let (ready_tx, ready_rx) = crossbeam::channel::bounded::<Ready>(cores.len());
+        let mut epoch_txs = Vec::with_capacity(cores.len());
+        let mut handles = Vec::with_capacity(cores.len());
+        for &core in &cores {
+            let (epoch_tx, epoch_rx) = crossbeam::channel::bounded::<Option<u64>>(1);
+            epoch_txs.push(epoch_tx);
+            let ready_tx = ready_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("takt-core{core}"))
+                .spawn_scoped(s, move || {
+                    let body = std::panic::AssertUnwindSafe(|| {
+                        core_thread(setup, core, realtime, priority, control, &ready_tx, &epoch_rx, startup)
+                    });
+                    std::panic::catch_unwind(body).unwrap_or_else(|p| {
+                        let what = panic_text(&p);
+                        let _ = ready_tx.try_send((core, Err(RunError::Panicked { core, what: what.clone() })));
+                        Err(RunError::Panicked { core, what })
+                    })
+                });
+            match spawned {
+                Ok(h) => handles.push((core, h)),
+                Err(e) => {
+                    drop(epoch_txs); // threads already started see no epoch and give up
+                    for (_, h) in handles {
+                        let _ = h.join();
+                    }
+                    return Err(RunError::Core {
+                        core,
+                        reason: format!("cannot start the dispatcher thread: {e}"),
+                    });
+                }
+            }
+        }
+        drop(ready_tx);
+        // Every core builds its tasks; the epoch is published only when all are ready.
+        let deadline = std::time::Instant::now() + startup;
+        let mut ready: Vec<usize> = Vec::new();
+        let mut failure: Option<RunError> = None;
+        while ready.len() < cores.len() && failure.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok((core, Ok(()))) => ready.push(core),
+                Ok((_, Err(e))) => failure = Some(e),
+                Err(_) => {
+                    failure = Some(RunError::StartupTimeout {
+                        cores: cores.iter().copied().filter(|c| !ready.contains(c)).collect(),
+                        timeout_ns: opts.startup_timeout_ns,
+                    })
+                }
+            }
+        }
+        let start_ns = monotonic_now_ns() + opts.epoch_margin_ns;
+        for tx in &epoch_txs {
+            let _ = tx.send(if failure.is_none() { Some(start_ns) } else { None });
+        }
+        let mut outcomes = Vec::with_capacity(handles.len());
+        for (core, h) in handles {
+            match h.join() {
+                Ok(Ok(Some(o))) => outcomes.push(o),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    failure.get_or_insert(e);
+                }
+                Err(_) => {
+                    failure.get_or_insert(RunError::Panicked {
+                        core,
+                        what: "unknown panic".into(),
+                    });
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((start_ns, outcomes)),
+        }
+    });
+    if realtime {
+        rt::unlock_memory();
+    }
+    let (start_ns, outcomes) = result?;
+    Ok(Outcome {
+        realtime,
+        start_ns,
+        cores: outcomes,
+        warnings,
+    })
+}
+
+/// The body of one real-time dispatcher thread: set up, build, report ready, wait for the
+/// epoch, walk, finish. Returns `None` when the run was aborted before the epoch.
+#[allow(clippy::too_many_arguments)]
+fn core_thread(
+    setup: &Setup<'_>,
+    core: usize,
+    realtime: bool,
+    priority: u8,
+    control: &RunControl,
+    ready_tx: &crossbeam::channel::Sender<Ready>,
+    epoch_rx: &crossbeam::channel::Receiver<Option<u64>>,
+    startup: Duration,
+) -> Result<Option<CoreOutcome>, RunError> {
+    let fail = |e: RunError| {
+        let _ = ready_tx.send((core, Err(e.clone())));
+        Err(e)
+    };
+    if let Err(reason) = rt::pin_current(core) {
+        return fail(RunError::Core { core, reason });
+    }
+    if realtime {
+        if let Err(reason) = rt::set_fifo_current(priority) {
+            return fail(RunError::Core { core, reason });
+        }
+    }
+    let node = match PortNode::new(&setup.namespace) {
+        Ok(n) => n,
+        Err(e) => return fail(RunError::Core { core, reason: e.to_string() }),
+    };
+    let tables = tables_for(setup.plan, &[core]);
+    let hosted = match build_tasks(setup, &node, &tables) {
+        Ok(h) => h,
+        Err(reason) => return fail(RunError::TaskBuild { core, reason }),
+    };
+    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Real(MonotonicClock::new()), control);
+    if ready_tx.send((core, Ok(()))).is_err() {
+        return Ok(None);
+    }
+    // Wait a little longer than the coordinator does, so its verdict always arrives.
+    match epoch_rx.recv_timeout(startup + Duration::from_secs(1)) {
+        Ok(Some(epoch_ns)) => {
+            disp.walk(epoch_ns);
+            Ok(Some(disp.finish(core)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}

@@ -1,0 +1,69 @@
+//! What a real-time dispatcher thread needs from the operating system: pinning to one
+//! core (core_affinity), SCHED_FIFO at a given priority (thread-priority), and locked
+//! memory (`mlockall`), plus a probe that says whether SCHED_FIFO is permitted at all.
+
+use thread_priority::unix::{
+    set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+    ThreadSchedulePolicy,
+};
+use thread_priority::{ThreadPriority, ThreadPriorityValue};
+
+/// Pins the calling thread to `core`, naming the core in the error.
+pub fn pin_current(core: usize) -> Result<(), String> {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot pin the dispatcher thread to core {core} (sched_setaffinity refused; is the core online and in this process's cpuset?)"
+        ))
+    }
+}
+
+/// Puts the calling thread under SCHED_FIFO at `priority` (1..=99).
+pub fn set_fifo_current(priority: u8) -> Result<(), String> {
+    let value = ThreadPriorityValue::try_from(priority)
+        .map_err(|e| format!("SCHED_FIFO priority {priority} is out of range 1..=99: {e}"))?;
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    )
+    .map_err(|e| {
+        format!("SCHED_FIFO at priority {priority} is not permitted: {e:?} (run as root or grant CAP_SYS_NICE / an RLIMIT_RTPRIO of at least {priority})")
+    })
+}
+
+/// Whether this process may run threads under SCHED_FIFO at `priority`: tries it on a
+/// short-lived thread, so the caller's own scheduling is untouched.
+pub fn probe_realtime(priority: u8) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("takt-rt-probe".into())
+        .spawn(move || set_fifo_current(priority))
+        .map_err(|e| format!("cannot start the SCHED_FIFO probe thread: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the SCHED_FIFO probe thread panicked".into()))
+}
+
+/// Locks all current and future pages of the process in memory, so a page fault can never
+/// stall a dispatcher. Returns why not, if it failed (the run goes on, with a warning).
+pub fn lock_memory() -> Result<(), String> {
+    // SAFETY: mlockall takes only flags and touches no memory of ours.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "mlockall failed: {} (page faults may delay releases)",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Undoes [`lock_memory`] at the end of a run, so a process that runs several deployments
+/// (tests) does not keep everything it allocates later locked.
+pub fn unlock_memory() {
+    // SAFETY: munlockall takes no arguments and touches no memory of ours.
+    unsafe {
+        libc::munlockall();
+    }
+}
