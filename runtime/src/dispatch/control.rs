@@ -35,7 +35,12 @@ fn pack(cycle: u64, mode: u64, prev: u64, pending: u64) -> u64 {
 }
 
 fn unpack(word: u64) -> (u64, u64, u64, u64) {
-    (word >> 24, word & 0xFF, (word >> 8) & 0xFF, (word >> 16) & 0xFF)
+    (
+        word >> 24,
+        word & 0xFF,
+        (word >> 8) & 0xFF,
+        (word >> 16) & 0xFF,
+    )
 }
 
 /// Steers and observes a running deployment. Create it with the default mode, hand it to
@@ -196,7 +201,11 @@ mod tests {
         let c = RunControl::new(0);
         assert_eq!(c.mode_for_cycle(0), 0);
         c.request_mode(2);
-        assert_eq!(c.mode_for_cycle(0), 0, "cycle 0 was decided before the request");
+        assert_eq!(
+            c.mode_for_cycle(0),
+            0,
+            "cycle 0 was decided before the request"
+        );
         assert_eq!(c.mode_for_cycle(1), 2);
         assert_eq!(c.mode_for_cycle(1), 2);
         assert_eq!(c.mode_switches(), vec![(1, 2)]);
@@ -245,10 +254,15 @@ mod tests {
                 c.request_mode(k % 3);
                 std::thread::yield_now();
             }
-            hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         assert_eq!(seen[0].len(), 2000);
-        assert_eq!(seen[0], seen[1], "both cores saw the same mode in every cycle");
+        assert_eq!(
+            seen[0], seen[1],
+            "both cores saw the same mode in every cycle"
+        );
         assert!(seen[0].iter().any(|&m| m != 0), "some requests took effect");
     }
 }

@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 
 pub use control::{RunControl, STOP};
 pub use rt::probe_realtime;
-pub use stats::{Quantiles, TaskStats};
 use stats::TaskRecorder;
+pub use stats::{Quantiles, TaskStats};
 
 use crate::manifest::{Deployment, OverrunPolicy, TaskId};
 use crate::plan::{Plan, Window};
@@ -263,7 +263,11 @@ fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl)
             hasher.update(digest);
         }
     }
-    let mode_name = |m: usize| d.modes.get(m).map_or_else(|| format!("#{m}"), |m| m.name.clone());
+    let mode_name = |m: usize| {
+        d.modes
+            .get(m)
+            .map_or_else(|| format!("#{m}"), |m| m.name.clone())
+    };
     let mut mode_history = vec![(0, mode_name(d.default_mode))];
     mode_history.extend(
         control
@@ -290,7 +294,12 @@ fn planned_cores(plan: &Plan) -> Vec<usize> {
     let mut cores: Vec<usize> = plan
         .modes
         .iter()
-        .flat_map(|m| m.cores.iter().filter(|t| !t.windows.is_empty()).map(|t| t.core))
+        .flat_map(|m| {
+            m.cores
+                .iter()
+                .filter(|t| !t.windows.is_empty())
+                .map(|t| t.core)
+        })
         .collect();
     cores.sort_unstable();
     cores.dedup();
@@ -366,17 +375,20 @@ struct Hosted {
 }
 
 /// Builds, on the calling thread, every task that has a window in `tables`.
-fn build_tasks(setup: &Setup<'_>, node: &PortNode, tables: &[Vec<Window>]) -> Result<Vec<Hosted>, String> {
+fn build_tasks(
+    setup: &Setup<'_>,
+    node: &PortNode,
+    tables: &[Vec<Window>],
+) -> Result<Vec<Hosted>, String> {
     let d = setup.d;
     let mut ids: Vec<TaskId> = tables.iter().flatten().map(|w| w.task).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut hosted = Vec::with_capacity(ids.len());
     for id in ids {
-        let spec = d
-            .tasks
-            .get(id)
-            .ok_or_else(|| format!("the plan names task #{id}, which the deployment does not have"))?;
+        let spec = d.tasks.get(id).ok_or_else(|| {
+            format!("the plan names task #{id}, which the deployment does not have")
+        })?;
         let ports = bindings(setup, id)?;
         let timing = TaskTiming {
             period_ns: spec.period_ns,
@@ -385,9 +397,13 @@ fn build_tasks(setup: &Setup<'_>, node: &PortNode, tables: &[Vec<Window>]) -> Re
             let_ns: spec.let_ns,
         };
         let builder = TaskBuilder::new(&spec.name, node, &ports, &spec.params, timing);
-        let ctor = setup.registry.constructor(&spec.name).map_err(|e| e.to_string())?;
+        let ctor = setup
+            .registry
+            .constructor(&spec.name)
+            .map_err(|e| e.to_string())?;
         let task = ctor(&builder).map_err(|e| e.to_string())?;
-        let seed = setup.jitter.map_or(0, |j| j.seed) ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = setup.jitter.map_or(0, |j| j.seed)
+            ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         hosted.push(Hosted {
             id,
             task,
@@ -565,7 +581,13 @@ impl<'a> Dispatcher<'a> {
             let spec = &d.tasks[h.id];
             let mut r = TaskReport::default();
             h.task.finish(&mut r);
-            stats.push((h.id, h.rec.finish(&spec.name, if core == usize::MAX { spec.core } else { core })));
+            stats.push((
+                h.id,
+                h.rec.finish(
+                    &spec.name,
+                    if core == usize::MAX { spec.core } else { core },
+                ),
+            ));
             reports.push((spec.name.clone(), r));
         }
         CoreOutcome {
@@ -604,7 +626,11 @@ fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError>
 /// What a real-time dispatcher thread tells the coordinator once it is built.
 type Ready = (usize, Result<(), RunError>);
 
-fn run_real(setup: &Setup<'_>, opts: &RunOptions, control: &RunControl) -> Result<Outcome, RunError> {
+fn run_real(
+    setup: &Setup<'_>,
+    opts: &RunOptions,
+    control: &RunControl,
+) -> Result<Outcome, RunError> {
     let priority = opts.priority.unwrap_or(setup.d.priority);
     let mut warnings = Vec::new();
     let realtime = match rt::probe_realtime(priority) {
@@ -636,11 +662,19 @@ fn run_real(setup: &Setup<'_>, opts: &RunOptions, control: &RunControl) -> Resul
                 .name(format!("takt-core{core}"))
                 .spawn_scoped(s, move || {
                     let body = std::panic::AssertUnwindSafe(|| {
-                        core_thread(setup, core, realtime, priority, control, &ready_tx, &epoch_rx, startup)
+                        core_thread(
+                            setup, core, realtime, priority, control, &ready_tx, &epoch_rx, startup,
+                        )
                     });
                     std::panic::catch_unwind(body).unwrap_or_else(|p| {
                         let what = panic_text(&p);
-                        let _ = ready_tx.try_send((core, Err(RunError::Panicked { core, what: what.clone() })));
+                        let _ = ready_tx.try_send((
+                            core,
+                            Err(RunError::Panicked {
+                                core,
+                                what: what.clone(),
+                            }),
+                        ));
                         Err(RunError::Panicked { core, what })
                     })
                 });
@@ -670,7 +704,11 @@ fn run_real(setup: &Setup<'_>, opts: &RunOptions, control: &RunControl) -> Resul
                 Ok((_, Err(e))) => failure = Some(e),
                 Err(_) => {
                     failure = Some(RunError::StartupTimeout {
-                        cores: cores.iter().copied().filter(|c| !ready.contains(c)).collect(),
+                        cores: cores
+                            .iter()
+                            .copied()
+                            .filter(|c| !ready.contains(c))
+                            .collect(),
                         timeout_ns: opts.startup_timeout_ns,
                     })
                 }
@@ -678,7 +716,11 @@ fn run_real(setup: &Setup<'_>, opts: &RunOptions, control: &RunControl) -> Resul
         }
         let start_ns = monotonic_now_ns() + opts.epoch_margin_ns;
         for tx in &epoch_txs {
-            let _ = tx.send(if failure.is_none() { Some(start_ns) } else { None });
+            let _ = tx.send(if failure.is_none() {
+                Some(start_ns)
+            } else {
+                None
+            });
         }
         let mut outcomes = Vec::with_capacity(handles.len());
         for (core, h) in handles {
@@ -740,14 +782,25 @@ fn core_thread(
     }
     let node = match PortNode::new(&setup.namespace) {
         Ok(n) => n,
-        Err(e) => return fail(RunError::Core { core, reason: e.to_string() }),
+        Err(e) => {
+            return fail(RunError::Core {
+                core,
+                reason: e.to_string(),
+            })
+        }
     };
     let tables = tables_for(setup.plan, &[core]);
     let hosted = match build_tasks(setup, &node, &tables) {
         Ok(h) => h,
         Err(reason) => return fail(RunError::TaskBuild { core, reason }),
     };
-    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Real(MonotonicClock::new()), control);
+    let mut disp = Dispatcher::new(
+        setup,
+        tables,
+        hosted,
+        RunClock::Real(MonotonicClock::new()),
+        control,
+    );
     if ready_tx.send((core, Ok(()))).is_err() {
         return Ok(None);
     }

@@ -81,7 +81,8 @@ impl TaskRecorder {
     pub fn record(&mut self, lateness_ns: u64, execution_ns: u64) {
         self.jobs += 1;
         self.lateness.saturating_record(lateness_ns.min(HIGHEST_NS));
-        self.execution.saturating_record(execution_ns.min(HIGHEST_NS));
+        self.execution
+            .saturating_record(execution_ns.min(HIGHEST_NS));
     }
 
     pub fn finish(&self, name: &str, core: usize) -> TaskStats {
@@ -111,8 +112,15 @@ mod tests {
         let s = r.finish("t", 1);
         assert_eq!(s.jobs, 100);
         assert_eq!(s.lateness.min_ns, 1000);
-        assert!(s.lateness.p50_ns >= 49_900 && s.lateness.p50_ns <= 50_100, "{:?}", s.lateness);
+        assert!(
+            s.lateness.p50_ns >= 49_900 && s.lateness.p50_ns <= 50_100,
+            "{:?}",
+            s.lateness
+        );
         assert!(s.execution.max_ns >= 999 && s.execution.max_ns <= 1001);
-        assert_eq!(TaskRecorder::new().finish("e", 0).execution, Quantiles::default());
+        assert_eq!(
+            TaskRecorder::new().finish("e", 0).execution,
+            Quantiles::default()
+        );
     }
 }
