@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::manifest::{Catalog, Fingerprint, ParamValue, TaskSignature};
-use crate::port::{PortNode, PortOpenError, Sizing};
+use crate::port::{ActivityCell, PortNode, PortOpenError, Sizing};
 
 // What a task author needs, in one place.
 pub use crate::port::{Message, Reader, Sampled, Writer};
@@ -152,6 +152,16 @@ pub struct TaskBuilder<'a> {
     ports: &'a [PortBinding],
     params: &'a BTreeMap<String, ParamValue>,
     timing: TaskTiming,
+    probes: std::cell::RefCell<Vec<PortProbe>>,
+}
+
+/// A port a task opened, with the cell its activity is reported in. The dispatcher takes
+/// these from the builder after construction to trace publishes and reads.
+#[derive(Clone, Debug)]
+pub struct PortProbe {
+    pub topic: String,
+    pub is_writer: bool,
+    pub activity: ActivityCell,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -168,7 +178,23 @@ impl<'a> TaskBuilder<'a> {
             ports,
             params,
             timing,
+            probes: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// The ports the task opened so far, with their activity cells.
+    pub fn take_probes(&self) -> Vec<PortProbe> {
+        std::mem::take(&mut *self.probes.borrow_mut())
+    }
+
+    fn probe(&self, topic: &str, is_writer: bool) -> ActivityCell {
+        let cell = ActivityCell::default();
+        self.probes.borrow_mut().push(PortProbe {
+            topic: topic.to_string(),
+            is_writer,
+            activity: cell.clone(),
+        });
+        cell
     }
 
     /// The task's period, offset, budget and LET window from the manifest. A task that
@@ -196,13 +222,17 @@ impl<'a> TaskBuilder<'a> {
     /// Opens the writer of `topic`. The manifest must name this task as the channel's writer.
     pub fn writer<T: Message>(&self, topic: &str) -> Result<Writer<T>, TaskBuildError> {
         let b = self.binding(topic, true)?;
-        Ok(self.node.writer::<T>(topic, &b.fingerprint, b.sizing)?)
+        let mut w = self.node.writer::<T>(topic, &b.fingerprint, b.sizing)?;
+        w.attach_activity(self.probe(topic, true));
+        Ok(w)
     }
 
     /// Opens a reader of `topic`. The manifest must list this task among the channel's readers.
     pub fn reader<T: Message>(&self, topic: &str) -> Result<Reader<T>, TaskBuildError> {
         let b = self.binding(topic, false)?;
-        Ok(self.node.reader::<T>(topic, &b.fingerprint, b.sizing)?)
+        let mut r = self.node.reader::<T>(topic, &b.fingerprint, b.sizing)?;
+        r.attach_activity(self.probe(topic, false));
+        Ok(r)
     }
 
     fn param_err(&self, name: &str, reason: String) -> TaskBuildError {

@@ -50,6 +50,7 @@ use iceoryx2::service::Service as _;
 
 pub use crate::manifest::Fingerprint;
 pub use reader::{Reader, Sampled};
+
 pub use writer::{PublishError, Writer};
 
 /// The most writers one topic admits. One is normal; the second lets an updated app's
@@ -148,6 +149,26 @@ macro_rules! message {
         }
     };
 }
+
+/// What a port did most recently, as the dispatcher reads it after each job to trace
+/// publishes and reads (sequence numbers are what end-to-end chain analysis follows).
+///
+/// The cell is shared between a port and the dispatcher on the same thread (`Rc`, not
+/// `Arc`: ports never leave the thread that opened them). Updating it is two stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortActivity {
+    /// Operations so far (publishes for a writer, reads for a reader): lets the observer
+    /// tell a new operation from the previous one.
+    pub ops: u64,
+    /// Writer: the sequence number just published. Reader: the sequence number of the
+    /// sample the last read returned, 0 when none was visible.
+    pub seq: u64,
+    /// The LET visibility instant of that sample (ns since the epoch), 0 for none.
+    pub visible_at_ns: u64,
+}
+
+/// A port's activity cell; see [`PortActivity`].
+pub type ActivityCell = std::rc::Rc<std::cell::Cell<PortActivity>>;
 
 /// The LET stamp in every sample's iceoryx2 user header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ZeroCopySend)]

@@ -16,7 +16,7 @@ use iceoryx2::prelude::ipc;
 use iceoryx2::sample::Sample;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 
-use super::{LetHeader, Message, PortOpenError, ServiceSizing};
+use super::{ActivityCell, LetHeader, Message, PortActivity, PortOpenError, ServiceSizing};
 use crate::time::JobTime;
 
 type LetSample<T> = Sample<ipc::Service, T, LetHeader>;
@@ -70,6 +70,7 @@ pub struct Reader<T: Message> {
     pending_capacity: usize,
     overflowed: u64,
     receive_errors: u64,
+    activity: Option<ActivityCell>,
 }
 
 impl<T: Message> fmt::Debug for Reader<T> {
@@ -113,6 +114,7 @@ impl<T: Message> Reader<T> {
             pending_capacity,
             overflowed: 0,
             receive_errors: 0,
+            activity: None,
         })
     }
 
@@ -153,6 +155,15 @@ impl<T: Message> Reader<T> {
                     break;
                 }
             }
+        }
+        if let Some(cell) = &self.activity {
+            let header = self.current.as_ref().map(|s| *s.user_header()).unwrap_or_default();
+            let ops = cell.get().ops + 1;
+            cell.set(PortActivity {
+                ops,
+                seq: header.seq,
+                visible_at_ns: header.visible_at_ns,
+            });
         }
         self.current.as_ref().map(|s| Sampled {
             value: s.payload(),
@@ -199,6 +210,11 @@ impl<T: Message> Reader<T> {
                 .map_or(0, |i| i + 1);
             self.pending.insert(pos, sample);
         }
+    }
+
+    /// Reports every read into `cell` from now on (the dispatcher traces it).
+    pub fn attach_activity(&mut self, cell: ActivityCell) {
+        self.activity = Some(cell);
     }
 
     /// Sequence number of the sample the last `read` returned (the current one), if any.

@@ -8,7 +8,7 @@ use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::ipc;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 
-use super::{LetHeader, Message, PortOpenError};
+use super::{ActivityCell, LetHeader, Message, PortActivity, PortOpenError};
 use crate::time::JobTime;
 
 /// Why a sample could not be published. The message is built only on this failure path.
@@ -40,6 +40,7 @@ pub struct Writer<T: Message> {
     topic: String,
     publisher: Publisher<ipc::Service, T, LetHeader>,
     published: u64,
+    activity: Option<ActivityCell>,
 }
 
 impl<T: Message> fmt::Debug for Writer<T> {
@@ -71,6 +72,7 @@ impl<T: Message> Writer<T> {
             topic: topic.to_string(),
             publisher,
             published: 0,
+            activity: None,
         })
     }
 
@@ -137,7 +139,19 @@ impl<T: Message> Writer<T> {
             .send()
             .map_err(|e| PublishError::Send(format!("topic `{}`: {e}", self.topic)))?;
         self.published = seq;
+        if let Some(cell) = &self.activity {
+            cell.set(PortActivity {
+                ops: seq,
+                seq,
+                visible_at_ns: job.deadline_ns,
+            });
+        }
         Ok(seq)
+    }
+
+    /// Reports every publish into `cell` from now on (the dispatcher traces it).
+    pub fn attach_activity(&mut self, cell: ActivityCell) {
+        self.activity = Some(cell);
     }
 
     /// How many samples were published so far (= the last sequence number).
