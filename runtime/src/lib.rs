@@ -22,5 +22,6 @@ pub mod port;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod trace;
 
 pub use iceoryx2::prelude::ZeroCopySend;
