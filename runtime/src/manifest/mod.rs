@@ -1,7 +1,29 @@
 //! Deployment manifest: TOML text → validated [`Deployment`].
 //!
-//! (Interface fixed; the parser and validator are being written.)
+//! Owns: reading the manifest file (bounded by [`limits::MAX_MANIFEST_BYTES`]), parsing
+//! it, checking every rule, and reporting every problem found in one pass, each with
+//! `file:line:column`, the dotted field (`task.radar.budget`, or `task[2].budget` when the
+//! task has no usable name; list indices are 0-based) and what is allowed. It must never
+//! panic on any input, never stop at the first error, and never start, plan or touch
+//! anything beyond the one file it is given.
+//!
+//! The work is split in two passes so each rule lives in one place:
+//! * `parse`: TOML syntax, the keys allowed where, required keys, value types, and rules
+//!   on single values (name charset, duration syntax, priority range). Every value keeps
+//!   its byte offset, which `source` turns into line and column.
+//! * `validate`: everything that relates values to each other, to the catalog of
+//!   linked task implementations and message types, or to this machine's cores.
+//!
+//! `manifest` uses two leaf items of other modules: `time::parse_duration_ns` (one duration
+//! syntax for the whole crate) and `port::MAX_READERS_PER_TOPIC` (the capacity the port
+//! layer opens services with, so a manifest it cannot serve is refused here, not at start).
+
 pub mod model;
+mod parse;
+mod source;
+mod validate;
+
+use std::io::Read;
 use std::path::Path;
 
 pub use model::*;
@@ -12,10 +34,28 @@ pub struct ManifestError {
     pub file: String,
     /// 1-based; 0 when the problem has no location (e.g. the file is missing).
     pub line: usize,
+    /// 1-based, in characters; 0 when `line` is 0.
     pub column: usize,
-    /// Dotted path of the field, e.g. `task[2].budget`.
+    /// Dotted path of the field, e.g. `task[2].budget` or `task.radar.budget`; empty when
+    /// the problem is not about one field (a TOML syntax error, an unreadable file).
     pub field: String,
+    /// What is wrong and what is allowed, on one line.
     pub message: String,
+}
+
+impl std::fmt::Display for ManifestError {
+    /// `file:line:column: field: message`, leaving out the position when there is none
+    /// and the field when it is empty.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 /// Why a manifest could not be loaded: every error found, in file order.
@@ -25,12 +65,13 @@ pub struct ManifestLoadError {
 }
 
 impl std::fmt::Display for ManifestLoadError {
+    /// One error per line, in file order.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}: {}", e.file, e.line, e.column, e.field, e.message)?;
+            write!(f, "{e}")?;
         }
         Ok(())
     }
@@ -44,26 +85,113 @@ pub fn available_cores() -> usize {
 }
 
 /// Reads and validates the manifest at `path`.
+///
+/// The file is read through a bound of [`limits::MAX_MANIFEST_BYTES`] + 1 bytes, so a huge
+/// file (or an endless one such as a device) is refused without being read whole.
 pub fn load(path: &Path, catalog: &Catalog, cores: usize) -> Result<Deployment, ManifestLoadError> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    parse(&path.display().to_string(), &text, catalog, cores)
+    let file = path.display().to_string();
+    let one = |line: usize, column: usize, message: String| ManifestLoadError {
+        errors: vec![ManifestError {
+            file: file.clone(),
+            line,
+            column,
+            field: String::new(),
+            message,
+        }],
+    };
+    let bytes = read_bounded(path).map_err(|message| one(0, 0, message))?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse(&file, text, catalog, cores),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            // `valid` is UTF-8 by the definition of `valid_up_to`.
+            let prefix = std::str::from_utf8(valid).unwrap_or("");
+            let (line, column) = source::Source::new(prefix).position(prefix.len());
+            Err(one(
+                line,
+                column,
+                format!(
+                    "the file is not UTF-8 text (invalid byte at offset {}); a manifest is a UTF-8 TOML file",
+                    e.valid_up_to()
+                ),
+            ))
+        }
+    }
 }
 
-/// Validates manifest `text`; `file` names it in errors.
+/// The file's bytes, or a one-line reason (with the OS's words) why they cannot be had.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
+    let too_big = |size: u64| {
+        format!(
+            "the file is {size} bytes, larger than the {} bytes a manifest may have",
+            limits::MAX_MANIFEST_BYTES
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    if size > limits::MAX_MANIFEST_BYTES {
+        return Err(too_big(size));
+    }
+    // The metadata size can be 0 or stale (pipes, procfs, a file being written), so the
+    // read itself is bounded too.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limits::MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limits::MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "the file is larger than the {} bytes a manifest may have",
+            limits::MAX_MANIFEST_BYTES
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Validates manifest `text`; `file` names it in errors and becomes [`Deployment::source`].
+/// `cores` is the number of logical CPUs of the machine the deployment is for (usually
+/// [`available_cores`]).
 pub fn parse(
     file: &str,
     text: &str,
     catalog: &Catalog,
     cores: usize,
 ) -> Result<Deployment, ManifestLoadError> {
-    let _ = (text, catalog, cores);
-    Err(ManifestLoadError {
-        errors: vec![ManifestError {
-            file: file.to_string(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: "the manifest parser is being written".into(),
-        }],
-    })
+    let mut cx = source::Diagnostics::new(file, text);
+    if text.len() as u64 > limits::MAX_MANIFEST_BYTES {
+        cx.error(
+            0,
+            "",
+            format!(
+                "the manifest is {} bytes, larger than the {} bytes a manifest may have",
+                text.len(),
+                limits::MAX_MANIFEST_BYTES
+            ),
+        );
+        return Err(ManifestLoadError {
+            errors: cx.into_errors(),
+        });
+    }
+    let deployment = parse::parse_document(&mut cx, text)
+        .and_then(|raw| validate::validate(&mut cx, &raw, file, catalog, cores));
+    match deployment {
+        Some(d) if !cx.has_errors() => Ok(d),
+        _ => {
+            if !cx.has_errors() {
+                // Every path that refuses a manifest reports why; this guards that promise
+                // so a gap shows up as a clear message rather than an empty error list.
+                cx.error(
+                    0,
+                    "",
+                    "internal error: the manifest was refused without a reason; please report this with the manifest",
+                );
+            }
+            Err(ManifestLoadError {
+                errors: cx.into_errors(),
+            })
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

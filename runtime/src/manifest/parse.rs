@@ -1,0 +1,999 @@
+//! TOML text → raw manifest: every section and value with the byte offset it was written at.
+//!
+//! Owns: the manifest's shape. It checks TOML syntax, which keys may appear where, which
+//! keys are required, the type of every value, and rules a single value can be checked
+//! against on its own (name charset, duration syntax, priority range, overrun policy
+//! syntax). It must never resolve a name against another section or the catalog: that is
+//! `validate`'s job, so each rule lives in exactly one place. It never stops at the first
+//! problem: a bad value is reported and left out, and checking goes on.
+
+use std::collections::BTreeMap;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::model::ParamValue;
+use super::source::Diagnostics;
+use crate::time::parse_duration_ns;
+
+/// A value and the byte offset where the manifest wrote it (or, for a default, where the
+/// table that omitted it starts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct At<T> {
+    pub value: T,
+    pub at: usize,
+}
+
+/// An optional key whose default depends on other keys (a task's `let` defaults to its
+/// period), so "absent" and "present but wrong" must stay apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Optional<T> {
+    Absent,
+    /// Present but unusable; the error is already reported.
+    Invalid,
+    Given(At<T>),
+}
+
+impl<T> Optional<T> {
+    /// The value, or `default` placed at `at` when absent; `None` when invalid.
+    fn or_default(self, default: T, at: usize) -> Option<At<T>> {
+        match self {
+            Optional::Absent => Some(At { value: default, at }),
+            Optional::Invalid => None,
+            Optional::Given(v) => Some(v),
+        }
+    }
+}
+
+/// What the `overrun` key says, before the mode name of `escalate:` is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RawOverrun {
+    Report,
+    SkipNext,
+    Escalate(String),
+}
+
+/// `[deployment]`. `None` fields are missing or invalid (already reported).
+pub(super) struct RawDeployment {
+    pub name: Option<At<String>>,
+    pub cores: Option<At<Vec<At<u64>>>>,
+    pub priority: Option<At<u8>>,
+    pub update_safe_modes: Option<At<Vec<At<String>>>>,
+}
+
+/// Fields every named section shares: where its table starts and how errors name it.
+pub(super) struct Section {
+    /// Byte offset of the table header (`[[task]]`), or of the inline table.
+    pub at: usize,
+    /// `task.radar` when the name is usable, `task[3]` (0-based) otherwise.
+    pub path: String,
+}
+
+impl Section {
+    pub(super) fn field(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+}
+
+pub(super) struct RawApp {
+    pub section: Section,
+    pub name: Option<At<String>>,
+    pub executable: Option<At<Option<String>>>,
+}
+
+pub(super) struct RawTask {
+    pub section: Section,
+    pub name: Option<At<String>>,
+    pub app: Option<At<String>>,
+    pub period_ns: Option<At<u64>>,
+    pub offset_ns: Option<At<u64>>,
+    pub budget_ns: Option<At<u64>>,
+    pub let_ns: Optional<u64>,
+    pub core: Option<At<u64>>,
+    pub overrun: Option<At<RawOverrun>>,
+    /// The usable parameters; bad ones are reported and left out.
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+pub(super) struct RawChannel {
+    pub section: Section,
+    pub topic: Option<At<String>>,
+    pub type_name: Option<At<String>>,
+    pub writer: Option<At<String>>,
+    pub readers: Option<At<Vec<At<String>>>>,
+}
+
+pub(super) struct RawChain {
+    pub section: Section,
+    pub name: Option<At<String>>,
+    pub tasks: Option<At<Vec<At<String>>>>,
+    pub precedence: Option<At<bool>>,
+}
+
+pub(super) struct RawMode {
+    pub section: Section,
+    pub name: Option<At<String>>,
+    pub default: Option<At<bool>>,
+    pub tasks: Option<At<Vec<At<String>>>>,
+}
+
+/// The whole manifest as written. Sections keep file order: a task's index here is its
+/// [`super::TaskId`].
+pub(super) struct RawManifest {
+    pub deployment: Option<RawDeployment>,
+    pub apps: Vec<RawApp>,
+    pub tasks: Vec<RawTask>,
+    pub channels: Vec<RawChannel>,
+    pub chains: Vec<RawChain>,
+    pub modes: Vec<RawMode>,
+}
+
+/// The keys a table accepts, each with what it means (shown when it is missing).
+type Keys = &'static [(&'static str, &'static str)];
+
+const TOP_KEYS: Keys = &[
+    (
+        "deployment",
+        "the [deployment] table: name, cores, priority, update_safe_modes",
+    ),
+    ("app", "one [[app]] table per application"),
+    ("task", "one [[task]] table per periodic task"),
+    ("channel", "one [[channel]] table per topic"),
+    ("chain", "one [[chain]] table per cause-effect chain"),
+    ("mode", "one [[mode]] table per operating mode"),
+];
+
+const DEPLOYMENT_KEYS: Keys = &[
+    ("name", "the deployment's name, e.g. name = \"acc\""),
+    (
+        "cores",
+        "the cores the deployment may use, e.g. cores = [0, 1]",
+    ),
+    (
+        "priority",
+        "SCHED_FIFO priority of the dispatchers, 1..=99 (default 80)",
+    ),
+    (
+        "update_safe_modes",
+        "modes in which an update may be activated, e.g. [\"parked\"]",
+    ),
+];
+
+const APP_KEYS: Keys = &[
+    ("name", "the app's name, e.g. name = \"sensing\""),
+    ("executable", "the executable hosting the app's tasks"),
+];
+
+const TASK_KEYS: Keys = &[
+    (
+        "name",
+        "a registered task implementation, e.g. name = \"radar\"",
+    ),
+    (
+        "app",
+        "the [[app]] hosting the task, e.g. app = \"sensing\"",
+    ),
+    ("period", "the release period, e.g. period = \"10ms\""),
+    (
+        "offset",
+        "release offset inside the period (default \"0ms\")",
+    ),
+    (
+        "budget",
+        "the worst-case execution time per job, e.g. budget = \"500us\"",
+    ),
+    (
+        "let",
+        "the logical execution time window (default: the period)",
+    ),
+    ("core", "the core the task runs on, e.g. core = 0"),
+    (
+        "overrun",
+        "\"report\" (default), \"skip-next\" or \"escalate:<mode name>\"",
+    ),
+    (
+        "params",
+        "free-form constructor parameters: integers, floats, booleans, strings",
+    ),
+];
+
+const CHANNEL_KEYS: Keys = &[
+    ("topic", "the topic name, e.g. topic = \"radar_track\""),
+    (
+        "type",
+        "a registered message type, e.g. type = \"RadarTrack\"",
+    ),
+    ("writer", "the one task that writes the topic"),
+    ("readers", "the tasks that read the topic (default none)"),
+];
+
+const CHAIN_KEYS: Keys = &[
+    ("name", "the chain's name, e.g. name = \"sense_to_act\""),
+    (
+        "tasks",
+        "two or more tasks, each linked to the next by a channel",
+    ),
+    (
+        "precedence",
+        "true to order producer before consumer in the plan (default false)",
+    ),
+];
+
+const MODE_KEYS: Keys = &[
+    ("name", "the mode's name, e.g. name = \"drive\""),
+    (
+        "default",
+        "true for the one mode active at start (default false)",
+    ),
+    (
+        "tasks",
+        "the tasks released in this mode, e.g. tasks = [\"radar\"]",
+    ),
+];
+
+const APP: SectionKind = SectionKind {
+    kind: "app",
+    name_key: "name",
+    keys: APP_KEYS,
+    what: "app name",
+};
+const TASK: SectionKind = SectionKind {
+    kind: "task",
+    name_key: "name",
+    keys: TASK_KEYS,
+    what: "task name",
+};
+const CHANNEL: SectionKind = SectionKind {
+    kind: "channel",
+    name_key: "topic",
+    keys: CHANNEL_KEYS,
+    what: "topic name",
+};
+const CHAIN: SectionKind = SectionKind {
+    kind: "chain",
+    name_key: "name",
+    keys: CHAIN_KEYS,
+    what: "chain name",
+};
+const MODE: SectionKind = SectionKind {
+    kind: "mode",
+    name_key: "name",
+    keys: MODE_KEYS,
+    what: "mode name",
+};
+
+/// Default SCHED_FIFO priority of the dispatcher threads.
+const DEFAULT_PRIORITY: u8 = 80;
+
+/// Longest name: names end up in shared-memory service names, which have a length limit.
+const MAX_NAME_CHARS: usize = 64;
+
+/// The one-line answer to an empty file: what the smallest manifest contains.
+const EMPTY_MESSAGE: &str = "the manifest is empty; a manifest needs a [deployment] table \
+     (name, cores), at least one [[app]] (name), [[task]] (name, app, period, budget, core) \
+     and [[mode]] (name, tasks, one with default = true), and a [[channel]] per topic";
+
+/// Parses `text` into the raw manifest. `None` when the file is not usable TOML or is
+/// empty; the reason is in `cx`.
+pub(super) fn parse_document(cx: &mut Diagnostics<'_>, text: &str) -> Option<RawManifest> {
+    let (document, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        // The parser's recovery leaves holes in the tree; checking its fields too would
+        // bury the real problem under missing-key errors that are not true.
+        for e in &syntax_errors {
+            let offset = e.span().map_or(0, |s| s.start);
+            let mut message = format!("invalid TOML: {}", e.message());
+            if e.message() == "duplicate key" {
+                if let Some(span) = e.span() {
+                    message = format!(
+                        "invalid TOML: duplicate key `{}`; a key may appear once per table",
+                        cx.source.snippet(span)
+                    );
+                }
+            }
+            cx.error(offset, "", message);
+        }
+        return None;
+    }
+    let root = document.get_ref();
+    if root.is_empty() {
+        cx.error(0, "", EMPTY_MESSAGE);
+        return None;
+    }
+    check_keys(cx, root, "", TOP_KEYS, "the top level");
+
+    let deployment = match root.get("deployment") {
+        None => {
+            cx.error(
+                0,
+                "deployment",
+                "missing the [deployment] table; it needs name = \"...\" and cores = [...]",
+            );
+            None
+        }
+        Some(v) => match v.get_ref() {
+            DeValue::Table(t) => Some(deployment(cx, t, v.span().start)),
+            _ => {
+                expected(cx, "deployment", v, "a table: write [deployment]");
+                None
+            }
+        },
+    };
+
+    let apps = sections(cx, root, "app")
+        .into_iter()
+        .map(|(i, t, at)| app(cx, t, at, i))
+        .collect();
+    let tasks = sections(cx, root, "task")
+        .into_iter()
+        .map(|(i, t, at)| task(cx, t, at, i))
+        .collect();
+    let channels = sections(cx, root, "channel")
+        .into_iter()
+        .map(|(i, t, at)| channel(cx, t, at, i))
+        .collect();
+    let chains = sections(cx, root, "chain")
+        .into_iter()
+        .map(|(i, t, at)| chain(cx, t, at, i))
+        .collect();
+    let modes = sections(cx, root, "mode")
+        .into_iter()
+        .map(|(i, t, at)| mode(cx, t, at, i))
+        .collect();
+
+    Some(RawManifest {
+        deployment,
+        apps,
+        tasks,
+        channels,
+        chains,
+        modes,
+    })
+}
+
+/// The entries of an array of tables (`[[task]]`), as `(index, table, offset)`.
+fn sections<'a, 'i>(
+    cx: &mut Diagnostics<'_>,
+    root: &'a DeTable<'i>,
+    key: &str,
+) -> Vec<(usize, &'a DeTable<'i>, usize)> {
+    let Some(value) = root.get(key) else {
+        return Vec::new();
+    };
+    match value.get_ref() {
+        DeValue::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item.get_ref() {
+                    DeValue::Table(t) => out.push((i, t, item.span().start)),
+                    _ => expected(
+                        cx,
+                        &format!("{key}[{i}]"),
+                        item,
+                        &format!("a table: write each entry as a [[{key}]] section"),
+                    ),
+                }
+            }
+            out
+        }
+        DeValue::Table(t) => {
+            // Checked as the one entry it meant to be, so its other mistakes show too.
+            cx.error(
+                value.span().start,
+                key,
+                format!("write [[{key}]] (an array of tables, one per {key}), not [{key}]"),
+            );
+            vec![(0, t, value.span().start)]
+        }
+        _ => {
+            expected(
+                cx,
+                key,
+                value,
+                &format!("an array of tables: write each entry as a [[{key}]] section"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn deployment(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawDeployment {
+    let path = "deployment";
+    check_keys(cx, t, path, DEPLOYMENT_KEYS, "[deployment]");
+    let name = required(cx, t, at, path, DEPLOYMENT_KEYS, "name", |cx, f, v| {
+        name(cx, f, v, "deployment name")
+    });
+    let cores = required(cx, t, at, path, DEPLOYMENT_KEYS, "cores", index_list);
+    let priority = optional(cx, t, path, "priority", |cx, f, v| {
+        let p = integer(cx, f, v)?;
+        match u8::try_from(p.value) {
+            Ok(n) if (1..=99).contains(&n) => Some(At { value: n, at: p.at }),
+            _ => {
+                cx.error(
+                    p.at,
+                    f,
+                    format!(
+                        "priority {} is out of range; allowed: 1..=99 (SCHED_FIFO)",
+                        p.value
+                    ),
+                );
+                None
+            }
+        }
+    })
+    .or_default(DEFAULT_PRIORITY, at);
+    let update_safe_modes =
+        optional(cx, t, path, "update_safe_modes", string_list).or_default(Vec::new(), at);
+    RawDeployment {
+        name,
+        cores,
+        priority,
+        update_safe_modes,
+    }
+}
+
+/// What distinguishes one kind of named section from another.
+#[derive(Clone, Copy)]
+struct SectionKind {
+    /// The TOML key of the array of tables: `task` for `[[task]]`.
+    kind: &'static str,
+    /// The key that names an entry (`topic` for channels).
+    name_key: &'static str,
+    keys: Keys,
+    /// How messages call the name: "task name".
+    what: &'static str,
+}
+
+/// Reads a section's name first, so every other error can say `task.radar.budget`
+/// rather than `task[3].budget`.
+fn named_section(
+    cx: &mut Diagnostics<'_>,
+    t: &DeTable<'_>,
+    at: usize,
+    index: usize,
+    kind: &SectionKind,
+) -> (Section, Option<At<String>>) {
+    let SectionKind {
+        kind,
+        name_key,
+        keys,
+        what,
+    } = *kind;
+    let indexed = format!("{kind}[{index}]");
+    let name = required(cx, t, at, &indexed, keys, name_key, |cx, f, v| {
+        name(cx, f, v, what)
+    });
+    let path = match &name {
+        Some(n) if name_problem(&n.value).is_none() => format!("{kind}.{}", n.value),
+        _ => indexed,
+    };
+    check_keys(cx, t, &path, keys, &format!("[[{kind}]]"));
+    (Section { at, path }, name)
+}
+
+fn app(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawApp {
+    let (section, name) = named_section(cx, t, at, index, &APP);
+    let executable = match optional(cx, t, &section.path, "executable", string) {
+        Optional::Absent => Some(At {
+            value: None,
+            at: section.at,
+        }),
+        Optional::Invalid => None,
+        Optional::Given(s) => {
+            if s.value.trim().is_empty() {
+                cx.error(
+                    s.at,
+                    section.field("executable"),
+                    "the executable name is empty; name the program that hosts the app, or leave the key out",
+                );
+            }
+            Some(At {
+                value: Some(s.value),
+                at: s.at,
+            })
+        }
+    };
+    RawApp {
+        section,
+        name,
+        executable,
+    }
+}
+
+fn task(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawTask {
+    let (section, name) = named_section(cx, t, at, index, &TASK);
+    let path = section.path.clone();
+    let app = required(cx, t, at, &path, TASK_KEYS, "app", string);
+    let period_ns = required(cx, t, at, &path, TASK_KEYS, "period", duration);
+    let offset_ns = optional(cx, t, &path, "offset", duration).or_default(0, at);
+    let budget_ns = required(cx, t, at, &path, TASK_KEYS, "budget", duration);
+    let let_ns = optional(cx, t, &path, "let", duration);
+    let core = required(cx, t, at, &path, TASK_KEYS, "core", core_number);
+    let overrun = optional(cx, t, &path, "overrun", overrun).or_default(RawOverrun::Report, at);
+    let params = match t.get("params") {
+        None => BTreeMap::new(),
+        Some(v) => params(cx, &section.field("params"), v),
+    };
+    RawTask {
+        section,
+        name,
+        app,
+        period_ns,
+        offset_ns,
+        budget_ns,
+        let_ns,
+        core,
+        overrun,
+        params,
+    }
+}
+
+fn channel(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawChannel {
+    let (section, topic) = named_section(cx, t, at, index, &CHANNEL);
+    let path = section.path.clone();
+    let type_name = required(cx, t, at, &path, CHANNEL_KEYS, "type", string);
+    let writer = required(cx, t, at, &path, CHANNEL_KEYS, "writer", string);
+    let readers = optional(cx, t, &path, "readers", string_list).or_default(Vec::new(), at);
+    RawChannel {
+        section,
+        topic,
+        type_name,
+        writer,
+        readers,
+    }
+}
+
+fn chain(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawChain {
+    let (section, name) = named_section(cx, t, at, index, &CHAIN);
+    let path = section.path.clone();
+    let tasks = required(cx, t, at, &path, CHAIN_KEYS, "tasks", string_list);
+    let precedence = optional(cx, t, &path, "precedence", boolean).or_default(false, at);
+    RawChain {
+        section,
+        name,
+        tasks,
+        precedence,
+    }
+}
+
+fn mode(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawMode {
+    let (section, name) = named_section(cx, t, at, index, &MODE);
+    let path = section.path.clone();
+    let default = optional(cx, t, &path, "default", boolean).or_default(false, at);
+    let tasks = required(cx, t, at, &path, MODE_KEYS, "tasks", string_list);
+    RawMode {
+        section,
+        name,
+        default,
+        tasks,
+    }
+}
+
+/// Reports every key of `t` that `keys` does not list, naming the allowed ones.
+fn check_keys(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, path: &str, keys: Keys, what: &str) {
+    for (key, _) in t.iter() {
+        let key_text: &str = key.get_ref();
+        if keys.iter().any(|(k, _)| *k == key_text) {
+            continue;
+        }
+        let allowed: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+        let hint = closest(key_text, allowed.iter().copied())
+            .map(|k| format!(" (did you mean `{k}`?)"))
+            .unwrap_or_default();
+        let field = if path.is_empty() {
+            key_text.to_string()
+        } else {
+            format!("{path}.{key_text}")
+        };
+        cx.error(
+            key.span().start,
+            field,
+            format!(
+                "unknown key `{key_text}` in {what}{hint}; allowed keys here: {}",
+                allowed.join(", ")
+            ),
+        );
+    }
+}
+
+/// A value conversion: reports its own errors and returns `None` for an unusable value.
+type Convert<T> = fn(&mut Diagnostics<'_>, &str, &Spanned<DeValue<'_>>) -> Option<At<T>>;
+
+fn required<T>(
+    cx: &mut Diagnostics<'_>,
+    t: &DeTable<'_>,
+    at: usize,
+    path: &str,
+    keys: Keys,
+    key: &str,
+    convert: impl FnOnce(&mut Diagnostics<'_>, &str, &Spanned<DeValue<'_>>) -> Option<At<T>>,
+) -> Option<At<T>> {
+    let field = format!("{path}.{key}");
+    match t.get(key) {
+        Some(v) => convert(cx, &field, v),
+        None => {
+            let meaning = keys.iter().find(|(k, _)| *k == key).map_or("", |(_, m)| *m);
+            cx.error(
+                at,
+                field,
+                format!("missing required key `{key}`: {meaning}"),
+            );
+            None
+        }
+    }
+}
+
+fn optional<T>(
+    cx: &mut Diagnostics<'_>,
+    t: &DeTable<'_>,
+    path: &str,
+    key: &str,
+    convert: impl FnOnce(&mut Diagnostics<'_>, &str, &Spanned<DeValue<'_>>) -> Option<At<T>>,
+) -> Optional<T> {
+    match t.get(key) {
+        None => Optional::Absent,
+        Some(v) => match convert(cx, &format!("{path}.{key}"), v) {
+            Some(value) => Optional::Given(value),
+            None => Optional::Invalid,
+        },
+    }
+}
+
+/// Reports a value of the wrong type: what was expected and what was found.
+fn expected(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>, what: &str) {
+    let found = found(cx, v);
+    cx.error(
+        v.span().start,
+        field,
+        format!("expected {what}, found {found}"),
+    );
+}
+
+fn found(cx: &Diagnostics<'_>, v: &Spanned<DeValue<'_>>) -> String {
+    match v.get_ref() {
+        DeValue::Table(_) | DeValue::Array(_) => v.get_ref().type_str().to_string(),
+        other => format!("{} {}", other.type_str(), cx.source.snippet(v.span())),
+    }
+}
+
+fn string(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<String>> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(At {
+            value: s.to_string(),
+            at: v.span().start,
+        }),
+        _ => {
+            expected(cx, field, v, "a string");
+            None
+        }
+    }
+}
+
+fn boolean(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<bool>> {
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(At {
+            value: *b,
+            at: v.span().start,
+        }),
+        _ => {
+            expected(cx, field, v, "a boolean (true or false)");
+            None
+        }
+    }
+}
+
+fn integer(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<i64>> {
+    match v.get_ref() {
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(At {
+                value: n,
+                at: v.span().start,
+            }),
+            Err(_) => {
+                cx.error(
+                    v.span().start,
+                    field,
+                    format!(
+                        "the integer {} does not fit in 64 bits",
+                        cx.source.snippet(v.span())
+                    ),
+                );
+                None
+            }
+        },
+        _ => {
+            expected(cx, field, v, "an integer");
+            None
+        }
+    }
+}
+
+/// A core number: a non-negative integer.
+fn core_number(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<u64>> {
+    let n = integer(cx, field, v)?;
+    match u64::try_from(n.value) {
+        Ok(value) => Some(At { value, at: n.at }),
+        Err(_) => {
+            cx.error(
+                n.at,
+                field,
+                format!("core {} is negative; cores are numbered from 0", n.value),
+            );
+            None
+        }
+    }
+}
+
+fn index_list(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<Vec<At<u64>>>> {
+    list(
+        cx,
+        field,
+        v,
+        "an array of core numbers, e.g. [0, 1]",
+        core_number,
+    )
+}
+
+fn string_list(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<Vec<At<String>>>> {
+    list(
+        cx,
+        field,
+        v,
+        "an array of names, e.g. [\"a\", \"b\"]",
+        string,
+    )
+}
+
+/// An array whose items all convert; bad items are reported and left out, so the good
+/// ones are still checked against the rest of the manifest.
+fn list<T>(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+    what: &str,
+    item: Convert<T>,
+) -> Option<At<Vec<At<T>>>> {
+    match v.get_ref() {
+        DeValue::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, value) in items.iter().enumerate() {
+                if let Some(x) = item(cx, &format!("{field}[{i}]"), value) {
+                    out.push(x);
+                }
+            }
+            Some(At {
+                value: out,
+                at: v.span().start,
+            })
+        }
+        _ => {
+            expected(cx, field, v, what);
+            None
+        }
+    }
+}
+
+/// Why `name` cannot be a name, if it cannot.
+pub(super) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!(
+            "is {} characters long, more than {MAX_NAME_CHARS}",
+            name.chars().count()
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        .map(|c| format!("contains {c:?}"))
+}
+
+/// A string that is also a name: it becomes part of shared-memory service names.
+fn name(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+    what: &str,
+) -> Option<At<String>> {
+    let s = string(cx, field, v)?;
+    if let Some(problem) = name_problem(&s.value) {
+        cx.error(
+            s.at,
+            field,
+            format!(
+                "{what} {:?} {problem}; names use only A-Z, a-z, 0-9, `_` and `-`, 1 to {MAX_NAME_CHARS} characters",
+                s.value
+            ),
+        );
+    }
+    Some(s)
+}
+
+const DURATION_HELP: &str =
+    "write a non-negative whole number with a unit: ns, us, ms or s (e.g. \"10ms\")";
+
+/// A duration string (`"10ms"`) in nanoseconds.
+fn duration(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<u64>> {
+    let at = v.span().start;
+    let message = match v.get_ref() {
+        DeValue::String(s) => {
+            let text = s.trim();
+            if text.starts_with('-') {
+                format!("negative durations are not allowed: {s:?}; {DURATION_HELP}")
+            } else if let Some(dot) = text.find('.') {
+                let whole = &text[..dot];
+                if !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()) {
+                    format!(
+                        "{s:?}: durations are whole numbers; use a smaller unit (\"1500us\", not \"1.5ms\")"
+                    )
+                } else {
+                    format!("{s:?} is not a duration; {DURATION_HELP}")
+                }
+            } else {
+                match parse_duration_ns(s) {
+                    Ok(ns) => return Some(At { value: ns, at }),
+                    Err(why) => format!("{why}; {DURATION_HELP}"),
+                }
+            }
+        }
+        DeValue::Integer(i) if i.as_str().starts_with('-') => {
+            format!(
+                "negative durations are not allowed: {}; {DURATION_HELP}",
+                cx.source.snippet(v.span())
+            )
+        }
+        DeValue::Integer(_) | DeValue::Float(_) => format!(
+            "expected a duration string with a unit, found the bare number {}; {DURATION_HELP}",
+            cx.source.snippet(v.span())
+        ),
+        _ => format!(
+            "expected a duration string, found {}; {DURATION_HELP}",
+            found(cx, v)
+        ),
+    };
+    cx.error(at, field, message);
+    None
+}
+
+fn overrun(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<RawOverrun>> {
+    let s = string(cx, field, v)?;
+    let text = s.value.trim();
+    let policy = match text {
+        "report" => Some(RawOverrun::Report),
+        "skip-next" => Some(RawOverrun::SkipNext),
+        _ => match text.strip_prefix("escalate:").map(str::trim) {
+            Some(mode) if !mode.is_empty() => Some(RawOverrun::Escalate(mode.to_string())),
+            Some(_) => {
+                cx.error(
+                    s.at,
+                    field,
+                    "`escalate:` needs the mode to switch to, e.g. \"escalate:degraded\"",
+                );
+                return None;
+            }
+            None => None,
+        },
+    };
+    match policy {
+        Some(value) => Some(At { value, at: s.at }),
+        None => {
+            cx.error(
+                s.at,
+                field,
+                format!(
+                    "{:?} is not an overrun policy; allowed: \"report\", \"skip-next\", \"escalate:<mode name>\"",
+                    s.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `[task.params]`: integers, floats, booleans and strings; anything else is reported.
+fn params(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> BTreeMap<String, ParamValue> {
+    let mut out = BTreeMap::new();
+    let DeValue::Table(t) = v.get_ref() else {
+        expected(
+            cx,
+            field,
+            v,
+            "a table: write [task.params] or params = { key = value }",
+        );
+        return out;
+    };
+    for (key, value) in t.iter() {
+        let key_text: &str = key.get_ref();
+        let item_field = format!("{field}.{key_text}");
+        let param = match value.get_ref() {
+            DeValue::Integer(_) => {
+                integer(cx, &item_field, value).map(|n| ParamValue::Int(n.value))
+            }
+            DeValue::Float(f) => {
+                if f.as_str().parse::<f64>().is_ok() {
+                    Some(ParamValue::Float(f.as_str().to_string()))
+                } else {
+                    cx.error(
+                        value.span().start,
+                        &item_field,
+                        format!("the float {} is not a 64-bit float", f.as_str()),
+                    );
+                    None
+                }
+            }
+            DeValue::Boolean(b) => Some(ParamValue::Bool(*b)),
+            DeValue::String(s) => Some(ParamValue::Str(s.to_string())),
+            _ => {
+                expected(
+                    cx,
+                    &item_field,
+                    value,
+                    "an integer, float, boolean or string (task parameters are flat)",
+                );
+                None
+            }
+        };
+        if let Some(p) = param {
+            out.insert(key_text.to_string(), p);
+        }
+    }
+    out
+}
+
+/// Most candidates one suggestion compares against (each costs an edit distance).
+const MAX_SUGGESTION_CANDIDATES: usize = 1024;
+
+/// The candidate closest to `word` by edit distance, if it is a plausible typo.
+pub(super) fn closest<'c>(
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
+    // Distances on long strings cost quadratic time and never suggest anything useful.
+    if word.chars().count() > MAX_NAME_CHARS {
+        return None;
+    }
+    let limit = match word.chars().count() {
+        0..=3 => 1,
+        _ => 2,
+    };
+    candidates
+        .take(MAX_SUGGESTION_CANDIDATES)
+        .filter(|c| c.chars().count() <= MAX_NAME_CHARS)
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}

@@ -1,0 +1,1084 @@
+//! Raw manifest + catalog + machine → validated [`Deployment`].
+//!
+//! Owns: every rule that relates one value to another, to the catalog of linked task
+//! implementations and message types, or to the machine: unique names, references
+//! between sections, timing (`0 < budget <= let <= period`, `offset < period`), cores,
+//! one writer per topic, port signatures, chains, modes, and the size limits that keep
+//! plans finite. It must never read files, clocks or TOML: it sees only the raw model
+//! `parse` produced and the catalog, both plain data. It never stops at the first
+//! error; a value that failed a rule is left out of the rules that depend on it, so one
+//! mistake is reported once, not again by every rule downstream.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{
+    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, ModeSpec, OverrunPolicy, TaskId,
+    TaskSpec,
+};
+use super::parse::{
+    closest, At, Optional, RawChain, RawChannel, RawManifest, RawMode, RawOverrun, RawTask, Section,
+};
+use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
+use crate::port::MAX_READERS_PER_TOPIC;
+use crate::time::format_ns;
+
+/// Most names one message lists when it says which ones exist.
+const MAX_LISTED_NAMES: usize = 12;
+
+/// Checks `raw` and builds the deployment; `None` when anything is wrong (the reasons are
+/// in `cx`). `cores` is the number of logical CPUs of this machine.
+pub(super) fn validate(
+    cx: &mut Diagnostics<'_>,
+    raw: &RawManifest,
+    source: &str,
+    catalog: &Catalog,
+    cores: usize,
+) -> Option<Deployment> {
+    let mut check = Check {
+        cx,
+        raw,
+        catalog,
+        machine_cores: cores,
+    };
+    check.sections_present();
+    let deployment_cores = check.deployment_cores();
+    let apps = Names::collect(
+        check.cx,
+        "app",
+        raw.apps
+            .iter()
+            .map(|a| (a.name.as_ref(), &a.section, "name")),
+        duplicate_name,
+    );
+    let modes = Names::collect(
+        check.cx,
+        "mode",
+        raw.modes
+            .iter()
+            .map(|m| (m.name.as_ref(), &m.section, "name")),
+        duplicate_name,
+    );
+    check.task_count();
+    let tasks = Names::collect(
+        check.cx,
+        "task",
+        raw.tasks
+            .iter()
+            .map(|t| (t.name.as_ref(), &t.section, "name")),
+        duplicate_name,
+    );
+    let topics = Names::collect(
+        check.cx,
+        "channel",
+        raw.channels
+            .iter()
+            .map(|c| (c.topic.as_ref(), &c.section, "topic")),
+        duplicate_topic,
+    );
+    let names = AllNames {
+        apps,
+        modes,
+        tasks,
+        topics,
+    };
+
+    let checked: Vec<CheckedTask> = raw
+        .tasks
+        .iter()
+        .map(|t| check.task(t, &names, deployment_cores.as_ref()))
+        .collect();
+    let channels: Vec<Option<ChannelSpec>> = raw
+        .channels
+        .iter()
+        .map(|c| check.channel(c, &names))
+        .collect();
+    check.task_ports(&names);
+    // Nothing refers to chains by name; collecting them only reports duplicates.
+    Names::collect(
+        check.cx,
+        "chain",
+        raw.chains
+            .iter()
+            .map(|c| (c.name.as_ref(), &c.section, "name")),
+        duplicate_name,
+    );
+    let links = Links::of(raw);
+    let chains: Vec<Option<ChainSpec>> = raw
+        .chains
+        .iter()
+        .map(|c| check.chain(c, &names, &links))
+        .collect();
+    let mode_specs: Vec<Option<ModeSpec>> =
+        raw.modes.iter().map(|m| check.mode(m, &names)).collect();
+    let default_mode = check.default_mode();
+    let update_safe_modes = check.update_safe_modes(&names);
+    let hyperperiod_ns = check.hyperperiod(&checked);
+    if let Some(h) = hyperperiod_ns {
+        check.jobs_per_core(h, &checked, &names);
+    }
+
+    if check.cx.has_errors() {
+        return None;
+    }
+    let deployment = raw.deployment.as_ref()?;
+    Some(Deployment {
+        name: deployment.name.as_ref()?.value.clone(),
+        source: source.to_string(),
+        cores: deployment_cores?.into_iter().collect::<Option<Vec<_>>>()?,
+        priority: deployment.priority.as_ref()?.value,
+        apps: raw
+            .apps
+            .iter()
+            .map(|a| {
+                Some(AppSpec {
+                    name: a.name.as_ref()?.value.clone(),
+                    executable: a.executable.as_ref()?.value.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?,
+        tasks: checked
+            .into_iter()
+            .map(|c| c.spec)
+            .collect::<Option<Vec<_>>>()?,
+        channels: channels.into_iter().collect::<Option<Vec<_>>>()?,
+        chains: chains.into_iter().collect::<Option<Vec<_>>>()?,
+        modes: mode_specs.into_iter().collect::<Option<Vec<_>>>()?,
+        default_mode: default_mode?,
+        update_safe_modes: update_safe_modes?,
+        hyperperiod_ns: hyperperiod_ns?,
+    })
+}
+
+/// The state of one validation pass.
+struct Check<'c, 'a, 'r> {
+    cx: &'c mut Diagnostics<'a>,
+    raw: &'r RawManifest,
+    catalog: &'r Catalog,
+    machine_cores: usize,
+}
+
+/// The declared names of every kind that other sections refer to.
+struct AllNames<'r> {
+    apps: Names<'r>,
+    modes: Names<'r>,
+    tasks: Names<'r>,
+    topics: Names<'r>,
+}
+
+/// A task after its own checks: the spec when everything about it is valid, and the
+/// values later rules (hyperperiod, jobs per core) need even when something else is not.
+struct CheckedTask {
+    spec: Option<TaskSpec>,
+    period_ns: Option<At<u64>>,
+    core: Option<usize>,
+    path: String,
+}
+
+impl Check<'_, '_, '_> {
+    /// A manifest without tasks, apps or modes cannot run; say so once per missing kind
+    /// instead of letting every reference to them fail.
+    fn sections_present(&mut self) {
+        let raw = self.raw;
+        if raw.apps.is_empty() {
+            self.cx.error(
+                0,
+                "app",
+                "no [[app]] declared; every task belongs to an app, e.g. [[app]] name = \"main\"",
+            );
+        }
+        if raw.tasks.is_empty() {
+            self.cx.error(
+                0,
+                "task",
+                "no [[task]] declared; a deployment needs at least one periodic task",
+            );
+        }
+        if raw.modes.is_empty() {
+            self.cx.error(
+                0,
+                "mode",
+                "no [[mode]] declared; declare at least one, e.g. [[mode]] name = \"run\", default = true, tasks = [...]",
+            );
+        }
+    }
+
+    fn task_count(&mut self) {
+        if let Some(first_extra) = self.raw.tasks.get(limits::MAX_TASKS) {
+            self.cx.error(
+                first_extra.section.at,
+                first_extra.section.path.clone(),
+                format!(
+                    "the manifest declares {} tasks, {} more than the limit of {} tasks",
+                    self.raw.tasks.len(),
+                    self.raw.tasks.len() - limits::MAX_TASKS,
+                    limits::MAX_TASKS
+                ),
+            );
+        }
+    }
+
+    /// `deployment.cores`: each a core of this machine, none twice, at least one. The
+    /// result lists the cores in manifest order (`None` for an invalid entry), or is
+    /// `None` when the list itself is unusable; task cores are then only checked against
+    /// the machine.
+    fn deployment_cores(&mut self) -> Option<Vec<Option<usize>>> {
+        let deployment = self.raw.deployment.as_ref()?;
+        let list = deployment.cores.as_ref()?;
+        if list.value.is_empty() {
+            self.cx.error(
+                list.at,
+                "deployment.cores",
+                "the list of cores is empty; name the cores the deployment may use, e.g. cores = [0, 1]",
+            );
+        }
+        let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut out = Vec::with_capacity(list.value.len());
+        for core in &list.value {
+            if let Some(first_at) = seen.get(&core.value) {
+                let line = self.cx.line(*first_at);
+                self.cx.error(
+                    core.at,
+                    "deployment.cores",
+                    format!("core {} is listed twice (first on line {line})", core.value),
+                );
+                out.push(None);
+                continue;
+            }
+            seen.insert(core.value, core.at);
+            out.push(self.machine_core(core, "deployment.cores"));
+        }
+        Some(out)
+    }
+
+    /// A core number this machine has, as an index.
+    fn machine_core(&mut self, core: &At<u64>, field: &str) -> Option<usize> {
+        match usize::try_from(core.value) {
+            Ok(c) if c < self.machine_cores => Some(c),
+            _ => {
+                let have = match self.machine_cores {
+                    0 => "no cores".to_string(),
+                    1 => "1 core: core 0".to_string(),
+                    n => format!("{n} cores: 0..={}", n - 1),
+                };
+                self.cx.error(
+                    core.at,
+                    field,
+                    format!(
+                        "core {} does not exist on this machine, which has {have}",
+                        core.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn task(
+        &mut self,
+        t: &RawTask,
+        names: &AllNames<'_>,
+        deployment_cores: Option<&Vec<Option<usize>>>,
+    ) -> CheckedTask {
+        let section = &t.section;
+        if let Some(name) = &t.name {
+            if !self.catalog.tasks.contains_key(&name.value) {
+                let registered = self.catalog.tasks.keys().map(String::as_str);
+                let hint = did_you_mean(self.cx, &name.value, registered.clone());
+                let list = listing(
+                    "registered task implementations",
+                    registered,
+                    self.catalog.tasks.len(),
+                );
+                self.cx.error(
+                    name.at,
+                    section.field("name"),
+                    format!(
+                        "no task implementation is registered under the name `{}`{hint}; {list}",
+                        name.value
+                    ),
+                );
+            }
+        }
+        let app = t
+            .app
+            .as_ref()
+            .and_then(|a| names.apps.resolve(self.cx, a, &section.field("app")));
+
+        let period_ns = t.period_ns.as_ref().and_then(|p| {
+            if p.value == 0 {
+                self.cx.error(
+                    p.at,
+                    section.field("period"),
+                    format!(
+                        "the period must be greater than 0; the shortest allowed is {}",
+                        format_ns(limits::MIN_PERIOD_NS)
+                    ),
+                );
+                None
+            } else if p.value < limits::MIN_PERIOD_NS {
+                self.cx.error(
+                    p.at,
+                    section.field("period"),
+                    format!(
+                        "period {} is below the shortest allowed period {}",
+                        format_ns(p.value),
+                        format_ns(limits::MIN_PERIOD_NS)
+                    ),
+                );
+                None
+            } else {
+                Some(p.clone())
+            }
+        });
+        let period = period_ns.as_ref().map(|p| p.value);
+
+        let offset = t.offset_ns.as_ref().and_then(|o| match period {
+            Some(p) if o.value >= p => {
+                self.cx.error(
+                    o.at,
+                    section.field("offset"),
+                    format!(
+                        "offset {} must be less than the period {}",
+                        format_ns(o.value),
+                        format_ns(p)
+                    ),
+                );
+                None
+            }
+            _ => Some(o.value),
+        });
+
+        let budget = t.budget_ns.as_ref().and_then(|b| {
+            if b.value == 0 {
+                self.cx.error(
+                    b.at,
+                    section.field("budget"),
+                    "the budget must be greater than 0: it is the time the plan reserves for every job",
+                );
+                None
+            } else {
+                Some(b.value)
+            }
+        });
+
+        // The LET window defaults to the period; then it sits where the table starts.
+        let let_window = match &t.let_ns {
+            Optional::Absent => period.map(|p| (p, section.at, true)),
+            Optional::Invalid => None,
+            Optional::Given(l) => Some((l.value, l.at, false)),
+        };
+        let let_ns = let_window.and_then(|(l, at, defaulted)| {
+            if defaulted {
+                return Some(l);
+            }
+            if l == 0 {
+                self.cx.error(
+                    at,
+                    section.field("let"),
+                    "the LET window must be greater than 0; allowed: budget <= let <= period",
+                );
+                return None;
+            }
+            match period {
+                Some(p) if l > p => {
+                    self.cx.error(
+                        at,
+                        section.field("let"),
+                        format!(
+                            "the LET window {} exceeds the period {}; allowed: budget <= let <= period",
+                            format_ns(l),
+                            format_ns(p)
+                        ),
+                    );
+                    None
+                }
+                _ => Some(l),
+            }
+        });
+        let budget = match (budget, let_ns, &t.budget_ns) {
+            (Some(b), Some(l), Some(at)) if b > l => {
+                let which = if matches!(t.let_ns, Optional::Absent) {
+                    "the LET window (which defaults to the period)"
+                } else {
+                    "the LET window"
+                };
+                self.cx.error(
+                    at.at,
+                    section.field("budget"),
+                    format!(
+                        "budget {} exceeds {which} {}; allowed: 0 < budget <= let <= period",
+                        format_ns(b),
+                        format_ns(l)
+                    ),
+                );
+                None
+            }
+            (b, _, _) => b,
+        };
+
+        let core = t.core.as_ref().and_then(|c| {
+            let field = section.field("core");
+            let index = self.machine_core(c, &field)?;
+            match deployment_cores {
+                Some(list) if !list.contains(&Some(index)) => {
+                    let valid: Vec<String> =
+                        list.iter().flatten().map(|c| c.to_string()).collect();
+                    self.cx.error(
+                        c.at,
+                        field,
+                        format!(
+                            "core {index} is not in deployment.cores [{}]; a task runs on one of the deployment's cores",
+                            valid.join(", ")
+                        ),
+                    );
+                    None
+                }
+                _ => Some(index),
+            }
+        });
+
+        let overrun = t.overrun.as_ref().and_then(|o| match &o.value {
+            RawOverrun::Report => Some(OverrunPolicy::Report),
+            RawOverrun::SkipNext => Some(OverrunPolicy::SkipNext),
+            RawOverrun::Escalate(mode) => names
+                .modes
+                .resolve(
+                    self.cx,
+                    &At {
+                        value: mode.clone(),
+                        at: o.at,
+                    },
+                    &section.field("overrun"),
+                )
+                .map(OverrunPolicy::Escalate),
+        });
+
+        let line = self.cx.line(section.at);
+        let spec = (|| {
+            Some(TaskSpec {
+                name: t.name.as_ref()?.value.clone(),
+                app: app?,
+                period_ns: period?,
+                offset_ns: offset?,
+                budget_ns: budget?,
+                let_ns: let_ns?,
+                core: core?,
+                overrun: overrun?,
+                params: t.params.clone(),
+                line,
+            })
+        })();
+        CheckedTask {
+            spec,
+            period_ns,
+            core,
+            path: section.path.clone(),
+        }
+    }
+
+    fn channel(&mut self, c: &RawChannel, names: &AllNames<'_>) -> Option<ChannelSpec> {
+        let section = &c.section;
+        let catalog = self.catalog;
+        if let Some(ty) = &c.type_name {
+            if !catalog.types.contains_key(ty.value.as_str()) {
+                let registered = catalog.types.keys().copied();
+                let hint = did_you_mean(self.cx, &ty.value, registered.clone());
+                let list = listing("registered message types", registered, catalog.types.len());
+                self.cx.error(
+                    ty.at,
+                    section.field("type"),
+                    format!("unknown message type `{}`{hint}; {list}", ty.value),
+                );
+            }
+        }
+        let writer = c.writer.as_ref().and_then(|w| {
+            names
+                .tasks
+                .resolve(self.cx, w, &section.field("writer"))
+                .map(|id| (w, id))
+        });
+        if let (Some(topic), Some(ty), Some((w, _))) = (&c.topic, &c.type_name, writer) {
+            self.signature_port(w, &topic.value, &ty.value, true, &section.field("writer"));
+        }
+
+        let mut readers = Vec::new();
+        let mut all_resolved = true;
+        if let Some(list) = &c.readers {
+            if list.value.len() > MAX_READERS_PER_TOPIC {
+                self.cx.error(
+                    list.at,
+                    section.field("readers"),
+                    format!(
+                        "{} readers, {} more than the {MAX_READERS_PER_TOPIC} a topic supports",
+                        list.value.len(),
+                        list.value.len() - MAX_READERS_PER_TOPIC
+                    ),
+                );
+                all_resolved = false;
+            }
+            let field = section.field("readers");
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in &list.value {
+                if let Some(first_at) = seen.get(r.value.as_str()) {
+                    let line = self.cx.line(*first_at);
+                    self.cx.error(
+                        r.at,
+                        field.clone(),
+                        format!(
+                            "task `{}` is listed twice among the readers (first on line {line})",
+                            r.value
+                        ),
+                    );
+                    all_resolved = false;
+                    continue;
+                }
+                seen.insert(&r.value, r.at);
+                match names.tasks.resolve(self.cx, r, &field) {
+                    Some(id) => {
+                        readers.push(id);
+                        if let (Some(topic), Some(ty)) = (&c.topic, &c.type_name) {
+                            self.signature_port(r, &topic.value, &ty.value, false, &field);
+                        }
+                    }
+                    None => all_resolved = false,
+                }
+            }
+        } else {
+            all_resolved = false;
+        }
+
+        if !all_resolved {
+            return None;
+        }
+        Some(ChannelSpec {
+            topic: c.topic.as_ref()?.value.clone(),
+            type_name: c.type_name.as_ref()?.value.clone(),
+            writer: writer?.1,
+            readers,
+        })
+    }
+
+    /// Checks that the registered implementation of `task` declares the port the channel
+    /// connects it to, with the channel's type.
+    fn signature_port(
+        &mut self,
+        task: &At<String>,
+        topic: &str,
+        channel_type: &str,
+        is_writer: bool,
+        field: &str,
+    ) {
+        // An unregistered task is reported once, where it is declared.
+        let Some(signature) = self.catalog.tasks.get(&task.value) else {
+            return;
+        };
+        let (ports, verb) = if is_writer {
+            (&signature.writes, "write")
+        } else {
+            (&signature.reads, "read")
+        };
+        match ports.iter().find(|(t, _)| t == topic) {
+            None => {
+                let declared: Vec<String> = ports
+                    .iter()
+                    .map(|(t, ty)| format!("`{t}` ({ty})"))
+                    .collect();
+                let declared = if declared.is_empty() {
+                    format!("it {verb}s no topic")
+                } else {
+                    format!("it {verb}s {}", declared.join(", "))
+                };
+                self.cx.error(
+                    task.at,
+                    field,
+                    format!(
+                        "task `{}`'s implementation does not {verb} topic `{topic}`; {declared}",
+                        task.value
+                    ),
+                );
+            }
+            Some((_, declared_type)) if *declared_type != channel_type => {
+                self.cx.error(
+                    task.at,
+                    field,
+                    format!(
+                        "the type does not match: task `{}`'s implementation {verb}s topic `{topic}` as `{declared_type}`, but the channel carries `{channel_type}`",
+                        task.value
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Every port a task's implementation declares must be connected by a channel with
+    /// this task in that role, or the task fails when it opens the port at start.
+    fn task_ports(&mut self, names: &AllNames<'_>) {
+        let raw = self.raw;
+        let catalog = self.catalog;
+        // Topics written by an implementation but declared by no channel: the first task
+        // seen writing each, to name both when a second one does.
+        let mut implied_writers: BTreeMap<&str, &At<String>> = BTreeMap::new();
+        for (i, t) in raw.tasks.iter().enumerate() {
+            let Some(name) = &t.name else { continue };
+            // A duplicate is reported as such; its ports are the first one's.
+            if names.tasks.first(&name.value) != Some(i) {
+                continue;
+            }
+            let Some(signature) = catalog.tasks.get(&name.value) else {
+                continue;
+            };
+            let field = t.section.field("name");
+            for (topic, ty) in &signature.writes {
+                match names.topics.first(topic).and_then(|c| raw.channels.get(c)) {
+                    None => {
+                        if let Some(other) = implied_writers.get(topic.as_str()) {
+                            let line = self.cx.line(other.at);
+                            self.cx.error(
+                                name.at,
+                                field.clone(),
+                                format!(
+                                    "two writers on topic `{topic}`: the implementations of task `{}` (line {line}) and task `{}` both write it; a topic has exactly one writer",
+                                    other.value, name.value
+                                ),
+                            );
+                        } else {
+                            implied_writers.insert(topic, name);
+                            self.cx.error(
+                                name.at,
+                                field.clone(),
+                                format!(
+                                    "task `{}`'s implementation writes topic `{topic}` ({ty}), but no [[channel]] connects it, so the task would fail at start; add a [[channel]] with topic = \"{topic}\", type = \"{ty}\", writer = \"{}\"",
+                                    name.value, name.value
+                                ),
+                            );
+                        }
+                    }
+                    Some(channel) => {
+                        if let Some(w) = &channel.writer {
+                            if w.value != name.value {
+                                let line = self.cx.line(channel.section.at);
+                                self.cx.error(
+                                    name.at,
+                                    field.clone(),
+                                    format!(
+                                        "two writers on topic `{topic}`: the channel on line {line} names `{}` as its writer, but task `{}`'s implementation writes it too; a topic has exactly one writer",
+                                        w.value, name.value
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            for (topic, ty) in &signature.reads {
+                match names.topics.first(topic).and_then(|c| raw.channels.get(c)) {
+                    None => self.cx.error(
+                        name.at,
+                        field.clone(),
+                        format!(
+                            "task `{}`'s implementation reads topic `{topic}` ({ty}), but no [[channel]] connects it, so the task would fail at start",
+                            name.value
+                        ),
+                    ),
+                    Some(channel) => {
+                        let listed = channel
+                            .readers
+                            .as_ref()
+                            .is_some_and(|r| r.value.iter().any(|r| r.value == name.value));
+                        // A readers list with a type error is reported already.
+                        if !listed && channel.readers.is_some() {
+                            let line = self.cx.line(channel.section.at);
+                            self.cx.error(
+                                name.at,
+                                field.clone(),
+                                format!(
+                                    "task `{}`'s implementation reads topic `{topic}`, but the channel on line {line} does not list it among its readers, so the task would fail at start",
+                                    name.value
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn chain(
+        &mut self,
+        c: &RawChain,
+        names: &AllNames<'_>,
+        links: &Links<'_>,
+    ) -> Option<ChainSpec> {
+        let section = &c.section;
+        let field = section.field("tasks");
+        let list = c.tasks.as_ref()?;
+        if list.value.len() < 2 {
+            self.cx.error(
+                list.at,
+                field.clone(),
+                format!(
+                    "a chain needs at least two tasks, each linked to the next by a channel; found {}",
+                    list.value.len()
+                ),
+            );
+        }
+        let ids: Vec<Option<TaskId>> = list
+            .value
+            .iter()
+            .map(|t| names.tasks.resolve(self.cx, t, &field))
+            .collect();
+        let mut topics = Vec::new();
+        for (pair, id_pair) in list.value.windows(2).zip(ids.windows(2)) {
+            let [producer, consumer] = pair else { continue };
+            if id_pair.iter().any(Option::is_none) {
+                continue;
+            }
+            let producer_name = producer.value.as_str();
+            match links.by_pair.get(&(producer_name, consumer.value.as_str())) {
+                Some(topic) => topics.push(topic.to_string()),
+                None => {
+                    let writes = match links.written_by.get(producer_name) {
+                        None => format!("`{producer_name}` writes no channel"),
+                        Some(written) => {
+                            let shown: Vec<String> = written
+                                .iter()
+                                .take(MAX_LISTED_NAMES)
+                                .map(|t| format!("`{t}`"))
+                                .collect();
+                            format!("`{producer_name}` writes {}", shown.join(", "))
+                        }
+                    };
+                    self.cx.error(
+                        consumer.at,
+                        field.clone(),
+                        format!(
+                            "`{}` -> `{}` is not linked by a channel: no [[channel]] has writer = \"{}\" and lists \"{}\" among its readers ({writes})",
+                            producer.value, consumer.value, producer.value, consumer.value
+                        ),
+                    );
+                }
+            }
+        }
+        if list.value.len() < 2 || topics.len() + 1 != list.value.len() {
+            return None;
+        }
+        Some(ChainSpec {
+            name: c.name.as_ref()?.value.clone(),
+            tasks: ids.into_iter().collect::<Option<Vec<_>>>()?,
+            topics,
+            precedence: c.precedence.as_ref()?.value,
+        })
+    }
+
+    fn mode(&mut self, m: &RawMode, names: &AllNames<'_>) -> Option<ModeSpec> {
+        let field = m.section.field("tasks");
+        let list = m.tasks.as_ref()?;
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut ids = Vec::with_capacity(list.value.len());
+        for t in &list.value {
+            if let Some(first_at) = seen.get(t.value.as_str()) {
+                let line = self.cx.line(*first_at);
+                self.cx.error(
+                    t.at,
+                    field.clone(),
+                    format!(
+                        "task `{}` is listed twice in this mode (first on line {line})",
+                        t.value
+                    ),
+                );
+                ids.push(None);
+                continue;
+            }
+            seen.insert(&t.value, t.at);
+            ids.push(names.tasks.resolve(self.cx, t, &field));
+        }
+        Some(ModeSpec {
+            name: m.name.as_ref()?.value.clone(),
+            tasks: ids.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    /// Exactly one mode is active at start.
+    fn default_mode(&mut self) -> Option<usize> {
+        let modes = &self.raw.modes;
+        let first = modes.first()?;
+        let defaults: Vec<(usize, &RawMode)> = modes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.default.as_ref().is_some_and(|d| d.value))
+            .collect();
+        // A `default` with a type error is reported already; do not claim it is missing.
+        let unreadable = modes.iter().any(|m| m.default.is_none());
+        match defaults.as_slice() {
+            [] if !unreadable => {
+                self.cx.error(
+                    first.section.at,
+                    first.section.field("default"),
+                    "no mode is marked default = true; exactly one mode must be, the one active at start",
+                );
+                None
+            }
+            [] => None,
+            [(index, _)] => Some(*index),
+            [(_, first_default), rest @ ..] => {
+                let line = self.cx.line(first_default.section.at);
+                let first_name = section_name(first_default.name.as_ref());
+                for (_, m) in rest {
+                    let at = m.default.as_ref().map_or(m.section.at, |d| d.at);
+                    self.cx.error(
+                        at,
+                        m.section.field("default"),
+                        format!(
+                            "several modes are marked default = true: mode {first_name} (line {line}) already is; exactly one mode may be the default"
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn update_safe_modes(&mut self, names: &AllNames<'_>) -> Option<Vec<usize>> {
+        let list = self.raw.deployment.as_ref()?.update_safe_modes.as_ref()?;
+        let field = "deployment.update_safe_modes";
+        let mut out = Vec::with_capacity(list.value.len());
+        let mut ok = true;
+        for m in &list.value {
+            match names.modes.resolve(self.cx, m, field) {
+                Some(id) if out.contains(&id) => {
+                    self.cx
+                        .error(m.at, field, format!("mode `{}` is listed twice", m.value));
+                    ok = false;
+                }
+                Some(id) => out.push(id),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// LCM of all valid periods, computed with overflow checks and bounded by the limit;
+    /// the first period that pushes it over is reported.
+    fn hyperperiod(&mut self, tasks: &[CheckedTask]) -> Option<u64> {
+        let mut lcm: u64 = 1;
+        let mut any = false;
+        for t in tasks {
+            let Some(period) = &t.period_ns else { continue };
+            any = true;
+            let next = lcm
+                .checked_div(gcd(lcm, period.value))
+                .and_then(|l| l.checked_mul(period.value));
+            match next {
+                Some(n) if n <= limits::MAX_HYPERPERIOD_NS => lcm = n,
+                _ => {
+                    let reached = match next {
+                        Some(n) => format!("would become {}", format_ns(n)),
+                        None => "would overflow 64-bit nanoseconds".to_string(),
+                    };
+                    self.cx.error(
+                        period.at,
+                        format!("{}.period", t.path),
+                        format!(
+                            "with period {} the hyperperiod (LCM of all task periods) {reached}, above the limit of {}; choose periods with more common factors (e.g. 5ms, 10ms, 20ms)",
+                            format_ns(period.value),
+                            format_ns(limits::MAX_HYPERPERIOD_NS)
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        any.then_some(lcm)
+    }
+
+    /// Every mode's table on one core holds at most `MAX_JOBS_PER_CORE` jobs per
+    /// hyperperiod.
+    fn jobs_per_core(&mut self, hyperperiod_ns: u64, tasks: &[CheckedTask], names: &AllNames<'_>) {
+        for m in &self.raw.modes {
+            let Some(list) = &m.tasks else { continue };
+            let mut jobs: BTreeMap<usize, u64> = BTreeMap::new();
+            let mut counted = BTreeSet::new();
+            for name in &list.value {
+                let Some(id) = names.tasks.first(&name.value) else {
+                    continue;
+                };
+                if !counted.insert(id) {
+                    continue;
+                }
+                let Some(t) = tasks.get(id) else { continue };
+                if let (Some(period), Some(core)) = (&t.period_ns, t.core) {
+                    // period >= MIN_PERIOD_NS > 0 and hyperperiod <= 10 s: no overflow.
+                    *jobs.entry(core).or_insert(0) += hyperperiod_ns / period.value;
+                }
+            }
+            for (core, count) in jobs {
+                let limit = limits::MAX_JOBS_PER_CORE as u64;
+                if count > limit {
+                    self.cx.error(
+                        list.at,
+                        m.section.field("tasks"),
+                        format!(
+                            "in this mode core {core} would hold {count} jobs per hyperperiod ({}), {} more than the limit of {limit}; lengthen periods or spread the tasks over more cores",
+                            format_ns(hyperperiod_ns),
+                            count - limit
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Which tasks the channels link, indexed once so checking chains stays linear.
+struct Links<'r> {
+    /// `(writer, reader)` → topic of the first channel (in file order) linking them.
+    by_pair: BTreeMap<(&'r str, &'r str), &'r str>,
+    /// Writer → the topics it writes, in file order.
+    written_by: BTreeMap<&'r str, Vec<&'r str>>,
+}
+
+impl<'r> Links<'r> {
+    fn of(raw: &'r RawManifest) -> Self {
+        let mut by_pair = BTreeMap::new();
+        let mut written_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for ch in &raw.channels {
+            let (Some(writer), Some(topic)) = (&ch.writer, &ch.topic) else {
+                continue;
+            };
+            written_by
+                .entry(writer.value.as_str())
+                .or_default()
+                .push(topic.value.as_str());
+            for reader in ch.readers.iter().flat_map(|r| &r.value) {
+                by_pair
+                    .entry((writer.value.as_str(), reader.value.as_str()))
+                    .or_insert(topic.value.as_str());
+            }
+        }
+        Links {
+            by_pair,
+            written_by,
+        }
+    }
+}
+
+/// Declared names of one kind: name → index and position of the first section with it.
+struct Names<'r> {
+    kind: &'static str,
+    first: BTreeMap<&'r str, (usize, usize)>,
+}
+
+/// How a duplicate is reported: `(kind, name, line of the first)` → message.
+type DuplicateMessage = fn(&str, &str, usize) -> String;
+
+fn duplicate_name(kind: &str, name: &str, first_line: usize) -> String {
+    format!(
+        "duplicate {kind} name `{name}`; the first {kind} with this name is on line {first_line}"
+    )
+}
+
+fn duplicate_topic(_kind: &str, topic: &str, first_line: usize) -> String {
+    format!(
+        "two writers on topic `{topic}`: the channel on line {first_line} already declares it; a topic has exactly one writer (list more tasks under `readers` instead)"
+    )
+}
+
+impl<'r> Names<'r> {
+    /// Indexes the names in file order, reporting every repeat. Items are
+    /// `(name, section, the key that holds the name)`.
+    fn collect(
+        cx: &mut Diagnostics<'_>,
+        kind: &'static str,
+        items: impl Iterator<Item = (Option<&'r At<String>>, &'r Section, &'static str)>,
+        duplicate: DuplicateMessage,
+    ) -> Self {
+        let mut first: BTreeMap<&'r str, (usize, usize)> = BTreeMap::new();
+        for (i, (name, section, key)) in items.enumerate() {
+            let Some(name) = name else { continue };
+            match first.get(name.value.as_str()) {
+                Some((_, first_at)) => {
+                    let line = cx.line(*first_at);
+                    cx.error(
+                        name.at,
+                        section.field(key),
+                        duplicate(kind, &name.value, line),
+                    );
+                }
+                None => {
+                    first.insert(&name.value, (i, name.at));
+                }
+            }
+        }
+        Names { kind, first }
+    }
+
+    fn first(&self, name: &str) -> Option<usize> {
+        self.first.get(name).map(|(i, _)| *i)
+    }
+
+    /// The index of the section `name` refers to, or an error naming the known ones.
+    fn resolve(&self, cx: &mut Diagnostics<'_>, name: &At<String>, field: &str) -> Option<usize> {
+        if let Some(i) = self.first(&name.value) {
+            return Some(i);
+        }
+        let known = self.first.keys().copied();
+        let hint = did_you_mean(cx, &name.value, known.clone());
+        let list = listing(&format!("declared {}s", self.kind), known, self.first.len());
+        let list = if self.first.is_empty() {
+            format!("no [[{}]] is declared", self.kind)
+        } else {
+            list
+        };
+        cx.error(
+            name.at,
+            field,
+            format!("unknown {} `{}`{hint}; {list}", self.kind, name.value),
+        );
+        None
+    }
+}
+
+/// A " (did you mean `x`?)" hint, or nothing. Suggestions cost an edit distance per
+/// candidate, so past the errors that will be shown a broken file gets none: checking a
+/// manifest stays fast whatever it contains.
+fn did_you_mean<'c>(
+    cx: &Diagnostics<'_>,
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> String {
+    if cx.error_count() >= MAX_REPORTED_ERRORS {
+        return String::new();
+    }
+    closest(word, candidates)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+/// `"what: a, b, c"` for the `total` names, shortened past [`MAX_LISTED_NAMES`].
+fn listing<'n>(what: &str, names: impl Iterator<Item = &'n str>, total: usize) -> String {
+    if total == 0 {
+        return format!("there are no {what}");
+    }
+    let shown: Vec<String> = names
+        .take(MAX_LISTED_NAMES)
+        .map(|n| format!("`{n}`"))
+        .collect();
+    let more = total.saturating_sub(MAX_LISTED_NAMES);
+    if more > 0 {
+        format!("{what}: {} and {more} more", shown.join(", "))
+    } else {
+        format!("{what}: {}", shown.join(", "))
+    }
+}
+
+fn section_name(name: Option<&At<String>>) -> String {
+    name.map_or_else(|| "(unnamed)".to_string(), |n| format!("`{}`", n.value))
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}

@@ -1,0 +1,1074 @@
+//! Every manifest rule, one broken manifest each, checked through the public API against a
+//! real `Registry`: each test asserts the error's line, its field and a key phrase of what
+//! it says. The broken manifests are the good one (`src/manifest/testdata/good.toml`) with
+//! one edit, so a failing test points at exactly one rule.
+
+use std::path::PathBuf;
+
+use takt::manifest::{
+    self, limits, Deployment, ManifestError, ManifestLoadError, OverrunPolicy, ParamValue,
+};
+use takt::task::{Ports, Registry, Task, TaskBuildError, TaskBuilder};
+
+const GOOD: &str = include_str!("../src/manifest/testdata/good.toml");
+
+/// The machine the tests validate for: fixed, so results do not depend on the host.
+const CORES: usize = 4;
+
+const MS: u64 = 1_000_000;
+const US: u64 = 1_000;
+
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct RadarTrack {
+    pub range_m: f64,
+    pub speed_mps: f64,
+}
+takt::message!(RadarTrack);
+
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Objects {
+    pub nearest_m: f64,
+    pub count: u32,
+    pub flags: u32,
+}
+takt::message!(Objects);
+
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Command {
+    pub accel_mps2: f64,
+}
+takt::message!(Command);
+
+/// Validation never constructs tasks; a constructor that refuses keeps that visible.
+fn not_built(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
+    Err(b.fail("manifest tests never construct tasks"))
+}
+
+/// The implementations `GOOD` uses, plus a few whose signatures break a rule when a test
+/// adds them to the manifest.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.task(
+        "radar",
+        Ports::new().writes::<RadarTrack>("radar_track"),
+        not_built,
+    );
+    r.task(
+        "camera",
+        Ports::new().writes::<Objects>("camera_objects"),
+        not_built,
+    );
+    r.task(
+        "perception",
+        Ports::new()
+            .reads::<RadarTrack>("radar_track")
+            .reads::<Objects>("camera_objects")
+            .writes::<Objects>("objects"),
+        not_built,
+    );
+    r.task(
+        "planner",
+        Ports::new()
+            .reads::<Objects>("objects")
+            .writes::<Command>("command"),
+        not_built,
+    );
+    r.task(
+        "controller",
+        Ports::new().reads::<Command>("command"),
+        not_built,
+    );
+    // A second implementation writing the radar's topic.
+    r.task(
+        "radar2",
+        Ports::new().writes::<RadarTrack>("radar_track"),
+        not_built,
+    );
+    // Reads `objects` with the wrong type.
+    r.task(
+        "bad_reader",
+        Ports::new().reads::<Command>("objects"),
+        not_built,
+    );
+    // Writes a topic no channel in `GOOD` declares.
+    r.task(
+        "ghost",
+        Ports::new().writes::<Objects>("ghost_topic"),
+        not_built,
+    );
+    // Reads `objects` correctly, but `GOOD` does not list it as a reader.
+    r.task(
+        "logger",
+        Ports::new().reads::<Objects>("objects"),
+        not_built,
+    );
+    for name in ["tick_a", "tick_b", "slow"] {
+        r.task(name, Ports::new(), not_built);
+    }
+    r
+}
+
+fn parse(text: &str) -> Result<Deployment, ManifestLoadError> {
+    manifest::parse("test.toml", text, registry().catalog(), CORES)
+}
+
+/// `GOOD` with each `(from, to)` applied to the one occurrence of `from`.
+fn edit(changes: &[(&str, &str)]) -> String {
+    let mut text = GOOD.to_string();
+    for (from, to) in changes {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "`{from}` occurs once in the manifest"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
+
+/// 1-based line of the `nth` (0-based) line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str, nth: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .nth(nth)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("`{needle}` (occurrence {nth}) is in the manifest"))
+}
+
+fn errors(text: &str) -> Vec<ManifestError> {
+    match parse(text) {
+        Ok(_) => panic!("the manifest was accepted, but it breaks a rule:\n{text}"),
+        Err(e) => e.errors,
+    }
+}
+
+/// Asserts that refusing `text` reports an error on `line` for `field` whose message
+/// contains every one of `phrases`; returns it.
+fn expect_error(text: &str, line: usize, field: &str, phrases: &[&str]) -> ManifestError {
+    let all = errors(text);
+    let found = all.iter().find(|e| {
+        e.line == line && e.field == field && phrases.iter().all(|p| e.message.contains(p))
+    });
+    match found {
+        Some(e) => {
+            assert_eq!(e.file, "test.toml");
+            assert!(e.column >= 1);
+            e.clone()
+        }
+        None => panic!(
+            "no error on line {line} for `{field}` saying {phrases:?}; got:\n{}",
+            ManifestLoadError { errors: all }
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The good manifest.
+
+#[test]
+fn the_good_manifest_yields_the_expected_model() {
+    let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.name, "acc-test");
+    assert_eq!(d.source, "test.toml");
+    assert_eq!(d.cores, [0, 1]);
+    assert_eq!(d.priority, 70);
+    assert_eq!(d.hyperperiod_ns, 20 * MS, "LCM of 10, 20, 10, 20 and 5 ms");
+
+    let apps: Vec<(&str, Option<&str>)> = d
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.executable.as_deref()))
+        .collect();
+    assert_eq!(
+        apps,
+        [("sensing", Some("takt-acc-sensing")), ("control", None)]
+    );
+
+    let names: Vec<&str> = d.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["radar", "camera", "perception", "planner", "controller"]
+    );
+    let id = |n: &str| d.task_id(n).unwrap_or_else(|| panic!("task {n}"));
+
+    let radar = &d.tasks[id("radar")];
+    assert_eq!(radar.app, 0);
+    assert_eq!(
+        (
+            radar.period_ns,
+            radar.offset_ns,
+            radar.budget_ns,
+            radar.let_ns,
+            radar.core
+        ),
+        (10 * MS, 0, 500 * US, 10 * MS, 0),
+        "offset defaults to 0 and let to the period"
+    );
+    assert_eq!(radar.overrun, OverrunPolicy::Report, "the default policy");
+    assert_eq!(radar.line, line_of(GOOD, "[[task]]", 0));
+    let params: Vec<(&str, &ParamValue)> =
+        radar.params.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    assert_eq!(
+        params,
+        [
+            ("enabled", &ParamValue::Bool(true)),
+            ("gain", &ParamValue::Float("0.5".into())),
+            ("label", &ParamValue::Str("front".into())),
+            ("seed", &ParamValue::Int(7)),
+        ]
+    );
+
+    let camera = &d.tasks[id("camera")];
+    assert_eq!(
+        (
+            camera.period_ns,
+            camera.offset_ns,
+            camera.budget_ns,
+            camera.let_ns,
+            camera.core
+        ),
+        (20 * MS, 2 * MS, 2 * MS, 10 * MS, 1)
+    );
+    assert_eq!(camera.overrun, OverrunPolicy::SkipNext);
+    assert_eq!(camera.line, line_of(GOOD, "[[task]]", 1));
+    assert!(camera.params.is_empty());
+
+    let degraded = d.mode_id("degraded").expect("mode degraded");
+    assert_eq!(degraded, 1);
+    assert_eq!(
+        d.tasks[id("perception")].overrun,
+        OverrunPolicy::Escalate(degraded)
+    );
+    assert_eq!(d.tasks[id("planner")].app, 1);
+    assert_eq!(d.tasks[id("controller")].let_ns, MS);
+
+    let objects = d.channel("objects").expect("channel objects");
+    assert_eq!(objects.type_name, "Objects");
+    assert_eq!(objects.writer, id("perception"));
+    assert_eq!(objects.readers, [id("planner")]);
+    assert_eq!(d.channels.len(), 4);
+
+    assert_eq!(d.chains.len(), 2);
+    let chain = &d.chains[0];
+    assert_eq!(chain.name, "sense_to_act");
+    assert_eq!(
+        chain.tasks,
+        [
+            id("radar"),
+            id("perception"),
+            id("planner"),
+            id("controller")
+        ]
+    );
+    assert_eq!(chain.topics, ["radar_track", "objects", "command"]);
+    assert!(chain.precedence);
+    assert_eq!(d.chains[1].topics, ["camera_objects"]);
+    assert!(!d.chains[1].precedence, "precedence defaults to false");
+
+    let modes: Vec<&str> = d.modes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(modes, ["drive", "degraded", "parked"]);
+    assert_eq!(d.default_mode, 0);
+    assert_eq!(d.modes[0].tasks, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        d.modes[1].tasks,
+        [
+            id("radar"),
+            id("perception"),
+            id("planner"),
+            id("controller")
+        ]
+    );
+    assert!(d.modes[2].tasks.is_empty());
+    assert_eq!(d.update_safe_modes, [2]);
+}
+
+#[test]
+fn omitted_optional_keys_take_their_defaults() {
+    let text = edit(&[
+        ("priority = 70\n", ""),
+        ("update_safe_modes = [\"parked\"]\n", ""),
+    ]);
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.priority, 80);
+    assert!(d.update_safe_modes.is_empty());
+}
+
+#[test]
+fn load_reads_the_file_and_names_it_as_source() {
+    let path = std::env::temp_dir().join(format!("takt-rules-{}-good.toml", std::process::id()));
+    std::fs::write(&path, GOOD).expect("write temp manifest");
+    let d = manifest::load(&path, registry().catalog(), CORES);
+    let _ = std::fs::remove_file(&path);
+    let d = d.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.source, path.display().to_string());
+}
+
+// ---------------------------------------------------------------------------------------
+// Files and syntax.
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let text = edit(&[(
+        "[[app]]\nname = \"control\"\n",
+        "[[app]]\nname = \"control\"\nthis is = = not toml\n",
+    )]);
+    let line = line_of(&text, "this is", 0);
+    let e = expect_error(&text, line, "", &["invalid TOML"]);
+    assert_eq!(
+        errors(&text).len(),
+        1,
+        "only the syntax error: the tree behind it has holes"
+    );
+    assert!(e.column > 1);
+}
+
+#[test]
+fn an_empty_file_is_one_line_saying_what_a_manifest_needs() {
+    let all = errors("");
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].line, all[0].column), (1, 1));
+    assert!(
+        all[0].message.contains("needs a [deployment] table"),
+        "{:?}",
+        all[0]
+    );
+}
+
+#[test]
+fn a_missing_file_is_one_line_with_the_os_reason_and_no_position() {
+    let path = PathBuf::from("/nonexistent/takt/missing.toml");
+    let e = manifest::load(&path, registry().catalog(), CORES).expect_err("no such file");
+    assert_eq!(e.errors.len(), 1);
+    assert_eq!((e.errors[0].line, e.errors[0].column), (0, 0));
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/takt/missing.toml: cannot read the manifest: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn an_oversized_file_is_refused() {
+    let path = std::env::temp_dir().join(format!("takt-rules-{}-big.toml", std::process::id()));
+    let mut text = GOOD.to_string();
+    text.push_str(&"#".repeat(limits::MAX_MANIFEST_BYTES as usize));
+    std::fs::write(&path, &text).expect("write temp manifest");
+    let e = manifest::load(&path, registry().catalog(), CORES);
+    let _ = std::fs::remove_file(&path);
+    let e = e.expect_err("too large");
+    assert_eq!(e.errors.len(), 1);
+    assert!(
+        e.errors[0]
+            .message
+            .contains("larger than the 1048576 bytes"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys and types.
+
+#[test]
+fn an_unknown_key_is_named_with_the_allowed_ones() {
+    let text = edit(&[("budget = \"500us\"", "budget = \"500us\"\nbugdet = \"1ms\"")]);
+    let e = expect_error(
+        &text,
+        line_of(&text, "bugdet", 0),
+        "task.radar.bugdet",
+        &[
+            "unknown key `bugdet`",
+            "did you mean `budget`?",
+            "allowed keys here: name, app, period",
+        ],
+    );
+    assert_eq!(e.column, 1);
+
+    let text = edit(&[("priority = 70", "priority = 70\ncpus = [0]")]);
+    expect_error(
+        &text,
+        line_of(&text, "cpus", 0),
+        "deployment.cpus",
+        &["unknown key `cpus`", "cores, priority, update_safe_modes"],
+    );
+
+    let text = format!("{GOOD}\n[[modes]]\nname = \"x\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "[[modes]]", 0),
+        "modes",
+        &[
+            "unknown key `modes` in the top level",
+            "did you mean `mode`?",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_required_key_is_reported_at_its_table() {
+    let text = edit(&[("budget = \"3ms\"\ncore = 1\n", "budget = \"3ms\"\n")]);
+    let header = line_of(&text, "name = \"planner\"", 0) - 1;
+    expect_error(
+        &text,
+        header,
+        "task.planner.core",
+        &["missing required key `core`", "core = 0"],
+    );
+
+    let text = edit(&[("name = \"acc-test\"\n", "")]);
+    expect_error(
+        &text,
+        line_of(&text, "[deployment]", 0),
+        "deployment.name",
+        &["missing required key `name`"],
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_says_what_was_expected_and_found() {
+    let text = edit(&[("priority = 70", "priority = \"high\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "priority", 0),
+        "deployment.priority",
+        &["expected an integer", "found string \"high\""],
+    );
+
+    let text = edit(&[("precedence = true", "precedence = \"yes\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "precedence", 0),
+        "chain.sense_to_act.precedence",
+        &["expected a boolean"],
+    );
+
+    let text = edit(&[("readers = [\"planner\"]", "readers = \"planner\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "readers = \"planner\"", 0),
+        "channel.objects.readers",
+        &["expected an array"],
+    );
+
+    let text = edit(&[("seed = 7", "seed = [7]")]);
+    expect_error(
+        &text,
+        line_of(&text, "seed", 0),
+        "task.radar.params.seed",
+        &["expected an integer, float, boolean or string"],
+    );
+}
+
+#[test]
+fn a_negative_duration_cannot_be_written() {
+    let text = edit(&[("offset = \"1ms\"", "offset = \"-1ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "offset = \"-1ms\"", 0),
+        "task.perception.offset",
+        &["negative durations are not allowed", "ns, us, ms or s"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Names and references.
+
+#[test]
+fn duplicate_names_point_at_the_first_definition() {
+    let first = line_of(GOOD, "name = \"radar\"", 0);
+    let text = edit(&[("name = \"camera\"", "name = \"radar\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"radar\"", 1),
+        "task.radar.name",
+        &["duplicate task name `radar`", &format!("line {first}")],
+    );
+
+    let text = edit(&[("name = \"control\"", "name = \"sensing\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"sensing\"", 1),
+        "app.sensing.name",
+        &["duplicate app name `sensing`"],
+    );
+
+    let text = edit(&[("name = \"degraded\"", "name = \"drive\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"drive\"", 1),
+        "mode.drive.name",
+        &["duplicate mode name `drive`"],
+    );
+
+    let text = edit(&[("name = \"camera_path\"", "name = \"sense_to_act\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"sense_to_act\"", 1),
+        "chain.sense_to_act.name",
+        &["duplicate chain name `sense_to_act`"],
+    );
+}
+
+#[test]
+fn references_to_unknown_sections_list_the_known_ones() {
+    let text = edit(&[(
+        "app = \"control\"\nperiod = \"20ms\"",
+        "app = \"controls\"\nperiod = \"20ms\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "controls", 0),
+        "task.planner.app",
+        &[
+            "unknown app `controls`",
+            "did you mean `control`?",
+            "`control`, `sensing`",
+        ],
+    );
+
+    let text = edit(&[("type = \"Command\"", "type = \"Comand\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "Comand", 0),
+        "channel.command.type",
+        &[
+            "unknown message type `Comand`",
+            "`Command`, `Objects`, `RadarTrack`",
+        ],
+    );
+
+    let text = edit(&[("writer = \"planner\"", "writer = \"plan\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "writer = \"plan\"", 0),
+        "channel.command.writer",
+        &["unknown task `plan`"],
+    );
+
+    let text = edit(&[(
+        "tasks = [\"camera\", \"perception\"]",
+        "tasks = [\"camera\", \"perceptoin\"]",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "perceptoin", 0),
+        "chain.camera_path.tasks",
+        &["unknown task `perceptoin`", "did you mean `perception`?"],
+    );
+
+    let text = edit(&[("tasks = []", "tasks = [\"sleeper\"]")]);
+    expect_error(
+        &text,
+        line_of(&text, "sleeper", 0),
+        "mode.parked.tasks",
+        &["unknown task `sleeper`"],
+    );
+}
+
+#[test]
+fn a_task_name_must_be_a_registered_implementation() {
+    let text = edit(&[
+        ("name = \"controller\"", "name = \"actuator\""),
+        ("\"planner\", \"controller\"]\nprecedence", "\"planner\", \"actuator\"]\nprecedence"),
+        ("readers = [\"controller\"]", "readers = [\"actuator\"]"),
+        (
+            "tasks = [\"radar\", \"camera\", \"perception\", \"planner\", \"controller\"]",
+            "tasks = [\"radar\", \"camera\", \"perception\", \"planner\", \"actuator\"]",
+        ),
+        (
+            "tasks = [\"radar\", \"perception\", \"planner\", \"controller\"]\n\n[[mode]]\nname = \"parked\"",
+            "tasks = [\"radar\", \"perception\", \"planner\", \"actuator\"]\n\n[[mode]]\nname = \"parked\"",
+        ),
+    ]);
+    let e = expect_error(
+        &text,
+        line_of(&text, "name = \"actuator\"", 0),
+        "task.actuator.name",
+        &[
+            "no task implementation is registered under the name `actuator`",
+            "`controller`",
+        ],
+    );
+    assert_eq!(
+        errors(&text).len(),
+        1,
+        "only the registration is wrong: {e:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing.
+
+#[test]
+fn a_zero_period_is_refused() {
+    let text = edit(&[("period = \"5ms\"", "period = \"0ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "\"0ms\"", 0),
+        "task.controller.period",
+        &["greater than 0"],
+    );
+}
+
+#[test]
+fn a_period_below_the_minimum_is_refused() {
+    let text = edit(&[("period = \"5ms\"", "period = \"99us\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "\"99us\"", 0),
+        "task.controller.period",
+        &["period 99us is below the shortest allowed period 100us"],
+    );
+}
+
+#[test]
+fn an_offset_must_be_inside_the_period() {
+    let text = edit(&[("offset = \"2ms\"", "offset = \"20ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "offset = \"20ms\"", 0),
+        "task.camera.offset",
+        &["offset 20ms must be less than the period 20ms"],
+    );
+}
+
+#[test]
+fn a_zero_budget_is_refused() {
+    let text = edit(&[("budget = \"3ms\"", "budget = \"0ns\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "\"0ns\"", 0),
+        "task.planner.budget",
+        &["budget must be greater than 0"],
+    );
+}
+
+#[test]
+fn a_budget_larger_than_the_let_window_is_refused() {
+    let text = edit(&[("budget = \"200us\"", "budget = \"2ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "budget = \"2ms\"", 1),
+        "task.controller.budget",
+        &[
+            "budget 2ms exceeds the LET window 1ms",
+            "budget <= let <= period",
+        ],
+    );
+    // Without `let`, the window is the period.
+    let text = edit(&[("budget = \"500us\"", "budget = \"11ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "\"11ms\"", 0),
+        "task.radar.budget",
+        &["defaults to the period", "10ms"],
+    );
+}
+
+#[test]
+fn a_let_window_longer_than_the_period_is_refused() {
+    let text = edit(&[("let = \"10ms\"", "let = \"21ms\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "let = \"21ms\"", 0),
+        "task.camera.let",
+        &["LET window 21ms exceeds the period 20ms"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Cores and priority.
+
+#[test]
+fn a_core_this_machine_does_not_have_is_refused() {
+    let text = edit(&[("core = 0\n[task.params]", "core = 4\n[task.params]")]);
+    expect_error(
+        &text,
+        line_of(&text, "core = 4", 0),
+        "task.radar.core",
+        &["core 4 does not exist on this machine", "4 cores: 0..=3"],
+    );
+
+    let text = edit(&[("cores = [0, 1]", "cores = [0, 9]")]);
+    expect_error(
+        &text,
+        line_of(&text, "cores = [0, 9]", 0),
+        "deployment.cores",
+        &["core 9 does not exist on this machine"],
+    );
+}
+
+#[test]
+fn a_task_core_outside_the_deployment_cores_is_refused() {
+    let text = edit(&[("core = 0\n[task.params]", "core = 2\n[task.params]")]);
+    expect_error(
+        &text,
+        line_of(&text, "core = 2", 0),
+        "task.radar.core",
+        &["core 2 is not in deployment.cores [0, 1]"],
+    );
+}
+
+#[test]
+fn a_priority_outside_1_to_99_is_refused() {
+    for bad in ["0", "100", "-5"] {
+        let text = edit(&[("priority = 70", &format!("priority = {bad}"))]);
+        expect_error(
+            &text,
+            line_of(&text, "priority", 0),
+            "deployment.priority",
+            &[&format!("priority {bad} is out of range"), "1..=99"],
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Channels and port signatures.
+
+#[test]
+fn two_channels_on_one_topic_are_two_writers() {
+    let text = format!(
+        "{GOOD}\n[[channel]]\ntopic = \"objects\"\ntype = \"Objects\"\nwriter = \"camera\"\n"
+    );
+    let first = line_of(&text, "topic = \"objects\"", 0);
+    expect_error(
+        &text,
+        line_of(&text, "topic = \"objects\"", 1),
+        "channel.objects.topic",
+        &["two writers on topic `objects`", &format!("line {first}")],
+    );
+}
+
+#[test]
+fn a_second_implementation_writing_a_topic_is_a_second_writer() {
+    let text = edit(&[(
+        "[[channel]]\ntopic = \"radar_track\"",
+        "[[task]]\nname = \"radar2\"\napp = \"sensing\"\nperiod = \"10ms\"\nbudget = \"100us\"\ncore = 1\n\n[[channel]]\ntopic = \"radar_track\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"radar2\"", 0),
+        "task.radar2.name",
+        &[
+            "two writers on topic `radar_track`",
+            "names `radar` as its writer",
+        ],
+    );
+}
+
+#[test]
+fn a_channel_writer_must_write_the_topic() {
+    let text = edit(&[("writer = \"radar\"", "writer = \"camera\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "writer = \"camera\"", 0),
+        "channel.radar_track.writer",
+        &[
+            "task `camera`'s implementation does not write topic `radar_track`",
+            "`camera_objects` (Objects)",
+        ],
+    );
+}
+
+#[test]
+fn a_reader_whose_type_does_not_match_names_both_types() {
+    let text = edit(&[
+        ("readers = [\"planner\"]", "readers = [\"planner\", \"bad_reader\"]"),
+        (
+            "[[channel]]\ntopic = \"command\"",
+            "[[task]]\nname = \"bad_reader\"\napp = \"control\"\nperiod = \"10ms\"\nbudget = \"100us\"\ncore = 1\n\n[[channel]]\ntopic = \"command\"",
+        ),
+    ]);
+    expect_error(
+        &text,
+        line_of(&text, "\"bad_reader\"]", 0),
+        "channel.objects.readers",
+        &[
+            "type does not match",
+            "reads topic `objects` as `Command`",
+            "carries `Objects`",
+        ],
+    );
+}
+
+#[test]
+fn a_declared_port_no_channel_connects_is_refused() {
+    let extra = "[[task]]\nname = \"ghost\"\napp = \"control\"\nperiod = \"10ms\"\nbudget = \"100us\"\ncore = 1\n\n\
+                 [[task]]\nname = \"logger\"\napp = \"control\"\nperiod = \"10ms\"\nbudget = \"100us\"\ncore = 1\n\n[[channel]]\ntopic = \"radar_track\"";
+    let text = edit(&[("[[channel]]\ntopic = \"radar_track\"", extra)]);
+    expect_error(
+        &text,
+        line_of(&text, "name = \"ghost\"", 0),
+        "task.ghost.name",
+        &[
+            "writes topic `ghost_topic`",
+            "no [[channel]] connects it",
+            "would fail at start",
+        ],
+    );
+    expect_error(
+        &text,
+        line_of(&text, "name = \"logger\"", 0),
+        "task.logger.name",
+        &[
+            "reads topic `objects`",
+            "does not list it among its readers",
+            "would fail at start",
+        ],
+    );
+}
+
+#[test]
+fn a_topic_has_at_most_the_port_layers_readers() {
+    let many: Vec<String> = (0..9).map(|_| "\"planner\"".to_string()).collect();
+    let text = edit(&[(
+        "readers = [\"planner\"]",
+        &format!("readers = [{}]", many.join(", ")),
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "readers = [\"planner\", ", 0),
+        "channel.objects.readers",
+        &["9 readers, 1 more than the 8 a topic supports"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Chains and modes.
+
+#[test]
+fn chain_steps_must_be_linked_by_a_channel() {
+    let text = edit(&[(
+        "tasks = [\"camera\", \"perception\"]",
+        "tasks = [\"camera\", \"planner\"]",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "tasks = [\"camera\", \"planner\"]", 0),
+        "chain.camera_path.tasks",
+        &[
+            "`camera` -> `planner` is not linked by a channel",
+            "`camera` writes `camera_objects`",
+        ],
+    );
+
+    let text = edit(&[(
+        "tasks = [\"camera\", \"perception\"]",
+        "tasks = [\"camera\"]",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "tasks = [\"camera\"]", 0),
+        "chain.camera_path.tasks",
+        &["at least two tasks"],
+    );
+}
+
+#[test]
+fn a_manifest_without_modes_is_refused() {
+    let cut = GOOD.find("[[mode]]").expect("GOOD has modes");
+    let text = GOOD[..cut].replace("update_safe_modes = [\"parked\"]\n", "");
+    expect_error(&text, 1, "mode", &["no [[mode]] declared"]);
+}
+
+#[test]
+fn exactly_one_mode_is_the_default() {
+    let text = edit(&[("default = true\n", "")]);
+    expect_error(
+        &text,
+        line_of(&text, "[[mode]]", 0),
+        "mode.drive.default",
+        &["no mode is marked default = true"],
+    );
+
+    let text = edit(&[("name = \"parked\"", "name = \"parked\"\ndefault = true")]);
+    let first = line_of(&text, "[[mode]]", 0);
+    expect_error(
+        &text,
+        line_of(&text, "default = true", 1),
+        "mode.parked.default",
+        &[
+            "several modes are marked default = true",
+            &format!("`drive` (line {first})"),
+        ],
+    );
+}
+
+#[test]
+fn escalation_and_update_safe_modes_must_name_declared_modes() {
+    let text = edit(&[("escalate:degraded", "escalate:limp")]);
+    expect_error(
+        &text,
+        line_of(&text, "escalate:limp", 0),
+        "task.perception.overrun",
+        &["unknown mode `limp`", "`degraded`, `drive`, `parked`"],
+    );
+
+    let text = edit(&[(
+        "update_safe_modes = [\"parked\"]",
+        "update_safe_modes = [\"parkd\"]",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "parkd", 0),
+        "deployment.update_safe_modes",
+        &["unknown mode `parkd`", "did you mean `parked`?"],
+    );
+
+    let text = edit(&[("overrun = \"skip-next\"", "overrun = \"restart\"")]);
+    expect_error(
+        &text,
+        line_of(&text, "restart", 0),
+        "task.camera.overrun",
+        &[
+            "not an overrun policy",
+            "\"report\", \"skip-next\", \"escalate:<mode name>\"",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Size limits.
+
+#[test]
+fn a_hyperperiod_above_the_limit_is_refused() {
+    let text = edit(&[
+        (
+            "period = \"20ms\"\nbudget = \"3ms\"",
+            "period = \"3s\"\nbudget = \"3ms\"",
+        ),
+        ("period = \"5ms\"", "period = \"7s\""),
+    ]);
+    expect_error(
+        &text,
+        line_of(&text, "\"7s\"", 0),
+        "task.controller.period",
+        &["hyperperiod", "would become 21s", "limit of 10s"],
+    );
+}
+
+/// A manifest of `n` tasks `t0..`, each registered without ports, only `t0` in a mode.
+fn many_tasks(n: usize) -> (String, Registry) {
+    let mut r = Registry::new();
+    let mut text = String::from(
+        "[deployment]\nname = \"many\"\ncores = [0]\n\n[[app]]\nname = \"a\"\n\n[[mode]]\nname = \"m\"\ndefault = true\ntasks = [\"t0\"]\n",
+    );
+    for i in 0..n {
+        r.task(&format!("t{i}"), Ports::new(), not_built);
+        text.push_str(&format!(
+            "\n[[task]]\nname = \"t{i}\"\napp = \"a\"\nperiod = \"10ms\"\nbudget = \"1us\"\ncore = 0\n"
+        ));
+    }
+    (text, r)
+}
+
+#[test]
+fn more_tasks_than_the_limit_are_refused() {
+    let (text, r) = many_tasks(limits::MAX_TASKS);
+    let ok = manifest::parse("many.toml", &text, r.catalog(), CORES);
+    assert_eq!(
+        ok.map(|d| d.tasks.len()).map_err(|e| e.to_string()),
+        Ok(limits::MAX_TASKS)
+    );
+
+    let (text, r) = many_tasks(limits::MAX_TASKS + 1);
+    let e = manifest::parse("many.toml", &text, r.catalog(), CORES).expect_err("too many tasks");
+    assert_eq!(e.errors.len(), 1, "{e}");
+    let last = format!("name = \"t{}\"", limits::MAX_TASKS);
+    assert_eq!(e.errors[0].line, line_of(&text, &last, 0) - 1);
+    assert_eq!(e.errors[0].field, format!("task.t{}", limits::MAX_TASKS));
+    assert!(
+        e.errors[0]
+            .message
+            .contains("4097 tasks, 1 more than the limit of 4096"),
+        "{e}"
+    );
+}
+
+fn jobs_manifest(slow_core: usize) -> String {
+    format!(
+        "[deployment]\nname = \"jobs\"\ncores = [0, 1]\n\n[[app]]\nname = \"a\"\n\n\
+         [[task]]\nname = \"tick_a\"\napp = \"a\"\nperiod = \"100us\"\nbudget = \"1us\"\ncore = 0\n\n\
+         [[task]]\nname = \"slow\"\napp = \"a\"\nperiod = \"10s\"\nbudget = \"1us\"\ncore = {slow_core}\n\n\
+         [[mode]]\nname = \"m\"\ndefault = true\ntasks = [\"tick_a\", \"slow\"]\n"
+    )
+}
+
+#[test]
+fn more_jobs_per_hyperperiod_on_one_core_than_the_limit_are_refused() {
+    // 10 s / 100 us = 100 000 jobs: exactly the limit when `slow` runs elsewhere.
+    let ok = parse(&jobs_manifest(1))
+        .map(|d| d.hyperperiod_ns)
+        .map_err(|e| e.to_string());
+    assert_eq!(ok, Ok(10_000_000_000));
+
+    let text = jobs_manifest(0);
+    expect_error(
+        &text,
+        line_of(&text, "tasks = [\"tick_a\"", 0),
+        "mode.m.tasks",
+        &["core 0 would hold 100001 jobs per hyperperiod (10s), 1 more than the limit of 100000"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// One pass.
+
+#[test]
+fn every_error_is_reported_in_one_pass_in_file_order() {
+    let text = edit(&[
+        ("priority = 70", "priority = 0"),
+        ("budget = \"500us\"", "budget = \"500us\"\nbugdet = \"1ms\""),
+        ("budget = \"3ms\"", "budget = \"0ms\""),
+        ("type = \"Command\"", "type = \"Comand\""),
+        (
+            "tasks = [\"camera\", \"perception\"]",
+            "tasks = [\"camera\", \"planner\"]",
+        ),
+        ("name = \"parked\"", "name = \"parked\"\ndefault = true"),
+    ]);
+    let all = errors(&text);
+    let expected = [
+        (line_of(&text, "priority", 0), "deployment.priority"),
+        (line_of(&text, "bugdet", 0), "task.radar.bugdet"),
+        (line_of(&text, "\"0ms\"", 0), "task.planner.budget"),
+        (line_of(&text, "Comand", 0), "channel.command.type"),
+        (
+            line_of(&text, "tasks = [\"camera\", \"planner\"]", 0),
+            "chain.camera_path.tasks",
+        ),
+        (line_of(&text, "default = true", 1), "mode.parked.default"),
+    ];
+    let got: Vec<(usize, &str)> = all.iter().map(|e| (e.line, e.field.as_str())).collect();
+    for want in &expected {
+        assert!(
+            got.contains(want),
+            "missing {want:?} in:\n{}",
+            ManifestLoadError {
+                errors: all.clone()
+            }
+        );
+    }
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|(line, _)| *line);
+    assert_eq!(got, sorted, "errors come in file order");
+
+    let shown = ManifestLoadError {
+        errors: all.clone(),
+    }
+    .to_string();
+    assert_eq!(shown.lines().count(), all.len(), "one error per line");
+    let e = &all[0];
+    assert_eq!(
+        shown.lines().next(),
+        Some(
+            format!(
+                "test.toml:{}:{}: {}: {}",
+                e.line, e.column, e.field, e.message
+            )
+            .as_str()
+        )
+    );
+}
