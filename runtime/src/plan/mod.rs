@@ -2,10 +2,53 @@
 //!
 //! Owns: turning a validated [`Deployment`] into a [`Plan`]: per mode, per core, a static
 //! table of non-overlapping windows over one hyperperiod; the buffer sizing of every
-//! channel; the analytic end-to-end bounds of every declared chain. It is pure: no I/O, no
-//! clocks, no threads. It must never depend on anything in takt but `manifest`.
+//! channel; the exact end-to-end bounds of every declared chain under LET; and the
+//! re-check of any plan against its deployment. It is pure: no I/O, no clocks, no threads.
+//! It must never depend on anything in takt but `manifest` (and the pure duration
+//! formatter `time::format_ns` for its text rendering).
 //!
-//! (Interface fixed; synthesis, verification and bounds are being written.)
+//! # Parts
+//!
+//! * `synth`: job enumeration, necessary conditions, non-preemptive EDF list scheduling,
+//!   and, when that fails, the bounded search of `search`.
+//! * `sizing` and `bounds`: channel sizing and chain bounds, computed from the synthesized
+//!   tables.
+//! * `verify`: the independent verifier. It shares no code with the four parts above
+//!   (only the plain data types of this file), so a synthesis bug cannot pass silently by
+//!   being repeated in the check.
+//! * `render`: the human-readable text of a plan.
+//!
+//! # Design choices
+//!
+//! * **Windows never cross the hyperperiod boundary.** A job released near the end of the
+//!   cycle whose LET deadline lies in the next cycle still has its window end by the cycle
+//!   end (`start + budget <= min(deadline, hyperperiod)`). Every cycle's tables are thus
+//!   self-contained: a mode switch, which takes effect only at a hyperperiod boundary, swaps
+//!   whole tables on every core without a job of the old mode still running or owed. LET
+//!   visibility is unaffected: outputs still become visible at the (possibly next-cycle)
+//!   deadline. The price: a task's last job of the cycle is released at
+//!   `hyperperiod - period + offset`, so `offset + budget <= period` must hold for every
+//!   task; synthesis names the task and job when it does not.
+//! * **Non-preemptive windows.** The dispatcher runs a job from its window start for at
+//!   most its budget; nothing preempts it, so the tables need no priority analysis and the
+//!   verifier only has to check intervals.
+//! * **Channel sizing is exact for the tables**, assuming a writer may publish anywhere in
+//!   its window and a reader may read anywhere in its own (see `sizing`), over every pair of
+//!   consecutive cycles in any two modes. Buffers stay as small as that allows: a 4 MiB
+//!   message pays for every sample slot.
+//! * **Chain bounds are exact, not pessimistic**: under LET the data flow is a function of
+//!   the schedule, so they are computed by following jobs, not by a formula over periods.
+//! * **Integer nanoseconds everywhere**; utilization is reported in parts per million,
+//!   rounded down.
+
+mod bounds;
+mod render;
+mod search;
+mod sizing;
+mod synth;
+#[cfg(test)]
+mod tests;
+mod verify;
 
 use crate::manifest::{Deployment, TaskId};
 
@@ -39,11 +82,13 @@ pub struct CoreTable {
     pub core: usize,
     /// Sorted by `start_ns`, non-overlapping.
     pub windows: Vec<Window>,
-    /// Sum of the windows' budgets over the hyperperiod, in parts per million of it.
+    /// Sum of the windows' budgets over the hyperperiod, in parts per million of it,
+    /// rounded down.
     pub utilization_ppm: u64,
 }
 
-/// The tables of one mode: one per core that hosts at least one of its tasks.
+/// The tables of one mode: one per core that hosts at least one of its tasks, in ascending
+/// core order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModePlan {
     /// Index into `Deployment::modes`.
@@ -63,18 +108,29 @@ pub struct ChannelSizing {
     pub max_borrowed: usize,
 }
 
-/// Analytic end-to-end bounds of one declared chain under LET.
+/// Exact end-to-end bounds of one declared chain under LET.
+///
+/// Under LET the data flow is a function of the releases and deadlines alone: a job of
+/// chain task `i + 1` released at `r` reads the output of the newest job of task `i` whose
+/// deadline is `<= r`. Following that link backwards from a job of the last task down to a
+/// job of the first task gives the job's *origin*. Both figures are exact worst cases over
+/// the steady state of `mode` (the pattern repeats every hyperperiod; start-up instances
+/// whose chain has no origin yet are not counted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainBound {
     /// Index into `Deployment::chains`.
     pub chain: usize,
-    /// Upper bound on the age of the sensor data the last task acts on, measured from
-    /// the release of the first task's job that produced it to the release of the last
-    /// task's job that reads the result.
+    /// The mode (index into `Deployment::modes`) the bounds were computed in: the default
+    /// mode when every task of the chain is active there, otherwise the first mode where
+    /// they all are. `None` when no mode runs the whole chain; both bounds are then 0.
+    pub mode: Option<usize>,
+    /// Maximum data age: over all jobs `J` of the last task, the deadline of `J` (when its
+    /// output becomes visible) minus the release of `J`'s origin job of the first task.
     pub max_data_age_ns: u64,
-    /// Upper bound on the time from a change at the chain's input (just after a release
-    /// of the first task) to the first output of the last task that reflects it, measured
-    /// to that output's visibility (LET deadline).
+    /// Maximum reaction time to an input change that happens just after the release of a
+    /// first-task job `j - 1` (so `j - 1` misses it and job `j` is the first to read it):
+    /// over all `j`, the deadline of the first last-task job whose origin is `j` or later,
+    /// minus the release of `j - 1`.
     pub max_reaction_ns: u64,
 }
 
@@ -117,24 +173,26 @@ pub struct Violation {
 }
 
 /// Synthesizes the tables of every mode, the channel sizing and the chain bounds.
+///
+/// Fails with every reason found: the input rule or necessary condition that is broken
+/// (utilization above 1 on a core, a job whose budget cannot fit between its release and
+/// its deadline, a precedence cycle), or the mode, core and job that misses its deadline
+/// when neither list scheduling nor the bounded search found a table, saying whether the
+/// search was exhaustive (no table exists) or stopped at its limit.
 pub fn synthesize(d: &Deployment) -> Result<Plan, Unschedulable> {
-    let _ = d;
-    Err(Unschedulable {
-        reasons: vec!["plan synthesis is being written".into()],
-    })
+    synth::synthesize(d)
 }
 
 /// Re-checks a plan against the deployment without sharing code with [`synthesize`].
+///
+/// Returns every violation found, each naming the mode, core, task and job concerned.
 pub fn verify(d: &Deployment, p: &Plan) -> Result<(), Vec<Violation>> {
-    let _ = (d, p);
-    Err(vec![Violation {
-        message: "plan verification is being written".into(),
-    }])
+    verify::verify(d, p)
 }
 
-/// The human-readable plan: per mode and core, the table, utilization, hyperperiod and
-/// chain bounds.
+/// The human-readable plan: the hyperperiod; per mode and core the utilization and the
+/// table (start, end, task, job, release, deadline, slack); the channel sizing; the chain
+/// bounds. Never panics, also not on a plan that fails [`verify`].
 pub fn render_text(d: &Deployment, p: &Plan) -> String {
-    let _ = (d, p);
-    String::new()
+    render::render_text(d, p)
 }
