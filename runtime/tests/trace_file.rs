@@ -57,7 +57,15 @@ fn header(app: &str) -> TraceHeader {
 fn record(core: u8, job: u64) -> TraceRecord {
     let t = 1_000 + job * 1_000 + u64::from(core);
     match job % 4 {
-        0 => TraceRecord::release(core, u32::from(core), job, job * 1_000, t, job * 1_000 + 5),
+        0 => TraceRecord::release(
+            core,
+            u32::from(core),
+            job,
+            job * 1_000,
+            t,
+            job * 1_000 + 5,
+            200,
+        ),
         1 => TraceRecord::start(core, u32::from(core), job, job * 1_000, t),
         2 => TraceRecord::publish(core, u32::from(core), job, job * 1_000, t, 1, job, t + 500),
         _ => TraceRecord::end(core, u32::from(core), job, job * 1_000, t, 400),

@@ -30,6 +30,7 @@
 mod control;
 mod rt;
 mod stats;
+mod tracing;
 
 use std::fmt;
 use std::time::Duration;
@@ -40,12 +41,16 @@ pub use control::{RunControl, STOP};
 pub use rt::probe_realtime;
 use stats::TaskRecorder;
 pub use stats::{Quantiles, TaskStats};
+use tracing::Emitter;
+pub use tracing::{TraceOptions, TraceSummary};
 
 use crate::manifest::{Deployment, OverrunPolicy, TaskId};
 use crate::plan::{Plan, Window};
+use crate::port::ActivityCell;
 use crate::port::{PortNode, Sizing};
 use crate::task::{PortBinding, Registry, StepContext, Task, TaskBuilder, TaskReport, TaskTiming};
 use crate::time::{monotonic_now_ns, Clock, JobTime, MonotonicClock, SimClock};
+use crate::trace::{self, RingProducer, TraceRecord};
 
 /// Which time base a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -92,6 +97,9 @@ pub struct RunOptions {
     pub startup_timeout_ns: u64,
     /// Time between the last core becoming ready and the epoch (first release).
     pub epoch_margin_ns: u64,
+    /// Record a trace file of every job (release, start, reads, publishes, end, overruns,
+    /// skips, mode switches).
+    pub trace: Option<TraceOptions>,
 }
 
 impl Default for RunOptions {
@@ -105,6 +113,7 @@ impl Default for RunOptions {
             priority: None,
             startup_timeout_ns: 10_000_000_000,
             epoch_margin_ns: 50_000_000,
+            trace: None,
         }
     }
 }
@@ -124,6 +133,8 @@ pub enum RunError {
     StartupTimeout { cores: Vec<usize>, timeout_ns: u64 },
     /// A dispatcher thread panicked (a task's `step` or `finish` panicked).
     Panicked { core: usize, what: String },
+    /// The trace file could not be created or finished.
+    Trace(String),
 }
 
 impl fmt::Display for RunError {
@@ -146,6 +157,7 @@ impl fmt::Display for RunError {
             RunError::Panicked { core, what } => {
                 write!(f, "the dispatcher of core {core} panicked: {what}")
             }
+            RunError::Trace(why) => write!(f, "trace: {why}"),
         }
     }
 }
@@ -173,6 +185,8 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// SHA-256 over the task digests, in task-name order.
     pub digest: [u8; 32],
+    /// The trace file written, if the run was traced.
+    pub trace: Option<TraceSummary>,
 }
 
 impl RunReport {
@@ -210,6 +224,7 @@ pub fn run(
         namespace: opts.namespace.clone().unwrap_or_else(|| d.name.clone()),
         cycles: opts.duration_ns.div_ceil(plan.hyperperiod_ns).max(1),
         jitter: opts.jitter,
+        trace: opts.trace.clone(),
     };
     let outcome = match opts.clock {
         ClockKind::Sim => run_sim(&setup, control)?,
@@ -226,6 +241,7 @@ struct Setup<'a> {
     namespace: String,
     cycles: u64,
     jitter: Option<Jitter>,
+    trace: Option<TraceOptions>,
 }
 
 /// What one dispatcher hands back.
@@ -241,6 +257,7 @@ struct Outcome {
     start_ns: u64,
     cores: Vec<CoreOutcome>,
     warnings: Vec<String>,
+    trace: Option<TraceSummary>,
 }
 
 fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl) -> RunReport {
@@ -286,6 +303,7 @@ fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl)
         reports,
         warnings: o.warnings,
         digest: hasher.finalize().into(),
+        trace: o.trace,
     }
 }
 
@@ -372,6 +390,16 @@ struct Hosted {
     rec: TaskRecorder,
     skip_next: bool,
     rng: u64,
+    probes: Vec<Probe>,
+}
+
+/// One port of a hosted task, watched for trace records after each job.
+struct Probe {
+    port: u16,
+    is_writer: bool,
+    activity: ActivityCell,
+    /// The activity's `ops` when it was last traced.
+    traced_ops: u64,
 }
 
 /// Builds, on the calling thread, every task that has a window in `tables`.
@@ -402,6 +430,16 @@ fn build_tasks(
             .constructor(&spec.name)
             .map_err(|e| e.to_string())?;
         let task = ctor(&builder).map_err(|e| e.to_string())?;
+        let probes = builder
+            .take_probes()
+            .into_iter()
+            .map(|p| Probe {
+                port: tracing::port_id(d, &p.topic).unwrap_or(u16::MAX),
+                is_writer: p.is_writer,
+                activity: p.activity,
+                traced_ops: 0,
+            })
+            .collect();
         let seed = setup.jitter.map_or(0, |j| j.seed)
             ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         hosted.push(Hosted {
@@ -410,6 +448,7 @@ fn build_tasks(
             rec: TaskRecorder::new(),
             skip_next: false,
             rng: seed,
+            probes,
         });
     }
     Ok(hosted)
@@ -468,6 +507,7 @@ struct Dispatcher<'a> {
     clock: RunClock<'a>,
     epoch_ns: u64,
     control: &'a RunControl,
+    emit: Emitter,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -477,6 +517,7 @@ impl<'a> Dispatcher<'a> {
         hosted: Vec<Hosted>,
         clock: RunClock<'a>,
         control: &'a RunControl,
+        ring: Option<RingProducer>,
     ) -> Self {
         let mut slot = vec![None; setup.d.tasks.len()];
         for (i, h) in hosted.iter().enumerate() {
@@ -490,6 +531,7 @@ impl<'a> Dispatcher<'a> {
             clock,
             epoch_ns: 0,
             control,
+            emit: Emitter::new(ring),
         }
     }
 
@@ -497,12 +539,26 @@ impl<'a> Dispatcher<'a> {
     fn walk(&mut self, epoch_ns: u64) {
         self.epoch_ns = epoch_ns;
         let h_ns = self.setup.plan.hyperperiod_ns;
+        let mut previous_mode = usize::MAX;
         for cycle in 0..self.setup.cycles {
             let mode = self.control.mode_for_cycle(cycle);
             if mode == STOP {
                 break;
             }
             self.control.note_cycle(cycle);
+            if mode != previous_mode && previous_mode != usize::MAX && self.emit.enabled() {
+                let now_ns = self.clock.now_ns();
+                let core = self.tables_core();
+                self.emit.emit(TraceRecord::mode_switch(
+                    core,
+                    cycle,
+                    cycle * h_ns,
+                    now_ns,
+                    previous_mode as u64,
+                    mode as u64,
+                ));
+            }
+            previous_mode = mode;
             let tables = std::mem::take(&mut self.tables);
             if let Some(table) = tables.get(mode) {
                 for w in table {
@@ -511,6 +567,14 @@ impl<'a> Dispatcher<'a> {
             }
             self.tables = tables;
         }
+    }
+
+    /// The core this dispatcher's records name for deployment-wide events (its first
+    /// task's core; simulated time runs all cores on one dispatcher).
+    fn tables_core(&self) -> u8 {
+        self.hosted.first().map_or(0, |h| {
+            self.setup.d.tasks[h.id].core.min(u8::MAX as usize) as u8
+        })
     }
 
     /// Runs one window's job in the cycle starting at logical `cycle_ns`.
@@ -523,16 +587,30 @@ impl<'a> Dispatcher<'a> {
         };
         let spec = &self.setup.d.tasks[w.task];
         let h = &mut self.hosted[i];
+        let core = spec.core.min(u8::MAX as usize) as u8;
+        let task = w.task as u32;
+        let release_ns = cycle_ns + w.release_ns;
+        let index = release_ns.saturating_sub(spec.offset_ns) / spec.period_ns.max(1);
+        let emit = &self.emit;
+        emit.emit(TraceRecord::release(
+            core,
+            task,
+            index,
+            release_ns,
+            start_ns,
+            cycle_ns + w.start_ns,
+            w.budget_ns,
+        ));
         if h.skip_next {
             h.skip_next = false;
             h.rec.skipped += 1;
+            emit.emit(TraceRecord::skip(core, task, index, release_ns, start_ns));
             return;
         }
-        let release_ns = cycle_ns + w.release_ns;
         let ctx = StepContext::new(JobTime {
             release_ns,
             deadline_ns: cycle_ns + w.deadline_ns,
-            index: release_ns.saturating_sub(spec.offset_ns) / spec.period_ns.max(1),
+            index,
         });
         let jitter_ns = match self.setup.jitter {
             Some(j) if w.budget_ns > 0 => {
@@ -542,9 +620,33 @@ impl<'a> Dispatcher<'a> {
             _ => 0,
         };
         let physical_start_ns = monotonic_now_ns();
+        emit.emit(TraceRecord::start(core, task, index, release_ns, start_ns));
         self.clock.spend_ns(jitter_ns);
         h.task.step(&ctx);
         let end_ns = self.clock.now_ns();
+        if emit.enabled() {
+            for p in &mut h.probes {
+                let a = p.activity.get();
+                if a.ops == p.traced_ops {
+                    continue;
+                }
+                p.traced_ops = a.ops;
+                emit.emit(if p.is_writer {
+                    TraceRecord::publish(
+                        core,
+                        task,
+                        index,
+                        release_ns,
+                        end_ns,
+                        p.port,
+                        a.seq,
+                        a.visible_at_ns,
+                    )
+                } else {
+                    TraceRecord::read(core, task, index, release_ns, end_ns, p.port, a.seq)
+                });
+            }
+        }
         let (lateness_ns, execution_ns, policy_execution_ns) = match self.clock {
             RunClock::Real(_) => {
                 let e = end_ns - start_ns;
@@ -556,12 +658,29 @@ impl<'a> Dispatcher<'a> {
             }
         };
         h.rec.record(lateness_ns, execution_ns);
+        emit.emit(TraceRecord::end(
+            core,
+            task,
+            index,
+            release_ns,
+            end_ns,
+            execution_ns,
+        ));
         self.control.note_job();
         if end_ns > self.epoch_ns + cycle_ns + w.deadline_ns {
             h.rec.deadline_misses += 1;
         }
         if policy_execution_ns > w.budget_ns {
             h.rec.overruns += 1;
+            emit.emit(TraceRecord::overrun(
+                core,
+                task,
+                index,
+                release_ns,
+                end_ns,
+                policy_execution_ns,
+                w.budget_ns,
+            ));
             self.control.note_overrun();
             match spec.overrun {
                 OverrunPolicy::Report => {}
@@ -610,16 +729,33 @@ fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError>
         core: first_core,
         reason,
     })?;
+    let (ring, drainer) = match &setup.trace {
+        Some(t) => {
+            let (mut producers, consumers) =
+                tracing::rings(t, &[first_core]).map_err(RunError::Trace)?;
+            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Sim, 0);
+            let drainer = tracing::start_drainer(&header, t, consumers).map_err(RunError::Trace)?;
+            (producers.pop(), Some(drainer))
+        }
+        None => (None, None),
+    };
     let clock = SimClock::new(0);
-    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Sim(&clock), control);
+    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Sim(&clock), control, ring);
     let start_ns = monotonic_now_ns();
     disp.walk(0);
+    // `finish` consumes the dispatcher and with it the ring's producer, which lets the
+    // drainer's final pass see the ring closed.
     let outcome = disp.finish(usize::MAX);
+    let trace = drainer
+        .map(tracing::stop_drainer)
+        .transpose()
+        .map_err(RunError::Trace)?;
     Ok(Outcome {
         realtime: false,
         start_ns,
         cores: vec![outcome],
         warnings: Vec::new(),
+        trace,
     })
 }
 
@@ -650,11 +786,25 @@ fn run_real(
     }
     let cores = planned_cores(setup.plan);
     let startup = Duration::from_nanos(opts.startup_timeout_ns);
+    let (producers, mut consumers) = match &setup.trace {
+        Some(t) => {
+            let (p, c) = tracing::rings(t, &cores).map_err(RunError::Trace)?;
+            (p.into_iter().map(Some).collect(), Some(c))
+        }
+        None => (
+            cores
+                .iter()
+                .map(|_| None)
+                .collect::<Vec<Option<RingProducer>>>(),
+            None,
+        ),
+    };
+    let mut drainer = None;
     let result = std::thread::scope(|s| {
         let (ready_tx, ready_rx) = crossbeam::channel::bounded::<Ready>(cores.len());
         let mut epoch_txs = Vec::with_capacity(cores.len());
         let mut handles = Vec::with_capacity(cores.len());
-        for &core in &cores {
+        for (&core, ring) in cores.iter().zip(producers) {
             let (epoch_tx, epoch_rx) = crossbeam::channel::bounded::<Option<u64>>(1);
             epoch_txs.push(epoch_tx);
             let ready_tx = ready_tx.clone();
@@ -663,7 +813,8 @@ fn run_real(
                 .spawn_scoped(s, move || {
                     let body = std::panic::AssertUnwindSafe(|| {
                         core_thread(
-                            setup, core, realtime, priority, control, &ready_tx, &epoch_rx, startup,
+                            setup, core, realtime, priority, control, &ready_tx, &epoch_rx,
+                            startup, ring,
                         )
                     });
                     std::panic::catch_unwind(body).unwrap_or_else(|p| {
@@ -715,6 +866,13 @@ fn run_real(
             }
         }
         let start_ns = monotonic_now_ns() + opts.epoch_margin_ns;
+        if let (None, Some(t), Some(c)) = (&failure, &setup.trace, consumers.take()) {
+            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Real, start_ns);
+            match tracing::start_drainer(&header, t, c) {
+                Ok(d) => drainer = Some(d),
+                Err(e) => failure = Some(RunError::Trace(e)),
+            }
+        }
         for tx in &epoch_txs {
             let _ = tx.send(if failure.is_none() {
                 Some(start_ns)
@@ -746,12 +904,18 @@ fn run_real(
     if realtime {
         rt::unlock_memory();
     }
+    // Every dispatcher thread has ended and dropped its ring producer: finish the file.
+    let trace = drainer
+        .map(tracing::stop_drainer)
+        .transpose()
+        .map_err(RunError::Trace)?;
     let (start_ns, outcomes) = result?;
     Ok(Outcome {
         realtime,
         start_ns,
         cores: outcomes,
         warnings,
+        trace,
     })
 }
 
@@ -767,6 +931,7 @@ fn core_thread(
     ready_tx: &crossbeam::channel::Sender<Ready>,
     epoch_rx: &crossbeam::channel::Receiver<Option<u64>>,
     startup: Duration,
+    ring: Option<RingProducer>,
 ) -> Result<Option<CoreOutcome>, RunError> {
     let fail = |e: RunError| {
         let _ = ready_tx.send((core, Err(e.clone())));
@@ -800,6 +965,7 @@ fn core_thread(
         hosted,
         RunClock::Real(MonotonicClock::new()),
         control,
+        ring,
     );
     if ready_tx.send((core, Ok(()))).is_err() {
         return Ok(None);

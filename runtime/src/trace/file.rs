@@ -123,6 +123,34 @@ pub struct TraceHeader {
     pub topic_names: Vec<String>,
     /// Mode names, indexed by the modes of `ModeSwitch` records.
     pub mode_names: Vec<String>,
+    /// Per task (same index as `task_names`): its timing and core, so tools can compute
+    /// deadlines and utilization without the manifest.
+    pub tasks: Vec<TaskInfo>,
+    /// The deployment's declared cause-effect chains with the plan's analytic bounds.
+    pub chains: Vec<ChainInfo>,
+}
+
+/// A task's timing as the plan used it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct TaskInfo {
+    pub core: u32,
+    pub period_ns: u64,
+    pub offset_ns: u64,
+    pub budget_ns: u64,
+    pub let_ns: u64,
+}
+
+/// A declared cause-effect chain: `tasks[i]` writes `ports[i]`, which `tasks[i + 1]` reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ChainInfo {
+    pub name: String,
+    /// Task indices, sensor end first.
+    pub tasks: Vec<u32>,
+    /// Port ids linking consecutive tasks (`tasks.len() - 1` of them).
+    pub ports: Vec<u16>,
+    /// The plan's analytic bounds (see `plan::ChainBound`); 0 when the chain is active in no mode.
+    pub max_data_age_ns: u64,
+    pub max_reaction_ns: u64,
 }
 
 impl TraceHeader {
@@ -138,6 +166,8 @@ impl TraceHeader {
             task_names: Vec::new(),
             topic_names: Vec::new(),
             mode_names: Vec::new(),
+            tasks: Vec::new(),
+            chains: Vec::new(),
         }
     }
 

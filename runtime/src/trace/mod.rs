@@ -13,8 +13,8 @@ pub mod record;
 pub mod ring;
 
 pub use file::{
-    read_all, read_many, spawn_drainer, BreakReason, ClockKind, DrainSummary, Drainer,
-    DrainerError, MergedRecord, ReadManyError, TraceBreak, TraceFileSummary, TraceHeader,
+    read_all, read_many, spawn_drainer, BreakReason, ChainInfo, ClockKind, DrainSummary, Drainer,
+    DrainerError, MergedRecord, ReadManyError, TaskInfo, TraceBreak, TraceFileSummary, TraceHeader,
     TraceOpenError, TraceRead, TraceReadMany, TraceReader, TraceWriteError, TraceWriter,
 };
 pub use record::{EventKind, TraceEvent, TraceRecord, UnknownEventKind, NO_TASK};

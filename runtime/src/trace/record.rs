@@ -129,8 +129,13 @@ impl std::error::Error for UnknownEventKind {}
 /// `task`, `job`, `time_ns`, `logical_ns`) stay on [`TraceRecord`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TraceEvent {
-    /// A job was released: `logical_ns` is the logical release, `time_ns` the actual one.
-    Release { window_start_ns: u64 },
+    /// A job was released: `logical_ns` is the logical release, `time_ns` the actual one;
+    /// the plan reserved the window `[window_start_ns, window_start_ns + budget_ns)`
+    /// (logical, ns since the epoch).
+    Release {
+        window_start_ns: u64,
+        budget_ns: u64,
+    },
     /// The job started executing at `time_ns`.
     Start,
     /// The job finished at `time_ns` after `execution_ns` of execution.
@@ -218,7 +223,10 @@ impl TraceRecord {
         event: TraceEvent,
     ) -> Self {
         let (kind, aux, a, b) = match event {
-            TraceEvent::Release { window_start_ns } => (EventKind::Release, 0, window_start_ns, 0),
+            TraceEvent::Release {
+                window_start_ns,
+                budget_ns,
+            } => (EventKind::Release, 0, window_start_ns, budget_ns),
             TraceEvent::Start => (EventKind::Start, 0, 0, 0),
             TraceEvent::End { execution_ns } => (EventKind::End, 0, execution_ns, 0),
             TraceEvent::Publish {
@@ -255,7 +263,8 @@ impl TraceRecord {
     }
 
     /// A job release: logical release `logical_release_ns`, actual release `actual_ns`, and
-    /// the planned start of its window.
+    /// the planned window (start, logical ns since the epoch, and budget).
+    #[allow(clippy::too_many_arguments)]
     pub const fn release(
         core: u8,
         task: u32,
@@ -263,6 +272,7 @@ impl TraceRecord {
         logical_release_ns: u64,
         actual_ns: u64,
         window_start_ns: u64,
+        budget_ns: u64,
     ) -> Self {
         Self::new(
             core,
@@ -270,7 +280,10 @@ impl TraceRecord {
             job,
             actual_ns,
             logical_release_ns,
-            TraceEvent::Release { window_start_ns },
+            TraceEvent::Release {
+                window_start_ns,
+                budget_ns,
+            },
         )
     }
 
@@ -435,7 +448,10 @@ impl TraceRecord {
     pub fn event(&self) -> Result<TraceEvent, UnknownEventKind> {
         let (aux, a, b) = (self.aux, self.a, self.b);
         Ok(match self.kind()? {
-            EventKind::Release => TraceEvent::Release { window_start_ns: a },
+            EventKind::Release => TraceEvent::Release {
+                window_start_ns: a,
+                budget_ns: b,
+            },
             EventKind::Start => TraceEvent::Start,
             EventKind::End => TraceEvent::End { execution_ns: a },
             EventKind::Publish => TraceEvent::Publish {
@@ -475,6 +491,7 @@ mod tests {
         vec![
             TraceEvent::Release {
                 window_start_ns: 5_000_000,
+                budget_ns: 250_000,
             },
             TraceEvent::Start,
             TraceEvent::End {
@@ -530,12 +547,13 @@ mod tests {
 
     #[test]
     fn typed_constructors_put_values_where_the_docs_say() {
-        let r = TraceRecord::release(1, 2, 3, 100, 105, 90);
+        let r = TraceRecord::release(1, 2, 3, 100, 105, 90, 7);
         assert_eq!((r.logical_ns, r.time_ns), (100, 105));
         assert_eq!(
             r.event(),
             Ok(TraceEvent::Release {
-                window_start_ns: 90
+                window_start_ns: 90,
+                budget_ns: 7,
             })
         );
 

@@ -1,0 +1,176 @@
+//! The dispatcher's side of tracing: the file header built from the deployment and plan,
+//! and the per-core emitter that turns each job's events into ring records.
+//!
+//! Pushing a record is a store into a preallocated ring slot plus two atomics; a full ring
+//! drops the record and counts it (the drainer writes a `Dropped` marker in its place), so
+//! tracing never blocks or allocates on the hot path.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::manifest::Deployment;
+use crate::plan::Plan;
+use crate::trace::{
+    self, ChainInfo, Drainer, RingConsumer, RingProducer, TaskInfo, TraceHeader, TraceRecord,
+    TraceWriter,
+};
+
+/// Where and how to record a trace of the run.
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    pub path: PathBuf,
+    /// SHA-256 of the manifest text, so files of one deployment can be matched.
+    pub manifest_hash: [u8; 32],
+    /// Records per core ring (a power of two). 65536 records hold about 30 s of the demo.
+    pub ring_records: usize,
+    /// The process (app) name written into the header.
+    pub app_name: String,
+}
+
+impl TraceOptions {
+    pub fn new(path: impl Into<PathBuf>, manifest_hash: [u8; 32]) -> Self {
+        TraceOptions {
+            path: path.into(),
+            manifest_hash,
+            ring_records: 1 << 16,
+            app_name: "takt".into(),
+        }
+    }
+}
+
+/// How often the drainer empties the rings.
+const DRAIN_PERIOD: Duration = Duration::from_millis(5);
+/// How long the end of a run waits for the drainer's final drain and fsync.
+const DRAIN_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The header of a trace of `d` run with `plan`.
+pub(super) fn header(
+    d: &Deployment,
+    plan: &Plan,
+    opts: &TraceOptions,
+    clock: trace::ClockKind,
+    epoch_ns: u64,
+) -> TraceHeader {
+    let mut h = TraceHeader::new(opts.app_name.clone(), clock);
+    h.manifest_hash = opts.manifest_hash;
+    h.epoch_ns = epoch_ns;
+    h.hyperperiod_ns = plan.hyperperiod_ns;
+    h.task_names = d.tasks.iter().map(|t| t.name.clone()).collect();
+    h.topic_names = d.channels.iter().map(|c| c.topic.clone()).collect();
+    h.mode_names = d.modes.iter().map(|m| m.name.clone()).collect();
+    h.tasks = d
+        .tasks
+        .iter()
+        .map(|t| TaskInfo {
+            core: t.core as u32,
+            period_ns: t.period_ns,
+            offset_ns: t.offset_ns,
+            budget_ns: t.budget_ns,
+            let_ns: t.let_ns,
+        })
+        .collect();
+    h.chains = d
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let bound = plan.chains.get(i);
+            ChainInfo {
+                name: c.name.clone(),
+                tasks: c.tasks.iter().map(|&t| t as u32).collect(),
+                ports: c
+                    .topics
+                    .iter()
+                    .map(|topic| port_id(d, topic).unwrap_or(u16::MAX))
+                    .collect(),
+                max_data_age_ns: bound.map_or(0, |b| b.max_data_age_ns),
+                max_reaction_ns: bound.map_or(0, |b| b.max_reaction_ns),
+            }
+        })
+        .collect();
+    h
+}
+
+/// The port id of `topic` in trace records: its channel's index.
+pub(super) fn port_id(d: &Deployment, topic: &str) -> Option<u16> {
+    d.channels
+        .iter()
+        .position(|c| c.topic == topic)
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+/// One ring per dispatcher: the producers go to the dispatchers, the consumers to the drainer.
+pub(super) fn rings(
+    opts: &TraceOptions,
+    cores: &[usize],
+) -> Result<(Vec<RingProducer>, Vec<RingConsumer>), String> {
+    let mut producers = Vec::with_capacity(cores.len());
+    let mut consumers = Vec::with_capacity(cores.len());
+    for &core in cores {
+        let (p, c) = trace::channel(opts.ring_records, core.min(u8::MAX as usize) as u8)
+            .map_err(|e| format!("trace ring for core {core}: {e}"))?;
+        producers.push(p);
+        consumers.push(c);
+    }
+    Ok((producers, consumers))
+}
+
+/// Creates the trace file and starts draining the rings into it.
+pub(super) fn start_drainer(
+    header: &TraceHeader,
+    opts: &TraceOptions,
+    consumers: Vec<RingConsumer>,
+) -> Result<Drainer, String> {
+    let writer = TraceWriter::create(&opts.path, header).map_err(|e| e.to_string())?;
+    trace::spawn_drainer(consumers, writer, DRAIN_PERIOD).map_err(|e| e.to_string())
+}
+
+/// Stops the drainer after the dispatchers dropped their producers.
+pub(super) fn stop_drainer(drainer: Drainer) -> Result<TraceSummary, String> {
+    let s = drainer
+        .stop(DRAIN_STOP_TIMEOUT)
+        .map_err(|e| format!("the trace could not be finished: {e}"))?;
+    Ok(TraceSummary {
+        path: s.path,
+        records: s.records,
+        dropped: s.dropped,
+        bytes: s.bytes,
+        rings_unfinished: s.rings_unfinished,
+    })
+}
+
+/// What the trace of a run holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub path: PathBuf,
+    /// Records written, `Dropped` markers included.
+    pub records: u64,
+    /// Records lost because a ring was full (counted in the file, never hidden).
+    pub dropped: u64,
+    pub bytes: u64,
+    /// Rings the final drain could not empty (their tail is missing from the file).
+    pub rings_unfinished: usize,
+}
+
+/// A dispatcher's handle on its ring. `None` when the run is not traced.
+pub(super) struct Emitter {
+    ring: Option<RingProducer>,
+}
+
+impl Emitter {
+    pub fn new(ring: Option<RingProducer>) -> Self {
+        Emitter { ring }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// Pushes one record; a full ring counts it as dropped. Allocation and lock free.
+    #[inline]
+    pub fn emit(&self, rec: TraceRecord) {
+        if let Some(ring) = &self.ring {
+            let _ = ring.push(rec);
+        }
+    }
+}
