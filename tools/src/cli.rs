@@ -47,6 +47,9 @@ pub enum Command {
         /// Print no live progress.
         #[arg(long, short)]
         quiet: bool,
+        /// Record a trace of every job into FILE (read it with `takt trace report|export|plot`).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
 }
 

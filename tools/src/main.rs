@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             allow_non_rt,
             inject_jitter,
             quiet,
+            trace,
         } => run::run(&run::RunArgs {
             manifest,
             duration,
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
             allow_non_rt,
             inject_jitter,
             quiet,
+            trace,
         }),
     };
     match result {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use takt::dispatch::{self, ClockKind, Jitter, Quantiles, RunControl, RunOptions, RunReport};
+use takt::dispatch::{
+    self, ClockKind, Jitter, Quantiles, RunControl, RunOptions, RunReport, TraceOptions,
+};
 use takt::time::{format_ns, parse_duration_ns};
 
 use crate::cli::ClockArg;
@@ -19,6 +21,7 @@ pub struct RunArgs {
     pub allow_non_rt: bool,
     pub inject_jitter: Option<u64>,
     pub quiet: bool,
+    pub trace: Option<PathBuf>,
 }
 
 /// Longest run accepted from the command line: one day.
@@ -50,6 +53,17 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }),
         // One namespace per run, so two runs of the same manifest never share a topic.
         namespace: Some(format!("{}-{}", d.name, std::process::id())),
+        trace: match &args.trace {
+            Some(path) => {
+                let hash = takt::manifest::hash_file(&args.manifest).map_err(|e| {
+                    Failure::bad_input(format!("{}: cannot read: {e}", args.manifest.display()))
+                })?;
+                let mut t = TraceOptions::new(path, hash);
+                t.app_name = d.name.clone();
+                Some(t)
+            }
+            None => None,
+        },
         ..RunOptions::default()
     };
     if clock == ClockKind::Real {
@@ -124,6 +138,19 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 
     for w in &report.warnings {
         eprintln!("warning: {w}");
+    }
+    if let Some(t) = &report.trace {
+        eprintln!(
+            "trace: {} records ({} lost in full rings) written to {}{}",
+            t.records,
+            t.dropped,
+            t.path.display(),
+            if t.rings_unfinished > 0 {
+                format!("; {} ring(s) could not be drained completely", t.rings_unfinished)
+            } else {
+                String::new()
+            }
+        );
     }
     print_summary(&d, &report);
     Ok(())

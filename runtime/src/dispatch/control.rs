@@ -54,6 +54,7 @@ pub struct RunControl {
     jobs: AtomicU64,
     overruns: AtomicU64,
     switches_len: AtomicU64,
+    walked: AtomicU64,
     /// (cycle << 8 | mode) for each decided mode switch, first `switches_len` valid.
     switches: [AtomicU64; MAX_RECORDED_SWITCHES],
 }
@@ -67,6 +68,7 @@ impl RunControl {
             jobs: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
             switches_len: AtomicU64::new(0),
+            walked: AtomicU64::new(0),
             switches: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -178,6 +180,19 @@ impl RunControl {
     /// Overruns so far on all cores.
     pub fn overruns(&self) -> u64 {
         self.overruns.load(Ordering::Relaxed)
+    }
+
+    /// Called by each dispatcher after its last window: waits (sleeping 1 ms at a time, off
+    /// the real-time path) until `dispatchers` have walked their tables or `timeout` passes.
+    pub(crate) fn walk_done_and_wait(&self, dispatchers: usize, timeout: std::time::Duration) {
+        // SYNC POINT: AcqRel pairs with the Acquire loads of the other waiters.
+        self.walked.fetch_add(1, Ordering::AcqRel);
+        let until = std::time::Instant::now() + timeout;
+        while (self.walked.load(Ordering::Acquire) as usize) < dispatchers
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     // Progress counters are statistics only: nothing is ordered by them, so Relaxed.

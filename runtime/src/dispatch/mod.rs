@@ -974,6 +974,14 @@ fn core_thread(
     match epoch_rx.recv_timeout(startup + Duration::from_secs(1)) {
         Ok(Some(epoch_ns)) => {
             disp.walk(epoch_ns);
+            // Tearing down ports disconnects iceoryx2 connections, which costs the peers
+            // on other cores milliseconds in their next send: so no core finishes (and
+            // drops its tasks) until every core has walked its last window.
+            let h_ns = setup.plan.hyperperiod_ns;
+            control.walk_done_and_wait(
+                planned_cores(setup.plan).len(),
+                Duration::from_nanos(h_ns.saturating_mul(2)) + Duration::from_secs(1),
+            );
             Ok(Some(disp.finish(core)))
         }
         _ => Ok(None),

@@ -195,3 +195,10 @@ pub fn parse(
 
 #[cfg(test)]
 mod tests;
+
+/// SHA-256 of the manifest file's bytes: identifies the deployment in trace files, so
+/// traces of different processes of one deployment can be matched.
+pub fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    Ok(Sha256::digest(std::fs::read(path)?).into())
+}

@@ -39,7 +39,8 @@ use std::fmt;
 
 use iceoryx2::node::{Node, NodeBuilder, NodeState};
 use iceoryx2::prelude::{
-    ipc, CallbackProgression, Config, MessagingPattern, NodeName, ServiceName, SignalHandlingMode,
+    ipc, CallbackProgression, Config, LogLevel, MessagingPattern, NodeName, ServiceName,
+    SignalHandlingMode,
     ZeroCopySend,
 };
 use iceoryx2::service::builder::publish_subscribe::{
@@ -333,6 +334,11 @@ fn cleanup_dead_nodes(config: &Config) -> usize {
 impl PortNode {
     /// Opens the deployment's node, after removing resources left by dead nodes.
     pub fn new(deployment: &str) -> Result<PortNode, PortOpenError> {
+        // iceoryx2 warns on stderr that it runs with its built-in defaults (no config
+        // file), which takt relies on; only its errors are worth an integrator's attention.
+        // `IOX2_LOG_LEVEL` still overrides this.
+        static QUIET_LOGS: std::sync::Once = std::sync::Once::new();
+        QUIET_LOGS.call_once(|| iceoryx2::prelude::set_log_level_from_env_or(LogLevel::Error));
         let node_name_text = format!("takt-{deployment}");
         let node_name = NodeName::new(&node_name_text).map_err(|e| PortOpenError::InvalidName {
             name: node_name_text.clone(),
