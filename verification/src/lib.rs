@@ -13,6 +13,15 @@ use takt::task::Registry;
 /// SCHED_FIFO runs never compete with each other.
 pub static REALTIME: Mutex<()> = Mutex::new(());
 
+/// Serializes the runs of one test binary. Not only SCHED_FIFO runs: a simulated run in a
+/// parallel test thread creates and faults in megabytes of shared memory, and with memory
+/// locked (`mlockall`) that holds the process's address-space lock long enough to stall a
+/// real-time dispatcher of the same process for tens of milliseconds. A deployment's own
+/// process does no such thing while it runs; a test binary running several at once would.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    REALTIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Path of a file in the repository's `config/` directory.
 pub fn config(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("config").join(name)
@@ -67,4 +76,24 @@ pub fn run(
     };
     let control = RunControl::new(d.default_mode);
     dispatch::run(d, p, registry, &opts, &control).unwrap_or_else(|e| panic!("run {tag} failed: {e}"))
+}
+
+/// One line per task that overran, skipped or missed a deadline, for assertion messages.
+pub fn problems(r: &RunReport) -> String {
+    let lines: Vec<String> = r
+        .tasks
+        .iter()
+        .filter(|t| t.overruns + t.skipped + t.deadline_misses > 0)
+        .map(|t| {
+            format!(
+                "{} (core {}): {} overruns, {} skipped, {} deadline misses, execution max {} ns, lateness max {} ns",
+                t.name, t.core, t.overruns, t.skipped, t.deadline_misses, t.execution.max_ns, t.lateness.max_ns
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        "no overruns, skips or deadline misses".to_string()
+    } else {
+        lines.join("; ")
+    }
 }

@@ -15,6 +15,7 @@ fn no_overruns(r: &takt::dispatch::RunReport) -> bool {
 
 #[test]
 fn simulated_runs_are_reproducible_and_nontrivial() {
+    let _serial = v::serial();
     let (d, p, reg) = v::acc();
     let a = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "sim-a");
     let b = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "sim-b");
@@ -27,23 +28,25 @@ fn simulated_runs_are_reproducible_and_nontrivial() {
 
 #[test]
 fn real_time_equals_simulated_time_and_repeats() {
+    let _serial = v::serial();
     let (d, p, reg) = v::acc();
     if !v::realtime_available(d.priority) {
         v::skip("real_time_equals_simulated_time_and_repeats", "SCHED_FIFO not permitted (run as root)");
         return;
     }
-    let _g = v::REALTIME.lock().unwrap_or_else(|e| e.into_inner());
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "rs-sim");
     let real1 = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "rs-real1");
     let real2 = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "rs-real2");
     assert!(real1.realtime, "the real run used SCHED_FIFO");
-    assert!(no_overruns(&real1) && no_overruns(&real2), "no overruns in the compared runs");
-    assert_eq!(real1.digest_hex(), sim.digest_hex(), "real == sim");
+    assert!(no_overruns(&real1), "run 1: {}", v::problems(&real1));
+    assert!(no_overruns(&real2), "run 2: {}", v::problems(&real2));
+    assert_eq!(real1.digest_hex(), sim.digest_hex(), "real == sim ({})", v::problems(&real1));
     assert_eq!(real1.digest_hex(), real2.digest_hex(), "real run 1 == real run 2");
 }
 
 #[test]
 fn injected_jitter_within_budget_does_not_change_outputs() {
+    let _serial = v::serial();
     let (d, p, reg) = v::acc();
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "jit-sim");
     let sim_j = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, Some(7), "jit-simj");
@@ -52,11 +55,10 @@ fn injected_jitter_within_budget_does_not_change_outputs() {
         v::skip("injected_jitter_within_budget_does_not_change_outputs (real part)", "SCHED_FIFO not permitted");
         return;
     }
-    let _g = v::REALTIME.lock().unwrap_or_else(|e| e.into_inner());
     let real_j = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, Some(11), "jit-real");
     let exec_p50: u64 = real_j.tasks.iter().map(|t| t.execution.p50_ns).sum();
     assert!(exec_p50 > 0, "jobs were measured");
-    assert_eq!(real_j.digest_hex(), sim.digest_hex(), "real with jitter == sim");
+    assert_eq!(real_j.digest_hex(), sim.digest_hex(), "real with jitter == sim ({})", v::problems(&real_j));
 }
 
 struct Stress(Child);
@@ -69,6 +71,7 @@ impl Drop for Stress {
 
 #[test]
 fn cpu_stress_on_both_cores_does_not_change_outputs() {
+    let _serial = v::serial();
     let (d, p, reg) = v::acc();
     if !v::realtime_available(d.priority) {
         v::skip("cpu_stress_on_both_cores_does_not_change_outputs", "SCHED_FIFO not permitted");
@@ -86,11 +89,10 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
             return;
         }
     };
-    let _g = v::REALTIME.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::sleep(std::time::Duration::from_millis(300));
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "st-sim");
     let real = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "st-real");
     drop(stress);
-    assert!(no_overruns(&real), "SCHED_FIFO dispatchers kept their budgets under stress");
-    assert_eq!(real.digest_hex(), sim.digest_hex(), "real under stress == sim");
+    assert_eq!(real.digest_hex(), sim.digest_hex(), "real under stress == sim ({})", v::problems(&real));
+    assert!(no_overruns(&real), "SCHED_FIFO dispatchers kept their budgets under stress: {}", v::problems(&real));
 }

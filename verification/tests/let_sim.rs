@@ -112,9 +112,11 @@ proptest! {
         let pw = pw_ms * 1000;
         let pr = pr_ms * 1000;
         let lw = (pw * lw_frac / 100).max(300);
-        let ow = pw * ow_frac / 100 / 100 * 100;
-        let or = pr * or_frac / 100 / 100 * 100;
         let bw = 200u64.min(lw);
+        // Windows never cross the hyperperiod (plan's rule), so a job must fit in its
+        // period after its offset: offset + budget <= period.
+        let ow = (pw * ow_frac / 100 / 100 * 100).min(pw - bw);
+        let or = (pr * or_frac / 100 / 100 * 100).min(pr - 100);
         let cores = manifest::available_cores();
         let (cw, cr) = if cores < 2 { (0, 0) } else { (cw, cr) };
         let text = manifest_text(pw, ow, lw, bw, pr, or, cw, cr);
