@@ -15,6 +15,7 @@
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
 
+pub mod alloc_count;
 pub mod dispatch;
 pub mod manifest;
 pub mod plan;

@@ -51,7 +51,28 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
     },
+    // --- takt bench ---
+    /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs
+    /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed. Prints a
+    /// table (figures, ratios, targets) and writes a JSON report. Targets are reported, never asserted.
+    Bench {
+        /// A short run of every part (well under a minute), for CI.
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the JSON report.
+        #[arg(long, value_name = "FILE", default_value = "takt-bench.json")]
+        json: PathBuf,
+        /// The ACC demo manifest for the simulated-time part (default: config/acc.toml in the
+        /// current directory, else in the source tree this binary was built from).
+        #[arg(long, value_name = "FILE")]
+        acc_manifest: Option<PathBuf>,
+        /// The cyclictest executable of the release-jitter baseline (default: `cyclictest` on PATH).
+        #[arg(long, value_name = "FILE")]
+        cyclictest: Option<PathBuf>,
+    },
+    // --- end takt bench ---
 }
+
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClockArg {

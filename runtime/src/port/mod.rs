@@ -32,6 +32,7 @@
 //! iceoryx2's loan/send/receive do internally). Errors build their message `String` only
 //! on the failure path.
 
+pub mod baseline;
 mod reader;
 mod writer;
 

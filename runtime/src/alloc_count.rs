@@ -1,0 +1,83 @@
+//! A counting global allocator, for evidence that the dispatch hot path allocates nothing.
+//!
+//! Owns: two process-wide counters, heap allocations and bytes requested, that a binary
+//! installs with `#[global_allocator] static A: takt::alloc_count::Counting = Counting;` and
+//! reads before and after the steady state of a run (`takt bench` does, to report
+//! allocations per job). It must never change what the system allocator does: every call is
+//! forwarded unchanged, and counting is two relaxed atomic adds, with no allocation, lock or
+//! syscall of its own. It lives in the runtime because implementing `GlobalAlloc` is
+//! `unsafe`, and takt keeps every `unsafe` here.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Forwards to [`System`], counting every allocation and reallocation.
+pub struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn count(bytes: usize) {
+    // Relaxed: the counters order nothing else. A reader compares two readings taken on
+    // one thread, or readings handed over through a join or a channel, which order them.
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards its arguments unchanged to the system allocator and returns
+// its result unchanged, so `Counting` keeps exactly the contract `System` keeps. Counting
+// only touches two static atomics; it neither allocates nor unwinds.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds the rest.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Heap allocations (including reallocations) since the process started, all threads.
+pub fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// Bytes requested by those allocations.
+pub fn allocated_bytes() -> u64 {
+    ALLOCATED_BYTES.load(Ordering::Relaxed)
+}
+
+// The library's own unit-test binary installs the counter, so the test below exercises the
+// same code a `takt` binary runs.
+#[cfg(all(test, not(loom)))]
+#[global_allocator]
+static TEST_ALLOCATOR: Counting = Counting;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allocation_is_counted() {
+        let before = (allocations(), allocated_bytes());
+        let v: Vec<u8> = Vec::with_capacity(4096);
+        std::hint::black_box(&v);
+        assert!(allocations() > before.0);
+        assert!(allocated_bytes() >= before.1 + 4096);
+    }
+}
