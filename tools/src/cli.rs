@@ -28,6 +28,14 @@ pub enum Command {
     /// Synthesize and verify the static schedule: per-core tables, utilization, hyperperiod, chain bounds.
     Plan {
         manifest: PathBuf,
+        // --- takt plan --svg ---
+        /// Also draw one mode's tables as a Gantt chart (SVG) into FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// The mode drawn by --svg (default: the manifest's default mode).
+        #[arg(long, value_name = "NAME", requires = "svg")]
+        mode: Option<String>,
+        // --- end takt plan --svg ---
     },
     /// Run the deployment: pinned SCHED_FIFO dispatchers (or virtual time), then a summary and `digest: <hex>`.
     Run {
@@ -71,11 +79,56 @@ pub enum Command {
         cyclictest: Option<PathBuf>,
     },
     // --- end takt bench ---
+    // --- takt trace ---
+    /// Analyse trace files of one run (`takt run --trace FILE`): report, Perfetto export, SVG plots.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
+    // --- end takt trace ---
 }
 
+// --- takt trace ---
+/// `takt trace` subverbs. FILE... are the trace files of one run (one per process).
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// Per-task lateness, execution time, misses, overruns, skips; per-chain data age and
+    /// reaction time next to the plan's bounds; mode switches; lost records. A damaged file
+    /// gives a partial report and a warning; an unreadable one exits 2.
+    Report {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print JSON (schema: `## Trace report JSON` in tools/src/trace/report.rs).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write Chrome trace-event JSON for ui.perfetto.dev: a track per core, a slice per job,
+    /// flow arrows along declared chains, instants for overruns, skips and mode switches.
+    Export {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Where to write the JSON.
+        #[arg(long, value_name = "OUT.json")]
+        perfetto: PathBuf,
+    },
+    /// Write SVG histograms (execution time and lateness per task, data age and reaction time
+    /// per chain with its bound) and a Gantt timeline of one hyperperiod into DIR.
+    Plot {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Directory for the SVG files (created if missing).
+        #[arg(long, value_name = "DIR")]
+        svg: PathBuf,
+        /// The hyperperiod cycle the Gantt chart shows (default: the first full one).
+        #[arg(long, value_name = "N")]
+        cycle: Option<u64>,
+    },
+}
+// --- end takt trace ---
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClockArg {
     Real,
     Sim,
 }
+

@@ -8,6 +8,10 @@ mod check;
 mod cli;
 mod common;
 mod plan;
+// --- takt plan --svg / takt trace ---
+mod plan_svg;
+mod trace;
+// --- end takt plan --svg / takt trace ---
 mod run;
 
 use std::process::ExitCode;
@@ -25,7 +29,11 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Check { manifest } => check::check(&manifest),
-        cli::Command::Plan { manifest } => plan::plan(&manifest),
+        cli::Command::Plan {
+            manifest,
+            svg,
+            mode,
+        } => plan::plan(&manifest, svg.as_deref(), mode.as_deref()),
         cli::Command::Run {
             manifest,
             duration,
@@ -56,6 +64,9 @@ fn main() -> ExitCode {
             cyclictest,
         }),
         // --- end takt bench ---
+        // --- takt trace ---
+        cli::Command::Trace { command } => trace::trace(&command),
+        // --- end takt trace ---
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

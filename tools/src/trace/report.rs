@@ -1,0 +1,614 @@
+//! `takt trace report FILE... [--json]`: per-task and per-chain figures as aligned text
+//! tables or as JSON.
+//!
+//! Owns: the layout of the text report and the JSON schema below. It must never compute a
+//! figure itself (that is `analysis`) nor fail on a damaged file: it prints what could be
+//! read, the break in the `break` field, and a warning on stderr (exit code 0); only a run
+//! of which nothing can be read (bad magic, unknown version, broken header, files of
+//! different runs) is an error with exit code 2.
+//!
+//! ## Trace report JSON
+//!
+//! `takt trace report FILE... --json` prints one JSON object. Every duration is an integer
+//! in nanoseconds and says so in its name (`_ns`); a figure that could not be measured
+//! (no samples) is `null`. `min`/`max` are exact; `p50`/`p99` come from an HDR histogram
+//! with 3 significant digits (within 0.1%) and are clamped into `[min, max]`.
+//!
+//! ```text
+//! {
+//!   "format_version": 1,                 // bumped on any incompatible change
+//!   "deployment": "acc",                 // app names of the files, joined with "+"
+//!   "files": [{"path": "t.trc", "app": "acc", "records": 12345,
+//!              "dropped_events": 0, "break": null | {...as below}}],
+//!   "clock": "sim" | "real",             // simulated clock or CLOCK_MONOTONIC
+//!   "epoch_ns": 0,                       // the epoch on that clock
+//!   "hyperperiod_ns": 40000000,
+//!   "tasks": [{
+//!     "name": "radar", "index": 1,       // index = task id in the records
+//!     "core": 0, "period_ns": 10000000, "budget_ns": 200000, "let_ns": 1000000,
+//!     "jobs": 100,                       // jobs seen (released, skipped or partly recorded)
+//!     "executed": 100,                   // with Start and End
+//!     "skips": 0, "overruns": 0, "deadline_misses": 0,  // miss: End > LET deadline
+//!     "incomplete": 0,                   // neither skipped nor complete (records lost or cut)
+//!     "lateness_ns_min": 0, "lateness_ns_p50": 0, "lateness_ns_p99": 0, "lateness_ns_max": 0,
+//!                                        // actual wake-up - planned window start
+//!     "execution_ns_min": 900, "execution_ns_p50": 1000, "execution_ns_p99": 2100,
+//!     "execution_ns_max": 30000          // as measured by the dispatcher
+//!   }],
+//!   "chains": [{
+//!     "name": "radar_to_brake",
+//!     "tasks": ["radar", "perception", ...], "topics": ["radar_tracks", ...],
+//!     "invalid": null | "why the declaration cannot be followed",
+//!     "measured": {
+//!       "instances": 100,                // executed jobs of the last task
+//!       "no_data": 1,                    // instances at start-up, before data flowed
+//!       "unknown": 0,                    // instances whose records were lost
+//!       "data_age_samples": 99,
+//!       "data_age_ns_min": .., "data_age_ns_p50": .., "data_age_ns_p99": .., "data_age_ns_max": ..,
+//!       "reaction_samples": 98,
+//!       "reaction_unknown": 0,           // first-task jobs whose reaction is not measurable
+//!       "reaction_ns_min": .., "reaction_ns_p50": .., "reaction_ns_p99": .., "reaction_ns_max": ..
+//!     },
+//!     "bound": {"bound_data_age_ns": 8000000, "bound_reaction_ns": 18000000},
+//!                                        // the plan's exact LET bounds; null = no mode runs the chain
+//!     "exceeds_bound": false,            // exceeds_data_age || exceeds_reaction
+//!     "exceeds_data_age": false,         // measured max > bound
+//!     "exceeds_reaction": false
+//!   }],
+//!   "mode_switches": [{"cycle": 12, "at_ns": 480000000, "time_ns": 480000000,
+//!                      "from": "drive", "to": "degraded", "from_index": 0, "to_index": 1,
+//!                      "cores": [0, 1]}], // once per switch, with the cores that recorded it
+//!   "dropped_events": 0,                 // records lost in full trace rings, all files
+//!   "break": null | {"file": "t.trc", "offset": 4096, "reason": "chunk checksum mismatch ..."}
+//!                                        // the first damaged file: figures are partial
+//! }
+//! ```
+//!
+//! Data age and reaction time follow the definitions of the plan's chain bounds
+//! (`takt::plan::ChainBound`) in logical time: data age of a last-task job = its LET
+//! deadline - the logical release of the first-task job whose data it carries; reaction
+//! time for a first-task job `j` = the LET deadline of the first last-task job carrying data
+//! of `j` or later - the release of job `j - 1`. Origins are found by following the sample
+//! sequence numbers of the `Read` and `Publish` records, never by assuming the schedule.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use takt::trace::{ClockKind, TraceBreak};
+
+use super::analysis::{self, Analysis, Quantiles};
+use super::{load, Loaded};
+use crate::common::Failure;
+
+/// Version of the JSON layout above.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub fn report(paths: &[PathBuf], json: bool) -> Result<(), Failure> {
+    let loaded = load(paths)?;
+    loaded.warn_about_damage();
+    let a = analysis::analyze(&loaded.header, &loaded.records);
+    if json {
+        let text = serde_json::to_string_pretty(&to_json(&loaded, &a))
+            .map_err(|e| Failure::run_failed(format!("cannot encode the report as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", to_text(&loaded, &a));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ReportJson {
+    format_version: u32,
+    deployment: String,
+    files: Vec<FileJson>,
+    clock: &'static str,
+    epoch_ns: u64,
+    hyperperiod_ns: u64,
+    tasks: Vec<TaskJson>,
+    chains: Vec<ChainJson>,
+    mode_switches: Vec<ModeSwitchJson>,
+    dropped_events: u64,
+    #[serde(rename = "break")]
+    break_: Option<BreakJson>,
+}
+
+#[derive(Serialize)]
+struct FileJson {
+    path: String,
+    app: String,
+    records: usize,
+    dropped_events: u64,
+    #[serde(rename = "break")]
+    break_: Option<BreakJson>,
+}
+
+#[derive(Serialize)]
+struct BreakJson {
+    file: String,
+    offset: u64,
+    reason: String,
+}
+
+impl BreakJson {
+    fn new(path: &std::path::Path, b: &TraceBreak) -> Self {
+        BreakJson {
+            file: path.display().to_string(),
+            offset: b.offset,
+            reason: b.reason.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TaskJson {
+    name: String,
+    index: u32,
+    core: Option<u32>,
+    period_ns: Option<u64>,
+    budget_ns: Option<u64>,
+    let_ns: Option<u64>,
+    jobs: u64,
+    executed: u64,
+    skips: u64,
+    overruns: u64,
+    deadline_misses: u64,
+    incomplete: u64,
+    lateness_ns_min: Option<u64>,
+    lateness_ns_p50: Option<u64>,
+    lateness_ns_p99: Option<u64>,
+    lateness_ns_max: Option<u64>,
+    execution_ns_min: Option<u64>,
+    execution_ns_p50: Option<u64>,
+    execution_ns_p99: Option<u64>,
+    execution_ns_max: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ChainJson {
+    name: String,
+    tasks: Vec<String>,
+    topics: Vec<String>,
+    invalid: Option<String>,
+    measured: MeasuredJson,
+    bound: BoundJson,
+    exceeds_bound: bool,
+    exceeds_data_age: bool,
+    exceeds_reaction: bool,
+}
+
+#[derive(Serialize)]
+struct MeasuredJson {
+    instances: u64,
+    no_data: u64,
+    unknown: u64,
+    data_age_samples: usize,
+    data_age_ns_min: Option<u64>,
+    data_age_ns_p50: Option<u64>,
+    data_age_ns_p99: Option<u64>,
+    data_age_ns_max: Option<u64>,
+    reaction_samples: usize,
+    reaction_unknown: u64,
+    reaction_ns_min: Option<u64>,
+    reaction_ns_p50: Option<u64>,
+    reaction_ns_p99: Option<u64>,
+    reaction_ns_max: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct BoundJson {
+    bound_data_age_ns: Option<u64>,
+    bound_reaction_ns: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ModeSwitchJson {
+    cycle: u64,
+    at_ns: u64,
+    time_ns: u64,
+    from: String,
+    to: String,
+    from_index: u64,
+    to_index: u64,
+    cores: Vec<u8>,
+}
+
+/// `(min, p50, p99, max)` of optional quantiles.
+fn four(q: Option<Quantiles>) -> [Option<u64>; 4] {
+    match q {
+        Some(q) => [
+            Some(q.min_ns),
+            Some(q.p50_ns),
+            Some(q.p99_ns),
+            Some(q.max_ns),
+        ],
+        None => [None; 4],
+    }
+}
+
+pub fn clock_name(clock: ClockKind) -> &'static str {
+    match clock {
+        ClockKind::Real => "real",
+        ClockKind::Sim => "sim",
+    }
+}
+
+fn to_json(loaded: &Loaded, a: &Analysis) -> ReportJson {
+    let h = &loaded.header;
+    ReportJson {
+        format_version: FORMAT_VERSION,
+        deployment: loaded.deployment_name(),
+        files: loaded
+            .files
+            .iter()
+            .map(|f| FileJson {
+                path: f.path.display().to_string(),
+                app: f.app_name.clone(),
+                records: f.records,
+                dropped_events: f.dropped,
+                break_: f.error.as_ref().map(|b| BreakJson::new(&f.path, b)),
+            })
+            .collect(),
+        clock: clock_name(a.clock),
+        epoch_ns: a.epoch_ns,
+        hyperperiod_ns: a.hyperperiod_ns,
+        tasks: a
+            .tasks
+            .iter()
+            .map(|t| {
+                let [lateness_ns_min, lateness_ns_p50, lateness_ns_p99, lateness_ns_max] =
+                    four(t.lateness);
+                let [execution_ns_min, execution_ns_p50, execution_ns_p99, execution_ns_max] =
+                    four(t.execution);
+                TaskJson {
+                    name: t.name.clone(),
+                    index: t.task,
+                    core: t.core,
+                    period_ns: t.period_ns,
+                    budget_ns: t.budget_ns,
+                    let_ns: t.let_ns,
+                    jobs: t.jobs,
+                    executed: t.executed,
+                    skips: t.skips,
+                    overruns: t.overruns,
+                    deadline_misses: t.deadline_misses,
+                    incomplete: t.incomplete,
+                    lateness_ns_min,
+                    lateness_ns_p50,
+                    lateness_ns_p99,
+                    lateness_ns_max,
+                    execution_ns_min,
+                    execution_ns_p50,
+                    execution_ns_p99,
+                    execution_ns_max,
+                }
+            })
+            .collect(),
+        chains: a
+            .chains
+            .iter()
+            .map(|c| {
+                let [data_age_ns_min, data_age_ns_p50, data_age_ns_p99, data_age_ns_max] =
+                    four(c.data_age);
+                let [reaction_ns_min, reaction_ns_p50, reaction_ns_p99, reaction_ns_max] =
+                    four(c.reaction);
+                ChainJson {
+                    name: c.name.clone(),
+                    tasks: c.tasks.iter().map(|&t| analysis::task_name(h, t)).collect(),
+                    topics: c
+                        .ports
+                        .iter()
+                        .map(|&p| analysis::topic_name(h, p))
+                        .collect(),
+                    invalid: c.invalid.clone(),
+                    measured: MeasuredJson {
+                        instances: c.instances,
+                        no_data: c.no_data,
+                        unknown: c.unknown,
+                        data_age_samples: c.data_age_samples_ns.len(),
+                        data_age_ns_min,
+                        data_age_ns_p50,
+                        data_age_ns_p99,
+                        data_age_ns_max,
+                        reaction_samples: c.reaction_samples_ns.len(),
+                        reaction_unknown: c.reaction_unknown,
+                        reaction_ns_min,
+                        reaction_ns_p50,
+                        reaction_ns_p99,
+                        reaction_ns_max,
+                    },
+                    bound: BoundJson {
+                        bound_data_age_ns: c.bound_data_age_ns,
+                        bound_reaction_ns: c.bound_reaction_ns,
+                    },
+                    exceeds_bound: c.exceeds_bound(),
+                    exceeds_data_age: c.exceeds_data_age,
+                    exceeds_reaction: c.exceeds_reaction,
+                }
+            })
+            .collect(),
+        mode_switches: a
+            .mode_switches
+            .iter()
+            .map(|s| ModeSwitchJson {
+                cycle: s.cycle,
+                at_ns: s.at_ns,
+                time_ns: s.time_ns,
+                from: s.from_name.clone(),
+                to: s.to_name.clone(),
+                from_index: s.from_mode,
+                to_index: s.to_mode,
+                cores: s.cores.clone(),
+            })
+            .collect(),
+        dropped_events: loaded.dropped_total,
+        break_: loaded.first_break().map(|(p, b)| BreakJson::new(p, b)),
+    }
+}
+
+/// A duration for a table cell: ns below 1 us, then us, ms and s with a precision that
+/// keeps four significant digits; `-` when there is nothing to show.
+pub fn human_ns(ns: Option<u64>) -> String {
+    let Some(ns) = ns else {
+        return "-".into();
+    };
+    let (value, unit) = if ns < 1_000 {
+        return format!("{ns}ns");
+    } else if ns < 1_000_000 {
+        (ns as f64 / 1e3, "us")
+    } else if ns < 1_000_000_000 {
+        (ns as f64 / 1e6, "ms")
+    } else {
+        (ns as f64 / 1e9, "s")
+    };
+    let decimals = if value < 10.0 {
+        3
+    } else if value < 100.0 {
+        2
+    } else {
+        1
+    };
+    format!("{value:.decimals$}{unit}")
+}
+
+/// Aligned columns: the first left-aligned, the rest right-aligned (they hold numbers),
+/// separated by two spaces, each line indented by two.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::from(" ");
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            text.push(' ');
+            if i == 0 {
+                text.push_str(cell);
+                text.push_str(&" ".repeat(pad));
+            } else {
+                text.push(' ');
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+fn to_text(loaded: &Loaded, a: &Analysis) -> String {
+    let h = &loaded.header;
+    let mut out = String::new();
+    // Writing into a `String` cannot fail, so the `fmt::Result`s below are ignored.
+    let _ = writeln!(
+        out,
+        "deployment `{}`: {} clock, hyperperiod {}, epoch {} ns",
+        loaded.deployment_name(),
+        clock_name(a.clock),
+        human_ns(Some(a.hyperperiod_ns)),
+        a.epoch_ns
+    );
+    for f in &loaded.files {
+        let _ = write!(
+            out,
+            "file {} (app `{}`): {} records",
+            f.path.display(),
+            f.app_name,
+            f.records
+        );
+        match &f.error {
+            Some(b) => {
+                let _ = writeln!(out, ", PARTIAL: breaks {b}");
+            }
+            None => {
+                let _ = writeln!(out, ", complete");
+            }
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\ntasks (lateness = actual release - planned window start)"
+    );
+    let rows: Vec<Vec<String>> = a
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut row = vec![
+                t.name.clone(),
+                t.core.map_or("-".into(), |c| c.to_string()),
+                t.jobs.to_string(),
+                t.executed.to_string(),
+                t.skips.to_string(),
+                t.overruns.to_string(),
+                t.deadline_misses.to_string(),
+            ];
+            row.extend(four(t.lateness).map(human_ns));
+            row.extend(four(t.execution).map(human_ns));
+            row
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "task", "core", "jobs", "run", "skip", "overrun", "miss", "late min", "late p50",
+            "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
+        ],
+        &rows,
+    ));
+    let incomplete: Vec<String> = a
+        .tasks
+        .iter()
+        .filter(|t| t.incomplete > 0)
+        .map(|t| format!("{} ({})", t.name, t.incomplete))
+        .collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(
+            out,
+            "  incomplete jobs (records lost or cut off): {}",
+            incomplete.join(", ")
+        );
+    }
+
+    if !a.chains.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nchains (logical time; measured next to the plan's exact LET bound)"
+        );
+        let rows: Vec<Vec<String>> = a
+            .chains
+            .iter()
+            .map(|c| {
+                let mut row = vec![c.name.clone(), c.data_age_samples_ns.len().to_string()];
+                let age = four(c.data_age);
+                row.extend([age[0], age[1], age[3]].map(human_ns));
+                row.push(human_ns(c.bound_data_age_ns));
+                row.push(c.reaction_samples_ns.len().to_string());
+                let re = four(c.reaction);
+                row.extend([re[0], re[1], re[3]].map(human_ns));
+                row.push(human_ns(c.bound_reaction_ns));
+                row.push(
+                    if c.invalid.is_some() {
+                        "INVALID"
+                    } else if c.exceeds_bound() {
+                        "EXCEEDS BOUND"
+                    } else if c.data_age.is_none() && c.reaction.is_none() {
+                        "no samples"
+                    } else {
+                        "ok"
+                    }
+                    .into(),
+                );
+                row
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "chain",
+                "ages",
+                "age min",
+                "age p50",
+                "age max",
+                "age bound",
+                "reactions",
+                "react min",
+                "react p50",
+                "react max",
+                "react bound",
+                "status",
+            ],
+            &rows,
+        ));
+        for c in &a.chains {
+            let path: Vec<String> = c.tasks.iter().map(|&t| analysis::task_name(h, t)).collect();
+            let _ = write!(out, "  `{}`: {}", c.name, path.join(" -> "));
+            if let Some(why) = &c.invalid {
+                let _ = write!(out, "; cannot be followed: {why}");
+            }
+            if c.no_data > 0 {
+                let _ = write!(out, "; {} start-up instance(s) without data", c.no_data);
+            }
+            if c.unknown > 0 || c.reaction_unknown > 0 {
+                let _ = write!(
+                    out,
+                    "; {} instance(s) and {} reaction(s) unmeasured (records missing)",
+                    c.unknown, c.reaction_unknown
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
+
+    let _ = writeln!(out, "\nmode switches: {}", a.mode_switches.len());
+    for s in &a.mode_switches {
+        let _ = writeln!(
+            out,
+            "  cycle {} (logical {}): `{}` -> `{}`",
+            s.cycle,
+            human_ns(Some(s.at_ns)),
+            s.from_name,
+            s.to_name
+        );
+    }
+    let _ = writeln!(
+        out,
+        "dropped events: {}{}",
+        loaded.dropped_total,
+        if loaded.dropped_total > 0 {
+            " (records lost in full trace rings)"
+        } else {
+            ""
+        }
+    );
+    if let Some((path, b)) = loaded.first_break() {
+        let _ = writeln!(
+            out,
+            "PARTIAL REPORT: {} breaks {b}; everything after that point is missing",
+            path.display()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well_in_cells() {
+        assert_eq!(human_ns(None), "-");
+        assert_eq!(human_ns(Some(0)), "0ns");
+        assert_eq!(human_ns(Some(999)), "999ns");
+        assert_eq!(human_ns(Some(1_500)), "1.500us");
+        assert_eq!(human_ns(Some(12_345_678)), "12.35ms");
+        assert_eq!(human_ns(Some(250_000_000)), "250.0ms");
+        assert_eq!(human_ns(Some(3_000_000_000)), "3.000s");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let t = table(
+            &["task", "jobs"],
+            &[
+                vec!["radar".into(), "7".into()],
+                vec!["x".into(), "1234".into()],
+            ],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines,
+            vec!["  task   jobs", "  radar     7", "  x      1234"]
+        );
+    }
+}
