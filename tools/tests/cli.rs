@@ -150,6 +150,12 @@ fn dispatcher_threads(pid: u32) -> Vec<(String, String, String)> {
     found
 }
 
+/// Whether the run's summary says it kept its schedule (no deadline misses, no skips).
+fn kept_schedule(out: &Output) -> bool {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().any(|l| l.starts_with("overruns:") && l.ends_with("deadline misses: 0"))
+}
+
 #[test]
 fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
     if !is_root() {
@@ -157,29 +163,44 @@ fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
         return;
     }
     let manifest = repo("config/acc.toml");
-    let child = takt()
-        .args(["run", manifest.to_str().unwrap(), "--duration", "3s", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut seen = Vec::new();
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(200));
-        seen = dispatcher_threads(pid);
-        if seen.len() >= 2 {
-            break;
+    // This shared VM sometimes stalls even SCHED_FIFO threads for tens of milliseconds; a run
+    // that misses LET deadlines proves nothing about determinism, so it is run again (at most
+    // three times) and the last one is judged whatever it did.
+    let mut attempt = 0;
+    let (seen, out) = loop {
+        attempt += 1;
+        let child = takt()
+            .args(["run", manifest.to_str().unwrap(), "--duration", "3s", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut seen = Vec::new();
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            seen = dispatcher_threads(pid);
+            if seen.len() >= 2 {
+                break;
+            }
         }
-    }
-    let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output().unwrap();
+        if kept_schedule(&out) || attempt == 3 {
+            break (seen, out);
+        }
+        eprintln!(
+            "RETRY real_run_pins_dispatchers_under_fifo_and_matches_sim: attempt {attempt} missed deadlines:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(seen.len() >= 2, "two dispatcher threads seen while running: {seen:?}");
     for (name, cls, cpus) in &seen {
         assert_eq!(cls, "FF", "{name} runs SCHED_FIFO");
         assert!(cpus.parse::<usize>().is_ok(), "{name} is pinned to a single CPU, got {cpus:?}");
     }
+    assert!(kept_schedule(&out), "the run kept its schedule:\n{}", String::from_utf8_lossy(&out.stdout));
     let real = digest_of(&out);
     let sim = digest_of(&run_ok(&["run", manifest.to_str().unwrap(), "--clock", "sim", "--duration", "3s", "--quiet"]));
     assert_eq!(real, sim, "real-time and simulated-time digests agree");

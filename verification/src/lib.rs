@@ -97,3 +97,41 @@ pub fn problems(r: &RunReport) -> String {
         lines.join("; ")
     }
 }
+
+/// Whether the run kept its schedule: no deadline misses and no skipped jobs. The
+/// determinism contract is conditional on this (LET cannot deliver a sample its producer
+/// had not finished by the deadline); the dispatcher measures and reports it.
+pub fn kept_schedule(r: &RunReport) -> bool {
+    r.tasks.iter().all(|t| t.deadline_misses == 0 && t.skipped == 0)
+}
+
+/// A real-time run that kept its schedule, trying up to `attempts` times.
+///
+/// This shared 2-core VM sometimes stalls even SCHED_FIFO threads for tens of milliseconds
+/// (host preemption), which makes producers miss LET deadlines; such a run says nothing
+/// about takt's determinism, so it is reported (`RETRY ...`) and run again. The last run is
+/// returned whatever it did, so a machine that never keeps the schedule fails the caller's
+/// assertions with the dispatcher's own figures.
+#[allow(clippy::too_many_arguments)]
+pub fn run_keeping_schedule(
+    d: &Deployment,
+    p: &Plan,
+    registry: &Registry,
+    duration_ns: u64,
+    jitter_seed: Option<u64>,
+    tag: &str,
+    attempts: u32,
+) -> RunReport {
+    let mut attempt = 1;
+    loop {
+        let r = run(d, p, registry, ClockKind::Real, duration_ns, jitter_seed, &format!("{tag}-{attempt}"));
+        if kept_schedule(&r) || attempt >= attempts {
+            return r;
+        }
+        eprintln!(
+            "RETRY {tag}: attempt {attempt} of {attempts} did not keep its schedule on this machine: {}",
+            problems(&r)
+        );
+        attempt += 1;
+    }
+}

@@ -2,6 +2,7 @@
 //! across repeated real-time runs, real vs simulated time, under CPU stress, and with
 //! injected execution-time jitter.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use takt::dispatch::ClockKind;
@@ -9,9 +10,6 @@ use takt_verification as v;
 
 const RUN_NS: u64 = 2_000_000_000;
 
-fn no_overruns(r: &takt::dispatch::RunReport) -> bool {
-    r.tasks.iter().all(|t| t.overruns == 0 && t.skipped == 0)
-}
 
 #[test]
 fn simulated_runs_are_reproducible_and_nontrivial() {
@@ -35,11 +33,11 @@ fn real_time_equals_simulated_time_and_repeats() {
         return;
     }
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "rs-sim");
-    let real1 = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "rs-real1");
-    let real2 = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "rs-real2");
+    let real1 = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "rs-real1", 3);
+    let real2 = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "rs-real2", 3);
     assert!(real1.realtime, "the real run used SCHED_FIFO");
-    assert!(no_overruns(&real1), "run 1: {}", v::problems(&real1));
-    assert!(no_overruns(&real2), "run 2: {}", v::problems(&real2));
+    assert!(v::kept_schedule(&real1), "run 1: {}", v::problems(&real1));
+    assert!(v::kept_schedule(&real2), "run 2: {}", v::problems(&real2));
     assert_eq!(real1.digest_hex(), sim.digest_hex(), "real == sim ({})", v::problems(&real1));
     assert_eq!(real1.digest_hex(), real2.digest_hex(), "real run 1 == real run 2");
 }
@@ -55,16 +53,19 @@ fn injected_jitter_within_budget_does_not_change_outputs() {
         v::skip("injected_jitter_within_budget_does_not_change_outputs (real part)", "SCHED_FIFO not permitted");
         return;
     }
-    let real_j = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, Some(11), "jit-real");
+    let real_j = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, Some(11), "jit-real", 3);
+    assert!(v::kept_schedule(&real_j), "{}", v::problems(&real_j));
     let exec_p50: u64 = real_j.tasks.iter().map(|t| t.execution.p50_ns).sum();
     assert!(exec_p50 > 0, "jobs were measured");
     assert_eq!(real_j.digest_hex(), sim.digest_hex(), "real with jitter == sim ({})", v::problems(&real_j));
 }
 
+/// Ends the stress-ng process group (parent and workers) when dropped.
 struct Stress(Child);
 impl Drop for Stress {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -77,8 +78,11 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
         v::skip("cpu_stress_on_both_cores_does_not_change_outputs", "SCHED_FIFO not permitted");
         return;
     }
+    // Its own process group, so the whole group (stress-ng forks one worker per CPU) can be
+    // ended at once; `--timeout` bounds it even if this test dies.
     let stress = match Command::new("stress-ng")
-        .args(["--cpu", "2", "--timeout", "30s", "--quiet"])
+        .args(["--cpu", "2", "--timeout", "20s", "--quiet"])
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -91,8 +95,8 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
     };
     std::thread::sleep(std::time::Duration::from_millis(300));
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "st-sim");
-    let real = v::run(&d, &p, &reg, ClockKind::Real, RUN_NS, None, "st-real");
+    let real = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "st-real", 3);
     drop(stress);
+    assert!(v::kept_schedule(&real), "SCHED_FIFO dispatchers kept the schedule under stress: {}", v::problems(&real));
     assert_eq!(real.digest_hex(), sim.digest_hex(), "real under stress == sim ({})", v::problems(&real));
-    assert!(no_overruns(&real), "SCHED_FIFO dispatchers kept their budgets under stress: {}", v::problems(&real));
 }
