@@ -140,8 +140,10 @@ proptest! {
             let (r, j) = item.split_once(':').unwrap_or(("0", "0"));
             let release: u64 = r.parse().unwrap_or(0);
             let seen: i64 = j.parse().unwrap_or(-2);
-            // LET rule: writer job k is visible at k*pw + ow + lw; the reader takes the newest visible one.
-            let expected: i64 = if release >= ow + lw { ((release - ow - lw) / pw) as i64 } else { -1 };
+            // LET rule: writer job k is visible at k*pw + ow + lw (all in us here); the reader
+            // takes the newest visible one. Releases are logged in ns.
+            let release_us = release / 1000;
+            let expected: i64 = if release_us >= ow + lw { ((release_us - ow - lw) / pw) as i64 } else { -1 };
             prop_assert_eq!(seen, expected, "reader released at {}ns", release);
             checked += 1;
         }
