@@ -14,6 +14,7 @@
 //! 4. `scale`: plan synthesis + verification time and per-job dispatch cost for 10, 100 and
 //!    1,000 tasks.
 //! 5. `sim`: how much faster than real time the ACC demo runs in simulated time.
+//! 6. `tracing`: the cost of a traced event, and release lateness with tracing on vs off.
 //!
 //! Scale runs last: a planner that does not finish within its limit is abandoned on its
 //! thread, and nothing measured after it should share the CPU with it.
@@ -31,6 +32,7 @@ mod report;
 mod rig;
 mod scale;
 mod sim;
+mod tracing;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -105,7 +107,7 @@ struct Part {
     run: fn(&Env, &mut Report),
 }
 
-const PARTS: [Part; 5] = [
+const PARTS: [Part; 6] = [
     Part {
         name: ports::PART,
         keys: ports::KEYS,
@@ -120,6 +122,11 @@ const PARTS: [Part; 5] = [
         name: overhead::PART,
         keys: overhead::KEYS,
         run: overhead::run,
+    },
+    Part {
+        name: tracing::PART,
+        keys: tracing::KEYS,
+        run: tracing::run,
     },
     Part {
         name: sim::PART,

@@ -124,6 +124,7 @@ pub fn deployment(
         apps: vec![AppSpec {
             name: "bench".into(),
             executable: None,
+            supervision: Default::default(),
         }],
         modes: vec![ModeSpec {
             name: "run".into(),
@@ -317,6 +318,19 @@ pub fn run_probe(
     capture: u64,
     tick: impl FnMut(&RunControl),
 ) -> Result<ProbeRun, String> {
+    run_probe_traced(namespace, core, clock, jobs, capture, None, tick)
+}
+
+/// [`run_probe`], recording a trace of every job when `trace` is given.
+pub fn run_probe_traced(
+    namespace: String,
+    core: usize,
+    clock: ClockKind,
+    jobs: u64,
+    capture: u64,
+    trace: Option<takt::dispatch::TraceOptions>,
+    tick: impl FnMut(&RunControl),
+) -> Result<ProbeRun, String> {
     let mut params = BTreeMap::new();
     let capture =
         i64::try_from(capture).map_err(|_| format!("capture count {capture} is too large"))?;
@@ -332,6 +346,7 @@ pub fn run_probe(
         allow_non_rt: false,
         priority: Some(RT_PRIORITY),
         namespace: Some(namespace),
+        trace,
         ..RunOptions::default()
     };
     let limit = Duration::from_nanos(duration_ns) + Duration::from_secs(30);
