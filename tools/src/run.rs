@@ -115,8 +115,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             );
             b
         };
+        // Poll briefly: a simulated run ends in milliseconds, and the summary should not wait
+        // for a coarse progress tick.
         while !worker.is_finished() {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(5));
             if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
                 control.request_stop();
             }
