@@ -102,9 +102,15 @@ pub enum TaskBuildError {
         reason: String,
     },
     /// No constructor is registered under this task name.
-    UnknownTask { task: String, known: Vec<String> },
+    UnknownTask {
+        task: String,
+        known: Vec<String>,
+    },
     /// The constructor itself refused.
-    Other { task: String, reason: String },
+    Other {
+        task: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for TaskBuildError {
@@ -276,8 +282,7 @@ impl<'a> TaskBuilder<'a> {
 }
 
 /// Builds one task instance.
-pub type TaskConstructor =
-    fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError>;
+pub type TaskConstructor = fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError>;
 
 /// Maps manifest task names to constructors, and knows the message types apps use.
 #[derive(Default, Clone)]

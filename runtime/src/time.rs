@@ -154,9 +154,9 @@ impl Clock for SimClock {
 /// Returns the value in nanoseconds, or a message saying what is allowed.
 pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. \"10ms\", \"250us\", \"1s\" or \"500ns\""))?;
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+        format!("`{text}` has no unit; write e.g. \"10ms\", \"250us\", \"1s\" or \"500ns\"")
+    })?;
     let (digits, unit) = t.split_at(split);
     if digits.is_empty() {
         return Err(format!(

@@ -131,4 +131,3 @@ pub enum ClockArg {
     Real,
     Sim,
 }
-

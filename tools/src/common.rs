@@ -19,10 +19,16 @@ pub struct Failure {
 
 impl Failure {
     pub fn bad_input(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), code: EXIT_BAD_INPUT }
+        Failure {
+            message: message.into(),
+            code: EXIT_BAD_INPUT,
+        }
     }
     pub fn run_failed(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), code: EXIT_RUN_FAILED }
+        Failure {
+            message: message.into(),
+            code: EXIT_RUN_FAILED,
+        }
     }
 }
 
@@ -40,10 +46,16 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Deployment, Failure> {
 /// Synthesizes the plan and re-checks it with the independent verifier.
 pub fn plan_verified(d: &Deployment) -> Result<Plan, Failure> {
     let p = plan::synthesize(d).map_err(|e| {
-        Failure::bad_input(format!("{}: the task set is not schedulable:\n{e}", d.source))
+        Failure::bad_input(format!(
+            "{}: the task set is not schedulable:\n{e}",
+            d.source
+        ))
     })?;
     plan::verify(d, &p).map_err(|violations| {
-        let lines: Vec<String> = violations.iter().map(|v| format!("  {}", v.message)).collect();
+        let lines: Vec<String> = violations
+            .iter()
+            .map(|v| format!("  {}", v.message))
+            .collect();
         Failure::run_failed(format!(
             "internal error: the synthesized plan failed independent verification:\n{}",
             lines.join("\n")

@@ -148,7 +148,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             t.dropped,
             t.path.display(),
             if t.rings_unfinished > 0 {
-                format!("; {} ring(s) could not be drained completely", t.rings_unfinished)
+                format!(
+                    "; {} ring(s) could not be drained completely",
+                    t.rings_unfinished
+                )
             } else {
                 String::new()
             }
@@ -191,7 +194,14 @@ fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
     let _ = writeln!(
         out,
         "{:<12} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
-        "task", "core", "jobs", "skip", "overrun", "miss", "release lateness min/p50/p99/max", "execution min/p50/p99/max"
+        "task",
+        "core",
+        "jobs",
+        "skip",
+        "overrun",
+        "miss",
+        "release lateness min/p50/p99/max",
+        "execution min/p50/p99/max"
     );
     for t in &r.tasks {
         let _ = writeln!(

@@ -10,7 +10,9 @@ fn takt() -> Command {
 }
 
 fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 fn run_ok(args: &[&str]) -> Output {
@@ -34,14 +36,20 @@ fn tmp(name: &str, text: &str) -> PathBuf {
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 fn digest_of(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or("").to_string();
-    assert!(last.starts_with("digest: "), "last line is the digest, got {last:?}");
+    assert!(
+        last.starts_with("digest: "),
+        "last line is the digest, got {last:?}"
+    );
     let hex = last["digest: ".len()..].to_string();
     assert_eq!(hex.len(), 64, "a SHA-256 in hex");
     assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
@@ -61,10 +69,17 @@ fn a_syntax_error_names_its_line_and_exits_2() {
     let n = lines.len() / 2;
     lines.insert(n, "this is = = not toml");
     let p = tmp("syntax.toml", &lines.join("\n"));
-    let out = takt().args(["check", p.to_str().unwrap()]).output().unwrap();
+    let out = takt()
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!(":{}", n + 1)), "error names line {}: {err}", n + 1);
+    assert!(
+        err.contains(&format!(":{}", n + 1)),
+        "error names line {}: {err}",
+        n + 1
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -79,11 +94,18 @@ fn empty_truncated_and_missing_files_exit_2_with_one_line() {
         PathBuf::from("/nonexistent/takt/missing.toml"),
     ];
     for p in &cases {
-        let out = takt().args(["check", p.to_str().unwrap()]).output().unwrap();
+        let out = takt()
+            .args(["check", p.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", p.display());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{err}");
-        assert!(!err.trim().is_empty(), "a reason is printed for {}", p.display());
+        assert!(
+            !err.trim().is_empty(),
+            "a reason is printed for {}",
+            p.display()
+        );
         if p.ends_with("empty.toml") || p.ends_with("missing.toml") {
             assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
         }
@@ -101,7 +123,15 @@ fn plan_prints_tables_utilization_and_bounds() {
 
 #[test]
 fn sim_run_prints_summary_and_digest() {
-    let out = run_ok(&["run", repo("config/acc.toml").to_str().unwrap(), "--clock", "sim", "--duration", "1s", "--quiet"]);
+    let out = run_ok(&[
+        "run",
+        repo("config/acc.toml").to_str().unwrap(),
+        "--clock",
+        "sim",
+        "--duration",
+        "1s",
+        "--quiet",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("outcome:"), "{stdout}");
     digest_of(&out);
@@ -110,7 +140,12 @@ fn sim_run_prints_summary_and_digest() {
 #[test]
 fn bad_duration_is_refused_with_exit_2() {
     let out = takt()
-        .args(["run", repo("config/acc.toml").to_str().unwrap(), "--duration", "ten seconds"])
+        .args([
+            "run",
+            repo("config/acc.toml").to_str().unwrap(),
+            "--duration",
+            "ten seconds",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -120,10 +155,15 @@ fn bad_duration_is_refused_with_exit_2() {
 /// Reads (class, cpus-allowed) of every thread of `pid` whose name starts with `takt-core`.
 fn dispatcher_threads(pid: u32) -> Vec<(String, String, String)> {
     let mut found = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return found };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return found;
+    };
     for t in tasks.flatten() {
         let dir = t.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().to_string();
+        let comm = std::fs::read_to_string(dir.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if !comm.starts_with("takt-core") {
             continue;
         }
@@ -153,7 +193,9 @@ fn dispatcher_threads(pid: u32) -> Vec<(String, String, String)> {
 /// Whether the run's summary says it kept its schedule (no deadline misses, no skips).
 fn kept_schedule(out: &Output) -> bool {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout.lines().any(|l| l.starts_with("overruns:") && l.ends_with("deadline misses: 0"))
+    stdout
+        .lines()
+        .any(|l| l.starts_with("overruns:") && l.ends_with("deadline misses: 0"))
 }
 
 #[test]
@@ -170,7 +212,13 @@ fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
     let (seen, out) = loop {
         attempt += 1;
         let child = takt()
-            .args(["run", manifest.to_str().unwrap(), "--duration", "3s", "--quiet"])
+            .args([
+                "run",
+                manifest.to_str().unwrap(),
+                "--duration",
+                "3s",
+                "--quiet",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -194,14 +242,36 @@ fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
             String::from_utf8_lossy(&out.stdout)
         );
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(seen.len() >= 2, "two dispatcher threads seen while running: {seen:?}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        seen.len() >= 2,
+        "two dispatcher threads seen while running: {seen:?}"
+    );
     for (name, cls, cpus) in &seen {
         assert_eq!(cls, "FF", "{name} runs SCHED_FIFO");
-        assert!(cpus.parse::<usize>().is_ok(), "{name} is pinned to a single CPU, got {cpus:?}");
+        assert!(
+            cpus.parse::<usize>().is_ok(),
+            "{name} is pinned to a single CPU, got {cpus:?}"
+        );
     }
-    assert!(kept_schedule(&out), "the run kept its schedule:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        kept_schedule(&out),
+        "the run kept its schedule:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let real = digest_of(&out);
-    let sim = digest_of(&run_ok(&["run", manifest.to_str().unwrap(), "--clock", "sim", "--duration", "3s", "--quiet"]));
+    let sim = digest_of(&run_ok(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--clock",
+        "sim",
+        "--duration",
+        "3s",
+        "--quiet",
+    ]));
     assert_eq!(real, sim, "real-time and simulated-time digests agree");
 }

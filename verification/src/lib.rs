@@ -24,15 +24,23 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Path of a file in the repository's `config/` directory.
 pub fn config(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("config").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("config")
+        .join(name)
 }
 
 /// The ACC demo deployment, validated and planned (and the plan verified).
 pub fn acc() -> (Deployment, Plan, Registry) {
     let registry = takt_acc::registry();
-    let d = manifest::load(&config("acc.toml"), registry.catalog(), manifest::available_cores())
-        .unwrap_or_else(|e| panic!("config/acc.toml must be valid: {e}"));
-    let p = plan::synthesize(&d).unwrap_or_else(|e| panic!("config/acc.toml must be schedulable: {e}"));
+    let d = manifest::load(
+        &config("acc.toml"),
+        registry.catalog(),
+        manifest::available_cores(),
+    )
+    .unwrap_or_else(|e| panic!("config/acc.toml must be valid: {e}"));
+    let p =
+        plan::synthesize(&d).unwrap_or_else(|e| panic!("config/acc.toml must be schedulable: {e}"));
     if let Err(v) = plan::verify(&d, &p) {
         panic!("synthesized plan failed verification: {v:?}");
     }
@@ -54,7 +62,12 @@ pub fn skip(test: &str, why: &str) {
 pub fn unique_namespace(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("t{}-{}-{}", std::process::id(), tag, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        tag,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs the deployment for `duration_ns` with the given clock and optional jitter seed.
@@ -70,12 +83,16 @@ pub fn run(
     let opts = RunOptions {
         clock,
         duration_ns,
-        jitter: jitter_seed.map(|seed| Jitter { seed, max_fraction_of_budget: 0.5 }),
+        jitter: jitter_seed.map(|seed| Jitter {
+            seed,
+            max_fraction_of_budget: 0.5,
+        }),
         namespace: Some(unique_namespace(tag)),
         ..RunOptions::default()
     };
     let control = RunControl::new(d.default_mode);
-    dispatch::run(d, p, registry, &opts, &control).unwrap_or_else(|e| panic!("run {tag} failed: {e}"))
+    dispatch::run(d, p, registry, &opts, &control)
+        .unwrap_or_else(|e| panic!("run {tag} failed: {e}"))
 }
 
 /// One line per task that overran, skipped or missed a deadline, for assertion messages.
@@ -102,7 +119,9 @@ pub fn problems(r: &RunReport) -> String {
 /// determinism contract is conditional on this (LET cannot deliver a sample its producer
 /// had not finished by the deadline); the dispatcher measures and reports it.
 pub fn kept_schedule(r: &RunReport) -> bool {
-    r.tasks.iter().all(|t| t.deadline_misses == 0 && t.skipped == 0)
+    r.tasks
+        .iter()
+        .all(|t| t.deadline_misses == 0 && t.skipped == 0)
 }
 
 /// A real-time run that kept its schedule, trying up to `attempts` times.
@@ -124,7 +143,15 @@ pub fn run_keeping_schedule(
 ) -> RunReport {
     let mut attempt = 1;
     loop {
-        let r = run(d, p, registry, ClockKind::Real, duration_ns, jitter_seed, &format!("{tag}-{attempt}"));
+        let r = run(
+            d,
+            p,
+            registry,
+            ClockKind::Real,
+            duration_ns,
+            jitter_seed,
+            &format!("{tag}-{attempt}"),
+        );
         if kept_schedule(&r) || attempt >= attempts {
             return r;
         }

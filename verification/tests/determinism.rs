@@ -10,7 +10,6 @@ use takt_verification as v;
 
 const RUN_NS: u64 = 2_000_000_000;
 
-
 #[test]
 fn simulated_runs_are_reproducible_and_nontrivial() {
     let _serial = v::serial();
@@ -21,7 +20,10 @@ fn simulated_runs_are_reproducible_and_nontrivial() {
     // A different duration produces a different output history, so the digest is not a constant.
     let c = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS / 2, None, "sim-c");
     assert_ne!(a.digest_hex(), c.digest_hex());
-    assert!(a.tasks.iter().all(|t| t.jobs > 0), "every task of the default mode ran");
+    assert!(
+        a.tasks.iter().all(|t| t.jobs > 0),
+        "every task of the default mode ran"
+    );
 }
 
 #[test]
@@ -29,7 +31,10 @@ fn real_time_equals_simulated_time_and_repeats() {
     let _serial = v::serial();
     let (d, p, reg) = v::acc();
     if !v::realtime_available(d.priority) {
-        v::skip("real_time_equals_simulated_time_and_repeats", "SCHED_FIFO not permitted (run as root)");
+        v::skip(
+            "real_time_equals_simulated_time_and_repeats",
+            "SCHED_FIFO not permitted (run as root)",
+        );
         return;
     }
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "rs-sim");
@@ -38,8 +43,17 @@ fn real_time_equals_simulated_time_and_repeats() {
     assert!(real1.realtime, "the real run used SCHED_FIFO");
     assert!(v::kept_schedule(&real1), "run 1: {}", v::problems(&real1));
     assert!(v::kept_schedule(&real2), "run 2: {}", v::problems(&real2));
-    assert_eq!(real1.digest_hex(), sim.digest_hex(), "real == sim ({})", v::problems(&real1));
-    assert_eq!(real1.digest_hex(), real2.digest_hex(), "real run 1 == real run 2");
+    assert_eq!(
+        real1.digest_hex(),
+        sim.digest_hex(),
+        "real == sim ({})",
+        v::problems(&real1)
+    );
+    assert_eq!(
+        real1.digest_hex(),
+        real2.digest_hex(),
+        "real run 1 == real run 2"
+    );
 }
 
 #[test]
@@ -48,16 +62,28 @@ fn injected_jitter_within_budget_does_not_change_outputs() {
     let (d, p, reg) = v::acc();
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "jit-sim");
     let sim_j = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, Some(7), "jit-simj");
-    assert_eq!(sim.digest_hex(), sim_j.digest_hex(), "sim with jitter == sim");
+    assert_eq!(
+        sim.digest_hex(),
+        sim_j.digest_hex(),
+        "sim with jitter == sim"
+    );
     if !v::realtime_available(d.priority) {
-        v::skip("injected_jitter_within_budget_does_not_change_outputs (real part)", "SCHED_FIFO not permitted");
+        v::skip(
+            "injected_jitter_within_budget_does_not_change_outputs (real part)",
+            "SCHED_FIFO not permitted",
+        );
         return;
     }
     let real_j = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, Some(11), "jit-real", 3);
     assert!(v::kept_schedule(&real_j), "{}", v::problems(&real_j));
     let exec_p50: u64 = real_j.tasks.iter().map(|t| t.execution.p50_ns).sum();
     assert!(exec_p50 > 0, "jobs were measured");
-    assert_eq!(real_j.digest_hex(), sim.digest_hex(), "real with jitter == sim ({})", v::problems(&real_j));
+    assert_eq!(
+        real_j.digest_hex(),
+        sim.digest_hex(),
+        "real with jitter == sim ({})",
+        v::problems(&real_j)
+    );
 }
 
 /// Ends the stress-ng process group (parent and workers) when dropped.
@@ -75,7 +101,10 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
     let _serial = v::serial();
     let (d, p, reg) = v::acc();
     if !v::realtime_available(d.priority) {
-        v::skip("cpu_stress_on_both_cores_does_not_change_outputs", "SCHED_FIFO not permitted");
+        v::skip(
+            "cpu_stress_on_both_cores_does_not_change_outputs",
+            "SCHED_FIFO not permitted",
+        );
         return;
     }
     // Its own process group, so the whole group (stress-ng forks one worker per CPU) can be
@@ -89,7 +118,10 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
     {
         Ok(c) => Stress(c),
         Err(e) => {
-            v::skip("cpu_stress_on_both_cores_does_not_change_outputs", &format!("stress-ng not runnable: {e} (apt-get install stress-ng)"));
+            v::skip(
+                "cpu_stress_on_both_cores_does_not_change_outputs",
+                &format!("stress-ng not runnable: {e} (apt-get install stress-ng)"),
+            );
             return;
         }
     };
@@ -97,6 +129,15 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "st-sim");
     let real = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "st-real", 3);
     drop(stress);
-    assert!(v::kept_schedule(&real), "SCHED_FIFO dispatchers kept the schedule under stress: {}", v::problems(&real));
-    assert_eq!(real.digest_hex(), sim.digest_hex(), "real under stress == sim ({})", v::problems(&real));
+    assert!(
+        v::kept_schedule(&real),
+        "SCHED_FIFO dispatchers kept the schedule under stress: {}",
+        v::problems(&real)
+    );
+    assert_eq!(
+        real.digest_hex(),
+        sim.digest_hex(),
+        "real under stress == sim ({})",
+        v::problems(&real)
+    );
 }

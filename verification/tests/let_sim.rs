@@ -7,7 +7,9 @@ use proptest::prelude::*;
 use takt::dispatch::{self, ClockKind, Jitter, RunControl, RunOptions};
 use takt::manifest;
 use takt::plan;
-use takt::task::{Ports, Reader, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Ports, Reader, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer,
+};
 
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -44,21 +46,43 @@ impl Task for Consumer {
 }
 
 fn build_producer(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    Ok(Box::new(Producer { out: b.writer("counter")? }))
+    Ok(Box::new(Producer {
+        out: b.writer("counter")?,
+    }))
 }
 fn build_consumer(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    Ok(Box::new(Consumer { input: b.reader("counter")?, log: Vec::with_capacity(100_000) }))
+    Ok(Box::new(Consumer {
+        input: b.reader("counter")?,
+        log: Vec::with_capacity(100_000),
+    }))
 }
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.task("w", Ports::new().writes::<Counter>("counter"), build_producer);
-    r.task("r", Ports::new().reads::<Counter>("counter"), build_consumer);
+    r.task(
+        "w",
+        Ports::new().writes::<Counter>("counter"),
+        build_producer,
+    );
+    r.task(
+        "r",
+        Ports::new().reads::<Counter>("counter"),
+        build_consumer,
+    );
     r
 }
 
 #[allow(clippy::too_many_arguments)]
-fn manifest_text(pw: u64, ow: u64, lw: u64, bw: u64, pr: u64, or: u64, cw: usize, cr: usize) -> String {
+fn manifest_text(
+    pw: u64,
+    ow: u64,
+    lw: u64,
+    bw: u64,
+    pr: u64,
+    or: u64,
+    cw: usize,
+    cr: usize,
+) -> String {
     format!(
         r#"[deployment]
 name = "letprop"

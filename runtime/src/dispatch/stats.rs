@@ -119,6 +119,9 @@ mod tests {
         assert!(near(s.lateness.p50_ns, 50_000), "{:?}", s.lateness);
         assert!(near(s.lateness.p99_ns, 99_000), "{:?}", s.lateness);
         assert!(near(s.execution.max_ns, 1000), "{:?}", s.execution);
-        assert_eq!(TaskRecorder::new().finish("e", 0).execution, Quantiles::default());
+        assert_eq!(
+            TaskRecorder::new().finish("e", 0).execution,
+            Quantiles::default()
+        );
     }
 }

@@ -14,12 +14,20 @@ use super::Message;
 /// bytes in place, and sends it. Returns iceoryx2's error text on failure.
 ///
 /// `T` must be at least 8 bytes; smaller types are refused.
-pub fn send_stamped<T: Message>(publisher: &Publisher<ipc::Service, T, ()>, stamp: u64) -> Result<(), String> {
+pub fn send_stamped<T: Message>(
+    publisher: &Publisher<ipc::Service, T, ()>,
+    stamp: u64,
+) -> Result<(), String> {
     let size = std::mem::size_of::<T>();
     if size < 8 {
-        return Err(format!("`{}` is {size} bytes; the stamp needs 8", T::TYPE_NAME));
+        return Err(format!(
+            "`{}` is {size} bytes; the stamp needs 8",
+            T::TYPE_NAME
+        ));
     }
-    let mut sample = publisher.loan_uninit().map_err(|e| format!("raw: loan: {e}"))?;
+    let mut sample = publisher
+        .loan_uninit()
+        .map_err(|e| format!("raw: loan: {e}"))?;
     let slot = sample.payload_mut().as_mut_ptr().cast::<u8>();
     let bytes = stamp.to_le_bytes();
     // SAFETY: `slot` points to the loaned payload slot, valid for writes of `size` bytes
@@ -34,5 +42,8 @@ pub fn send_stamped<T: Message>(publisher: &Publisher<ipc::Service, T, ()>, stam
     // written by whole earlier samples; `T: Pod`, so any bytes are a valid `T`. This is the
     // argument `Writer::publish_overwrite` rests on.
     let sample = unsafe { sample.assume_init() };
-    sample.send().map(|_| ()).map_err(|e| format!("raw: send: {e}"))
+    sample
+        .send()
+        .map(|_| ())
+        .map_err(|e| format!("raw: send: {e}"))
 }

@@ -41,8 +41,7 @@ use std::fmt;
 use iceoryx2::node::{Node, NodeBuilder, NodeState};
 use iceoryx2::prelude::{
     ipc, CallbackProgression, Config, LogLevel, MessagingPattern, NodeName, ServiceName,
-    SignalHandlingMode,
-    ZeroCopySend,
+    SignalHandlingMode, ZeroCopySend,
 };
 use iceoryx2::service::builder::publish_subscribe::{
     PublishSubscribeOpenError, PublishSubscribeOpenOrCreateError,

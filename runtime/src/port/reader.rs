@@ -157,7 +157,11 @@ impl<T: Message> Reader<T> {
             }
         }
         if let Some(cell) = &self.activity {
-            let header = self.current.as_ref().map(|s| *s.user_header()).unwrap_or_default();
+            let header = self
+                .current
+                .as_ref()
+                .map(|s| *s.user_header())
+                .unwrap_or_default();
             let ops = cell.get().ops + 1;
             cell.set(PortActivity {
                 ops,

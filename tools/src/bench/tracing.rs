@@ -64,7 +64,9 @@ fn push_cost(batches: u64) -> Result<(Vec<f64>, u64), String> {
             for i in 0..BATCH {
                 let job = b * BATCH + i;
                 // black_box: the record must really be built and pushed every time.
-                producer.push(std::hint::black_box(TraceRecord::start(0, 1, job, job, job)));
+                producer.push(std::hint::black_box(TraceRecord::start(
+                    0, 1, job, job, job,
+                )));
             }
             per_batch.push(t0.elapsed().as_nanos() as f64 / BATCH as f64);
         }
@@ -86,7 +88,10 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 
 pub fn run(env: &Env, r: &mut Report) {
     let batches: u64 = if env.quick { 1_000 } else { 10_000 };
-    env.step(format!("{} pushes into a drained trace ring", batches * BATCH));
+    env.step(format!(
+        "{} pushes into a drained trace ring",
+        batches * BATCH
+    ));
     match push_cost(batches) {
         Ok((mut per_batch, dropped)) => {
             let mean = per_batch.iter().sum::<f64>() / per_batch.len().max(1) as f64;
