@@ -124,7 +124,6 @@ pub fn deployment(
         apps: vec![AppSpec {
             name: "bench".into(),
             executable: None,
-            supervision: Default::default(),
         }],
         modes: vec![ModeSpec {
             name: "run".into(),
