@@ -11,12 +11,17 @@
 //! * [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET visibility.
 //! * [`task`]: the `Task` trait, the step context, the registry of constructors.
 //! * [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
+//! * [`lifecycle`]: the supervisor of one process per app, its control socket and shared
+//!   control block.
 //!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
 
 pub mod alloc_count;
 pub mod dispatch;
+// Shared memory across processes holds plain std atomics; loom's model types cannot live there.
+#[cfg(not(loom))]
+pub mod lifecycle;
 pub mod manifest;
 pub mod plan;
 pub mod port;

@@ -81,6 +81,7 @@ fn deployment(
         apps: vec![AppSpec {
             name: "app".into(),
             executable: None,
+            supervision: Default::default(),
         }],
         tasks,
         channels,

@@ -58,7 +58,49 @@ pub enum Command {
         /// Record a trace of every job into FILE (read it with `takt trace report|export|plot`).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        // --- takt lifecycle ---
+        /// Run every app in this one process, with no supervisor.
+        #[arg(long, conflicts_with = "multi_process")]
+        single_process: bool,
+        /// Supervise one process per app (the default with the real clock): shared epoch,
+        /// restarts, control socket (`takt status|mode|stop`). With --trace FILE each app
+        /// writes FILE.<app>.
+        #[arg(long)]
+        multi_process: bool,
+        /// The supervisor's control socket (default: /run/takt.sock as root, else /tmp/takt-<uid>.sock).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+        // --- end takt lifecycle ---
     },
+    // --- takt lifecycle ---
+    /// Show a running supervisor's apps (pid, state, restarts, heartbeat age, overruns,
+    /// version), its current mode and uptime.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The supervisor's control socket (as given to `takt run --control`).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Change a running deployment's mode: every core switches at the same hyperperiod boundary.
+    Mode {
+        #[command(subcommand)]
+        command: ModeCommand,
+        /// The supervisor's control socket (as given to `takt run --control`).
+        #[arg(long, value_name = "PATH", global = true)]
+        control: Option<PathBuf>,
+    },
+    /// Stop a running deployment gracefully at the next hyperperiod boundary.
+    Stop {
+        /// The supervisor's control socket (as given to `takt run --control`).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Host one app's tasks under a supervisor (started by `takt run`, not by hand).
+    #[command(hide = true)]
+    AppHost(crate::app_host::AppHostArgs),
+    // --- end takt lifecycle ---
     // --- takt bench ---
     /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs
     /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed. Prints a
@@ -131,3 +173,11 @@ pub enum ClockArg {
     Real,
     Sim,
 }
+
+// --- takt lifecycle ---
+#[derive(Subcommand, Debug)]
+pub enum ModeCommand {
+    /// Request mode NAME (one of the manifest's [[mode]] names).
+    Set { name: String },
+}
+// --- end takt lifecycle ---

@@ -13,6 +13,13 @@ mod plan_svg;
 mod trace;
 // --- end takt plan --svg / takt trace ---
 mod run;
+// --- takt lifecycle ---
+mod app_host;
+mod mode;
+mod status;
+mod stop;
+mod supervise;
+// --- end takt lifecycle ---
 
 use std::process::ExitCode;
 
@@ -42,6 +49,11 @@ fn main() -> ExitCode {
             inject_jitter,
             quiet,
             trace,
+            // --- takt lifecycle ---
+            single_process,
+            multi_process,
+            control,
+            // --- end takt lifecycle ---
         } => run::run(&run::RunArgs {
             manifest,
             duration,
@@ -50,7 +62,21 @@ fn main() -> ExitCode {
             inject_jitter,
             quiet,
             trace,
+            // --- takt lifecycle ---
+            single_process,
+            multi_process,
+            control,
+            // --- end takt lifecycle ---
         }),
+        // --- takt lifecycle ---
+        cli::Command::Status { json, control } => status::status(json, control.as_deref()),
+        cli::Command::Mode {
+            command: cli::ModeCommand::Set { name },
+            control,
+        } => mode::set(&name, control.as_deref()),
+        cli::Command::Stop { control } => stop::stop(control.as_deref()),
+        cli::Command::AppHost(args) => app_host::app_host(&args),
+        // --- end takt lifecycle ---
         // --- takt bench ---
         cli::Command::Bench {
             quick,

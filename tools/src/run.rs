@@ -1,5 +1,6 @@
-//! `takt run MANIFEST`: validate, plan, verify, run in one process, print the summary and
-//! the `digest:` line.
+//! `takt run MANIFEST`: validate, plan, verify, run, print the summary and the `digest:`
+//! line. This file is the single-process path (`--single-process`, and `--clock sim`
+//! always); `--multi-process` hands the run to the supervisor in `supervise.rs`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,7 +23,14 @@ pub struct RunArgs {
     pub inject_jitter: Option<u64>,
     pub quiet: bool,
     pub trace: Option<PathBuf>,
+    pub single_process: bool,
+    pub multi_process: bool,
+    pub control: Option<PathBuf>,
 }
+
+/// Whether `takt run` supervises one process per app when neither --single-process nor
+/// --multi-process is given: it does, as a vehicle deployment would run.
+const MULTI_PROCESS_BY_DEFAULT: bool = true;
 
 /// Longest run accepted from the command line: one day.
 const MAX_DURATION_NS: u64 = 86_400_000_000_000;
@@ -43,6 +51,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         ClockArg::Real => ClockKind::Real,
         ClockArg::Sim => ClockKind::Sim,
     };
+    let multi = !args.single_process && (args.multi_process || MULTI_PROCESS_BY_DEFAULT);
+    if multi && clock == ClockKind::Real {
+        return crate::supervise::supervise(args, &d, &plan, duration_ns);
+    }
+    if args.multi_process && clock == ClockKind::Sim {
+        eprintln!("takt run: --clock sim runs in one process (simulated time is one thread)");
+    }
     let opts = RunOptions {
         clock,
         duration_ns,
@@ -171,7 +186,7 @@ fn q(qs: &Quantiles) -> String {
     )
 }
 
-fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
+pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

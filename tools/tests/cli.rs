@@ -153,7 +153,29 @@ fn bad_duration_is_refused_with_exit_2() {
 }
 
 /// Reads (class, cpus-allowed) of every thread of `pid` whose name starts with `takt-core`.
-fn dispatcher_threads(pid: u32) -> Vec<(String, String, String)> {
+fn dispatcher_threads(run_pid: u32) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    // The `takt run` process and its children: by default `takt run` supervises one process
+    // per app, and the dispatchers live in those.
+    let mut pids = vec![run_pid];
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{run_pid}/task")) {
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    for pid in pids {
+        found.extend(dispatcher_threads_of(pid));
+    }
+    found
+}
+
+/// (thread name, scheduling class, allowed CPUs) of the `takt-core*` threads of `pid`.
+fn dispatcher_threads_of(pid: u32) -> Vec<(String, String, String)> {
     let mut found = Vec::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return found;

@@ -45,7 +45,12 @@ fn unpack(word: u64) -> (u64, u64, u64, u64) {
 
 /// Steers and observes a running deployment. Create it with the default mode, hand it to
 /// `dispatch::run`, and use it from any thread.
+///
+/// It is plain atomics with a fixed `#[repr(C)]` layout and no pointers, so one instance may
+/// live in memory shared by several processes (the lifecycle manager's control block): then
+/// every process decides the same mode for every cycle.
 #[derive(Debug)]
+#[repr(C)]
 pub struct RunControl {
     /// Packed (cycle: 40 bits, pending: 8, previous: 8, mode: 8). Cycle counts from 1 so
     /// that cycle 0's decision is still to be made at start.
@@ -54,7 +59,6 @@ pub struct RunControl {
     jobs: AtomicU64,
     overruns: AtomicU64,
     switches_len: AtomicU64,
-    walked: AtomicU64,
     /// (cycle << 8 | mode) for each decided mode switch, first `switches_len` valid.
     switches: [AtomicU64; MAX_RECORDED_SWITCHES],
 }
@@ -68,7 +72,6 @@ impl RunControl {
             jobs: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
             switches_len: AtomicU64::new(0),
-            walked: AtomicU64::new(0),
             switches: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -182,19 +185,6 @@ impl RunControl {
         self.overruns.load(Ordering::Relaxed)
     }
 
-    /// Called by each dispatcher after its last window: waits (sleeping 1 ms at a time, off
-    /// the real-time path) until `dispatchers` have walked their tables or `timeout` passes.
-    pub(crate) fn walk_done_and_wait(&self, dispatchers: usize, timeout: std::time::Duration) {
-        // SYNC POINT: AcqRel pairs with the Acquire loads of the other waiters.
-        self.walked.fetch_add(1, Ordering::AcqRel);
-        let until = std::time::Instant::now() + timeout;
-        while (self.walked.load(Ordering::Acquire) as usize) < dispatchers
-            && std::time::Instant::now() < until
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-
     // Progress counters are statistics only: nothing is ordered by them, so Relaxed.
     pub(crate) fn note_cycle(&self, cycle: u64) {
         self.cycle.fetch_max(cycle, Ordering::Relaxed);
@@ -204,6 +194,60 @@ impl RunControl {
     }
     pub(crate) fn note_overrun(&self) {
         self.overruns.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One app process's health, as its dispatchers measure it: read by the lifecycle
+/// manager's supervisor. Plain atomics with a fixed layout, so it may live in shared memory.
+/// Every counter is a statistic that orders nothing, so all accesses are Relaxed.
+#[derive(Debug)]
+#[repr(C)]
+pub struct AppHealth {
+    /// 1 + the newest cycle any of the app's dispatchers started (0: none yet).
+    heartbeat: AtomicU64,
+    overruns: AtomicU64,
+    /// Jobs that were skipped or ended after their LET deadline.
+    missed: AtomicU64,
+}
+
+impl Default for AppHealth {
+    fn default() -> Self {
+        AppHealth::new()
+    }
+}
+
+impl AppHealth {
+    pub fn new() -> Self {
+        AppHealth {
+            heartbeat: AtomicU64::new(0),
+            overruns: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+        }
+    }
+    /// Once per cycle per dispatcher: the heartbeat moves once per hyperperiod.
+    pub(crate) fn beat(&self, cycle: u64) {
+        self.heartbeat.fetch_max(cycle + 1, Ordering::Relaxed);
+    }
+    pub(crate) fn note_overrun(&self) {
+        self.overruns.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn note_missed(&self) {
+        self.missed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// 1 + the newest cycle started, 0 before the first.
+    pub fn heartbeat(&self) -> u64 {
+        self.heartbeat.load(Ordering::Relaxed)
+    }
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Ordering::Relaxed)
+    }
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+    /// Starts a new incarnation of the app (after a restart): the heartbeat restarts at 0,
+    /// the deadline counters keep counting over the whole run.
+    pub fn reset_heartbeat(&self) {
+        self.heartbeat.store(0, Ordering::Relaxed);
     }
 }
 

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use control::{RunControl, STOP};
+pub use control::{AppHealth, RunControl, STOP};
 pub use rt::probe_realtime;
 use stats::TaskRecorder;
 pub use stats::{Quantiles, TaskStats};
@@ -100,6 +100,15 @@ pub struct RunOptions {
     /// Record a trace file of every job (release, start, reads, publishes, end, overruns,
     /// skips, mode switches).
     pub trace: Option<TraceOptions>,
+    // --- lifecycle hooks (multi-process) ---
+    /// Host only these tasks (one app's tasks in multi-process mode): every other task's
+    /// windows are left out of the tables, and a core none of them uses gets no dispatcher.
+    /// `None` hosts every task.
+    pub tasks: Option<Vec<TaskId>>,
+    /// The first hyperperiod cycle to walk: a restarted app process rejoins a running
+    /// schedule at a later boundary, against the same epoch. A [`JoinHook`] may move it later.
+    pub start_cycle: u64,
+    // --- end lifecycle hooks ---
 }
 
 impl Default for RunOptions {
@@ -114,9 +123,96 @@ impl Default for RunOptions {
             startup_timeout_ns: 10_000_000_000,
             epoch_margin_ns: 50_000_000,
             trace: None,
+            tasks: None,
+            start_cycle: 0,
         }
     }
 }
+
+// --- lifecycle hooks (multi-process) ---
+/// Where a process joins the schedule: the shared epoch and the first cycle it walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinAt {
+    /// `CLOCK_MONOTONIC` time of cycle 0's start, the same in every process of the run.
+    pub epoch_ns: u64,
+    /// The first cycle this process walks (0 at the start of the run).
+    pub start_cycle: u64,
+}
+
+/// Called once every core of this process has built its tasks: reports the process ready
+/// and waits, at most the given time, for where to join. An `Err` aborts the run before any
+/// job and names why.
+pub type JoinHook<'a> = &'a (dyn Fn(Duration) -> Result<JoinAt, String> + Sync);
+
+/// The end-of-run rendezvous: the counter every dispatcher bumps after its last window and
+/// how many dispatchers there are in total (across processes when the counter is shared).
+#[derive(Clone, Copy)]
+pub struct WalkBarrier<'a> {
+    pub walked: &'a crate::sync::AtomicU64,
+    pub dispatchers: usize,
+}
+
+/// What a supervised process adds to a real-time run: where the epoch comes from, where
+/// its health counters live, and the end-of-run rendezvous with other processes.
+#[derive(Clone, Copy, Default)]
+pub struct Hooks<'a> {
+    /// Replaces "epoch = now + margin once all cores are ready" (real time only).
+    pub join: Option<JoinHook<'a>>,
+    /// Heartbeat, overrun and missed-release counters the supervisor reads.
+    pub health: Option<&'a AppHealth>,
+    /// Replaces the process-local rendezvous of this run's own dispatchers.
+    pub barrier: Option<WalkBarrier<'a>>,
+}
+
+impl fmt::Debug for Hooks<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("join", &self.join.is_some())
+            .field("health", &self.health.is_some())
+            .field("barrier", &self.barrier.map(|b| b.dispatchers))
+            .finish()
+    }
+}
+
+/// The run's `digest:`: SHA-256 over every task digest, in task-name order (each as the
+/// name, a zero byte, the 32 digest bytes). Processes that each ran some tasks combine to
+/// the same digest as one process that ran them all.
+pub fn combine_digests(reports: &[(String, TaskReport)]) -> [u8; 32] {
+    let mut sorted: Vec<&(String, TaskReport)> = reports.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (name, r) in sorted {
+        if let Some(digest) = &r.digest {
+            hasher.update(name.as_bytes());
+            hasher.update([0u8]);
+            hasher.update(digest);
+        }
+    }
+    hasher.finalize().into()
+}
+
+/// The cores on which the hosted tasks (all when `tasks` is `None`) have a window in some
+/// mode, ascending.
+pub fn hosted_cores(plan: &Plan, tasks: Option<&[TaskId]>) -> Vec<usize> {
+    let mut cores: Vec<usize> = plan
+        .modes
+        .iter()
+        .flat_map(|m| {
+            m.cores
+                .iter()
+                .filter(|t| t.windows.iter().any(|w| hosts(tasks, w.task)))
+                .map(|t| t.core)
+        })
+        .collect();
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
+fn hosts(tasks: Option<&[TaskId]>, task: TaskId) -> bool {
+    tasks.is_none_or(|t| t.contains(&task))
+}
+// --- end lifecycle hooks ---
 
 /// Why a run could not start or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +229,8 @@ pub enum RunError {
     StartupTimeout { cores: Vec<usize>, timeout_ns: u64 },
     /// A dispatcher thread panicked (a task's `step` or `finish` panicked).
     Panicked { core: usize, what: String },
+    /// The [`JoinHook`] refused (the supervisor never published the epoch, or went away).
+    Join(String),
     /// The trace file could not be created or finished.
     Trace(String),
 }
@@ -158,6 +256,7 @@ impl fmt::Display for RunError {
                 write!(f, "the dispatcher of core {core} panicked: {what}")
             }
             RunError::Trace(why) => write!(f, "trace: {why}"),
+            RunError::Join(why) => write!(f, "cannot join the schedule: {why}"),
         }
     }
 }
@@ -205,6 +304,18 @@ pub fn run(
     opts: &RunOptions,
     control: &RunControl,
 ) -> Result<RunReport, RunError> {
+    run_hosted(d, plan, registry, opts, control, Hooks::default())
+}
+
+/// [`run`] for a supervised process: the same, with the lifecycle manager's [`Hooks`].
+pub fn run_hosted(
+    d: &Deployment,
+    plan: &Plan,
+    registry: &Registry,
+    opts: &RunOptions,
+    control: &RunControl,
+    hooks: Hooks<'_>,
+) -> Result<RunReport, RunError> {
     if plan.modes.len() != d.modes.len() || plan.channels.len() != d.channels.len() {
         return Err(RunError::PlanMismatch(format!(
             "the plan has {} modes and {} channels, the deployment {} and {}",
@@ -225,10 +336,14 @@ pub fn run(
         cycles: opts.duration_ns.div_ceil(plan.hyperperiod_ns).max(1),
         jitter: opts.jitter,
         trace: opts.trace.clone(),
+        tasks: opts.tasks.clone(),
+        start_cycle: opts.start_cycle,
+        health: hooks.health,
+        joins_running: hooks.join.is_some(),
     };
     let outcome = match opts.clock {
         ClockKind::Sim => run_sim(&setup, control)?,
-        ClockKind::Real => run_real(&setup, opts, control)?,
+        ClockKind::Real => run_real(&setup, opts, control, hooks)?,
     };
     Ok(report(&setup, opts.clock, outcome, control))
 }
@@ -242,6 +357,12 @@ struct Setup<'a> {
     cycles: u64,
     jitter: Option<Jitter>,
     trace: Option<TraceOptions>,
+    /// Only these tasks are hosted (`None`: all).
+    tasks: Option<Vec<TaskId>>,
+    start_cycle: u64,
+    health: Option<&'a AppHealth>,
+    /// Supervised (a [`JoinHook`] is given): other processes may already be running.
+    joins_running: bool,
 }
 
 /// What one dispatcher hands back.
@@ -272,14 +393,7 @@ fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl)
     }
     tasks.sort_by_key(|(id, _)| *id);
     reports.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut hasher = Sha256::new();
-    for (name, r) in &reports {
-        if let Some(digest) = &r.digest {
-            hasher.update(name.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(digest);
-        }
-    }
+    let digest = combine_digests(&reports);
     let mode_name = |m: usize| {
         d.modes
             .get(m)
@@ -302,39 +416,35 @@ fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl)
         mode_history,
         reports,
         warnings: o.warnings,
-        digest: hasher.finalize().into(),
+        digest,
         trace: o.trace,
     }
 }
 
-/// The cores the plan puts windows on, in any mode, ascending.
-fn planned_cores(plan: &Plan) -> Vec<usize> {
-    let mut cores: Vec<usize> = plan
-        .modes
-        .iter()
-        .flat_map(|m| {
-            m.cores
-                .iter()
-                .filter(|t| !t.windows.is_empty())
-                .map(|t| t.core)
-        })
-        .collect();
-    cores.sort_unstable();
-    cores.dedup();
-    cores
+/// The cores the hosted tasks have windows on, in any mode, ascending.
+fn planned_cores(setup: &Setup<'_>) -> Vec<usize> {
+    hosted_cores(setup.plan, setup.tasks.as_deref())
 }
 
 /// The windows one dispatcher walks in each mode: one core's table, or (simulated time)
-/// all cores' tables merged by start time, ties broken by core.
-fn tables_for(plan: &Plan, cores: &[usize]) -> Vec<Vec<Window>> {
-    plan.modes
+/// all cores' tables merged by start time, ties broken by core. Only hosted tasks' windows.
+fn tables_for(setup: &Setup<'_>, cores: &[usize]) -> Vec<Vec<Window>> {
+    let tasks = setup.tasks.as_deref();
+    setup
+        .plan
+        .modes
         .iter()
         .map(|m| {
             let mut merged: Vec<(usize, Window)> = m
                 .cores
                 .iter()
                 .filter(|t| cores.contains(&t.core))
-                .flat_map(|t| t.windows.iter().map(move |w| (t.core, w.clone())))
+                .flat_map(|t| {
+                    t.windows
+                        .iter()
+                        .filter(|w| hosts(tasks, w.task))
+                        .map(move |w| (t.core, w.clone()))
+                })
                 .collect();
             merged.sort_by_key(|(core, w)| (w.start_ns, *core));
             merged.into_iter().map(|(_, w)| w).collect()
@@ -535,17 +645,21 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
-    /// Walks the tables from the epoch until the run ends. The hot path: see the module docs.
-    fn walk(&mut self, epoch_ns: u64) {
+    /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
+    /// ends. The hot path: see the module docs.
+    fn walk(&mut self, epoch_ns: u64, start_cycle: u64) {
         self.epoch_ns = epoch_ns;
         let h_ns = self.setup.plan.hyperperiod_ns;
         let mut previous_mode = usize::MAX;
-        for cycle in 0..self.setup.cycles {
+        for cycle in start_cycle..self.setup.cycles {
             let mode = self.control.mode_for_cycle(cycle);
             if mode == STOP {
                 break;
             }
             self.control.note_cycle(cycle);
+            if let Some(health) = self.setup.health {
+                health.beat(cycle);
+            }
             if mode != previous_mode && previous_mode != usize::MAX && self.emit.enabled() {
                 let now_ns = self.clock.now_ns();
                 let core = self.tables_core();
@@ -604,6 +718,9 @@ impl<'a> Dispatcher<'a> {
         if h.skip_next {
             h.skip_next = false;
             h.rec.skipped += 1;
+            if let Some(health) = self.setup.health {
+                health.note_missed();
+            }
             emit.emit(TraceRecord::skip(core, task, index, release_ns, start_ns));
             return;
         }
@@ -669,6 +786,9 @@ impl<'a> Dispatcher<'a> {
         self.control.note_job();
         if end_ns > self.epoch_ns + cycle_ns + w.deadline_ns {
             h.rec.deadline_misses += 1;
+            if let Some(health) = self.setup.health {
+                health.note_missed();
+            }
         }
         if policy_execution_ns > w.budget_ns {
             h.rec.overruns += 1;
@@ -682,6 +802,9 @@ impl<'a> Dispatcher<'a> {
                 w.budget_ns,
             ));
             self.control.note_overrun();
+            if let Some(health) = self.setup.health {
+                health.note_overrun();
+            }
             match spec.overrun {
                 OverrunPolicy::Report => {}
                 OverrunPolicy::SkipNext => h.skip_next = true,
@@ -718,8 +841,8 @@ impl<'a> Dispatcher<'a> {
 }
 
 fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError> {
-    let cores = planned_cores(setup.plan);
-    let tables = tables_for(setup.plan, &cores);
+    let cores = planned_cores(setup);
+    let tables = tables_for(setup, &cores);
     let first_core = cores.first().copied().unwrap_or(0);
     let node = PortNode::new(&setup.namespace).map_err(|e| RunError::Core {
         core: first_core,
@@ -742,7 +865,7 @@ fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError>
     let clock = SimClock::new(0);
     let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Sim(&clock), control, ring);
     let start_ns = monotonic_now_ns();
-    disp.walk(0);
+    disp.walk(0, setup.start_cycle);
     // `finish` consumes the dispatcher and with it the ring's producer, which lets the
     // drainer's final pass see the ring closed.
     let outcome = disp.finish(usize::MAX);
@@ -766,6 +889,7 @@ fn run_real(
     setup: &Setup<'_>,
     opts: &RunOptions,
     control: &RunControl,
+    hooks: Hooks<'_>,
 ) -> Result<Outcome, RunError> {
     let priority = opts.priority.unwrap_or(setup.d.priority);
     let mut warnings = Vec::new();
@@ -784,8 +908,14 @@ fn run_real(
             warnings.push(w);
         }
     }
-    let cores = planned_cores(setup.plan);
+    let cores = planned_cores(setup);
     let startup = Duration::from_nanos(opts.startup_timeout_ns);
+    // Without a shared rendezvous, this run's own dispatchers meet at the end.
+    let local_walked = crate::sync::AtomicU64::new(0);
+    let barrier = hooks.barrier.unwrap_or(WalkBarrier {
+        walked: &local_walked,
+        dispatchers: cores.len(),
+    });
     let (producers, mut consumers) = match &setup.trace {
         Some(t) => {
             let (p, c) = tracing::rings(t, &cores).map_err(RunError::Trace)?;
@@ -805,7 +935,7 @@ fn run_real(
         let mut epoch_txs = Vec::with_capacity(cores.len());
         let mut handles = Vec::with_capacity(cores.len());
         for (&core, ring) in cores.iter().zip(producers) {
-            let (epoch_tx, epoch_rx) = crossbeam::channel::bounded::<Option<u64>>(1);
+            let (epoch_tx, epoch_rx) = crossbeam::channel::bounded::<Option<JoinAt>>(1);
             epoch_txs.push(epoch_tx);
             let ready_tx = ready_tx.clone();
             let spawned = std::thread::Builder::new()
@@ -814,7 +944,7 @@ fn run_real(
                     let body = std::panic::AssertUnwindSafe(|| {
                         core_thread(
                             setup, core, realtime, priority, control, &ready_tx, &epoch_rx,
-                            startup, ring,
+                            startup, ring, barrier,
                         )
                     });
                     std::panic::catch_unwind(body).unwrap_or_else(|p| {
@@ -865,7 +995,23 @@ fn run_real(
                 }
             }
         }
-        let start_ns = monotonic_now_ns() + opts.epoch_margin_ns;
+        let join = match (&failure, hooks.join) {
+            (Some(_), _) => None,
+            // The supervisor publishes the epoch once every process is ready; it waits
+            // for the slowest one, so allow it the same startup time again.
+            (None, Some(hook)) => match hook(startup) {
+                Ok(j) => Some(j),
+                Err(why) => {
+                    failure = Some(RunError::Join(why));
+                    None
+                }
+            },
+            (None, None) => Some(JoinAt {
+                epoch_ns: monotonic_now_ns() + opts.epoch_margin_ns,
+                start_cycle: setup.start_cycle,
+            }),
+        };
+        let start_ns = join.map_or(0, |j| j.epoch_ns);
         if let (None, Some(t), Some(c)) = (&failure, &setup.trace, consumers.take()) {
             let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Real, start_ns);
             match tracing::start_drainer(&header, t, c) {
@@ -874,11 +1020,7 @@ fn run_real(
             }
         }
         for tx in &epoch_txs {
-            let _ = tx.send(if failure.is_none() {
-                Some(start_ns)
-            } else {
-                None
-            });
+            let _ = tx.send(if failure.is_none() { join } else { None });
         }
         let mut outcomes = Vec::with_capacity(handles.len());
         for (core, h) in handles {
@@ -929,9 +1071,10 @@ fn core_thread(
     priority: u8,
     control: &RunControl,
     ready_tx: &crossbeam::channel::Sender<Ready>,
-    epoch_rx: &crossbeam::channel::Receiver<Option<u64>>,
+    epoch_rx: &crossbeam::channel::Receiver<Option<JoinAt>>,
     startup: Duration,
     ring: Option<RingProducer>,
+    barrier: WalkBarrier<'_>,
 ) -> Result<Option<CoreOutcome>, RunError> {
     let fail = |e: RunError| {
         let _ = ready_tx.send((core, Err(e.clone())));
@@ -940,7 +1083,10 @@ fn core_thread(
     if let Err(reason) = rt::pin_current(core) {
         return fail(RunError::Core { core, reason });
     }
-    if realtime {
+    // A supervised process may be a restart joining a running schedule: it builds its tasks
+    // at normal priority (see below). A whole run built at once takes SCHED_FIFO first.
+    let fifo_after_build = setup.joins_running;
+    if realtime && !fifo_after_build {
         if let Err(reason) = rt::set_fifo_current(priority) {
             return fail(RunError::Core { core, reason });
         }
@@ -954,11 +1100,19 @@ fn core_thread(
             })
         }
     };
-    let tables = tables_for(setup.plan, &[core]);
+    let tables = tables_for(setup, &[core]);
     let hosted = match build_tasks(setup, &node, &tables) {
         Ok(h) => h,
         Err(reason) => return fail(RunError::TaskBuild { core, reason }),
     };
+    // SCHED_FIFO only once the tasks are built: building (shared-memory setup, allocation)
+    // is not real-time work, and an app process restarted mid-run must not take the core
+    // from the other apps' running dispatchers at their priority while it builds.
+    if realtime && fifo_after_build {
+        if let Err(reason) = rt::set_fifo_current(priority) {
+            return fail(RunError::Core { core, reason });
+        }
+    }
     let mut disp = Dispatcher::new(
         setup,
         tables,
@@ -970,21 +1124,38 @@ fn core_thread(
     if ready_tx.send((core, Ok(()))).is_err() {
         return Ok(None);
     }
-    // Wait a little longer than the coordinator does, so its verdict always arrives.
-    match epoch_rx.recv_timeout(startup + Duration::from_secs(1)) {
-        Ok(Some(epoch_ns)) => {
-            disp.walk(epoch_ns);
+    // Wait a little longer than the coordinator does (it may wait for the ready cores, then
+    // for the join hook), so its verdict always arrives.
+    match epoch_rx.recv_timeout(startup * 2 + Duration::from_secs(1)) {
+        Ok(Some(join)) => {
+            disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
             // Tearing down ports disconnects iceoryx2 connections, which costs the peers
-            // on other cores milliseconds in their next send: so no core finishes (and
-            // drops its tasks) until every core has walked its last window.
+            // on other cores (and in other processes) milliseconds in their next send: so
+            // no core finishes (and drops its tasks) until every core has walked its last
+            // window.
             let h_ns = setup.plan.hyperperiod_ns;
-            control.walk_done_and_wait(
-                planned_cores(setup.plan).len(),
+            walk_done_and_wait(
+                barrier,
                 Duration::from_nanos(h_ns.saturating_mul(2)) + Duration::from_secs(1),
             );
             Ok(Some(disp.finish(core)))
         }
         _ => Ok(None),
+    }
+}
+
+/// Called by each dispatcher after its last window: waits (sleeping 1 ms at a time, off the
+/// real-time path) until all of the barrier's dispatchers have walked their tables or
+/// `timeout` passes.
+fn walk_done_and_wait(barrier: WalkBarrier<'_>, timeout: Duration) {
+    use crate::sync::Ordering;
+    // SYNC POINT: AcqRel pairs with the Acquire loads of the other waiters.
+    barrier.walked.fetch_add(1, Ordering::AcqRel);
+    let until = std::time::Instant::now() + timeout;
+    while (barrier.walked.load(Ordering::Acquire) as usize) < barrier.dispatchers
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -60,6 +60,53 @@ pub struct AppSpec {
     /// Executable that hosts the app's tasks in multi-process mode (optional until the
     /// supervisor exists; the single-process runtime links the tasks directly).
     pub executable: Option<String>,
+    /// Restart policy and escalation (lifecycle manager).
+    pub supervision: Supervision,
+}
+
+/// When the lifecycle manager restarts an app's process after it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Never: an app that ends early is `failed` (or `stopped` after a clean exit).
+    Never,
+    /// After a crash, a signal or a non-zero exit, not after a clean exit.
+    #[default]
+    OnFailure,
+    /// After any end before the run's end.
+    Always,
+}
+
+/// What the lifecycle manager does when an app fails for good (restart policy `never`, or
+/// more than `max_restarts` restarts within `restart_window_ns`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Escalation {
+    /// Stop every app at the next hyperperiod boundary; the run fails.
+    #[default]
+    Stop,
+    /// Switch every core to this mode (index into [`Deployment::modes`]) and go on.
+    Mode(usize),
+}
+
+/// An app's supervision: `restart`, `max_restarts`, `restart_window` and `escalate` in its
+/// `[[app]]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Supervision {
+    pub restart: RestartPolicy,
+    /// Most restarts within any `restart_window_ns`; one more escalates.
+    pub max_restarts: u32,
+    pub restart_window_ns: u64,
+    pub escalate: Escalation,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            restart: RestartPolicy::OnFailure,
+            max_restarts: 3,
+            restart_window_ns: 60_000_000_000,
+            escalate: Escalation::Stop,
+        }
+    }
 }
 
 /// A topic with exactly one writer and any number of readers.

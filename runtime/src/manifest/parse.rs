@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::model::ParamValue;
+use super::model::{ParamValue, RestartPolicy};
 use super::source::Diagnostics;
 use crate::time::parse_duration_ns;
 
@@ -79,7 +79,22 @@ pub(super) struct RawApp {
     pub section: Section,
     pub name: Option<At<String>>,
     pub executable: Option<At<Option<String>>>,
+    // Supervision (lifecycle manager); `None`: invalid, already reported.
+    pub restart: Option<At<RestartPolicy>>,
+    pub max_restarts: Option<At<u32>>,
+    pub restart_window_ns: Option<At<u64>>,
+    pub escalate: Option<At<RawEscalation>>,
 }
+
+/// What the `escalate` key of an `[[app]]` says, before the mode name is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RawEscalation {
+    Stop,
+    Mode(String),
+}
+
+/// Most restarts an app may declare per window: restarts are bounded like everything else.
+const MAX_RESTARTS_LIMIT: i64 = 1000;
 
 pub(super) struct RawTask {
     pub section: Section,
@@ -162,6 +177,22 @@ const DEPLOYMENT_KEYS: Keys = &[
 const APP_KEYS: Keys = &[
     ("name", "the app's name, e.g. name = \"sensing\""),
     ("executable", "the executable hosting the app's tasks"),
+    (
+        "restart",
+        "when the app's process is restarted: \"never\", \"on-failure\" or \"always\"",
+    ),
+    (
+        "max_restarts",
+        "most restarts within restart_window before escalating, e.g. max_restarts = 3",
+    ),
+    (
+        "restart_window",
+        "the window max_restarts counts in, e.g. restart_window = \"60s\"",
+    ),
+    (
+        "escalate",
+        "what a failed app causes: \"stop\" or \"mode:<mode name>\"",
+    ),
 ];
 
 const TASK_KEYS: Keys = &[
@@ -493,11 +524,109 @@ fn app(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> Ra
             })
         }
     };
+    let defaults = super::model::Supervision::default();
+    let restart = optional(cx, t, &section.path, "restart", restart_policy)
+        .or_default(defaults.restart, section.at);
+    let max_restarts = optional(cx, t, &section.path, "max_restarts", max_restarts)
+        .or_default(defaults.max_restarts, section.at);
+    let restart_window_ns = match optional(cx, t, &section.path, "restart_window", duration) {
+        Optional::Given(w) if w.value == 0 => {
+            cx.error(
+                w.at,
+                section.field("restart_window"),
+                "the restart window is zero; give a positive duration, e.g. \"60s\"",
+            );
+            None
+        }
+        other => other.or_default(defaults.restart_window_ns, section.at),
+    };
+    let escalate = optional(cx, t, &section.path, "escalate", escalation)
+        .or_default(RawEscalation::Stop, section.at);
     RawApp {
         section,
         name,
         executable,
+        restart,
+        max_restarts,
+        restart_window_ns,
+        escalate,
     }
+}
+
+fn restart_policy(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<RestartPolicy>> {
+    let s = string(cx, field, v)?;
+    let value = match s.value.trim() {
+        "never" => RestartPolicy::Never,
+        "on-failure" => RestartPolicy::OnFailure,
+        "always" => RestartPolicy::Always,
+        _ => {
+            cx.error(
+                s.at,
+                field,
+                format!(
+                    "{:?} is not a restart policy; allowed: \"never\", \"on-failure\", \"always\"",
+                    s.value
+                ),
+            );
+            return None;
+        }
+    };
+    Some(At { value, at: s.at })
+}
+
+fn max_restarts(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<u32>> {
+    let n = integer(cx, field, v)?;
+    if !(0..=MAX_RESTARTS_LIMIT).contains(&n.value) {
+        cx.error(
+            n.at,
+            field,
+            format!(
+                "max_restarts {} is out of range; allowed is 0 to {MAX_RESTARTS_LIMIT}",
+                n.value
+            ),
+        );
+        return None;
+    }
+    Some(At {
+        value: n.value as u32,
+        at: n.at,
+    })
+}
+
+fn escalation(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<RawEscalation>> {
+    let s = string(cx, field, v)?;
+    let text = s.value.trim();
+    let value = if text == "stop" {
+        RawEscalation::Stop
+    } else {
+        match text.strip_prefix("mode:").map(str::trim) {
+            Some(mode) if !mode.is_empty() => RawEscalation::Mode(mode.to_string()),
+            _ => {
+                cx.error(
+                    s.at,
+                    field,
+                    format!(
+                        "{:?} is not an escalation; allowed: \"stop\", \"mode:<mode name>\" (e.g. \"mode:degraded\")",
+                        s.value
+                    ),
+                );
+                return None;
+            }
+        }
+    };
+    Some(At { value, at: s.at })
 }
 
 fn task(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawTask {

@@ -12,11 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, ModeSpec, OverrunPolicy, TaskId,
-    TaskSpec,
+    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec,
+    OverrunPolicy, Supervision, TaskId, TaskSpec,
 };
 use super::parse::{
-    closest, At, Optional, RawChain, RawChannel, RawManifest, RawMode, RawOverrun, RawTask, Section,
+    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawManifest, RawMode,
+    RawOverrun, RawTask, Section,
 };
 use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
 use crate::port::MAX_READERS_PER_TOPIC;
@@ -110,6 +111,11 @@ pub(super) fn validate(
         .collect();
     let mode_specs: Vec<Option<ModeSpec>> =
         raw.modes.iter().map(|m| check.mode(m, &names)).collect();
+    let supervision: Vec<Option<Supervision>> = raw
+        .apps
+        .iter()
+        .map(|a| check.supervision(a, &names))
+        .collect();
     let default_mode = check.default_mode();
     let update_safe_modes = check.update_safe_modes(&names);
     let hyperperiod_ns = check.hyperperiod(&checked);
@@ -129,10 +135,12 @@ pub(super) fn validate(
         apps: raw
             .apps
             .iter()
-            .map(|a| {
+            .zip(&supervision)
+            .map(|(a, s)| {
                 Some(AppSpec {
                     name: a.name.as_ref()?.value.clone(),
                     executable: a.executable.as_ref()?.value.clone(),
+                    supervision: (*s)?,
                 })
             })
             .collect::<Option<Vec<_>>>()?,
@@ -796,6 +804,30 @@ impl Check<'_, '_, '_> {
         Some(ModeSpec {
             name: m.name.as_ref()?.value.clone(),
             tasks: ids.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    /// An app's restart policy and escalation, with the escalation's mode resolved.
+    fn supervision(&mut self, a: &RawApp, names: &AllNames<'_>) -> Option<Supervision> {
+        let escalate = a.escalate.as_ref().and_then(|e| match &e.value {
+            RawEscalation::Stop => Some(Escalation::Stop),
+            RawEscalation::Mode(mode) => names
+                .modes
+                .resolve(
+                    self.cx,
+                    &At {
+                        value: mode.clone(),
+                        at: e.at,
+                    },
+                    &a.section.field("escalate"),
+                )
+                .map(Escalation::Mode),
+        });
+        Some(Supervision {
+            restart: a.restart.as_ref()?.value,
+            max_restarts: a.max_restarts.as_ref()?.value,
+            restart_window_ns: a.restart_window_ns.as_ref()?.value,
+            escalate: escalate?,
         })
     }
 

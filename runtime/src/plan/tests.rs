@@ -44,6 +44,7 @@ fn deployment(tasks: Vec<TaskSpec>, modes: Vec<Vec<usize>>) -> Deployment {
         apps: vec![crate::manifest::AppSpec {
             name: "app".into(),
             executable: None,
+            supervision: Default::default(),
         }],
         tasks,
         channels: Vec::new(),

@@ -126,6 +126,7 @@ pub fn deployment(reader_core: usize, overrun: OverrunPolicy, slow_ns: u64) -> D
         apps: vec![AppSpec {
             name: "a".into(),
             executable: None,
+            supervision: Default::default(),
         }],
         tasks: vec![
             task("w", 0, MS, overrun, slow_ns),

@@ -124,6 +124,7 @@ pub fn deployment(
         apps: vec![AppSpec {
             name: "bench".into(),
             executable: None,
+            supervision: Default::default(),
         }],
         modes: vec![ModeSpec {
             name: "run".into(),

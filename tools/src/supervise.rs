@@ -1,0 +1,121 @@
+//! `takt run --multi-process`: the supervisor side of the CLI. Builds the app-host command
+//! line, hands the run to `takt::lifecycle::supervise`, and prints the same summary and
+//! `digest:` line as the single-process path, plus one line per app.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use takt::dispatch;
+use takt::lifecycle::{self, HostCommand, SuperviseOptions};
+use takt::manifest::Deployment;
+use takt::plan::Plan;
+use takt::time::format_ns;
+
+use crate::common::Failure;
+use crate::run::{print_summary, RunArgs};
+
+/// How long every app process may take to build its tasks and report ready.
+const STARTUP_TIMEOUT_NS: u64 = 10_000_000_000;
+/// From the last app ready to the first release: room for every process to get the epoch
+/// over its socket and put its dispatchers to sleep.
+const EPOCH_MARGIN_NS: u64 = 100_000_000;
+
+pub fn supervise(
+    args: &RunArgs,
+    d: &Deployment,
+    plan: &Plan,
+    duration_ns: u64,
+) -> Result<(), Failure> {
+    if let Err(reason) = dispatch::probe_realtime(d.priority) {
+        if !args.allow_non_rt {
+            return Err(Failure::run_failed(format!(
+                "takt run: real-time scheduling is not available: {reason}.\n\
+                 Run as root (or with CAP_SYS_NICE), or pass --allow-non-rt to run at normal priority without timing guarantees."
+            )));
+        }
+        eprintln!("WARNING: NOT REAL-TIME: {reason}");
+    }
+    let program = std::env::current_exe()
+        .map_err(|e| Failure::run_failed(format!("takt run: cannot find the takt binary: {e}")))?;
+    let manifest = std::fs::canonicalize(&args.manifest).map_err(|e| {
+        Failure::bad_input(format!("{}: cannot read: {e}", args.manifest.display()))
+    })?;
+    let mut host_args: Vec<OsString> = vec![
+        "--manifest".into(),
+        manifest.into_os_string(),
+        // One namespace per run, so two runs of the same manifest never share a topic.
+        "--namespace".into(),
+        format!("{}-{}", d.name, std::process::id()).into(),
+        "--duration-ns".into(),
+        duration_ns.to_string().into(),
+    ];
+    if args.allow_non_rt {
+        host_args.push("--allow-non-rt".into());
+    }
+    if let Some(seed) = args.inject_jitter {
+        host_args.push("--inject-jitter".into());
+        host_args.push(seed.to_string().into());
+    }
+    if let Some(t) = &args.trace {
+        host_args.push("--trace".into());
+        host_args.push(t.clone().into_os_string());
+    }
+    let opts = SuperviseOptions {
+        control_path: args
+            .control
+            .clone()
+            .unwrap_or_else(lifecycle::default_control_path),
+        duration_ns,
+        startup_timeout_ns: STARTUP_TIMEOUT_NS,
+        epoch_margin_ns: EPOCH_MARGIN_NS,
+        host: HostCommand {
+            program,
+            subcommand: vec!["app-host".into()],
+            args: host_args,
+        },
+    };
+    let hosted: Vec<&str> = d
+        .apps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| d.tasks.iter().any(|t| t.app == *i))
+        .map(|(_, a)| a.name.as_str())
+        .collect();
+    eprintln!(
+        "takt run: deployment `{}`: supervising {} app processes {:?}, hyperperiod {}, {} hyperperiods, mode {}, control socket {}",
+        d.name,
+        hosted.len(),
+        hosted,
+        format_ns(d.hyperperiod_ns),
+        duration_ns.div_ceil(d.hyperperiod_ns),
+        d.modes[d.default_mode].name,
+        opts.control_path.display()
+    );
+    let outcome = lifecycle::supervise(d, plan, &opts)
+        .map_err(|e| Failure::run_failed(format!("takt run: {e}")))?;
+    for w in &outcome.report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for (app, t) in &outcome.traces {
+        eprintln!("trace ({app}): {t}");
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        for a in &outcome.apps {
+            let _ = writeln!(
+                out,
+                "app: {} state={} restarts={} overruns={} missed={}",
+                a.name,
+                a.state.as_str(),
+                a.restarts,
+                a.overruns,
+                a.missed
+            );
+        }
+    }
+    print_summary(d, &outcome.report);
+    match outcome.failure {
+        Some(f) => Err(Failure::run_failed(format!("takt run: {f}"))),
+        None => Ok(()),
+    }
+}
