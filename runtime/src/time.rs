@@ -182,17 +182,21 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` overflows 64-bit nanoseconds"))
 }
 
-/// Formats nanoseconds for humans: `10ms`, `250us`, `1.5ms`, `812ns`.
+/// Formats nanoseconds for humans in the largest unit that keeps the value at least 1, with
+/// at most three decimals: `10ms`, `250us`, `1.5ms`, `2.501s`, `812ns`.
 pub fn format_ns(ns: u64) -> String {
-    if ns >= 1_000_000_000 && ns.is_multiple_of(1_000_000) {
-        format!("{}s", ns as f64 / 1e9)
+    let (value, unit) = if ns >= 1_000_000_000 {
+        (ns as f64 / 1e9, "s")
     } else if ns >= 1_000_000 {
-        format!("{}ms", ns as f64 / 1e6)
+        (ns as f64 / 1e6, "ms")
     } else if ns >= 1_000 {
-        format!("{}us", ns as f64 / 1e3)
+        (ns as f64 / 1e3, "us")
     } else {
-        format!("{ns}ns")
-    }
+        return format!("{ns}ns");
+    };
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{unit}")
 }
 
 #[cfg(all(test, not(loom)))]
@@ -209,6 +213,18 @@ mod tests {
         assert!(parse_duration_ns("-10ms").is_err());
         assert!(parse_duration_ns("10 parsecs").is_err());
         assert!(parse_duration_ns("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn durations_format_with_at_most_three_decimals() {
+        assert_eq!(format_ns(10_000_000), "10ms");
+        assert_eq!(format_ns(1_500_000), "1.5ms");
+        assert_eq!(format_ns(250_000), "250us");
+        assert_eq!(format_ns(2_501_413_577), "2.501s");
+        assert_eq!(format_ns(58_111), "58.111us");
+        assert_eq!(format_ns(812), "812ns");
+        assert_eq!(format_ns(0), "0ns");
+        assert_eq!(format_ns(3_000_000_000), "3s");
     }
 
     #[test]
