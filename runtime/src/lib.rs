@@ -13,6 +13,7 @@
 //! * [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
 //! * [`lifecycle`]: the supervisor of one process per app, its control socket and shared
 //!   control block.
+//! * [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe journal.
 //!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
@@ -23,6 +24,7 @@ pub mod dispatch;
 #[cfg(not(loom))]
 pub mod lifecycle;
 pub mod manifest;
+pub mod ota;
 pub mod plan;
 pub mod port;
 pub mod sync;

@@ -128,6 +128,13 @@ pub enum Command {
         command: TraceCommand,
     },
     // --- end takt trace ---
+    // --- takt ota ---
+    /// Over-the-air updates: make signing keys, sign app bundles, inspect and verify bundles.
+    Ota {
+        #[command(subcommand)]
+        command: OtaCommand,
+    },
+    // --- end takt ota ---
 }
 
 // --- takt trace ---
@@ -167,6 +174,57 @@ pub enum TraceCommand {
     },
 }
 // --- end takt trace ---
+
+// --- takt ota ---
+/// `takt ota` subverbs.
+#[derive(Subcommand, Debug)]
+pub enum OtaCommand {
+    /// Make an ed25519 signing key: the secret into KEY (mode 0600, refused if KEY exists)
+    /// and the public key into KEY.pub, both as hex.
+    Keygen {
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+    },
+    /// Build and sign a bundle of one app version: the executable, extra files and the
+    /// app's manifest fragment (tasks, budgets, ports with the linked types' layouts).
+    Sign {
+        /// Secret key file from `takt ota keygen`.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The app (one of the manifest's [[app]] names).
+        #[arg(long, value_name = "NAME")]
+        app: String,
+        /// Version counter; each update must be larger than the installed one.
+        #[arg(long, value_name = "N")]
+        version: u64,
+        /// A version string for people (default: the counter).
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// The app executable (the bundle's first entry, mode 0755).
+        #[arg(long, value_name = "FILE")]
+        executable: PathBuf,
+        /// An extra file, as NAME=PATH (NAME is its relative path in the slot; mode 0644).
+        #[arg(long = "file", value_name = "NAME=PATH")]
+        files: Vec<String>,
+        /// The deployment manifest with the app's new tasks and budgets.
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        #[arg(long, value_name = "BUNDLE")]
+        out: PathBuf,
+    },
+    /// Show a bundle's app, version, tasks, ports and entries; with --trusted, verify its
+    /// signature and refuse it (exit 2) with the reason.
+    Inspect {
+        bundle: PathBuf,
+        /// A trusted public key: 64 hex digits or a KEY.pub file. May be repeated.
+        #[arg(long, value_name = "PUBKEY")]
+        trusted: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+// --- end takt ota ---
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClockArg {

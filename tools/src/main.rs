@@ -20,6 +20,9 @@ mod status;
 mod stop;
 mod supervise;
 // --- end takt lifecycle ---
+// --- takt ota ---
+mod ota;
+// --- end takt ota ---
 
 use std::process::ExitCode;
 
@@ -93,6 +96,9 @@ fn main() -> ExitCode {
         // --- takt trace ---
         cli::Command::Trace { command } => trace::trace(&command),
         // --- end takt trace ---
+        // --- takt ota ---
+        cli::Command::Ota { command } => ota::ota(&command),
+        // --- end takt ota ---
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
