@@ -17,11 +17,25 @@ pub struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
+std::thread_local! {
+    // `const` initialization: no lazy setup, so touching it never allocates itself.
+    static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 fn count(bytes: usize) {
     // Relaxed: the counters order nothing else. A reader compares two readings taken on
     // one thread, or readings handed over through a join or a channel, which order them.
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+    // `try_with`: during thread teardown the slot may be gone; such allocations count only
+    // process-wide.
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+/// Heap allocations made by the calling thread so far (tests that run beside other tests
+/// count their own thread only).
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
 }
 
 // SAFETY: every method forwards its arguments unchanged to the system allocator and returns

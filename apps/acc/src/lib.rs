@@ -2,7 +2,7 @@
 //! The closed-loop adaptive cruise control (ACC) demo, built only on takt's public API.
 //!
 //! Owns: seven tasks and their eight message types, registered by [`registry`] under the
-//! names `config/acc.toml` uses. It must never reach around takt: no `unsafe`, no threads,
+//! names `config/acc.toml` uses. It must never reach around takt: no raw memory access, no threads,
 //! no clocks, no I/O in a step; tasks see each other only through their ports.
 //!
 //! ```text

@@ -17,54 +17,11 @@ use takt::time::{parse_duration_ns, JobTime};
 
 const MS: u64 = 1_000_000;
 
-/// Counts heap allocations per thread, so the test can show that steady-state steps
-/// allocate nothing. Per thread, because the test harness runs other tests (which do
-/// allocate) in parallel on other threads.
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    thread_local! {
-        // `const` initialization: no lazy setup, so touching it never allocates itself.
-        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    }
-
-    pub struct Counting;
-
-    // SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
-    // `GlobalAlloc` contract; the only addition is a thread-local counter increment, which
-    // neither allocates nor unwinds.
-    #[allow(unsafe_code)]
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-            // SAFETY: same contract as the caller's, forwarded.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-            // SAFETY: same contract as the caller's, forwarded.
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-            // SAFETY: same contract as the caller's, forwarded.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: same contract as the caller's, forwarded.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    /// Allocations made on this thread so far.
-    pub fn allocations() -> u64 {
-        ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
-    }
-}
-
+// Counts heap allocations (takt's counting allocator) so the test can show that
+// steady-state steps allocate nothing. Per thread, because the test harness runs other
+// tests (which do allocate) in parallel on other threads.
 #[global_allocator]
-static ALLOCATOR: counting::Counting = counting::Counting;
+static ALLOCATOR: takt::alloc_count::Counting = takt::alloc_count::Counting;
 
 /// Jobs of each task that may still allocate (first publishes connect readers, first
 /// reads size iceoryx2's internal state): the steady state after them must not.
@@ -323,11 +280,11 @@ fn run(m: &Manifest, mode: &str, duration_ns: u64, placement: Placement, tag: &s
     for (_, i, job) in jobs {
         let (cfg, task) = &mut tasks[i];
         let ctx = StepContext::new(job);
-        let allocations_before = counting::allocations();
+        let allocations_before = takt::alloc_count::thread_allocations();
         let start = Instant::now();
         task.step(&ctx);
         let spent = start.elapsed().as_nanos() as u64;
-        let allocated = counting::allocations() - allocations_before;
+        let allocated = takt::alloc_count::thread_allocations() - allocations_before;
         let samples = exec_ns.entry(cfg.name.clone()).or_default();
         if samples.len() >= WARM_UP_JOBS {
             *steady_allocations.entry(cfg.name.clone()).or_default() += allocated;
@@ -530,9 +487,9 @@ fn port_allocations_per_publish() -> u64 {
             deadline_ns: index * 10 * MS + MS,
             index,
         };
-        let before = counting::allocations();
+        let before = takt::alloc_count::thread_allocations();
         w.publish(&job, |c| c.job_index = index).expect("publish");
-        counts.push(counting::allocations() - before);
+        counts.push(takt::alloc_count::thread_allocations() - before);
         let later = JobTime {
             release_ns: job.deadline_ns,
             ..job
