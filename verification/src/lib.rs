@@ -11,7 +11,7 @@ use takt::task::Registry;
 
 /// Real-time runs share the machine's two cores; tests in one binary take this lock so two
 /// SCHED_FIFO runs never compete with each other.
-pub static REALTIME: Mutex<()> = Mutex::new(());
+static REALTIME: Mutex<()> = Mutex::new(());
 
 /// Serializes the runs of one test binary. Not only SCHED_FIFO runs: a simulated run in a
 /// parallel test thread creates and faults in megabytes of shared memory, and with memory

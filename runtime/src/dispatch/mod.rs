@@ -736,7 +736,12 @@ impl<'a> Dispatcher<'a> {
             }
             _ => 0,
         };
-        let physical_start_ns = monotonic_now_ns();
+        // Only simulated time needs a second, physical clock reading (its clock does not
+        // move during `step`); real time measures with the one clock it already reads.
+        let physical_start_ns = match self.clock {
+            RunClock::Sim(_) => monotonic_now_ns(),
+            RunClock::Real(_) => 0,
+        };
         emit.emit(TraceRecord::start(core, task, index, release_ns, start_ns));
         self.clock.spend_ns(jitter_ns);
         h.task.step(&ctx);
