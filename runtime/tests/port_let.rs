@@ -46,11 +46,13 @@ fn deployment(test: &str) -> String {
 }
 
 /// A writer job whose LET window ends at `deadline_ns`.
-fn wjob(deadline_ns: u64, index: u64) -> JobTime {
+/// The writer job of the test's sample number `k` (1 for the first): job index `k - 1`,
+/// as the dispatcher numbers jobs from 0, so the writer numbers the sample `k`.
+fn wjob(deadline_ns: u64, k: u64) -> JobTime {
     JobTime {
         release_ns: deadline_ns.saturating_sub(10 * MS),
         deadline_ns,
-        index,
+        index: k.saturating_sub(1),
     }
 }
 
@@ -453,6 +455,30 @@ fn reader_may_open_before_the_writer() {
     let mut w = node.writer::<Track>("track", &fp, SIZING).unwrap();
     publish_track(&mut w, 10 * MS, 0);
     assert_eq!(read_track(&mut r, 50 * MS).map(|x| x.0), Some(1));
+}
+
+#[test]
+fn a_writer_taking_over_a_topic_continues_the_sequence() {
+    // OTA hot swap: the new version's writer opens the topic beside the old one and
+    // publishes from job 3 on; the reader sees 1, 2, 3, 4 with no gap and no repeat.
+    let node = PortNode::new(&deployment("takeover")).unwrap();
+    let sizing = Sizing {
+        buffer: 4,
+        history: 1,
+        max_borrowed: 3,
+    };
+    let (mut old, mut r) = open_pair::<Track>(&node, "track", sizing);
+    let mut new = node
+        .writer::<Track>("track", &Track::fingerprint(), sizing)
+        .expect("a second writer may open the topic");
+    assert_eq!(publish_track(&mut old, 10 * MS, 1), 1);
+    assert_eq!(read_track(&mut r, 10 * MS).map(|x| x.0), Some(1));
+    assert_eq!(publish_track(&mut old, 20 * MS, 2), 2);
+    assert_eq!(read_track(&mut r, 20 * MS).map(|x| x.0), Some(2));
+    assert_eq!(publish_track(&mut new, 30 * MS, 3), 3, "continues, not 1");
+    assert_eq!(read_track(&mut r, 30 * MS).map(|x| x.0), Some(3));
+    assert_eq!(publish_track(&mut new, 40 * MS, 4), 4);
+    assert_eq!(read_track(&mut r, 40 * MS).map(|x| (x.0, x.1)), Some((4, 4)));
 }
 
 #[test]

@@ -99,7 +99,7 @@ pub enum Command {
     },
     /// Host one app's tasks under a supervisor (started by `takt run`, not by hand).
     #[command(hide = true)]
-    AppHost(crate::app_host::AppHostArgs),
+    AppHost(takt::lifecycle::AppArgs),
     // --- end takt lifecycle ---
     // --- takt bench ---
     /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs

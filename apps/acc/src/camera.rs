@@ -227,9 +227,10 @@ impl Task for Camera {
             }
         };
         let job_index = ctx.job_index();
-        // The port numbers samples 1, 2, ... in publish order; stamping the same number
-        // into the frame lets a reader check the two agree.
-        let seq = self.frame_out.published() + 1;
+        // The port numbers samples one more than the last and at least the job index + 1
+        // (so a process taking over the topic continues the sequence); stamping the same
+        // number into the frame lets a reader check the two agree.
+        let seq = (self.frame_out.published() + 1).max(job_index + 1);
         // `publish_overwrite` skips zeroing 4 MiB because `render` writes every byte, and
         // the metadata fields are all assigned here.
         let published = self.frame_out.publish_overwrite(ctx, |f| {

@@ -30,17 +30,68 @@ const NONE: u64 = 0xFF;
 
 const MAX_RECORDED_SWITCHES: usize = 64;
 
+/// Bit 63: a handover is requested and not yet decided.
+const H_PENDING: u64 = 1 << 63;
+/// Bit 62: the handover was decided at the word's cycle.
+const H_NOW: u64 = 1 << 62;
+/// Bit 61: the handover was decided at the cycle before the word's cycle.
+const H_PREV: u64 = 1 << 61;
+const FLAGS: u64 = H_PENDING | H_NOW | H_PREV;
+const CYCLE_BITS: u64 = 37;
+
 fn pack(cycle: u64, mode: u64, prev: u64, pending: u64) -> u64 {
-    (cycle << 24) | (pending << 16) | (prev << 8) | mode
+    ((cycle & ((1 << CYCLE_BITS) - 1)) << 24) | (pending << 16) | (prev << 8) | mode
 }
 
 fn unpack(word: u64) -> (u64, u64, u64, u64) {
+    let word = word & !FLAGS;
     (
         word >> 24,
         word & 0xFF,
         (word >> 8) & 0xFF,
         (word >> 16) & 0xFF,
     )
+}
+
+/// A request that, from one hyperperiod boundary on, incarnation `owner` of app `app` runs
+/// the app's windows and every other incarnation of it stands by (OTA hot swap, rollback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handover {
+    /// 1 for the run's first handover, +1 for each later one.
+    pub serial: u64,
+    pub app: usize,
+    pub owner: u32,
+}
+
+impl Handover {
+    fn pack(self) -> u64 {
+        (self.serial << 40) | ((self.app as u64 & 0xFF) << 32) | u64::from(self.owner)
+    }
+    fn unpack(word: u64) -> Handover {
+        Handover {
+            serial: word >> 40,
+            app: ((word >> 32) & 0xFF) as usize,
+            owner: (word & 0xFFFF_FFFF) as u32,
+        }
+    }
+}
+
+/// What one dispatcher learns at the start of a cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CycleDecision {
+    /// The mode of the cycle, or [`STOP`].
+    pub mode: usize,
+    /// The pending handover took effect at exactly this cycle.
+    pub handover: bool,
+}
+
+/// Why a handover could not be requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoverError {
+    /// Another handover is requested and not decided yet.
+    Busy,
+    /// The run is stopping.
+    Stopping,
 }
 
 /// Steers and observes a running deployment. Create it with the default mode, hand it to
@@ -61,6 +112,15 @@ pub struct RunControl {
     switches_len: AtomicU64,
     /// (cycle << 8 | mode) for each decided mode switch, first `switches_len` valid.
     switches: [AtomicU64; MAX_RECORDED_SWITCHES],
+    /// The newest handover request ([`Handover::pack`]); 0 before the first.
+    handover: AtomicU64,
+    /// Bit m set: the pending handover may take effect in a cycle of mode m.
+    handover_modes: AtomicU64,
+    /// (serial << 40 | cycle + 1) of the newest decided handover; 0 before the first.
+    handover_done: AtomicU64,
+    /// (1 << 63 | app << 32 | incarnation): that process leaves its walk at its next cycle
+    /// start while it stands by; 0 for none.
+    dismissed: AtomicU64,
 }
 
 impl RunControl {
@@ -73,6 +133,10 @@ impl RunControl {
             overruns: AtomicU64::new(0),
             switches_len: AtomicU64::new(0),
             switches: std::array::from_fn(|_| AtomicU64::new(0)),
+            handover: AtomicU64::new(0),
+            handover_modes: AtomicU64::new(0),
+            handover_done: AtomicU64::new(0),
+            dismissed: AtomicU64::new(0),
         }
     }
 
@@ -99,7 +163,7 @@ impl RunControl {
             }
             match self.state.compare_exchange_weak(
                 cur,
-                pack(c, m, p, pending),
+                pack(c, m, p, pending) | (cur & FLAGS),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -112,24 +176,52 @@ impl RunControl {
     /// The mode of cycle `cycle` (0-based), deciding it if this is the first dispatcher to
     /// ask. Returns [`STOP`] when the run ends before this cycle.
     pub fn mode_for_cycle(&self, cycle: u64) -> usize {
+        self.decide(cycle).mode
+    }
+
+    /// The mode of cycle `cycle` and whether the pending handover takes effect at it,
+    /// deciding both if this is the first dispatcher to ask. A handover is decided in the
+    /// same compare-and-swap as the cycle's mode, so every dispatcher of every process that
+    /// runs the cycle sees it at the same boundary.
+    pub fn decide(&self, cycle: u64) -> CycleDecision {
         let want = cycle + 1; // stored cycles are 1-based
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             let (c, m, p, pend) = unpack(cur);
             if c == want {
-                return m as usize;
+                return CycleDecision {
+                    mode: m as usize,
+                    handover: cur & H_NOW != 0,
+                };
             }
             if c > want {
                 // This dispatcher lags a whole cycle; the decision for its cycle is the
                 // previous one. More lag than that cannot be answered: keep the previous.
-                return p as usize;
+                return CycleDecision {
+                    mode: p as usize,
+                    handover: c == want + 1 && cur & H_PREV != 0,
+                };
             }
             let next = if pend == NONE { m } else { pend };
+            let mut flags = 0;
+            if cur & H_NOW != 0 && c + 1 == want {
+                flags |= H_PREV;
+            }
+            if cur & H_PENDING != 0 {
+                // SYNC POINT: the mask was stored before the request's Release CAS that set
+                // H_PENDING, which the Acquire load of `cur` saw.
+                let mask = self.handover_modes.load(Ordering::Acquire);
+                if next != STOP as u64 && next < 64 && mask & (1 << next) != 0 {
+                    flags |= H_NOW;
+                } else {
+                    flags |= H_PENDING;
+                }
+            }
             // SYNC POINT: AcqRel pairs with the Acquire loads of the other dispatchers and
             // with `set_pending`: exactly one CAS decides each cycle.
             match self.state.compare_exchange_weak(
                 cur,
-                pack(want, next, m, NONE),
+                pack(want, next, m, NONE) | flags,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -137,11 +229,112 @@ impl RunControl {
                     if next != m && next != STOP as u64 && cycle > 0 {
                         self.record_switch(cycle, next);
                     }
-                    return next as usize;
+                    if flags & H_NOW != 0 {
+                        let serial = Handover::unpack(self.handover.load(Ordering::Acquire)).serial;
+                        // SYNC POINT: Release pairs with the Acquire in `handover_done`;
+                        // only the cycle's single winner writes it.
+                        self.handover_done
+                            .fetch_max((serial << 40) | want, Ordering::AcqRel);
+                    }
+                    return CycleDecision {
+                        mode: next as usize,
+                        handover: flags & H_NOW != 0,
+                    };
                 }
                 Err(now) => cur = now,
             }
         }
+    }
+
+    /// Requests that from the next undecided cycle whose mode is in `modes_mask` (bit m for
+    /// mode m; `u64::MAX` for any), incarnation `owner` runs app `app`. Returns the request.
+    /// Only one handover may be pending at a time.
+    pub fn request_handover(
+        &self,
+        app: usize,
+        owner: u32,
+        modes_mask: u64,
+    ) -> Result<Handover, HandoverError> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        let h = loop {
+            let (_, m, _, pend) = unpack(cur);
+            if pend == STOP as u64 || m == STOP as u64 {
+                return Err(HandoverError::Stopping);
+            }
+            if cur & H_PENDING != 0 {
+                return Err(HandoverError::Busy);
+            }
+            let serial = Handover::unpack(self.handover.load(Ordering::Acquire)).serial + 1;
+            let h = Handover { serial, app, owner };
+            // Written before H_PENDING is set, so every decider that sees the flag sees
+            // them. The caller (the supervisor) is the only writer.
+            self.handover.store(h.pack(), Ordering::Release);
+            self.handover_modes.store(modes_mask, Ordering::Release);
+            match self.state.compare_exchange(
+                cur,
+                cur | H_PENDING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break h,
+                Err(now) => cur = now,
+            }
+        };
+        Ok(h)
+    }
+
+    /// Withdraws a handover that is still pending. Returns false when it was already decided
+    /// (or none was pending): then it stands.
+    pub fn cancel_handover(&self) -> bool {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & H_PENDING == 0 {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur & !H_PENDING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The newest handover request (decided or not).
+    pub fn handover(&self) -> Option<Handover> {
+        let w = self.handover.load(Ordering::Acquire);
+        (w != 0).then(|| Handover::unpack(w))
+    }
+
+    /// `(serial, cycle)` of the newest decided handover.
+    pub fn handover_done(&self) -> Option<(u64, u64)> {
+        let w = self.handover_done.load(Ordering::Acquire);
+        (w != 0).then(|| (w >> 40, (w & ((1 << 40) - 1)) - 1))
+    }
+
+    /// Sends incarnation `incarnation` of app `app`, standing by, out of its walk (the
+    /// version an update replaced, once the update is committed). Replaces an earlier
+    /// dismissal.
+    pub fn dismiss(&self, app: usize, incarnation: u32) {
+        // SYNC POINT: Release pairs with the Acquire in `is_dismissed`.
+        self.dismissed.store(
+            (1 << 63) | ((app as u64 & 0xFF) << 32) | u64::from(incarnation),
+            Ordering::Release,
+        );
+    }
+
+    /// Whether incarnation `incarnation` of app `app` was dismissed.
+    pub fn is_dismissed(&self, app: usize, incarnation: u32) -> bool {
+        self.dismissed.load(Ordering::Acquire)
+            == (1 << 63) | ((app as u64 & 0xFF) << 32) | u64::from(incarnation)
+    }
+
+    /// Whether a handover is requested and not decided yet.
+    pub fn handover_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) & H_PENDING != 0
     }
 
     fn record_switch(&self, cycle: u64, mode: u64) {
@@ -287,6 +480,72 @@ mod tests {
         c.request_stop();
         c.request_mode(1);
         assert_eq!(c.mode_for_cycle(1), STOP);
+    }
+
+    #[test]
+    fn a_handover_is_decided_with_the_next_cycle_and_seen_by_a_lagging_dispatcher() {
+        let c = RunControl::new(0);
+        assert_eq!(c.decide(0).mode, 0);
+        let h = c.request_handover(2, 7, u64::MAX).expect("request");
+        assert_eq!((h.serial, h.app, h.owner), (1, 2, 7));
+        assert!(c.handover_pending());
+        assert_eq!(
+            c.request_handover(1, 1, u64::MAX),
+            Err(HandoverError::Busy),
+            "one handover at a time"
+        );
+        let d1 = c.decide(1);
+        assert!(d1.handover, "decided at the first undecided cycle");
+        assert_eq!(c.decide(1), d1, "a second dispatcher reads the same decision");
+        assert!(!c.handover_pending());
+        assert_eq!(c.handover_done(), Some((1, 1)));
+        assert!(!c.decide(2).handover, "only at one cycle");
+        assert!(
+            c.decide(1).handover,
+            "a dispatcher one cycle behind still learns it at its cycle 1"
+        );
+        assert_eq!(c.handover(), Some(h));
+    }
+
+    #[test]
+    fn a_handover_waits_for_a_mode_in_its_mask_and_can_be_withdrawn() {
+        let c = RunControl::new(0);
+        assert_eq!(c.decide(0).mode, 0);
+        c.request_handover(0, 1, 1 << 2).expect("request");
+        assert!(!c.decide(1).handover, "mode 0 is not in the mask");
+        assert!(!c.decide(2).handover);
+        c.request_mode(2);
+        let d = c.decide(3);
+        assert_eq!(d, CycleDecision { mode: 2, handover: true }, "switches with the mode");
+        c.request_handover(0, 2, 1 << 5).expect("second request");
+        assert!(!c.decide(4).handover);
+        assert!(c.cancel_handover(), "still pending: withdrawn");
+        assert!(!c.cancel_handover(), "nothing left to withdraw");
+        c.request_mode(5);
+        assert!(!c.decide(5).handover, "a withdrawn handover never takes effect");
+        assert_eq!(c.handover_done(), Some((1, 3)));
+    }
+
+    #[test]
+    fn a_stop_refuses_handovers_and_a_pending_mode_request_keeps_the_handover() {
+        let c = RunControl::new(0);
+        c.decide(0);
+        c.request_handover(0, 1, u64::MAX).expect("request");
+        c.request_mode(1); // must not clear the pending handover
+        let d = c.decide(1);
+        assert_eq!(d, CycleDecision { mode: 1, handover: true });
+        c.request_stop();
+        assert_eq!(c.request_handover(0, 2, u64::MAX), Err(HandoverError::Stopping));
+    }
+
+    #[test]
+    fn dismissal_names_one_process() {
+        let c = RunControl::new(0);
+        assert!(!c.is_dismissed(1, 0));
+        c.dismiss(1, 3);
+        assert!(c.is_dismissed(1, 3));
+        assert!(!c.is_dismissed(1, 2));
+        assert!(!c.is_dismissed(0, 3));
     }
 
     #[test]

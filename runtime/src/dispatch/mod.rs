@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use control::{AppHealth, RunControl, STOP};
+pub use control::{AppHealth, CycleDecision, Handover, HandoverError, RunControl, STOP};
 pub use rt::probe_realtime;
 use stats::TaskRecorder;
 pub use stats::{Quantiles, TaskStats};
@@ -162,6 +162,20 @@ pub struct Hooks<'a> {
     pub health: Option<&'a AppHealth>,
     /// Replaces the process-local rendezvous of this run's own dispatchers.
     pub barrier: Option<WalkBarrier<'a>>,
+    /// Which app and incarnation this process is, for handovers between versions of an
+    /// app (OTA hot swap): `None` runs every hosted window, whatever handovers say.
+    pub role: Option<AppRole>,
+}
+
+/// One process of one app, as handovers name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppRole {
+    /// The app's index in the deployment.
+    pub app: usize,
+    pub incarnation: u32,
+    /// Start standing by: follow the schedule without running a window until a handover
+    /// names this incarnation.
+    pub standby: bool,
 }
 
 impl fmt::Debug for Hooks<'_> {
@@ -170,6 +184,7 @@ impl fmt::Debug for Hooks<'_> {
             .field("join", &self.join.is_some())
             .field("health", &self.health.is_some())
             .field("barrier", &self.barrier.map(|b| b.dispatchers))
+            .field("role", &self.role)
             .finish()
     }
 }
@@ -340,6 +355,7 @@ pub fn run_hosted(
         start_cycle: opts.start_cycle,
         health: hooks.health,
         joins_running: hooks.join.is_some(),
+        role: hooks.role,
     };
     let outcome = match opts.clock {
         ClockKind::Sim => run_sim(&setup, control)?,
@@ -363,6 +379,7 @@ struct Setup<'a> {
     health: Option<&'a AppHealth>,
     /// Supervised (a [`JoinHook`] is given): other processes may already be running.
     joins_running: bool,
+    role: Option<AppRole>,
 }
 
 /// What one dispatcher hands back.
@@ -607,6 +624,15 @@ impl RunClock<'_> {
     }
 }
 
+/// How a dispatcher's walk ended.
+#[derive(Clone, Copy, Debug)]
+struct WalkEnd {
+    /// It ran the app's windows at the end (not standing by for another version).
+    owner: bool,
+    /// The supervisor dismissed it while it stood by: the run goes on without it.
+    dismissed: bool,
+}
+
 /// One dispatcher: a table per mode, the tasks it hosts, and where to find them.
 struct Dispatcher<'a> {
     setup: &'a Setup<'a>,
@@ -647,14 +673,49 @@ impl<'a> Dispatcher<'a> {
 
     /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
     /// ends. The hot path: see the module docs.
-    fn walk(&mut self, epoch_ns: u64, start_cycle: u64) {
+    fn walk(&mut self, epoch_ns: u64, start_cycle: u64) -> WalkEnd {
         self.epoch_ns = epoch_ns;
         let h_ns = self.setup.plan.hyperperiod_ns;
         let mut previous_mode = usize::MAX;
+        let role = self.setup.role;
+        let mut owner = role.is_none_or(|r| !r.standby);
+        // Handovers decided before this process started are history: they made it.
+        let mut applied = self.control.handover_done().map_or(0, |(serial, _)| serial);
         for cycle in start_cycle..self.setup.cycles {
-            let mode = self.control.mode_for_cycle(cycle);
+            let decision = self.control.decide(cycle);
+            let mode = decision.mode;
             if mode == STOP {
                 break;
+            }
+            if let Some(role) = role {
+                let later = self
+                    .control
+                    .handover_done()
+                    .is_some_and(|(serial, at)| serial > applied && at <= cycle);
+                if decision.handover || later {
+                    if let Some(h) = self.control.handover() {
+                        if h.serial > applied {
+                            applied = h.serial;
+                            if h.app == role.app {
+                                owner = h.owner == role.incarnation;
+                            }
+                        }
+                    }
+                }
+                if !owner {
+                    if self.control.is_dismissed(role.app, role.incarnation) {
+                        return WalkEnd {
+                            owner,
+                            dismissed: true,
+                        };
+                    }
+                    // Standing by: no window of this cycle is ours; look again at the
+                    // next boundary.
+                    self.clock
+                        .sleep_until_ns(self.epoch_ns + (cycle + 1).saturating_mul(h_ns));
+                    previous_mode = usize::MAX;
+                    continue;
+                }
             }
             self.control.note_cycle(cycle);
             if let Some(health) = self.setup.health {
@@ -680,6 +741,10 @@ impl<'a> Dispatcher<'a> {
                 }
             }
             self.tables = tables;
+        }
+        WalkEnd {
+            owner,
+            dismissed: false,
         }
     }
 
@@ -1133,16 +1198,20 @@ fn core_thread(
     // for the join hook), so its verdict always arrives.
     match epoch_rx.recv_timeout(startup * 2 + Duration::from_secs(1)) {
         Ok(Some(join)) => {
-            disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
+            let end = disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
             // Tearing down ports disconnects iceoryx2 connections, which costs the peers
             // on other cores (and in other processes) milliseconds in their next send: so
             // no core finishes (and drops its tasks) until every core has walked its last
-            // window.
-            let h_ns = setup.plan.hyperperiod_ns;
-            walk_done_and_wait(
-                barrier,
-                Duration::from_nanos(h_ns.saturating_mul(2)) + Duration::from_secs(1),
-            );
+            // window. Only the app's owner counts towards the rendezvous; a version standing
+            // by waits with it, and one dismissed mid-run leaves at once.
+            if !end.dismissed {
+                let h_ns = setup.plan.hyperperiod_ns;
+                walk_done_and_wait(
+                    barrier,
+                    end.owner,
+                    Duration::from_nanos(h_ns.saturating_mul(2)) + Duration::from_secs(1),
+                );
+            }
             Ok(Some(disp.finish(core)))
         }
         _ => Ok(None),
@@ -1152,10 +1221,12 @@ fn core_thread(
 /// Called by each dispatcher after its last window: waits (sleeping 1 ms at a time, off the
 /// real-time path) until all of the barrier's dispatchers have walked their tables or
 /// `timeout` passes.
-fn walk_done_and_wait(barrier: WalkBarrier<'_>, timeout: Duration) {
+fn walk_done_and_wait(barrier: WalkBarrier<'_>, counts: bool, timeout: Duration) {
     use crate::sync::Ordering;
-    // SYNC POINT: AcqRel pairs with the Acquire loads of the other waiters.
-    barrier.walked.fetch_add(1, Ordering::AcqRel);
+    if counts {
+        // SYNC POINT: AcqRel pairs with the Acquire loads of the other waiters.
+        barrier.walked.fetch_add(1, Ordering::AcqRel);
+    }
     let until = std::time::Instant::now() + timeout;
     while (barrier.walked.load(Ordering::Acquire) as usize) < barrier.dispatchers
         && std::time::Instant::now() < until

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::dispatch::{self, Hooks, JoinAt, RunOptions, RunReport, WalkBarrier};
+use crate::dispatch::{self, AppRole, Hooks, JoinAt, RunOptions, RunReport, WalkBarrier};
 use crate::manifest::{Deployment, TaskId};
 use crate::plan::Plan;
 use crate::task::Registry;
@@ -26,6 +26,12 @@ pub struct HostOptions {
     pub app: String,
     pub control_path: PathBuf,
     pub shm_name: String,
+    /// Which process of the app this is (0 first, +1 per restart or new version).
+    pub incarnation: u32,
+    /// Start standing by for a handover (OTA hot swap) instead of running the app.
+    pub standby: bool,
+    /// The OTA version counter of the code this process runs (0: the manifest's own).
+    pub version: u64,
     /// Namespace, duration, jitter, trace, priority: the same for every app of the run
     /// (`tasks` and `start_cycle` are set here).
     pub run: RunOptions,
@@ -92,7 +98,13 @@ pub fn host_app(
             &Request::AppReady {
                 app: app_name.clone(),
                 pid: std::process::id(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
+                version: format!(
+                    "{} (takt {}, incarnation {}{})",
+                    opts.version,
+                    env!("CARGO_PKG_VERSION"),
+                    opts.incarnation,
+                    if opts.standby { ", standby" } else { "" }
+                ),
             },
         )
         .map_err(|e| e.to_string())?;
@@ -117,6 +129,11 @@ pub fn host_app(
         barrier: Some(WalkBarrier {
             walked: &block.walked,
             dispatchers: total_dispatchers(d, plan),
+        }),
+        role: Some(AppRole {
+            app,
+            incarnation: opts.incarnation,
+            standby: opts.standby,
         }),
     };
     let outcome = dispatch::run_hosted(d, plan, registry, &run, &block.run, hooks);

@@ -40,6 +40,7 @@
 //! * A restarted app's statistics cover its last process only (jobs before the crash are
 //!   lost with it); the summary shows its restarts.
 
+mod app_main;
 pub mod host;
 mod notify;
 pub mod policy;
@@ -48,6 +49,7 @@ mod spawn;
 pub mod supervisor;
 pub mod wire;
 
+pub use app_main::{app_main, host_with_args, AppArgs};
 pub use host::{host_app, HostOptions};
 pub use supervisor::{
     default_control_path, request, supervise, HostCommand, SuperviseOptions, SuperviseOutcome,

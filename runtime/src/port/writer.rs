@@ -83,7 +83,8 @@ impl<T: Message> Writer<T> {
 
     /// Publishes one sample, visible at `job.deadline_ns`: loans it in shared memory,
     /// zeroes it in place, lets `fill` write the fields and sends it. The payload is never
-    /// built on the stack, so it may be megabytes. Returns its sequence number (1, 2, ...).
+    /// built on the stack, so it may be megabytes. Returns its sequence number: one more than
+    /// the last, and at least `job.index + 1`.
     pub fn publish(
         &mut self,
         job: &JobTime,
@@ -129,7 +130,11 @@ impl<T: Message> Writer<T> {
         // `T`. `T: Pod`, so every byte pattern, all-zero included, is a valid `T`.
         let mut sample = unsafe { uninit.assume_init() };
         fill(sample.payload_mut());
-        let seq = self.published + 1;
+        // The job's own number when it is ahead of this writer's count: a process that
+        // takes over a topic mid-run (OTA hot swap, restart) continues the sequence its
+        // predecessor published, so readers and chain analysis see neither a gap nor a
+        // repeated number. One publish per job gives `index + 1`, 1 for the first.
+        let seq = (self.published + 1).max(job.index + 1);
         *sample.user_header_mut() = LetHeader {
             seq,
             visible_at_ns: job.deadline_ns,
@@ -154,7 +159,7 @@ impl<T: Message> Writer<T> {
         self.activity = Some(cell);
     }
 
-    /// How many samples were published so far (= the last sequence number).
+    /// The last sequence number published (0 before the first).
     pub fn published(&self) -> u64 {
         self.published
     }
