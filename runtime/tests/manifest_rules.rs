@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use takt::manifest::{
-    self, limits, Deployment, ManifestError, ManifestLoadError, OverrunPolicy, ParamValue,
+    self, limits, Deployment, ManifestError, ManifestLoadError, OtaSpec, OverrunPolicy, ParamValue,
+    Probation,
 };
 use takt::task::{Ports, Registry, Task, TaskBuildError, TaskBuilder};
 
@@ -1070,5 +1071,358 @@ fn every_error_is_reported_in_one_pass_in_file_order() {
             )
             .as_str()
         )
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The [ota] table.
+
+/// The hex public key of the signing key made from seed `[n; 32]`.
+fn key_hex(n: u8) -> String {
+    takt::ota::to_hex(&takt::ota::bundle::public_key(&[n; 32]))
+}
+
+/// `GOOD` with an `[ota]` table of `body` appended.
+fn with_ota(body: &str) -> String {
+    format!("{GOOD}\n[ota]\n{body}")
+}
+
+#[test]
+fn without_an_ota_table_the_defaults_hold() {
+    let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota, OtaSpec::default());
+    assert!(d.ota.trusted_keys.is_empty());
+    assert_eq!(d.ota.probation, Probation::Hyperperiods(25));
+    assert_eq!(d.ota.state_dir, None);
+    let d = parse(&with_ota("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        d.ota,
+        OtaSpec::default(),
+        "an empty [ota] table is all defaults"
+    );
+}
+
+#[test]
+fn a_good_ota_table_yields_its_keys_probation_and_state_dir() {
+    let (k1, k2) = (key_hex(1), key_hex(2));
+    let text = with_ota(&format!(
+        "trusted_keys = [\n  \"{k1}\",\n  \"{}\",\n]\nprobation = \"50ms\"\nstate_dir = \"state/acc\"\n",
+        k2.to_uppercase()
+    ));
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        d.ota.trusted_keys,
+        [
+            takt::ota::bundle::public_key(&[1; 32]),
+            takt::ota::bundle::public_key(&[2; 32])
+        ],
+        "manifest order, upper-case hex accepted"
+    );
+    assert_eq!(d.ota.probation, Probation::Duration { ns: 50 * MS });
+    // The source is `test.toml`, with no directory: the relative path stays as written.
+    assert_eq!(d.ota.state_dir, Some(PathBuf::from("state/acc")));
+    // 50 ms over a 20 ms hyperperiod: 2.5 rounds up to 3.
+    assert_eq!(d.ota.probation.hyperperiods(d.hyperperiod_ns), 3);
+
+    // Every key the manifest accepts, the bundle reader accepts too.
+    let mut trusted = takt::ota::bundle::TrustedKeys::new();
+    for k in &d.ota.trusted_keys {
+        trusted.add(k).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(trusted.len(), 2);
+
+    let d = parse(&with_ota(
+        "probation_hyperperiods = 40\nstate_dir = \"/var/lib/takt\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota.probation, Probation::Hyperperiods(40));
+    assert_eq!(d.ota.state_dir, Some(PathBuf::from("/var/lib/takt")));
+}
+
+#[test]
+fn a_relative_state_dir_is_taken_from_the_manifests_directory() {
+    let dir = std::env::temp_dir().join(format!("takt-rules-{}-ota", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let path = dir.join("acc.toml");
+    std::fs::write(&path, with_ota("state_dir = \"state\"\n")).expect("write temp manifest");
+    let d = manifest::load(&path, registry().catalog(), CORES);
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = d.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota.state_dir, Some(dir.join("state")));
+}
+
+#[test]
+fn probation_rounds_up_to_whole_hyperperiods_and_is_at_least_one() {
+    let h = 20 * MS;
+    assert_eq!(
+        Probation::Duration { ns: 40 * MS }.hyperperiods(h),
+        2,
+        "exact"
+    );
+    assert_eq!(Probation::Duration { ns: 40 * MS + 1 }.hyperperiods(h), 3);
+    assert_eq!(Probation::Duration { ns: 1 }.hyperperiods(h), 1);
+    assert_eq!(Probation::Duration { ns: 1_000 * MS }.hyperperiods(h), 50);
+    assert_eq!(Probation::Duration { ns: 0 }.hyperperiods(h), 1);
+    assert_eq!(Probation::Hyperperiods(7).hyperperiods(h), 7);
+    assert_eq!(Probation::Hyperperiods(0).hyperperiods(h), 1);
+    assert_eq!(Probation::default().hyperperiods(h), 25);
+    // No validated deployment has a zero hyperperiod; the method must not divide by it.
+    assert_eq!(Probation::Duration { ns: 5 }.hyperperiods(0), 5);
+    assert_eq!(
+        Probation::Duration { ns: u64::MAX }.hyperperiods(2),
+        u64::MAX / 2 + 1
+    );
+}
+
+#[test]
+fn a_trusted_key_that_is_not_hex_is_refused() {
+    let bad = format!("{}zz", &key_hex(1)[..62]);
+    let text = with_ota(&format!(
+        "trusted_keys = [\n  \"{}\",\n  \"{bad}\",\n]\n",
+        key_hex(1)
+    ));
+    expect_error(
+        &text,
+        line_of(&text, &bad, 0),
+        "ota.trusted_keys[1]",
+        &[
+            "is not hex",
+            "character 63 is 'z'",
+            "64 hex digits (32 bytes)",
+        ],
+    );
+    assert_eq!(
+        errors(&text).len(),
+        1,
+        "only the bad key: {:?}",
+        errors(&text)
+    );
+}
+
+#[test]
+fn a_trusted_key_of_the_wrong_length_is_refused() {
+    let short = &key_hex(1)[..62];
+    let text = with_ota(&format!("trusted_keys = [\"{short}\"]\n"));
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys[0]",
+        &["the key has 62 hex digits, not 64", "32 bytes"],
+    );
+    let long = format!("{}00", key_hex(1));
+    let text = with_ota(&format!("trusted_keys = [\"{long}\"]\n"));
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys[0]",
+        &["the key has 66 hex digits, not 64"],
+    );
+}
+
+#[test]
+fn a_trusted_key_that_is_not_a_curve_point_is_refused() {
+    // About half of all 32-byte strings are not the encoding of a curve point; the first
+    // repeated byte that is not is found here, so the test does not depend on a constant.
+    let bytes = (0..=u8::MAX)
+        .map(|n| [n; 32])
+        .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+        .expect("some repeated byte is not a curve point");
+    let hex = takt::ota::to_hex(&bytes);
+    let text = with_ota(&format!("trusted_keys = [\"{hex}\"]\n"));
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys[0]",
+        &["is 64 hex digits but not an ed25519 public key", &hex],
+    );
+}
+
+#[test]
+fn a_weak_trusted_key_is_refused() {
+    // All zeros decodes to a point of order 4: a valid encoding, but signatures under it
+    // can be forged, so it must never be trusted.
+    let zeros = "0".repeat(64);
+    assert!(ed25519_dalek::VerifyingKey::from_bytes(&[0; 32]).is_ok_and(|k| k.is_weak()));
+    let text = with_ota(&format!("trusted_keys = [\"{zeros}\"]\n"));
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys[0]",
+        &["is a weak ed25519 key", "can be forged"],
+    );
+}
+
+#[test]
+fn a_trusted_key_listed_twice_is_refused_naming_both_entries() {
+    let (k1, k2) = (key_hex(1), key_hex(2));
+    // A bad entry first: the duplicate is still named by its index in the manifest.
+    let text = with_ota(&format!(
+        "trusted_keys = [\n  \"nothex\",\n  \"{k1}\",\n  \"{k2}\",\n  \"{}\",\n]\n",
+        k1.to_uppercase()
+    ));
+    let first = line_of(&text, &k1, 0);
+    expect_error(
+        &text,
+        line_of(&text, &k1.to_uppercase(), 0),
+        "ota.trusted_keys[3]",
+        &[
+            "listed twice",
+            &format!("also ota.trusted_keys[1] (line {first})"),
+        ],
+    );
+    expect_error(
+        &text,
+        line_of(&text, "nothex", 0),
+        "ota.trusted_keys[0]",
+        &["is not hex"],
+    );
+    assert_eq!(errors(&text).len(), 2, "{:?}", errors(&text));
+}
+
+#[test]
+fn both_probation_forms_are_refused_naming_both() {
+    let text = with_ota("probation = \"1s\"\nprobation_hyperperiods = 10\n");
+    let first = line_of(&text, "probation = ", 0);
+    expect_error(
+        &text,
+        line_of(&text, "probation_hyperperiods", 0),
+        "ota.probation_hyperperiods",
+        &[
+            "both `probation` and `probation_hyperperiods` are given",
+            &format!("(`probation` on line {first})"),
+            "give one",
+        ],
+    );
+    assert_eq!(errors(&text).len(), 1, "{:?}", errors(&text));
+
+    // Whichever comes second is the one reported.
+    let text = with_ota("probation_hyperperiods = 10\nprobation = \"1s\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation = ", 0),
+        "ota.probation",
+        &["(`probation_hyperperiods` on line"],
+    );
+}
+
+#[test]
+fn a_zero_or_oversized_probation_is_refused() {
+    let text = with_ota("probation = \"0s\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation", 0),
+        "ota.probation",
+        &["the probation window is zero", "at most 3600s (1 hour)"],
+    );
+    let text = with_ota("probation = \"3601s\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation", 0),
+        "ota.probation",
+        &["3601s is longer than the limit", "at most 3600s"],
+    );
+    // The limit itself is allowed.
+    let d = parse(&with_ota("probation = \"3600s\"\n")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        d.ota.probation,
+        Probation::Duration {
+            ns: limits::MAX_PROBATION_NS
+        }
+    );
+    let text = with_ota("probation = 5\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation", 0),
+        "ota.probation",
+        &["bare number 5", "ns, us, ms or s"],
+    );
+
+    for bad in ["0", "100001", "-3"] {
+        let text = with_ota(&format!("probation_hyperperiods = {bad}\n"));
+        expect_error(
+            &text,
+            line_of(&text, "probation_hyperperiods", 0),
+            "ota.probation_hyperperiods",
+            &[
+                &format!("probation_hyperperiods {bad} is out of range"),
+                "allowed: 1..=100000",
+            ],
+        );
+    }
+    let d = parse(&with_ota("probation_hyperperiods = 100000\n")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota.probation, Probation::Hyperperiods(100_000));
+}
+
+#[test]
+fn an_unknown_key_in_ota_is_named_with_the_allowed_ones() {
+    let text = with_ota("trusted_key = []\n");
+    let e = expect_error(
+        &text,
+        line_of(&text, "trusted_key", 0),
+        "ota.trusted_key",
+        &[
+            "unknown key `trusted_key` in [ota]",
+            "did you mean `trusted_keys`?",
+            "allowed keys here: trusted_keys, probation, probation_hyperperiods, state_dir",
+        ],
+    );
+    assert_eq!(e.column, 1);
+}
+
+#[test]
+fn a_bad_state_dir_is_refused() {
+    let text = with_ota("state_dir = \"  \"\n");
+    expect_error(
+        &text,
+        line_of(&text, "state_dir", 0),
+        "ota.state_dir",
+        &["the state directory is empty", "give a directory path"],
+    );
+    let text = with_ota("state_dir = \"a\\u0000b\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "state_dir", 0),
+        "ota.state_dir",
+        &["contains a NUL character"],
+    );
+    let text = with_ota("state_dir = 5\n");
+    expect_error(
+        &text,
+        line_of(&text, "state_dir", 0),
+        "ota.state_dir",
+        &["expected a string", "found integer 5"],
+    );
+}
+
+#[test]
+fn ota_values_of_the_wrong_type_say_what_was_expected() {
+    let text = with_ota("trusted_keys = \"abc\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys",
+        &["expected an array of ed25519 public keys", "found string"],
+    );
+    let text = with_ota(&format!("trusted_keys = [1, \"{}\"]\n", key_hex(1)));
+    expect_error(
+        &text,
+        line_of(&text, "trusted_keys", 0),
+        "ota.trusted_keys[0]",
+        &["expected a string", "found integer 1"],
+    );
+    // A top-level key must come before the first table header.
+    let text = format!("ota = 5\n{GOOD}");
+    expect_error(
+        &text,
+        line_of(&text, "ota = 5", 0),
+        "ota",
+        &["expected a table: write [ota]"],
+    );
+    let text = format!("{GOOD}\n[[ota]]\nprobation = \"1s\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "[[ota]]", 0),
+        "ota",
+        &["expected a table: write [ota]"],
     );
 }

@@ -97,6 +97,7 @@ fn deployment(
         default_mode,
         update_safe_modes: Vec::new(),
         hyperperiod_ns,
+        ota: Default::default(),
     }
 }
 

@@ -478,7 +478,10 @@ fn a_writer_taking_over_a_topic_continues_the_sequence() {
     assert_eq!(publish_track(&mut new, 30 * MS, 3), 3, "continues, not 1");
     assert_eq!(read_track(&mut r, 30 * MS).map(|x| x.0), Some(3));
     assert_eq!(publish_track(&mut new, 40 * MS, 4), 4);
-    assert_eq!(read_track(&mut r, 40 * MS).map(|x| (x.0, x.1)), Some((4, 4)));
+    assert_eq!(
+        read_track(&mut r, 40 * MS).map(|x| (x.0, x.1)),
+        Some((4, 4))
+    );
 }
 
 #[test]

@@ -8,8 +8,6 @@ use takt::lifecycle::{self, AppArgs};
 use crate::common::{self, Failure};
 
 pub fn app_host(args: &AppArgs) -> Result<(), Failure> {
-    lifecycle::host_with_args(args, &common::registry()).map_err(|(code, message)| Failure {
-        message,
-        code,
-    })
+    lifecycle::host_with_args(args, &common::registry())
+        .map_err(|(code, message)| Failure { message, code })
 }

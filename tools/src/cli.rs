@@ -70,6 +70,11 @@ pub enum Command {
         /// The supervisor's control socket (default: /run/takt.sock as root, else /tmp/takt-<uid>.sock).
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
+        /// Take over-the-air updates (`takt ota stage|activate|rollback`), keeping every
+        /// app's A/B slots and journal under DIR (default: the manifest's `[ota] state_dir`;
+        /// without either, updates are off).
+        #[arg(long, value_name = "DIR")]
+        ota_dir: Option<PathBuf>,
         // --- end takt lifecycle ---
     },
     // --- takt lifecycle ---
@@ -211,6 +216,48 @@ pub enum OtaCommand {
         manifest: PathBuf,
         #[arg(long, value_name = "BUNDLE")]
         out: PathBuf,
+    },
+    /// Verify a bundle and unpack it into its app's inactive slot, through the running
+    /// supervisor (signature, anti-rollback, port fingerprints, schedulability first).
+    Stage {
+        bundle: PathBuf,
+        /// The supervisor's control socket (default: /run/takt.sock as root).
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Switch an app to its staged version: --hot-swap starts it beside the running one and
+    /// switches at a hyperperiod boundary; --at-safe-state waits for an update-safe mode.
+    Activate {
+        app: String,
+        #[arg(long, conflicts_with = "at_safe_state", required_unless_present = "at_safe_state")]
+        hot_swap: bool,
+        #[arg(long)]
+        at_safe_state: bool,
+        /// How long --at-safe-state waits for an update-safe mode.
+        #[arg(long, default_value = "60s", value_name = "DURATION")]
+        timeout: String,
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Return an app from its version on probation to the installed one (marks it bad).
+    Rollback {
+        app: String,
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+    },
+    /// Every app's slots, versions, update state and last result. From the running
+    /// supervisor, or with --manifest and --ota-dir from the state directory itself.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "PATH")]
+        control: Option<PathBuf>,
+        /// Read the state directory directly (no supervisor needed); needs --ota-dir or the
+        /// manifest's `[ota] state_dir`.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        ota_dir: Option<PathBuf>,
     },
     /// Show a bundle's app, version, tasks, ports and entries; with --trusted, verify its
     /// signature and refuse it (exit 2) with the reason.

@@ -22,6 +22,7 @@ mod supervise;
 // --- end takt lifecycle ---
 // --- takt ota ---
 mod ota;
+mod ota_live;
 // --- end takt ota ---
 
 use std::process::ExitCode;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
             single_process,
             multi_process,
             control,
+            ota_dir,
             // --- end takt lifecycle ---
         } => run::run(&run::RunArgs {
             manifest,
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
             single_process,
             multi_process,
             control,
+            ota_dir,
             // --- end takt lifecycle ---
         }),
         // --- takt lifecycle ---

@@ -47,6 +47,28 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             trusted,
             json,
         } => inspect(bundle, trusted, *json),
+        OtaCommand::Stage { bundle, control } => crate::ota_live::stage(bundle, control.as_deref()),
+        OtaCommand::Activate {
+            app,
+            hot_swap,
+            at_safe_state: _,
+            timeout,
+            control,
+        } => crate::ota_live::activate(app, *hot_swap, timeout, control.as_deref()),
+        OtaCommand::Rollback { app, control } => {
+            crate::ota_live::rollback(app, control.as_deref())
+        }
+        OtaCommand::Status {
+            json,
+            control,
+            manifest,
+            ota_dir,
+        } => crate::ota_live::status(
+            *json,
+            control.as_deref(),
+            manifest.as_deref(),
+            ota_dir.as_deref(),
+        ),
     }
 }
 

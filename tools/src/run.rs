@@ -26,6 +26,7 @@ pub struct RunArgs {
     pub single_process: bool,
     pub multi_process: bool,
     pub control: Option<PathBuf>,
+    pub ota_dir: Option<PathBuf>,
 }
 
 /// Whether `takt run` supervises one process per app when neither --single-process nor
@@ -54,6 +55,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let multi = !args.single_process && (args.multi_process || MULTI_PROCESS_BY_DEFAULT);
     if multi && clock == ClockKind::Real {
         return crate::supervise::supervise(args, &d, &plan, duration_ns);
+    }
+    if args.ota_dir.is_some() {
+        return Err(Failure::bad_input(
+            "--ota-dir: over-the-air updates need the supervised run (one process per app, real clock); drop --single-process and --clock sim",
+        ));
     }
     if args.multi_process && clock == ClockKind::Sim {
         eprintln!("takt run: --clock sim runs in one process (simulated time is one thread)");

@@ -19,6 +19,9 @@ const STARTUP_TIMEOUT_NS: u64 = 10_000_000_000;
 /// From the last app ready to the first release: room for every process to get the epoch
 /// over its socket and put its dispatchers to sleep.
 const EPOCH_MARGIN_NS: u64 = 100_000_000;
+/// Hyperperiods a new app version stands by (ports connected, history received, threads
+/// pinned) before a hot swap.
+const WARM_UP_CYCLES: u64 = 5;
 
 pub fn supervise(
     args: &RunArgs,
@@ -60,6 +63,29 @@ pub fn supervise(
         host_args.push("--trace".into());
         host_args.push(t.clone().into_os_string());
     }
+    let ota = match args.ota_dir.clone().or_else(|| d.ota.state_dir.clone()) {
+        Some(state_dir) => {
+            let mut trusted = takt::ota::bundle::TrustedKeys::new();
+            for k in &d.ota.trusted_keys {
+                trusted.add(k).map_err(|e| {
+                    Failure::bad_input(format!("{}: ota.trusted_keys: {e}", d.source))
+                })?;
+            }
+            if trusted.is_empty() {
+                eprintln!(
+                    "takt run: warning: {}: [ota] trusted_keys is empty, so every bundle will be refused",
+                    d.source
+                );
+            }
+            Some(lifecycle::OtaOptions {
+                state_dir,
+                trusted,
+                catalog: crate::common::registry().catalog().clone(),
+                warm_up_cycles: WARM_UP_CYCLES,
+            })
+        }
+        None => None,
+    };
     let opts = SuperviseOptions {
         control_path: args
             .control
@@ -73,6 +99,7 @@ pub fn supervise(
             subcommand: vec!["app-host".into()],
             args: host_args,
         },
+        ota,
     };
     let hosted: Vec<&str> = d
         .apps

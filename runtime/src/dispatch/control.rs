@@ -496,7 +496,11 @@ mod tests {
         );
         let d1 = c.decide(1);
         assert!(d1.handover, "decided at the first undecided cycle");
-        assert_eq!(c.decide(1), d1, "a second dispatcher reads the same decision");
+        assert_eq!(
+            c.decide(1),
+            d1,
+            "a second dispatcher reads the same decision"
+        );
         assert!(!c.handover_pending());
         assert_eq!(c.handover_done(), Some((1, 1)));
         assert!(!c.decide(2).handover, "only at one cycle");
@@ -516,13 +520,23 @@ mod tests {
         assert!(!c.decide(2).handover);
         c.request_mode(2);
         let d = c.decide(3);
-        assert_eq!(d, CycleDecision { mode: 2, handover: true }, "switches with the mode");
+        assert_eq!(
+            d,
+            CycleDecision {
+                mode: 2,
+                handover: true
+            },
+            "switches with the mode"
+        );
         c.request_handover(0, 2, 1 << 5).expect("second request");
         assert!(!c.decide(4).handover);
         assert!(c.cancel_handover(), "still pending: withdrawn");
         assert!(!c.cancel_handover(), "nothing left to withdraw");
         c.request_mode(5);
-        assert!(!c.decide(5).handover, "a withdrawn handover never takes effect");
+        assert!(
+            !c.decide(5).handover,
+            "a withdrawn handover never takes effect"
+        );
         assert_eq!(c.handover_done(), Some((1, 3)));
     }
 
@@ -533,9 +547,18 @@ mod tests {
         c.request_handover(0, 1, u64::MAX).expect("request");
         c.request_mode(1); // must not clear the pending handover
         let d = c.decide(1);
-        assert_eq!(d, CycleDecision { mode: 1, handover: true });
+        assert_eq!(
+            d,
+            CycleDecision {
+                mode: 1,
+                handover: true
+            }
+        );
         c.request_stop();
-        assert_eq!(c.request_handover(0, 2, u64::MAX), Err(HandoverError::Stopping));
+        assert_eq!(
+            c.request_handover(0, 2, u64::MAX),
+            Err(HandoverError::Stopping)
+        );
     }
 
     #[test]

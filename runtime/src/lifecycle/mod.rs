@@ -52,6 +52,7 @@ pub mod wire;
 pub use app_main::{app_main, host_with_args, AppArgs};
 pub use host::{host_app, HostOptions};
 pub use supervisor::{
-    default_control_path, request, supervise, HostCommand, SuperviseOptions, SuperviseOutcome,
+    default_control_path, offline_report, request, supervise, HostCommand, OtaOptions,
+    SuperviseOptions, SuperviseOutcome, KILL_POINTS,
 };
-pub use wire::{AppState, AppStatus, Request, Response, StatusReport};
+pub use wire::{AppState, AppStatus, OtaReport, Request, Response, StatusReport};

@@ -31,6 +31,9 @@ use super::shm::{SharedControl, MAX_APPS};
 use super::spawn::{kill_hard, set_umask, spawn_bound_to_parent};
 use super::wire::{self, AppRun, AppState, AppStatus, Request, Response, StatusReport, WireError};
 
+mod update;
+pub use update::{offline_report, KILL_POINTS};
+
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
@@ -61,6 +64,21 @@ pub struct SuperviseOptions {
     /// Time between the last app becoming ready (or a restarted one) and its first cycle.
     pub epoch_margin_ns: u64,
     pub host: HostCommand,
+    /// Over-the-air updates: `None` leaves them off (requests are refused).
+    pub ota: Option<OtaOptions>,
+}
+
+/// How the supervisor takes updates.
+#[derive(Clone, Debug)]
+pub struct OtaOptions {
+    /// Where every app's slots and journal live (`<dir>/<app>/...`).
+    pub state_dir: PathBuf,
+    /// Keys whose bundles may be staged (the manifest's `[ota] trusted_keys`).
+    pub trusted: crate::ota::bundle::TrustedKeys,
+    /// The message layouts the running apps were built with (port fingerprints).
+    pub catalog: crate::manifest::Catalog,
+    /// Hyperperiods a new version stands by beside the old one before the switch.
+    pub warm_up_cycles: u64,
 }
 
 /// What a supervised run did.
@@ -124,6 +142,12 @@ struct App {
     last_beat_ns: u64,
     joined: bool,
     result: Option<Result<AppRun, String>>,
+    /// The executable the current process runs (`None`: the manifest's).
+    exe: Option<PathBuf>,
+    /// The OTA version counter it runs (0: the manifest's own code).
+    ota_version: u64,
+    /// The incarnation number the next process of this app gets.
+    next_incarnation: u32,
 }
 
 struct Conn {
@@ -172,6 +196,8 @@ struct Supervisor<'a> {
     notifier: Option<Notifier>,
     next_watchdog_ns: u64,
     requested_mode: Option<usize>,
+    /// Updates, when enabled.
+    updates: Option<update::Updates>,
 }
 
 /// Binds the control socket owner-only, replacing a stale socket file of a dead supervisor.
@@ -259,6 +285,9 @@ pub fn supervise(
             last_beat_ns: 0,
             joined: false,
             result: None,
+            exe: a.executable.as_ref().map(PathBuf::from),
+            ota_version: 0,
+            next_incarnation: 1,
         })
         .collect();
     let now = monotonic_now_ns();
@@ -278,7 +307,11 @@ pub fn supervise(
         notifier: Notifier::from_env(),
         next_watchdog_ns: now,
         requested_mode: None,
+        updates: None,
     };
+    if let Some(o) = &opts.ota {
+        sup.updates = Some(update::Updates::open(d, o, &mut apps)?);
+    }
     let children = Children(&mut apps);
     let apps = &mut *children.0;
     for (i, app) in apps.iter_mut().enumerate() {
@@ -326,9 +359,17 @@ impl Supervisor<'_> {
         &self.shared.block().run
     }
 
-    fn spawn(&mut self, app: &mut App, index: usize) -> Result<(), String> {
-        let exe = self.d.apps[index].executable.clone();
-        let mut cmd = match &exe {
+    /// Starts one process of app `name` (index `index`) running `exe` (`None`: the host
+    /// program), bound to the supervisor's life.
+    fn start_process(
+        &self,
+        name: &str,
+        exe: Option<&Path>,
+        incarnation: u32,
+        version: u64,
+        standby: bool,
+    ) -> Result<Child, String> {
+        let mut cmd = match exe {
             Some(e) => Command::new(e),
             None => {
                 let mut c = Command::new(&self.opts.host.program);
@@ -338,20 +379,34 @@ impl Supervisor<'_> {
         };
         cmd.args(&self.opts.host.args)
             .arg("--app")
-            .arg(&app.name)
+            .arg(name)
             .arg("--control")
             .arg(&self.opts.control_path)
             .arg("--shm")
             .arg(self.shared.name())
             .arg("--incarnation")
-            .arg(app.incarnation.to_string());
-        let child = spawn_bound_to_parent(&mut cmd).map_err(|e| {
+            .arg(incarnation.to_string())
+            .arg("--version")
+            .arg(version.to_string());
+        if standby {
+            cmd.arg("--standby");
+        }
+        spawn_bound_to_parent(&mut cmd).map_err(|e| {
             format!(
-                "cannot start app `{}` ({}): {e}",
-                app.name,
-                exe.unwrap_or_else(|| self.opts.host.program.display().to_string())
+                "cannot start app `{name}` ({}): {e}",
+                exe.unwrap_or(&self.opts.host.program).display()
             )
-        })?;
+        })
+    }
+
+    fn spawn(&mut self, app: &mut App, index: usize) -> Result<(), String> {
+        let child = self.start_process(
+            &app.name,
+            app.exe.as_deref(),
+            app.incarnation,
+            app.ota_version,
+            false,
+        )?;
         app.pid = Some(child.id());
         app.child = Some(child);
         app.conn = None;
@@ -371,7 +426,7 @@ impl Supervisor<'_> {
 
     /// Whether no app process is left and none will be started again.
     fn finished(&self, apps: &[App]) -> bool {
-        apps.iter().all(|a| a.child.is_none())
+        apps.iter().all(|a| a.child.is_none()) && self.spares_gone()
     }
 
     fn next_timeout(&self, apps: &[App]) -> Duration {
@@ -634,6 +689,9 @@ impl Supervisor<'_> {
                     return;
                 };
                 if apps[i].pid != Some(pid) {
+                    if self.spare_ready(apps, i, pid, t) {
+                        return;
+                    }
                     self.reply(
                         t,
                         &Response::Refused(format!(
@@ -667,7 +725,15 @@ impl Supervisor<'_> {
                     }
                 }
             }
+            Request::OtaStage { .. }
+            | Request::OtaActivate { .. }
+            | Request::OtaRollback { .. }
+            | Request::OtaStatus => self.handle_ota(apps, t, req),
             Request::AppFinished { app, result } => {
+                if self.spare_finished(t, &result) {
+                    self.reply(t, &Response::Done("results received".into()), true);
+                    return;
+                }
                 if let Some(i) = self.app_index(apps, &app) {
                     if apps[i].conn == Some(t) {
                         if let Err(e) = &result {
@@ -701,8 +767,12 @@ impl Supervisor<'_> {
             if let Some(t) = apps[i].conn.take() {
                 self.conns.remove(&t);
             }
+            if self.owner_ended_in_update(apps, i, status) {
+                continue;
+            }
             self.ended(apps, i, status);
         }
+        self.reap_spares();
     }
 
     fn ended(&mut self, apps: &mut [App], i: usize, status: ExitStatus) {
@@ -734,7 +804,8 @@ impl Supervisor<'_> {
         match apps[i].history.decide(&sup, exit, now) {
             Decision::Restart => {
                 apps[i].state = AppState::Restarting;
-                apps[i].incarnation += 1;
+                apps[i].incarnation = apps[i].next_incarnation;
+                apps[i].next_incarnation += 1;
                 eprintln!(
                     "takt run: restarting app `{name}` (restart {} of the run)",
                     apps[i].history.total
@@ -786,6 +857,7 @@ impl Supervisor<'_> {
     }
 
     fn timers(&mut self, apps: &mut [App]) -> Result<(), String> {
+        self.update_tick(apps);
         let now = monotonic_now_ns();
         if let Some(n) = &self.notifier {
             if now >= self.next_watchdog_ns {
@@ -940,6 +1012,18 @@ impl Supervisor<'_> {
                 None => {}
             }
         }
+        // Versions an update replaced ran part of the run: their jobs count too, under
+        // their task names marked with the version.
+        for (app, version, r) in self.spare_results() {
+            tasks.extend(r.tasks.iter().map(|t| {
+                let mut s = TaskStats::from(t);
+                s.name = format!("{} (v{version}, replaced)", s.name);
+                s
+            }));
+            if let Some(t) = &r.trace {
+                traces.push((format!("{app} v{version}"), t.clone()));
+            }
+        }
         tasks.sort_by_key(|t| d.task_id(&t.name).unwrap_or(usize::MAX));
         reports.sort_by(|a, b| a.0.cmp(&b.0));
         let digest = dispatch::combine_digests(&reports);
@@ -1000,5 +1084,8 @@ fn placeholder() -> App {
         last_beat_ns: 0,
         joined: false,
         result: None,
+        exe: None,
+        ota_version: 0,
+        next_incarnation: 0,
     }
 }

@@ -16,7 +16,7 @@ use crate::dispatch::{Quantiles, TaskStats};
 use crate::task::TaskReport;
 
 /// The version every frame carries; a peer with another version is refused by name.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame body accepted: 256 KiB (a status of 64 apps or an app's end-of-run report
 /// of hundreds of tasks fits easily).
@@ -41,6 +41,24 @@ pub enum Request {
         app: String,
         result: Result<AppRun, String>,
     },
+    /// Verify a bundle (a path the supervisor can read) and unpack it into its app's
+    /// inactive slot. Answered with `Progress` frames, then `Done` or `Refused`.
+    OtaStage {
+        bundle: String,
+    },
+    /// Switch app `app` to its staged version: beside the running one at a hyperperiod
+    /// boundary (`hot_swap`), or once the mode is update-safe. Answered when the switch
+    /// happened (or was refused, or timed out after `timeout_ns`).
+    OtaActivate {
+        app: String,
+        hot_swap: bool,
+        timeout_ns: u64,
+    },
+    /// Return app `app` from its version on probation to the installed one.
+    OtaRollback {
+        app: String,
+    },
+    OtaStatus,
 }
 
 /// What the supervisor answers.
@@ -56,6 +74,57 @@ pub enum Response {
         epoch_ns: u64,
         start_cycle: u64,
     },
+    /// How far a stage is: `done_bytes` of `total_bytes` in `phase`.
+    Progress {
+        phase: String,
+        done_bytes: u64,
+        total_bytes: u64,
+    },
+    Ota(OtaReport),
+}
+
+/// `takt ota status`: every app's slots, versions and update state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtaReport {
+    pub deployment: String,
+    pub state_dir: String,
+    /// The current cycle of the run (for probation windows), when one runs.
+    pub cycle: Option<u64>,
+    pub apps: Vec<OtaAppReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtaAppReport {
+    pub app: String,
+    /// `idle`, `staged`, `activating`, `probation`, `committed` or `rolled-back`.
+    pub state: String,
+    pub installed_version: u64,
+    pub installed_slot: String,
+    pub running_version: u64,
+    pub running_slot: String,
+    /// The version the state names (staged, on probation, committed or rolled back).
+    pub update_version: Option<u64>,
+    pub slots: Vec<OtaSlotReport>,
+    pub bad_versions: Vec<u64>,
+    /// What the last operation on this app ended with, in words.
+    pub last_result: Option<String>,
+    pub probation: Option<ProbationReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtaSlotReport {
+    pub slot: String,
+    /// The version a complete slot holds; `None` when empty or incomplete.
+    pub version: Option<u64>,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbationReport {
+    pub from_cycle: u64,
+    pub until_cycle: u64,
+    pub overruns: u64,
+    pub missed: u64,
 }
 
 /// The lifecycle of one app, as `takt status` shows it.

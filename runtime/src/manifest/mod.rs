@@ -17,6 +17,9 @@
 //! `manifest` uses two leaf items of other modules: `time::parse_duration_ns` (one duration
 //! syntax for the whole crate) and `port::MAX_READERS_PER_TOPIC` (the capacity the port
 //! layer opens services with, so a manifest it cannot serve is refused here, not at start).
+//! The `[ota]` table's keys are checked with `ed25519_dalek` directly, not through `ota`,
+//! so `manifest` stays below every other module; `ota::bundle::TrustedKeys::add` accepts
+//! every key this module accepts.
 
 pub mod model;
 mod parse;

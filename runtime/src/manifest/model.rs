@@ -159,6 +159,57 @@ pub struct Deployment {
     pub update_safe_modes: Vec<usize>,
     /// LCM of all task periods: the length of one table cycle in every mode.
     pub hyperperiod_ns: u64,
+    /// Over-the-air updates: trusted signing keys, probation window, state directory
+    /// (`[ota]`; all defaults when the table is absent).
+    pub ota: OtaSpec,
+}
+
+/// The `[ota]` table: what an update of this deployment must be signed with, how long a
+/// new version is watched before it is kept, and where update state lives.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OtaSpec {
+    /// ed25519 public keys whose bundles may be staged (32 bytes each), in manifest order.
+    /// Each is a valid curve point and none is listed twice. Empty: no bundle can be staged.
+    pub trusted_keys: Vec<[u8; 32]>,
+    /// How long a newly activated version must run clean before it is committed.
+    pub probation: Probation,
+    /// Where slots and journals live; relative paths are resolved against the manifest's
+    /// directory. None: the CLI decides.
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// A probation window: a count of hyperperiods, or a duration the supervisor rounds up to
+/// whole hyperperiods (it watches and commits only at hyperperiod boundaries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probation {
+    /// `probation_hyperperiods = N`.
+    Hyperperiods(u64),
+    /// `probation = "1s"`.
+    Duration { ns: u64 },
+}
+
+impl Default for Probation {
+    /// 25 hyperperiods: long enough to see a full cycle of every mode's table many times,
+    /// short enough (0.5 s for a 20 ms hyperperiod) not to hold an update back.
+    fn default() -> Self {
+        Probation::Hyperperiods(DEFAULT_PROBATION_HYPERPERIODS)
+    }
+}
+
+/// The probation window when the manifest declares none.
+pub const DEFAULT_PROBATION_HYPERPERIODS: u64 = 25;
+
+impl Probation {
+    /// The window in whole hyperperiods of `hyperperiod_ns`, at least 1: a duration is
+    /// rounded up, so the version is watched for at least as long as declared, and a
+    /// window of zero would commit a version nobody watched. A `hyperperiod_ns` of 0 (no
+    /// validated deployment has one) is taken as 1 ns rather than divided by.
+    pub fn hyperperiods(&self, hyperperiod_ns: u64) -> u64 {
+        match *self {
+            Probation::Hyperperiods(n) => n.max(1),
+            Probation::Duration { ns } => ns.div_ceil(hyperperiod_ns.max(1)).max(1),
+        }
+    }
 }
 
 impl Deployment {
@@ -224,4 +275,8 @@ pub mod limits {
     pub const MAX_TASKS: usize = 4096;
     /// Largest manifest file read: 1 MiB.
     pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+    /// Longest OTA probation window a manifest may declare as a duration: 1 hour.
+    pub const MAX_PROBATION_NS: u64 = 3_600_000_000_000;
+    /// Most hyperperiods an OTA probation window may declare.
+    pub const MAX_PROBATION_HYPERPERIODS: u64 = 100_000;
 }

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::model::{ParamValue, RestartPolicy};
+use super::model::{limits, ParamValue, RestartPolicy};
 use super::source::Diagnostics;
-use crate::time::parse_duration_ns;
+use crate::time::{format_ns, parse_duration_ns};
 
 /// A value and the byte offset where the manifest wrote it (or, for a default, where the
 /// table that omitted it starts).
@@ -132,10 +132,30 @@ pub(super) struct RawMode {
     pub tasks: Option<At<Vec<At<String>>>>,
 }
 
+/// One entry of `ota.trusted_keys` that is a valid ed25519 public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RawKey {
+    /// 0-based index in the manifest's list (bad entries before it still count), so
+    /// errors name the entry the integrator wrote: `ota.trusted_keys[2]`.
+    pub index: usize,
+    pub bytes: [u8; 32],
+}
+
+/// `[ota]`. `Optional::Invalid` fields are already reported.
+pub(super) struct RawOta {
+    /// The valid keys; bad ones are reported and left out. `None`: not an array.
+    pub trusted_keys: Option<At<Vec<At<RawKey>>>>,
+    pub probation_ns: Optional<u64>,
+    pub probation_hyperperiods: Optional<u64>,
+    pub state_dir: Optional<String>,
+}
+
 /// The whole manifest as written. Sections keep file order: a task's index here is its
 /// [`super::TaskId`].
 pub(super) struct RawManifest {
     pub deployment: Option<RawDeployment>,
+    /// `None` when the manifest has no `[ota]` table (or it is not a table, reported).
+    pub ota: Option<RawOta>,
     pub apps: Vec<RawApp>,
     pub tasks: Vec<RawTask>,
     pub channels: Vec<RawChannel>,
@@ -156,6 +176,10 @@ const TOP_KEYS: Keys = &[
     ("channel", "one [[channel]] table per topic"),
     ("chain", "one [[chain]] table per cause-effect chain"),
     ("mode", "one [[mode]] table per operating mode"),
+    (
+        "ota",
+        "the [ota] table: trusted_keys, probation or probation_hyperperiods, state_dir",
+    ),
 ];
 
 const DEPLOYMENT_KEYS: Keys = &[
@@ -259,6 +283,25 @@ const MODE_KEYS: Keys = &[
     (
         "tasks",
         "the tasks released in this mode, e.g. tasks = [\"radar\"]",
+    ),
+];
+
+const OTA_KEYS: Keys = &[
+    (
+        "trusted_keys",
+        "ed25519 public keys (64 hex digits each) whose bundles may be staged, e.g. [\"3b6a27bc...\"]",
+    ),
+    (
+        "probation",
+        "how long a new version must run clean before it is committed, e.g. probation = \"1s\" (at most 1 hour)",
+    ),
+    (
+        "probation_hyperperiods",
+        "the probation window in hyperperiods, 1..=100000 (default 25); instead of probation",
+    ),
+    (
+        "state_dir",
+        "where update slots and journals live, relative to the manifest's directory",
     ),
 ];
 
@@ -371,9 +414,17 @@ pub(super) fn parse_document(cx: &mut Diagnostics<'_>, text: &str) -> Option<Raw
         .into_iter()
         .map(|(i, t, at)| mode(cx, t, at, i))
         .collect();
+    let ota = root.get("ota").and_then(|v| match v.get_ref() {
+        DeValue::Table(t) => Some(ota(cx, t, v.span().start)),
+        _ => {
+            expected(cx, "ota", v, "a table: write [ota]");
+            None
+        }
+    });
 
     Some(RawManifest {
         deployment,
+        ota,
         apps,
         tasks,
         channels,
@@ -461,6 +512,223 @@ fn deployment(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawDeploy
         priority,
         update_safe_modes,
     }
+}
+
+fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
+    let path = "ota";
+    check_keys(cx, t, path, OTA_KEYS, "[ota]");
+    let trusted_keys = match t.get("trusted_keys") {
+        None => Some(At {
+            value: Vec::new(),
+            at,
+        }),
+        Some(v) => trusted_keys(cx, "ota.trusted_keys", v),
+    };
+    // Two ways to say one thing would leave it open which one wins; the one written
+    // second is reported, naming where the first is.
+    if let (Some((k1, _)), Some((k2, _))) = (
+        t.get_key_value("probation"),
+        t.get_key_value("probation_hyperperiods"),
+    ) {
+        let (first, second) = if k1.span().start <= k2.span().start {
+            (k1, k2)
+        } else {
+            (k2, k1)
+        };
+        let first_line = cx.line(first.span().start);
+        let first_key: &str = first.get_ref();
+        let second_key: &str = second.get_ref();
+        cx.error(
+            second.span().start,
+            format!("{path}.{second_key}"),
+            format!(
+                "both `probation` and `probation_hyperperiods` are given (`{first_key}` on line {first_line}); give one: a duration (probation = \"1s\") or a count of hyperperiods (probation_hyperperiods = 25)"
+            ),
+        );
+    }
+    let probation_ns = optional(cx, t, path, "probation", probation_duration);
+    let probation_hyperperiods = optional(
+        cx,
+        t,
+        path,
+        "probation_hyperperiods",
+        probation_hyperperiods,
+    );
+    let state_dir = optional(cx, t, path, "state_dir", state_dir);
+    RawOta {
+        trusted_keys,
+        probation_ns,
+        probation_hyperperiods,
+        state_dir,
+    }
+}
+
+/// `ota.trusted_keys`: each entry 64 hex digits that decode to an ed25519 public key.
+/// Bad entries are reported and left out; the good ones keep their manifest index.
+fn trusted_keys(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<Vec<At<RawKey>>>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        expected(
+            cx,
+            field,
+            v,
+            "an array of ed25519 public keys, 64 hex digits each, e.g. [\"3b6a27bc...\"]",
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let item_field = format!("{field}[{index}]");
+        let Some(text) = string(cx, &item_field, item) else {
+            continue;
+        };
+        match public_key(&text.value) {
+            Ok(bytes) => out.push(At {
+                value: RawKey { index, bytes },
+                at: text.at,
+            }),
+            Err(why) => cx.error(text.at, item_field, why),
+        }
+    }
+    Some(At {
+        value: out,
+        at: v.span().start,
+    })
+}
+
+const KEY_HELP: &str = "an ed25519 public key is written as 64 hex digits (32 bytes), as in the .pub file `takt ota keygen` writes";
+
+/// The 32 bytes of an ed25519 public key written in hex, or why `text` is not one.
+fn public_key(text: &str) -> Result<[u8; 32], String> {
+    // A non-hex character is reported before the length: a key pasted with a prefix or
+    // with spaces is then named for what is wrong with it, not for its length.
+    if let Some((i, c)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
+        let quoted: String = text.chars().take(MAX_KEY_QUOTE_CHARS).collect();
+        let ellipsis = if text.chars().count() > MAX_KEY_QUOTE_CHARS {
+            "..."
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{quoted:?}{ellipsis} is not hex: character {} is {c:?}, not one of 0-9, a-f, A-F; {KEY_HELP}",
+            i + 1
+        ));
+    }
+    // Only ASCII hex digits are left, so characters and bytes are the same count.
+    if text.len() != 64 {
+        return Err(format!(
+            "the key has {} hex digits, not 64; {KEY_HELP}",
+            text.len()
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        // Both characters are ASCII hex digits (checked above), so this cannot fail;
+        // the fallback keeps the function total.
+        *byte = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .unwrap_or(0);
+    }
+    match ed25519_dalek::VerifyingKey::from_bytes(&bytes) {
+        Err(_) => Err(format!(
+            "{text} is 64 hex digits but not an ed25519 public key (the bytes are not a point on the curve); {KEY_HELP}"
+        )),
+        // A small-order key (e.g. all zeros) is a curve point, but under it a signature
+        // for any bundle can be forged in a few tries: trusting it would trust anyone.
+        Ok(key) if key.is_weak() => Err(format!(
+            "{text} is a weak ed25519 key (a point of small order): signatures under it can be forged; {KEY_HELP}"
+        )),
+        Ok(_) => Ok(bytes),
+    }
+}
+
+/// Longest part of a bad key quoted in a message.
+const MAX_KEY_QUOTE_CHARS: usize = 16;
+
+/// `ota.probation`: a duration, more than zero and at most [`limits::MAX_PROBATION_NS`].
+fn probation_duration(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<u64>> {
+    let d = duration(cx, field, v)?;
+    let problem = if d.value == 0 {
+        "the probation window is zero: a new version would be committed without being watched"
+            .to_string()
+    } else if d.value > limits::MAX_PROBATION_NS {
+        format!(
+            "the probation window {} is longer than the limit",
+            format_ns(d.value)
+        )
+    } else {
+        return Some(d);
+    };
+    cx.error(
+        d.at,
+        field,
+        format!(
+            "{problem}; allowed: more than 0 and at most {} (1 hour), e.g. probation = \"1s\"",
+            format_ns(limits::MAX_PROBATION_NS)
+        ),
+    );
+    None
+}
+
+/// `ota.probation_hyperperiods`: an integer in 1..=[`limits::MAX_PROBATION_HYPERPERIODS`].
+fn probation_hyperperiods(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<u64>> {
+    let n = integer(cx, field, v)?;
+    match u64::try_from(n.value) {
+        Ok(value) if (1..=limits::MAX_PROBATION_HYPERPERIODS).contains(&value) => {
+            Some(At { value, at: n.at })
+        }
+        _ => {
+            cx.error(
+                n.at,
+                field,
+                format!(
+                    "probation_hyperperiods {} is out of range; allowed: 1..={}",
+                    n.value,
+                    limits::MAX_PROBATION_HYPERPERIODS
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `ota.state_dir`: a non-empty path without NUL characters (no path with one can be
+/// opened).
+fn state_dir(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<String>> {
+    let s = string(cx, field, v)?;
+    let problem = if s.value.trim().is_empty() {
+        "the state directory is empty"
+    } else if s.value.contains('\0') {
+        "the state directory contains a NUL character"
+    } else {
+        return Some(s);
+    };
+    cx.error(
+        s.at,
+        field,
+        format!("{problem}; give a directory path, e.g. state_dir = \"/var/lib/takt/acc\" (relative paths are taken from the manifest's directory), or leave the key out"),
+    );
+    None
 }
 
 /// What distinguishes one kind of named section from another.

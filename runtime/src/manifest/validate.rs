@@ -12,12 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec,
-    OverrunPolicy, Supervision, TaskId, TaskSpec,
+    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
+    OverrunPolicy, Probation, Supervision, TaskId, TaskSpec,
 };
 use super::parse::{
-    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawManifest, RawMode,
-    RawOverrun, RawTask, Section,
+    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
+    RawMode, RawOverrun, RawTask, Section,
 };
 use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
 use crate::port::MAX_READERS_PER_TOPIC;
@@ -118,6 +118,7 @@ pub(super) fn validate(
         .collect();
     let default_mode = check.default_mode();
     let update_safe_modes = check.update_safe_modes(&names);
+    let ota = check.ota(source);
     let hyperperiod_ns = check.hyperperiod(&checked);
     if let Some(h) = hyperperiod_ns {
         check.jobs_per_core(h, &checked, &names);
@@ -154,6 +155,7 @@ pub(super) fn validate(
         default_mode: default_mode?,
         update_safe_modes: update_safe_modes?,
         hyperperiod_ns: hyperperiod_ns?,
+        ota: ota?,
     })
 }
 
@@ -888,6 +890,62 @@ impl Check<'_, '_, '_> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// `[ota]`: no trusted key twice, one probation form, and the state directory
+    /// resolved against the manifest's directory. All defaults when the table is absent.
+    fn ota(&mut self, source: &str) -> Option<OtaSpec> {
+        let Some(raw) = &self.raw.ota else {
+            return Some(OtaSpec::default());
+        };
+        let field = "ota.trusted_keys";
+        let keys = raw.trusted_keys.as_ref().map(|list| {
+            let mut seen: BTreeMap<[u8; 32], (usize, usize)> = BTreeMap::new();
+            let mut out = Vec::with_capacity(list.value.len());
+            for key in &list.value {
+                let RawKey { index, bytes } = &key.value;
+                if let Some((first_index, first_at)) = seen.get(bytes) {
+                    let line = self.cx.line(*first_at);
+                    self.cx.error(
+                        key.at,
+                        format!("{field}[{index}]"),
+                        format!(
+                            "this key is listed twice: it is also {field}[{first_index}] (line {line}); list each trusted key once"
+                        ),
+                    );
+                    continue;
+                }
+                seen.insert(*bytes, (*index, key.at));
+                out.push(*bytes);
+            }
+            out
+        });
+        // Both forms given is reported by `parse`; either form invalid is too.
+        let probation = match (&raw.probation_ns, &raw.probation_hyperperiods) {
+            (Optional::Absent, Optional::Absent) => Some(Probation::default()),
+            (Optional::Given(d), Optional::Absent) => Some(Probation::Duration { ns: d.value }),
+            (Optional::Absent, Optional::Given(n)) => Some(Probation::Hyperperiods(n.value)),
+            _ => None,
+        };
+        let state_dir = match &raw.state_dir {
+            Optional::Absent => Some(None),
+            Optional::Invalid => None,
+            Optional::Given(dir) => {
+                // Lexical only: the manifest is never resolved against the file system
+                // (the directory need not exist yet; the CLI creates it).
+                let dir = std::path::Path::new(&dir.value);
+                let base = std::path::Path::new(source).parent();
+                Some(Some(match base {
+                    Some(base) if dir.is_relative() => base.join(dir),
+                    _ => dir.to_path_buf(),
+                }))
+            }
+        };
+        Some(OtaSpec {
+            trusted_keys: keys?,
+            probation: probation?,
+            state_dir: state_dir?,
+        })
     }
 
     /// LCM of all valid periods, computed with overflow checks and bounded by the limit;

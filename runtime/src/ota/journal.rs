@@ -226,6 +226,39 @@ impl<S: Storage> Journal<S> {
     }
 
     /// Reads `app`'s journal and recovers an interrupted transition.
+    /// Opens `app`'s journal, first recording the manifest's own code as installed
+    /// version 0 when the app has none (nothing is unpacked: version 0 runs the way the
+    /// manifest says, and the first update goes to slot B).
+    pub fn open_or_factory(mut storage: S, app: &str) -> Result<(Self, Recovery), JournalError> {
+        let path = journal_path(app)?;
+        if read_record(&storage, &path)?.is_none() {
+            storage.create_dir(app).map_err(|error| JournalError::Io {
+                path: app.to_string(),
+                error,
+            })?;
+            let mut j = Journal {
+                storage,
+                record: JournalRecord {
+                    app: app.to_string(),
+                    seq: 0,
+                    installed_version: 0,
+                    installed_slot: Slot::A,
+                    bad_versions: Vec::new(),
+                    state: UpdateState::Idle,
+                },
+            };
+            j.persist(j.record.clone())?;
+            storage = j.storage;
+        }
+        Self::open(storage, app)
+    }
+
+    /// Reads `app`'s journal record without recovering or writing anything (`takt ota
+    /// status` on a system whose supervisor is not running). `None`: the app has none.
+    pub fn peek(storage: &S, app: &str) -> Result<Option<JournalRecord>, JournalError> {
+        read_record(storage, &journal_path(app)?)
+    }
+
     pub fn open(mut storage: S, app: &str) -> Result<(Self, Recovery), JournalError> {
         let path = journal_path(app)?;
         // A temporary file is a transition that never got renamed: it never happened.
@@ -321,6 +354,17 @@ impl<S: Storage> Journal<S> {
                 self.transition(UpdateState::Probation { slot, version })
             }
             _ => self.require(false, "finish switching"),
+        }
+    }
+
+    /// The switch was withdrawn before it happened (the new version never ran, e.g. no
+    /// update-safe mode came in time): `Activating` → `Staged`, as recovery R2 does.
+    pub fn cancel_activation(&mut self) -> Result<(), JournalError> {
+        match self.record.state {
+            UpdateState::Activating { slot, version } => {
+                self.transition(UpdateState::Staged { slot, version })
+            }
+            _ => self.require(false, "cancel the activation"),
         }
     }
 

@@ -93,11 +93,26 @@ pub fn replace_atomically(s: &mut dyn Storage, path: &str, bytes: &[u8]) -> io::
 #[derive(Clone, Debug)]
 pub struct FsStorage {
     root: PathBuf,
+    /// Bytes written so far, for a progress display; `None`: not counted.
+    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl FsStorage {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsStorage { root: root.into() }
+        FsStorage {
+            root: root.into(),
+            written: None,
+        }
+    }
+
+    /// Counts every byte written into `written` (1 MiB at a time), so another thread can
+    /// show how far a large unpack is.
+    pub fn with_progress(
+        mut self,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.written = Some(written);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -115,7 +130,16 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn write(&mut self, path: &str, bytes: &[u8]) -> io::Result<()> {
-        std::fs::write(self.at(path), bytes)
+        let Some(written) = &self.written else {
+            return std::fs::write(self.at(path), bytes);
+        };
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.at(path))?;
+        for chunk in bytes.chunks(1 << 20) {
+            f.write_all(chunk)?;
+            written.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn fsync_file(&mut self, path: &str) -> io::Result<()> {

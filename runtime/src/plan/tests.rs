@@ -60,6 +60,7 @@ fn deployment(tasks: Vec<TaskSpec>, modes: Vec<Vec<usize>>) -> Deployment {
         default_mode: 0,
         update_safe_modes: Vec::new(),
         hyperperiod_ns,
+        ota: Default::default(),
     }
 }
 

@@ -152,6 +152,7 @@ pub fn deployment(reader_core: usize, overrun: OverrunPolicy, slow_ns: u64) -> D
         default_mode: 0,
         update_safe_modes: vec![],
         hyperperiod_ns: 10 * MS,
+        ota: Default::default(),
     }
 }
 

@@ -136,6 +136,7 @@ pub fn deployment(
         default_mode: 0,
         update_safe_modes: vec![],
         hyperperiod_ns,
+        ota: Default::default(),
     })
 }
 

@@ -1,0 +1,1196 @@
+//! Over-the-air updates in the supervisor: stage, activate (hot swap or at an update-safe
+//! mode), probation, commit and rollback of one app inside the running schedule.
+//!
+//! Owns: the journal of every app (on real files, [`FsStorage`]), the processes of versions
+//! that stand by beside the running one ("spares"), and the one update operation in flight.
+//! It must never run a task or pick a window: the switch itself is a handover decided by the
+//! dispatchers at a hyperperiod boundary ([`RunControl::request_handover`]); this module
+//! only requests it, watches it happen and records every step in the journal first.
+//!
+//! # One update, step by step (journal transitions in brackets)
+//!
+//! ```text
+//!   stage     verify signature, anti-rollback, ports, schedulability; unpack  [Staged]
+//!   activate  [Activating]; start the new version standing by (--standby)
+//!   warm-up   it builds its tasks, opens its ports (connections and history arrive),
+//!             and follows the schedule without running a window or publishing
+//!   switch    handover requested; decided with the next cycle (hot swap) or the next
+//!             cycle of an update-safe mode; the old version now stands by  [Probation]
+//!   probation no overrun, no missed release, no missed heartbeat, no crash for the
+//!             manifest's window: [Committed], the old version is dismissed
+//!             otherwise: handover back at the next boundary, [RolledBack] marked bad
+//! ```
+//!
+//! A kill of the supervisor at any point ends every app (PDEATHSIG); the next start reads
+//! the journal, whose recovery (R1-R3) leaves exactly one version installed, and starts
+//! that version's executable.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::Token;
+
+use super::{App, Supervisor};
+use crate::dispatch::{HandoverError, STOP};
+use crate::lifecycle::wire::{
+    AppRun, OtaAppReport, OtaReport, OtaSlotReport, ProbationReport, Request, Response,
+};
+use crate::manifest::{Catalog, Deployment};
+use crate::ota::bundle::{self, Bundle, TrustedKeys, MAX_BUNDLE_BYTES};
+use crate::ota::check::{check_stage, Installed};
+use crate::ota::journal::{Journal, JournalError, JournalRecord, Recovery, UpdateState};
+use crate::ota::slots::{self, Slot};
+use crate::ota::storage::FsStorage;
+use crate::sync::Ordering;
+use crate::time::{format_ns, monotonic_now_ns};
+
+/// How often a stage reports progress to the client.
+const PROGRESS_EVERY_NS: u64 = 200_000_000;
+
+/// Test hook: `TAKT_OTA_KILL_AT=<point>` makes the supervisor `SIGKILL` itself right after
+/// that step is durable, so the recovery test kills it at every journal transition.
+const KILL_AT_ENV: &str = "TAKT_OTA_KILL_AT";
+
+/// The steps after which the kill hook can fire, in the order of an update.
+pub const KILL_POINTS: [&str; 6] = [
+    "staged",
+    "activating",
+    "switch-decided",
+    "probation",
+    "committed",
+    "rolled-back",
+];
+
+/// A process of an app that is not the app's current owner: a new version warming up, or
+/// the replaced version standing by during probation.
+struct Spare {
+    app: usize,
+    child: Option<Child>,
+    pid: u32,
+    incarnation: u32,
+    version: u64,
+    exe: Option<PathBuf>,
+    conn: Option<Token>,
+    joined: bool,
+    result: Option<Result<AppRun, String>>,
+    /// Dismissed (or told to end): its exit is no failure.
+    expected_exit: bool,
+    exit: Option<ExitStatus>,
+}
+
+enum Phase {
+    /// The new version's process is starting; it reports ready, then stands by.
+    Starting,
+    /// It stands by until this cycle, then the handover is requested.
+    WarmingUp { until_cycle: u64 },
+    /// The handover is requested and not decided yet.
+    Switching { serial: u64 },
+}
+
+enum Op {
+    Idle,
+    Staging {
+        app: usize,
+        conn: Token,
+        version: u64,
+        total_bytes: u64,
+        next_progress_ns: u64,
+        worker: Option<JoinHandle<StageResult>>,
+    },
+    Activating {
+        app: usize,
+        spare: usize,
+        version: u64,
+        hot_swap: bool,
+        conn: Option<Token>,
+        deadline_ns: u64,
+        phase: Phase,
+    },
+    Probation {
+        app: usize,
+        /// The replaced version, standing by.
+        old: usize,
+        version: u64,
+        from_cycle: u64,
+        until_cycle: u64,
+        base_overruns: u64,
+        base_missed: u64,
+        base_beat: u64,
+    },
+    RollingBack {
+        app: usize,
+        /// The failed version (now a spare once the handover is decided).
+        old: usize,
+        version: u64,
+        serial: u64,
+        why: String,
+    },
+}
+
+type StageResult = (Journal<FsStorage>, Result<Slot, JournalError>);
+
+/// The supervisor's update state.
+pub(super) struct Updates {
+    state_dir: PathBuf,
+    trusted: TrustedKeys,
+    catalog: Catalog,
+    warm_up_cycles: u64,
+    probation_cycles: u64,
+    /// Bit m: mode m is update-safe.
+    safe_mask: u64,
+    /// Per app (manifest order); `None` for an app without tasks or while a stage has it.
+    journals: Vec<Option<Journal<FsStorage>>>,
+    /// The last record of each app's journal (also while a stage has the journal).
+    records: Vec<Option<JournalRecord>>,
+    written: Vec<Arc<AtomicU64>>,
+    last_result: Vec<Option<String>>,
+    spares: Vec<Spare>,
+    op: Op,
+    kill_at: Option<String>,
+}
+
+impl Updates {
+    /// Opens (creating at version 0) every hosted app's journal, recovers interrupted
+    /// transitions, and points each app at the executable of the version it must run.
+    pub(super) fn open(
+        d: &Deployment,
+        o: &super::OtaOptions,
+        apps: &mut [App],
+    ) -> Result<Updates, String> {
+        std::fs::create_dir_all(&o.state_dir).map_err(|e| {
+            format!(
+                "cannot create the OTA state directory {}: {e}",
+                o.state_dir.display()
+            )
+        })?;
+        let mut u = Updates {
+            state_dir: o.state_dir.clone(),
+            trusted: o.trusted.clone(),
+            catalog: o.catalog.clone(),
+            warm_up_cycles: o.warm_up_cycles.max(1),
+            probation_cycles: d.ota.probation.hyperperiods(d.hyperperiod_ns),
+            safe_mask: d
+                .update_safe_modes
+                .iter()
+                .filter(|&&m| m < 64)
+                .fold(0, |mask, &m| mask | (1 << m)),
+            journals: Vec::new(),
+            records: Vec::new(),
+            written: Vec::new(),
+            last_result: vec![None; apps.len()],
+            spares: Vec::new(),
+            op: Op::Idle,
+            kill_at: std::env::var(KILL_AT_ENV).ok(),
+        };
+        for app in apps.iter_mut() {
+            let written = Arc::new(AtomicU64::new(0));
+            u.written.push(written.clone());
+            if !app.hosted {
+                u.journals.push(None);
+                u.records.push(None);
+                continue;
+            }
+            let storage = FsStorage::new(&o.state_dir).with_progress(written);
+            let (j, recovery) = Journal::open_or_factory(storage, &app.name)
+                .map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
+            let r = j.record().clone();
+            if recovery != Recovery::Nothing {
+                let what = match recovery {
+                    Recovery::Nothing => "",
+                    Recovery::DroppedIncompleteStage => "dropped a stage that never completed",
+                    Recovery::RevertedActivation => {
+                        "reverted an activation that never switched (the version stays staged)"
+                    }
+                    Recovery::RevertedProbation => {
+                        "rolled back a version that was on probation when the supervisor ended"
+                    }
+                };
+                eprintln!(
+                    "takt run: OTA recovery: app `{}`: {what}; now {} with version {} installed",
+                    app.name,
+                    r.state.name(),
+                    r.installed_version
+                );
+            }
+            let (slot, version) = r.running();
+            if version > 0 {
+                let stamp = slots::verify(j.storage(), &app.name, slot).map_err(|e| {
+                    format!(
+                        "app `{}`: installed version {version} in slot {slot} cannot run: {e}; refusing to start a mix of versions",
+                        app.name
+                    )
+                })?;
+                if stamp.version != version {
+                    return Err(format!(
+                        "app `{}`: slot {slot} holds version {}, the journal says {version}; refusing to start a mix of versions",
+                        app.name, stamp.version
+                    ));
+                }
+                app.exe = Some(exe_path(&o.state_dir, &app.name, slot, &stamp)?);
+                app.ota_version = version;
+            }
+            u.records.push(Some(r));
+            u.journals.push(Some(j));
+        }
+        Ok(u)
+    }
+
+    fn kill_point(&self, point: &str) {
+        if self.kill_at.as_deref() == Some(point) {
+            eprintln!("takt run: {KILL_AT_ENV}={point}: the supervisor kills itself (SIGKILL)");
+            // SAFETY: kill(2) on our own pid with SIGKILL has no memory-safety concerns.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Runs one journal transition on app `app`'s journal and refreshes the cached record.
+    fn transition(
+        &mut self,
+        app: usize,
+        f: impl FnOnce(&mut Journal<FsStorage>) -> Result<(), JournalError>,
+    ) -> Result<(), String> {
+        let Some(j) = self.journals.get_mut(app).and_then(|j| j.as_mut()) else {
+            return Err("the app's journal is busy".into());
+        };
+        f(j).map_err(|e| e.to_string())?;
+        self.records[app] = Some(j.record().clone());
+        Ok(())
+    }
+}
+
+/// The executable of a complete slot: its stamp's first file.
+fn exe_path(
+    state_dir: &Path,
+    app: &str,
+    slot: Slot,
+    stamp: &slots::SlotStamp,
+) -> Result<PathBuf, String> {
+    let dir = slots::slot_dir(app, slot).map_err(|e| e.to_string())?;
+    let (name, _, _) = stamp
+        .files
+        .first()
+        .ok_or_else(|| format!("slot {slot} of app `{app}` holds no executable"))?;
+    Ok(state_dir.join(dir).join(name))
+}
+
+/// `takt ota status` without a supervisor: reads every app's journal and slots, writes
+/// nothing (an interrupted transition shows as it was left; the next start recovers it).
+pub fn offline_report(d: &Deployment, state_dir: &Path) -> Result<OtaReport, String> {
+    let storage = FsStorage::new(state_dir);
+    let mut apps = Vec::new();
+    for (i, a) in d.apps.iter().enumerate() {
+        if !d.tasks.iter().any(|t| t.app == i) {
+            continue;
+        }
+        let record = Journal::peek(&storage, &a.name).map_err(|e| e.to_string())?;
+        apps.push(app_report(&a.name, record.as_ref(), Some(&storage), None, None));
+    }
+    Ok(OtaReport {
+        deployment: d.name.clone(),
+        state_dir: state_dir.display().to_string(),
+        cycle: None,
+        apps,
+    })
+}
+
+fn app_report(
+    name: &str,
+    record: Option<&JournalRecord>,
+    storage: Option<&FsStorage>,
+    last_result: Option<String>,
+    probation: Option<ProbationReport>,
+) -> OtaAppReport {
+    let slots = [Slot::A, Slot::B]
+        .iter()
+        .map(|&slot| {
+            let (version, detail) = match storage.map(|s| slots::verify(s, name, slot)) {
+                Some(Ok(stamp)) => (Some(stamp.version), "complete".to_string()),
+                Some(Err(e)) => (None, e.to_string()),
+                None => (None, "being written".to_string()),
+            };
+            OtaSlotReport {
+                slot: slot.name().into(),
+                version,
+                detail,
+            }
+        })
+        .collect();
+    let Some(r) = record else {
+        return OtaAppReport {
+            app: name.into(),
+            state: "not installed".into(),
+            installed_version: 0,
+            installed_slot: "a".into(),
+            running_version: 0,
+            running_slot: "a".into(),
+            update_version: None,
+            slots,
+            bad_versions: Vec::new(),
+            last_result,
+            probation,
+        };
+    };
+    let (running_slot, running_version) = r.running();
+    let update_version = match r.state {
+        UpdateState::Idle => None,
+        UpdateState::Staged { version, .. }
+        | UpdateState::Activating { version, .. }
+        | UpdateState::Probation { version, .. }
+        | UpdateState::Committed { version, .. }
+        | UpdateState::RolledBack { version, .. } => Some(version),
+    };
+    OtaAppReport {
+        app: name.into(),
+        state: r.state.name().into(),
+        installed_version: r.installed_version,
+        installed_slot: r.installed_slot.name().into(),
+        running_version,
+        running_slot: running_slot.name().into(),
+        update_version,
+        slots,
+        bad_versions: r.bad_versions.clone(),
+        last_result,
+        probation,
+    }
+}
+
+impl Supervisor<'_> {
+    fn refuse(&mut self, t: Token, why: String) {
+        eprintln!("takt run: OTA: refused: {why}");
+        self.reply(t, &Response::Refused(why), true);
+    }
+
+    pub(super) fn handle_ota(&mut self, apps: &mut [App], t: Token, req: Request) {
+        if self.updates.is_none() {
+            self.refuse(
+                t,
+                "over-the-air updates are off in this run: start `takt run` with --ota-dir DIR (or `[ota] state_dir` in the manifest)".into(),
+            );
+            return;
+        }
+        match req {
+            Request::OtaStatus => {
+                let r = self.ota_report(apps);
+                self.reply(t, &Response::Ota(r), true);
+            }
+            Request::OtaStage { bundle } => {
+                if let Err(why) = self.stage(apps, t, Path::new(&bundle)) {
+                    self.refuse(t, format!("{bundle}: {why}; nothing was changed"));
+                }
+            }
+            Request::OtaActivate {
+                app,
+                hot_swap,
+                timeout_ns,
+            } => {
+                if let Err(why) = self.activate(apps, t, &app, hot_swap, timeout_ns) {
+                    self.refuse(t, format!("activate `{app}`: {why}"));
+                }
+            }
+            Request::OtaRollback { app } => match self.rollback_request(apps, &app) {
+                Ok(msg) => self.reply(t, &Response::Done(msg), true),
+                Err(why) => self.refuse(t, format!("roll back `{app}`: {why}")),
+            },
+            _ => {}
+        }
+    }
+
+    fn ota_report(&self, apps: &[App]) -> OtaReport {
+        let Some(u) = &self.updates else {
+            return OtaReport {
+                deployment: self.d.name.clone(),
+                state_dir: String::new(),
+                cycle: None,
+                apps: Vec::new(),
+            };
+        };
+        let b = self.shared.block();
+        let reports = apps
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.hosted)
+            .map(|(i, a)| {
+                let probation = match &u.op {
+                    Op::Probation {
+                        app,
+                        from_cycle,
+                        until_cycle,
+                        base_overruns,
+                        base_missed,
+                        ..
+                    } if *app == i => Some(ProbationReport {
+                        from_cycle: *from_cycle,
+                        until_cycle: *until_cycle,
+                        overruns: b.apps[i].overruns().saturating_sub(*base_overruns),
+                        missed: b.apps[i].missed().saturating_sub(*base_missed),
+                    }),
+                    _ => None,
+                };
+                app_report(
+                    &a.name,
+                    u.records[i].as_ref(),
+                    u.journals[i].as_ref().map(|j| j.storage()),
+                    u.last_result[i].clone(),
+                    probation,
+                )
+            })
+            .collect();
+        OtaReport {
+            deployment: self.d.name.clone(),
+            state_dir: u.state_dir.display().to_string(),
+            cycle: self.epoch_ns.map(|_| self.control().cycle()),
+            apps: reports,
+        }
+    }
+
+    /// Checks a bundle completely, then hands the unpack to a worker thread (the event
+    /// loop keeps supervising; progress goes to the client every 200 ms).
+    fn stage(&mut self, apps: &[App], t: Token, path: &Path) -> Result<(), String> {
+        let d = self.d;
+        let u = self.updates.as_mut().ok_or("updates are off")?;
+        if !matches!(u.op, Op::Idle) {
+            return Err("another update is in progress (see `takt ota status`)".into());
+        }
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        if meta.len() > MAX_BUNDLE_BYTES {
+            return Err(format!(
+                "the file has {} bytes; a bundle has at most {MAX_BUNDLE_BYTES}",
+                meta.len()
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let b: Bundle = bundle::read(&bytes, &u.trusted).map_err(|e| format!("refused: {e}"))?;
+        let fr = &b.fragment;
+        let app = d
+            .apps
+            .iter()
+            .position(|a| a.name == fr.app)
+            .ok_or_else(|| {
+                format!(
+                    "refused: the bundle is for app `{}`, which deployment `{}` does not have",
+                    fr.app, d.name
+                )
+            })?;
+        if !apps[app].hosted {
+            return Err(format!("refused: app `{}` has no tasks to run", fr.app));
+        }
+        let record = u.records[app]
+            .clone()
+            .ok_or("the app's journal is busy")?;
+        if !record.state.is_rest() {
+            return Err(format!(
+                "refused: app `{}` has an update that is {} (version {:?}); finish or roll it back first",
+                fr.app,
+                record.state.name(),
+                record.running()
+            ));
+        }
+        let installed = Installed {
+            version: record.installed_version,
+            bad_versions: record.bad_versions.clone(),
+        };
+        check_stage(d, &u.catalog, &installed, &b).map_err(|e| format!("refused: {e}"))?;
+        fits_running_tables(d, &b).map_err(|e| format!("refused: {e}"))?;
+        let mut journal = u.journals[app].take().ok_or("the app's journal is busy")?;
+        let total_bytes: u64 = b.entries.iter().map(|e| e.bytes.len() as u64).sum();
+        u.written[app].store(0, Ordering::Relaxed);
+        let version = fr.version;
+        eprintln!(
+            "takt run: OTA: staging app `{}` version {version} ({}, {total_bytes} bytes) signed by {}",
+            fr.app,
+            fr.version_label,
+            crate::ota::to_hex(&b.signer)
+        );
+        let entries = b.entries;
+        let worker = std::thread::Builder::new()
+            .name("takt-ota-stage".into())
+            .spawn(move || {
+                let r = journal.stage(version, &entries);
+                (journal, r)
+            })
+            .map_err(|e| format!("cannot start the unpack: {e}"))?;
+        u.op = Op::Staging {
+            app,
+            conn: t,
+            version,
+            total_bytes,
+            next_progress_ns: monotonic_now_ns(),
+            worker: Some(worker),
+        };
+        Ok(())
+    }
+
+    fn activate(
+        &mut self,
+        apps: &mut [App],
+        t: Token,
+        name: &str,
+        hot_swap: bool,
+        timeout_ns: u64,
+    ) -> Result<(), String> {
+        let app = self
+            .app_index(apps, name)
+            .ok_or_else(|| format!("deployment `{}` has no app `{name}`", self.d.name))?;
+        if self.stopping || self.epoch_ns.is_none() {
+            return Err("the run is not running (starting or stopping)".into());
+        }
+        if apps[app].child.is_none() || !apps[app].joined {
+            return Err(format!(
+                "app `{name}` has no running process to take over from"
+            ));
+        }
+        let safe_mask = {
+            let u = self.updates.as_ref().ok_or("updates are off")?;
+            if !matches!(u.op, Op::Idle) {
+                return Err("another update is in progress (see `takt ota status`)".into());
+            }
+            if !hot_swap && u.safe_mask == 0 {
+                return Err(format!(
+                    "{}: the manifest declares no update_safe_modes, so no mode is safe; use --hot-swap",
+                    self.d.source
+                ));
+            }
+            u.safe_mask
+        };
+        let (slot, version) = match self.updates.as_ref().and_then(|u| u.records[app].clone()) {
+            Some(JournalRecord {
+                state: UpdateState::Staged { slot, version },
+                ..
+            }) => (slot, version),
+            Some(r) => {
+                return Err(format!(
+                    "app `{name}` has nothing staged (its update is {}); stage a bundle first",
+                    r.state.name()
+                ))
+            }
+            None => return Err("the app's journal is busy".into()),
+        };
+        let state_dir = self.updates.as_ref().map(|u| u.state_dir.clone()).unwrap_or_default();
+        let stamp = {
+            let u = self.updates.as_ref().ok_or("updates are off")?;
+            let j = u.journals[app].as_ref().ok_or("the app's journal is busy")?;
+            slots::verify(j.storage(), name, slot)
+                .map_err(|e| format!("staged slot {slot} is not intact: {e}"))?
+        };
+        let exe = exe_path(&state_dir, name, slot, &stamp)?;
+        let u = self.updates.as_mut().ok_or("updates are off")?;
+        u.transition(app, |j| j.activate())?;
+        u.kill_point("activating");
+        let incarnation = apps[app].next_incarnation;
+        apps[app].next_incarnation += 1;
+        let child = match self.start_process(name, Some(&exe), incarnation, version, true) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(u) = self.updates.as_mut() {
+                    let _ = u.transition(app, |j| j.roll_back());
+                    u.kill_point("rolled-back");
+                    u.last_result[app] =
+                        Some(format!("version {version} could not start ({e}); marked bad"));
+                }
+                return Err(e);
+            }
+        };
+        eprintln!(
+            "takt run: OTA: app `{name}` version {version} started standing by (pid {}, incarnation {incarnation}); {}",
+            child.id(),
+            if hot_swap {
+                "hot swap after warm-up".to_string()
+            } else {
+                format!("switch in the next update-safe mode (within {})", format_ns(timeout_ns))
+            }
+        );
+        let u = self.updates.as_mut().ok_or("updates are off")?;
+        u.spares.push(Spare {
+            app,
+            pid: child.id(),
+            child: Some(child),
+            incarnation,
+            version,
+            exe: Some(exe),
+            conn: None,
+            joined: false,
+            result: None,
+            expected_exit: false,
+            exit: None,
+        });
+        let _ = safe_mask;
+        u.op = Op::Activating {
+            app,
+            spare: u.spares.len() - 1,
+            version,
+            hot_swap,
+            conn: Some(t),
+            deadline_ns: monotonic_now_ns()
+                + self.opts.startup_timeout_ns
+                + if hot_swap { 0 } else { timeout_ns },
+            phase: Phase::Starting,
+        };
+        Ok(())
+    }
+
+    fn rollback_request(&mut self, apps: &[App], name: &str) -> Result<String, String> {
+        let app = self
+            .app_index(apps, name)
+            .ok_or_else(|| format!("deployment `{}` has no app `{name}`", self.d.name))?;
+        let u = self.updates.as_ref().ok_or("updates are off")?;
+        match &u.op {
+            Op::Probation { app: a, .. } if *a == app => {
+                self.start_rollback("the integrator asked (`takt ota rollback`)".into());
+                Ok(format!(
+                    "rolling app `{name}` back at the next hyperperiod boundary"
+                ))
+            }
+            Op::Activating { app: a, .. } if *a == app => {
+                self.abort_activation("the integrator asked (`takt ota rollback`)".into());
+                Ok(format!(
+                    "the activation of app `{name}` was withdrawn before its switch"
+                ))
+            }
+            _ => {
+                let r = u.records[app].as_ref().ok_or("the app's journal is busy")?;
+                Err(format!(
+                    "app `{name}` has no version on probation (its update is {}, version {} installed); anti-rollback forbids returning to an older committed version: stage a newer bundle instead",
+                    r.state.name(),
+                    r.installed_version
+                ))
+            }
+        }
+    }
+
+    /// A spare process reported ready: it joins at the next boundary it can make.
+    pub(super) fn spare_ready(&mut self, apps: &[App], app: usize, pid: u32, t: Token) -> bool {
+        let Some(epoch) = self.epoch_ns else {
+            return false;
+        };
+        let h = self.plan.hyperperiod_ns;
+        let warm = self.updates.as_ref().map_or(1, |u| u.warm_up_cycles);
+        let Some(u) = self.updates.as_mut() else {
+            return false;
+        };
+        let Some(k) = u
+            .spares
+            .iter()
+            .position(|s| s.app == app && s.pid == pid && !s.joined)
+        else {
+            return false;
+        };
+        let at = monotonic_now_ns() + self.opts.epoch_margin_ns;
+        let start_cycle = at.saturating_sub(epoch).div_ceil(h);
+        u.spares[k].joined = true;
+        u.spares[k].conn = Some(t);
+        if let Op::Activating { spare, phase, .. } = &mut u.op {
+            if *spare == k {
+                *phase = Phase::WarmingUp {
+                    until_cycle: start_cycle + warm,
+                };
+            }
+        }
+        eprintln!(
+            "takt run: OTA: app `{}` version {} is ready; it stands by from hyperperiod {start_cycle}",
+            apps[app].name, u.spares[k].version
+        );
+        self.reply(
+            t,
+            &Response::Join {
+                epoch_ns: epoch,
+                start_cycle,
+            },
+            false,
+        );
+        true
+    }
+
+    /// A spare's end-of-run results arrived on connection `t`.
+    pub(super) fn spare_finished(&mut self, t: Token, result: &Result<AppRun, String>) -> bool {
+        let Some(u) = self.updates.as_mut() else {
+            return false;
+        };
+        match u.spares.iter_mut().find(|s| s.conn == Some(t)) {
+            Some(s) => {
+                s.result = Some(result.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn spares_gone(&self) -> bool {
+        self.updates
+            .as_ref()
+            .is_none_or(|u| u.spares.iter().all(|s| s.child.is_none()))
+    }
+
+    pub(super) fn spare_results(&self) -> Vec<(String, u64, AppRun)> {
+        let Some(u) = &self.updates else {
+            return Vec::new();
+        };
+        u.spares
+            .iter()
+            .filter_map(|s| match &s.result {
+                Some(Ok(r)) if !r.tasks.is_empty() => Some((
+                    self.d.apps[s.app].name.clone(),
+                    s.version,
+                    r.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn reap_spares(&mut self) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        for s in &mut u.spares {
+            let status = match s.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(st))) => st,
+                _ => continue,
+            };
+            s.child = None;
+            s.exit = Some(status);
+            if let Some(t) = s.conn.take() {
+                self.conns.remove(&t);
+            }
+            if !s.expected_exit && !status.success() {
+                eprintln!(
+                    "takt run: OTA: app `{}` version {} (pid {}) ended: {status}",
+                    self.d.apps[s.app].name, s.version, s.pid
+                );
+            }
+        }
+    }
+
+    /// The app's current process ended while an update concerns it: the update decides
+    /// what follows, not the restart policy. Returns whether it did.
+    pub(super) fn owner_ended_in_update(
+        &mut self,
+        apps: &mut [App],
+        i: usize,
+        status: ExitStatus,
+    ) -> bool {
+        let Some(u) = self.updates.as_ref() else {
+            return false;
+        };
+        match &u.op {
+            Op::Probation { app, .. } if *app == i => {
+                let _ = apps;
+                self.start_rollback(format!("its process ended: {status}"));
+                true
+            }
+            Op::RollingBack { app, .. } if *app == i => true,
+            _ => false,
+        }
+    }
+
+    /// Requests the handover back to the replaced version (standing by) at the next
+    /// boundary.
+    fn start_rollback(&mut self, why: String) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let Op::Probation {
+            app, old, version, ..
+        } = u.op
+        else {
+            return;
+        };
+        let owner = u.spares[old].incarnation;
+        match self.shared.block().run.request_handover(app, owner, u64::MAX) {
+            Ok(h) => {
+                eprintln!(
+                    "takt run: OTA: app `{}` version {version} failed probation ({why}); rolling back at the next boundary",
+                    self.d.apps[app].name
+                );
+                u.op = Op::RollingBack {
+                    app,
+                    old,
+                    version,
+                    serial: h.serial,
+                    why,
+                };
+            }
+            Err(e) => {
+                eprintln!(
+                    "takt run: OTA: cannot roll app `{}` back: {e:?} (the run is stopping); the journal reverts at the next start",
+                    self.d.apps[app].name
+                );
+            }
+        }
+    }
+
+    /// Withdraws an activation before its switch: the staged version stays staged when it
+    /// did nothing wrong, and the standing-by process is dismissed.
+    fn abort_activation(&mut self, why: String) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let Op::Activating {
+            app,
+            spare,
+            version,
+            conn,
+            ref phase,
+            ..
+        } = u.op
+        else {
+            return;
+        };
+        if let Phase::Switching { .. } = phase {
+            if !self.shared.block().run.cancel_handover() {
+                return; // decided meanwhile: the switch stands, the tick sees it
+            }
+        }
+        let s = &mut u.spares[spare];
+        s.expected_exit = true;
+        self.shared.block().run.dismiss(app, s.incarnation);
+        if let Some(c) = &mut s.child {
+            if !s.joined {
+                let _ = c.kill();
+            }
+        }
+        let _ = u.transition(app, |j| j.cancel_activation());
+        let msg = format!("activation of version {version} withdrawn ({why}); it stays staged");
+        u.last_result[app] = Some(msg.clone());
+        u.op = Op::Idle;
+        eprintln!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
+        if let Some(t) = conn {
+            self.reply(t, &Response::Refused(msg), true);
+        }
+    }
+
+    /// Fails an activation because the new version misbehaved before its switch: marked
+    /// bad, its process ended.
+    fn fail_activation(&mut self, why: String) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let Op::Activating {
+            app,
+            spare,
+            version,
+            conn,
+            ref phase,
+            ..
+        } = u.op
+        else {
+            return;
+        };
+        if let Phase::Switching { .. } = phase {
+            if !self.shared.block().run.cancel_handover() {
+                return;
+            }
+        }
+        let s = &mut u.spares[spare];
+        s.expected_exit = true;
+        self.shared.block().run.dismiss(app, s.incarnation);
+        if let Some(c) = &mut s.child {
+            let _ = c.kill();
+        }
+        let _ = u.transition(app, |j| j.roll_back());
+        u.kill_point("rolled-back");
+        let msg = format!("version {version} failed before its switch ({why}); marked bad");
+        u.last_result[app] = Some(msg.clone());
+        u.op = Op::Idle;
+        eprintln!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
+        if let Some(t) = conn {
+            self.reply(t, &Response::Refused(msg), true);
+        }
+    }
+
+    /// Advances the update in flight; called on every turn of the event loop.
+    pub(super) fn update_tick(&mut self, apps: &mut [App]) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let now = monotonic_now_ns();
+        let cycle = self.shared.block().run.cycle();
+        match &mut u.op {
+            Op::Idle => {}
+            Op::Staging {
+                app,
+                conn,
+                version,
+                total_bytes,
+                next_progress_ns,
+                worker,
+            } => {
+                let (app, conn, version, total) = (*app, *conn, *version, *total_bytes);
+                let done = worker.as_ref().is_some_and(|w| w.is_finished());
+                if !done {
+                    if now >= *next_progress_ns {
+                        *next_progress_ns = now + PROGRESS_EVERY_NS;
+                        let written = u.written[app].load(Ordering::Relaxed).min(total);
+                        self.reply(
+                            conn,
+                            &Response::Progress {
+                                phase: "unpacking and syncing".into(),
+                                done_bytes: written,
+                                total_bytes: total,
+                            },
+                            false,
+                        );
+                    }
+                    return;
+                }
+                let Some(w) = worker.take() else { return };
+                u.op = Op::Idle;
+                let name = self.d.apps[app].name.clone();
+                match w.join() {
+                    Ok((journal, r)) => {
+                        u.records[app] = Some(journal.record().clone());
+                        u.journals[app] = Some(journal);
+                        match r {
+                            Ok(slot) => {
+                                u.kill_point("staged");
+                                let msg = format!(
+                                    "app `{name}` version {version} staged into slot {slot} ({total} bytes, synced)"
+                                );
+                                eprintln!("takt run: OTA: {msg}");
+                                u.last_result[app] = Some(msg.clone());
+                                self.reply(
+                                    conn,
+                                    &Response::Progress {
+                                        phase: "done".into(),
+                                        done_bytes: total,
+                                        total_bytes: total,
+                                    },
+                                    false,
+                                );
+                                self.reply(conn, &Response::Done(msg), true);
+                            }
+                            Err(e) => {
+                                let msg = format!("app `{name}` version {version}: stage failed: {e}");
+                                u.last_result[app] = Some(msg.clone());
+                                self.refuse(conn, msg);
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        let msg = format!(
+                            "app `{name}`: the unpack thread panicked; the journal of the app is reopened at the next start"
+                        );
+                        u.last_result[app] = Some(msg.clone());
+                        self.refuse(conn, msg);
+                    }
+                }
+            }
+            Op::Activating {
+                app,
+                spare,
+                version,
+                hot_swap,
+                conn,
+                deadline_ns,
+                phase,
+            } => {
+                let (app, k, version, hot_swap, conn) = (*app, *spare, *version, *hot_swap, *conn);
+                if u.spares[k].child.is_none() {
+                    let st = u.spares[k]
+                        .exit
+                        .map_or_else(|| "ended".to_string(), |s| s.to_string());
+                    self.fail_activation(format!("its process ended while standing by: {st}"));
+                    return;
+                }
+                match *phase {
+                    Phase::Starting => {
+                        if now > *deadline_ns {
+                            self.fail_activation(format!(
+                                "it did not report ready within {}",
+                                format_ns(self.opts.startup_timeout_ns)
+                            ));
+                        }
+                    }
+                    Phase::WarmingUp { until_cycle } => {
+                        if cycle >= until_cycle {
+                            let mask = if hot_swap { u64::MAX } else { u.safe_mask };
+                            let owner = u.spares[k].incarnation;
+                            match self.shared.block().run.request_handover(app, owner, mask) {
+                                Ok(h) => *phase = Phase::Switching { serial: h.serial },
+                                Err(HandoverError::Busy) => {}
+                                Err(HandoverError::Stopping) => {
+                                    self.abort_activation("the run is stopping".into())
+                                }
+                            }
+                        }
+                    }
+                    Phase::Switching { serial } => {
+                        let done = self.shared.block().run.handover_done();
+                        if let Some((s, at)) = done.filter(|&(s, _)| s == serial) {
+                            let _ = s;
+                            u.kill_point("switch-decided");
+                            if let Err(e) = u.transition(app, |j| j.switched()) {
+                                eprintln!("takt run: OTA: journal: {e}");
+                            }
+                            u.kill_point("probation");
+                            // The app's record now describes the new process; the spare
+                            // the replaced one, standing by.
+                            swap_owner(&mut apps[app], &mut u.spares[k]);
+                            apps[app].last_beat_ns = now;
+                            let b = &self.shared.block().apps[app];
+                            let until_cycle = at + u.probation_cycles;
+                            u.op = Op::Probation {
+                                app,
+                                old: k,
+                                version,
+                                from_cycle: at,
+                                until_cycle,
+                                base_overruns: b.overruns(),
+                                base_missed: b.missed(),
+                                base_beat: b.heartbeat(),
+                            };
+                            let msg = format!(
+                                "app `{}` switched to version {version} at hyperperiod {at} ({}); probation until hyperperiod {until_cycle}",
+                                apps[app].name,
+                                if hot_swap { "hot swap" } else { "update-safe mode" }
+                            );
+                            eprintln!("takt run: OTA: {msg}");
+                            u.last_result[app] = Some(msg.clone());
+                            if let Some(t) = conn {
+                                self.reply(t, &Response::Done(msg), true);
+                            }
+                        } else if now > *deadline_ns && !hot_swap {
+                            self.abort_activation(
+                                "no update-safe mode came within the timeout".into(),
+                            );
+                        } else if self.control().active_mode() == STOP {
+                            self.abort_activation("the run is stopping".into());
+                        }
+                    }
+                }
+            }
+            Op::Probation {
+                app,
+                old,
+                version,
+                until_cycle,
+                base_overruns,
+                base_missed,
+                base_beat,
+                ..
+            } => {
+                let (app, old, version, until_cycle) = (*app, *old, *version, *until_cycle);
+                let b = &self.shared.block().apps[app];
+                let overruns = b.overruns().saturating_sub(*base_overruns);
+                let missed = b.missed().saturating_sub(*base_missed);
+                let h = self.plan.hyperperiod_ns;
+                let beat_stale = now
+                    > apps[app]
+                        .last_beat_ns
+                        .saturating_add(h.saturating_mul(3).max(200_000_000));
+                let _ = base_beat;
+                if overruns > 0 || missed > 0 || beat_stale {
+                    let why = if overruns > 0 || missed > 0 {
+                        format!("{overruns} overrun(s) and {missed} missed release(s) on probation")
+                    } else {
+                        "its heartbeat stopped".to_string()
+                    };
+                    self.start_rollback(why);
+                } else if cycle >= until_cycle {
+                    let name = apps[app].name.clone();
+                    if let Err(e) = u.transition(app, |j| j.commit()) {
+                        eprintln!("takt run: OTA: journal: {e}");
+                        return;
+                    }
+                    u.kill_point("committed");
+                    let s = &mut u.spares[old];
+                    s.expected_exit = true;
+                    self.shared.block().run.dismiss(app, s.incarnation);
+                    let msg = format!(
+                        "app `{name}` version {version} committed after a clean probation (0 overruns, 0 missed releases); version {} dismissed",
+                        s.version
+                    );
+                    eprintln!("takt run: OTA: {msg}");
+                    u.last_result[app] = Some(msg);
+                    u.op = Op::Idle;
+                }
+            }
+            Op::RollingBack {
+                app,
+                old,
+                version,
+                serial,
+                why,
+            } => {
+                let (app, k, version, serial) = (*app, *old, *version, *serial);
+                let decided = self
+                    .shared
+                    .block()
+                    .run
+                    .handover_done()
+                    .and_then(|(s, at)| (s == serial).then_some(at));
+                let Some(at) = decided else {
+                    return;
+                };
+                let why = why.clone();
+                swap_owner(&mut apps[app], &mut u.spares[k]);
+                apps[app].last_beat_ns = now;
+                let _ = u.transition(app, |j| j.roll_back());
+                u.kill_point("rolled-back");
+                let failed = &mut u.spares[k];
+                failed.expected_exit = true;
+                self.shared.block().run.dismiss(app, failed.incarnation);
+                let msg = format!(
+                    "app `{}` version {version} rolled back at hyperperiod {at} ({why}); marked bad, version {} runs",
+                    apps[app].name, apps[app].ota_version
+                );
+                eprintln!("takt run: OTA: {msg}");
+                u.last_result[app] = Some(msg);
+                u.op = Op::Idle;
+            }
+        }
+    }
+}
+
+/// Exchanges which process is the app's owner: the app record takes the spare's process
+/// and the spare the app's.
+fn swap_owner(a: &mut App, s: &mut Spare) {
+    let a_pid = a.pid.unwrap_or(0);
+    std::mem::swap(&mut a.child, &mut s.child);
+    a.pid = a.child.as_ref().map(Child::id);
+    s.pid = s.child.as_ref().map_or(a_pid, Child::id);
+    std::mem::swap(&mut a.incarnation, &mut s.incarnation);
+    std::mem::swap(&mut a.ota_version, &mut s.version);
+    std::mem::swap(&mut a.exe, &mut s.exe);
+    std::mem::swap(&mut a.conn, &mut s.conn);
+    std::mem::swap(&mut a.result, &mut s.result);
+    s.joined = true;
+    a.joined = true;
+}
+
+/// A live update runs inside the running tables: every task keeps its period, offset,
+/// LET and core, and its budget may shrink but not grow past the window it has.
+fn fits_running_tables(d: &Deployment, b: &Bundle) -> Result<(), String> {
+    for t in &b.fragment.tasks {
+        let Some(id) = d.task_id(&t.name) else {
+            continue; // check_stage already refused unknown tasks
+        };
+        let run = &d.tasks[id];
+        if t.period_ns != run.period_ns
+            || t.offset_ns != run.offset_ns
+            || t.let_ns != run.let_ns
+            || t.core != run.core as u64
+        {
+            return Err(format!(
+                "task `{}` changes its period, offset, LET or core; a live update runs inside the running schedule's windows, so only the budget may change (and only shrink)",
+                t.name
+            ));
+        }
+        if t.budget_ns > run.budget_ns {
+            return Err(format!(
+                "task `{}` asks a budget of {}, but its window in the running schedule is {}; a live update runs inside the running windows",
+                t.name,
+                format_ns(t.budget_ns),
+                format_ns(run.budget_ns)
+            ));
+        }
+    }
+    Ok(())
+}
