@@ -223,6 +223,13 @@ fn read_stamp(s: &dyn Storage, dir: &str) -> Result<SlotStamp, SlotError> {
     Ok(stamp)
 }
 
+/// The stamp of `slot` without hashing its files: which version it claims to hold. For
+/// status displays, where reading and hashing a large executable would cost the running
+/// system memory bandwidth and page cache for nothing; [`verify`] before running it.
+pub fn peek(s: &dyn Storage, app: &str, slot: Slot) -> Result<SlotStamp, SlotError> {
+    read_stamp(s, &slot_dir(app, slot)?)
+}
+
 /// Checks that `slot` is complete: the stamp exists and every file it lists has the
 /// recorded digest. Returns the stamp (and so the version the slot holds).
 pub fn verify(s: &dyn Storage, app: &str, slot: Slot) -> Result<SlotStamp, SlotError> {
