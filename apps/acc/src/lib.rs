@@ -1,8 +1,8 @@
 #![deny(unsafe_code)]
 //! The closed-loop adaptive cruise control (ACC) demo, built only on takt's public API.
 //!
-//! Owns: seven tasks and their eight message types, registered by [`registry`] under the
-//! names `config/acc.toml` uses. It must never reach around takt: no raw memory access, no threads,
+//! Owns: seven tasks and their eight message types, registered by [`registry`] (or
+//! [`registry_with`] for another planner version) under the names `config/acc.toml` uses. It must never reach around takt: no raw memory access, no threads,
 //! no clocks, no I/O in a step; tasks see each other only through their ports.
 //!
 //! ```text
@@ -18,7 +18,10 @@
 //! * [`world`]: the simulated road (lead vehicle profile, ego dynamics) and the run's judge.
 //! * [`radar`], [`camera`]: sensor models; the camera renders a 4 MiB frame in place.
 //! * [`perception`]: camera range from the box size, fused with the radar.
-//! * [`planner`]: constant-time-gap policy with a set speed.
+//! * [`planner`]: time-gap policy with a set speed, in three versions ([`PlannerPolicy`]):
+//!   a constant time gap (the default), a speed-scheduled one, and the same with a CPU
+//!   overrun; the `acc-planning-v2` and `acc-planning-v3` executables are the `planning`
+//!   app with versions 2 and 3, as OTA bundles carry them.
 //! * [`controller`]: acceleration tracking (PI + feed-forward); owns the run's digest.
 //! * [`actuator`]: rate and range limits; safe stop when the command goes stale.
 //!
@@ -45,10 +48,19 @@ mod closed_loop;
 use takt::task::{Ports, Registry};
 
 use messages::*;
+pub use planner::PlannerPolicy;
 
 /// Every task implementation and message type of the ACC demo, under the names the
-/// manifest uses. Each task declares exactly the ports its constructor opens.
+/// manifest uses, with version 1 of the planner. Each task declares exactly the ports its
+/// constructor opens.
 pub fn registry() -> Registry {
+    registry_with(PlannerPolicy::ConstantGap)
+}
+
+/// [`registry`] with the given planner version. Every version registers every task and
+/// message type with the same ports, so the same manifest validates against all of them
+/// and an app executable of any version can host any app of the deployment.
+pub fn registry_with(policy: PlannerPolicy) -> Registry {
     let mut r = Registry::new();
     r.message::<GroundTruth>()
         .message::<EgoState>()
@@ -95,7 +107,7 @@ pub fn registry() -> Registry {
             .reads::<FusedObject>(TOPIC_FUSED_OBJECT)
             .reads::<EgoState>(TOPIC_EGO_STATE)
             .writes::<AccelRequest>(TOPIC_ACCEL_REQUEST),
-        planner::build,
+        policy.constructor(),
     )
     .task(
         "controller",
@@ -159,5 +171,22 @@ mod tests {
                 assert!(written, "topic {topic} ({ty}) is read but never written");
             }
         }
+    }
+
+    #[test]
+    fn every_planner_version_registers_the_same_tasks_ports_and_types() {
+        let v1 = registry();
+        for policy in PlannerPolicy::ALL {
+            let r = registry_with(policy);
+            assert_eq!(r.catalog().tasks, v1.catalog().tasks, "{policy:?}");
+            assert_eq!(r.catalog().types, v1.catalog().types, "{policy:?}");
+        }
+        // The constructors differ where they should: only the planner's.
+        let ctor = |r: &Registry, task: &str| r.constructor(task).map(|c| c as usize).ok();
+        let v2 = registry_with(PlannerPolicy::SpeedScheduledGap);
+        let v3 = registry_with(PlannerPolicy::Overrunning);
+        assert_ne!(ctor(&v1, "planner"), ctor(&v2, "planner"));
+        assert_ne!(ctor(&v2, "planner"), ctor(&v3, "planner"));
+        assert_eq!(ctor(&v1, "world"), ctor(&v3, "world"));
     }
 }

@@ -69,8 +69,10 @@ pub fn app_main(registry: Registry) -> ExitCode {
     let args = match AppArgs::try_parse() {
         Ok(a) => a,
         Err(e) => {
+            // --help and --version are answers, not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(2);
+            return ExitCode::from(code);
         }
     };
     match host_with_args(&args, &registry) {
