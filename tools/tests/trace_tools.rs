@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use takt::trace::file::ModeTasks;
 use takt::trace::{ChainInfo, ClockKind, TaskInfo, TraceHeader, TraceRecord, TraceWriter};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -900,4 +901,301 @@ fn a_real_simulated_acc_run_reports_chains_at_their_exact_bounds() {
         assert_svg(&entry.unwrap().path());
     }
     assert_svg(&dir.join("gantt.svg"));
+}
+
+// ---------------------------------------------------------------------------------------
+// release accounting across process files (OTA hot swap, restarts)
+// ---------------------------------------------------------------------------------------
+//
+// A deployment with hyperperiod 10 ms and two apps, each with its own trace file as
+// `takt run --trace BASE` names them (`BASE.<app>`, a later process of the app
+// `BASE.<app>.<n>`): app `io` runs `tick` (task 0, period 5 ms: jobs 2c and 2c + 1 in cycle
+// c), app `ctl` runs `slow` (task 1, period 10 ms: job c in cycle c). Mode `drive` releases
+// both, mode `parked` only `slow`.
+
+/// The release-accounting deployment's header; `with_modes` adds the per-mode task sets of
+/// trace format 2, without them the tools must infer the modes' task sets.
+fn swap_header(app: &str, with_modes: bool) -> TraceHeader {
+    let mut h = TraceHeader::new(app, ClockKind::Real);
+    h.manifest_hash = [7; 32];
+    h.epoch_ns = EPOCH_NS;
+    h.hyperperiod_ns = 10 * MS;
+    h.task_names = vec!["tick".into(), "slow".into()];
+    h.mode_names = vec!["drive".into(), "parked".into()];
+    h.tasks = vec![
+        TaskInfo {
+            core: 0,
+            period_ns: 5 * MS,
+            offset_ns: 0,
+            budget_ns: MS,
+            let_ns: 5 * MS,
+        },
+        TaskInfo {
+            core: 1,
+            period_ns: 10 * MS,
+            offset_ns: 2 * MS,
+            budget_ns: MS,
+            let_ns: 8 * MS,
+        },
+    ];
+    if with_modes {
+        h.mode_tasks = Some(ModeTasks {
+            default_mode: 0,
+            tasks: vec![vec![0, 1], vec![1]],
+        });
+    }
+    h
+}
+
+/// The records of `task`'s jobs in hyperperiod cycles `cycles`, one `Vec` per job, as the
+/// dispatcher writes them (release, start, end), each job on time and 100 us long.
+fn task_cycles(task: u32, cycles: std::ops::Range<u64>) -> Vec<Vec<TraceRecord>> {
+    let (period_ns, offset_ns, core) = if task == 0 {
+        (5 * MS, 0, 0)
+    } else {
+        (10 * MS, 2 * MS, 1)
+    };
+    let per_cycle = 10 * MS / period_ns;
+    let mut jobs = Vec::new();
+    for cycle in cycles {
+        for k in 0..per_cycle {
+            let job = cycle * per_cycle + k;
+            let r = job * period_ns + offset_ns;
+            let at = EPOCH_NS + r;
+            jobs.push(vec![
+                TraceRecord::release(core, task, job, r, at, r, MS),
+                TraceRecord::start(core, task, job, r, at),
+                TraceRecord::end(core, task, job, r, at + 100_000, 100_000),
+            ]);
+        }
+    }
+    jobs
+}
+
+/// A mode switch at the start of `cycle` as the dispatcher of `core` records it.
+fn switch_at(core: u8, cycle: u64, from_mode: u64, to_mode: u64) -> Vec<TraceRecord> {
+    vec![TraceRecord::mode_switch(
+        core,
+        cycle,
+        cycle * 10 * MS,
+        EPOCH_NS + cycle * 10 * MS + 50,
+        from_mode,
+        to_mode,
+    )]
+}
+
+/// Writes one process's trace file `BASE.<app>[.<n>]` and returns its path.
+fn process_file(base: &Path, suffix: &str, with_modes: bool, jobs: &[Vec<TraceRecord>]) -> PathBuf {
+    let app = suffix.split('.').next().expect("a suffix names its app");
+    let mut name = base.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    let path = PathBuf::from(name);
+    let mut sorted: Vec<Vec<TraceRecord>> = jobs.to_vec();
+    sorted.sort_by_key(|j| j.first().map_or(0, |r| r.time_ns));
+    write_trace(&path, &swap_header(app, with_modes), &sorted);
+    path
+}
+
+/// `takt trace report` of `files`, as JSON and as text.
+fn report_both(files: &[PathBuf]) -> (Value, String) {
+    let mut args: Vec<&str> = vec!["trace", "report"];
+    args.extend(files.iter().map(|p| s(p)));
+    let text = takt(&args);
+    assert!(text.ok(), "text report failed: {}", text.stderr);
+    args.push("--json");
+    let json = takt(&args);
+    assert!(json.ok(), "JSON report failed: {}", json.stderr);
+    (json.json(), text.stdout)
+}
+
+/// `(planned, seen, missed, duplicate)` of `name`'s releases.
+fn releases_of(report: &Value, name: &str) -> [u64; 4] {
+    let r = &task(report, name)["releases"];
+    [&r["planned"], &r["seen"], &r["missed"], &r["duplicate"]].map(u)
+}
+
+/// The top-level `(missed, duplicate)` totals.
+fn release_totals(report: &Value) -> [u64; 2] {
+    [
+        &report["releases"]["missed"],
+        &report["releases"]["duplicate"],
+    ]
+    .map(u)
+}
+
+#[test]
+fn releases_of_one_complete_file_are_all_accounted() {
+    let base = scratch("rel-complete.takt");
+    let mut jobs = task_cycles(0, 0..8);
+    jobs.extend(task_cycles(1, 0..8));
+    let f = process_file(&base, "all", true, &jobs);
+    let (r, text) = report_both(&[f]);
+    assert_eq!(releases_of(&r, "tick"), [16, 16, 0, 0]);
+    assert_eq!(releases_of(&r, "slow"), [8, 8, 0, 0]);
+    assert_eq!(release_totals(&r), [0, 0]);
+    assert_eq!(r["releases"]["expectation"], "header");
+    let slow = &task(&r, "slow")["releases"];
+    assert_eq!((u(&slow["first_job"]), u(&slow["last_job"])), (0, 7));
+    assert_eq!(slow["missed_jobs"], serde_json::json!([]));
+    assert!(
+        text.contains("missed releases: 0, duplicate releases: 0"),
+        "{text}"
+    );
+    assert!(!text.contains("  missed: "), "{text}");
+}
+
+#[test]
+fn a_hot_swap_at_a_boundary_misses_and_duplicates_nothing() {
+    // Process 1 of `ctl` runs cycles 0..=3, the new version 4..=7; `io` runs throughout.
+    let base = scratch("rel-swap.takt");
+    let io = process_file(&base, "io", true, &task_cycles(0, 0..8));
+    let old = process_file(&base, "ctl", true, &task_cycles(1, 0..4));
+    let new = process_file(&base, "ctl.1", true, &task_cycles(1, 4..8));
+    let (r, text) = report_both(&[io, old, new]);
+    assert_eq!(releases_of(&r, "slow"), [8, 8, 0, 0]);
+    assert_eq!(releases_of(&r, "tick"), [16, 16, 0, 0]);
+    assert_eq!(release_totals(&r), [0, 0]);
+    assert!(
+        text.contains("missed releases: 0, duplicate releases: 0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_cycle_between_the_old_and_the_new_process_is_a_missed_release_named_in_the_text() {
+    // The new `ctl` starts one cycle late: cycle 4 (`slow` job 4) has no release anywhere.
+    let base = scratch("rel-gap.takt");
+    let io = process_file(&base, "io", true, &task_cycles(0, 0..8));
+    let old = process_file(&base, "ctl", true, &task_cycles(1, 0..4));
+    let new = process_file(&base, "ctl.1", true, &task_cycles(1, 5..8));
+    let (r, text) = report_both(&[io, old, new]);
+    assert_eq!(releases_of(&r, "slow"), [8, 7, 1, 0]);
+    assert_eq!(releases_of(&r, "tick"), [16, 16, 0, 0]);
+    assert_eq!(release_totals(&r), [1, 0]);
+    assert_eq!(
+        task(&r, "slow")["releases"]["missed_jobs"],
+        serde_json::json!([[4, 4]])
+    );
+    assert!(
+        text.contains("missed: task `slow` job 4 (cycle 4, mode `drive`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missed releases: 1, duplicate releases: 0"),
+        "{text}"
+    );
+    // `report_both` asserted exit code 0: a missed release is a finding, not a failure.
+}
+
+#[test]
+fn a_cycle_run_by_both_the_old_and_the_new_process_is_a_duplicate_release() {
+    // The old `ctl` still runs cycle 4, which the new one also runs.
+    let base = scratch("rel-overlap.takt");
+    let io = process_file(&base, "io", true, &task_cycles(0, 0..8));
+    let old = process_file(&base, "ctl", true, &task_cycles(1, 0..5));
+    let new = process_file(&base, "ctl.1", true, &task_cycles(1, 4..8));
+    let (r, text) = report_both(&[io, old, new]);
+    assert_eq!(releases_of(&r, "slow"), [8, 8, 0, 1]);
+    assert_eq!(release_totals(&r), [0, 1]);
+    assert_eq!(
+        task(&r, "slow")["releases"]["duplicate_jobs"],
+        serde_json::json!([[4, 2]])
+    );
+    assert!(
+        text.contains("duplicate: task `slow` job 4 (cycle 4) released by 2 records"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missed releases: 0, duplicate releases: 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_mode_without_the_task_owes_no_release() {
+    // drive for cycles 0..=2, parked (no `tick`) for 3..=5, drive again from 6; both
+    // processes record both switches, as every dispatcher does.
+    let base = scratch("rel-modes.takt");
+    let io_jobs = |switches: bool| {
+        let mut jobs = task_cycles(0, 0..3);
+        jobs.extend(task_cycles(0, 6..8));
+        if switches {
+            jobs.push(switch_at(0, 3, 0, 1));
+            jobs.push(switch_at(0, 6, 1, 0));
+        }
+        jobs
+    };
+    let mut ctl_jobs = task_cycles(1, 0..8);
+    ctl_jobs.push(switch_at(1, 3, 0, 1));
+    ctl_jobs.push(switch_at(1, 6, 1, 0));
+
+    for with_modes in [true, false] {
+        let io = process_file(&base, "io", with_modes, &io_jobs(true));
+        let ctl = process_file(&base, "ctl", with_modes, &ctl_jobs);
+        let (r, text) = report_both(&[io, ctl]);
+        // `tick` owes 2 releases in each of the 5 drive cycles of its interval (0..=7).
+        assert_eq!(
+            releases_of(&r, "tick"),
+            [10, 10, 0, 0],
+            "modes: {with_modes}"
+        );
+        assert_eq!(releases_of(&r, "slow"), [8, 8, 0, 0], "modes: {with_modes}");
+        assert_eq!(release_totals(&r), [0, 0]);
+        assert_eq!(u(&r["releases"]["unplanned"]), 0);
+        assert_eq!(
+            r["releases"]["expectation"],
+            if with_modes { "header" } else { "inferred" }
+        );
+        assert!(
+            text.contains("missed releases: 0, duplicate releases: 0"),
+            "{text}"
+        );
+    }
+
+    // Without the switch records the parked cycles would be drive cycles: 6 misses. This
+    // is what makes the zero above a finding rather than a default.
+    let io = process_file(&base, "io", true, &io_jobs(false));
+    let ctl = process_file(&base, "ctl", true, &task_cycles(1, 0..8));
+    let (r, text) = report_both(&[io, ctl]);
+    assert_eq!(releases_of(&r, "tick"), [16, 10, 6, 0]);
+    assert!(
+        text.contains("missed: task `tick` jobs 6..=11 (cycles 3..=5, mode `drive`)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_real_simulated_acc_run_misses_and_duplicates_no_release() {
+    let manifest = repo("config/acc.toml");
+    let trace = scratch("acc-releases.trc");
+    let out = takt(&[
+        "run",
+        s(&manifest),
+        "--clock",
+        "sim",
+        "--duration",
+        "1s",
+        "--quiet",
+        "--trace",
+        s(&trace),
+    ]);
+    assert!(out.ok(), "takt run failed: {}", out.stderr);
+    let rep = takt(&["trace", "report", s(&trace), "--json"]);
+    assert!(rep.ok(), "{}", rep.stderr);
+    let r = rep.json();
+    assert_eq!(
+        r["releases"]["expectation"], "header",
+        "{:#}",
+        r["releases"]
+    );
+    assert_eq!(release_totals(&r), [0, 0], "{:#}", r["releases"]);
+    assert_eq!(u(&r["releases"]["unplanned"]), 0);
+    // Every job of the second is planned and seen: `planned` is not trivially 0.
+    let mut planned = 0;
+    for t in r["tasks"].as_array().unwrap() {
+        let rel = &t["releases"];
+        assert_eq!(rel["planned"], rel["seen"], "{t:#}");
+        planned += u(&rel["planned"]);
+    }
+    assert!(planned > 0);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::manifest::Deployment;
 use crate::plan::Plan;
+use crate::trace::file::ModeTasks;
 use crate::trace::{
     self, ChainInfo, Drainer, RingConsumer, RingProducer, TaskInfo, TraceHeader, TraceRecord,
     TraceWriter,
@@ -88,7 +89,29 @@ pub(super) fn header(
             }
         })
         .collect();
+    h.mode_tasks = Some(mode_tasks(d, plan));
     h
+}
+
+/// Which tasks each mode's tables release: read from the plan's windows rather than the
+/// manifest's mode lists, because the windows are what the dispatchers walk.
+fn mode_tasks(d: &Deployment, plan: &Plan) -> ModeTasks {
+    let mut tasks: Vec<Vec<u32>> = vec![Vec::new(); d.modes.len()];
+    for m in &plan.modes {
+        if let Some(set) = tasks.get_mut(m.mode) {
+            set.extend(
+                m.cores
+                    .iter()
+                    .flat_map(|t| t.windows.iter().map(|w| w.task as u32)),
+            );
+            set.sort_unstable();
+            set.dedup();
+        }
+    }
+    ModeTasks {
+        default_mode: d.default_mode as u64,
+        tasks,
+    }
 }
 
 /// The port id of `topic` in trace records: its channel's index.

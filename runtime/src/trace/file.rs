@@ -13,7 +13,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "TAKTTRC\0"
-//! 8       2     format version (u16) = 1
+//! 8       2     format version (u16) = 2 (version 1 is still read, see below)
 //! 10      4     header length H (u32), at most MAX_HEADER_BYTES
 //! 14      8     header checksum (u64, FNV-1a over the length field and the header bytes)
 //! 22      H     header: TraceHeader, bincode 2 (fixed-width little-endian integers)
@@ -30,6 +30,14 @@
 //! from one cut exactly at a chunk boundary (crash, full disk, truncation). FNV-1a detects
 //! every single changed byte in a chunk, which is the damage the reader must never miss;
 //! it is no defence against deliberate tampering and is not meant to be.
+//!
+//! # Versions
+//!
+//! * 1: the header ends with `chains`.
+//! * 2: the header gains `mode_tasks` at its end (which tasks each mode releases and the
+//!   mode at cycle 0), so tools can tell a missed release from a task that is not in the
+//!   active mode. Chunks and records are unchanged. A version-1 file is still read; its
+//!   header then has `mode_tasks: None`.
 
 use std::fmt;
 use std::fs::File;
@@ -47,8 +55,10 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// The first eight bytes of every takt trace file.
 pub const MAGIC: [u8; 8] = *b"TAKTTRC\0";
-/// The format version this takt writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this takt writes (and the newest it reads).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this takt still reads.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Largest header the reader accepts (names of every task, topic and mode fit easily).
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
 /// Most records in one chunk; the writer splits larger batches.
@@ -128,6 +138,68 @@ pub struct TraceHeader {
     pub tasks: Vec<TaskInfo>,
     /// The deployment's declared cause-effect chains with the plan's analytic bounds.
     pub chains: Vec<ChainInfo>,
+    /// Which tasks each mode releases and the mode at cycle 0 (format 2). `None` in a
+    /// format-1 file, or when the writer did not know the plan; tools then infer the
+    /// expected releases from the records.
+    pub mode_tasks: Option<ModeTasks>,
+}
+
+/// The release pattern of every mode, as the plan's tables have it: in each hyperperiod
+/// cycle of mode `m`, every task in `tasks[m]` is released once per period (job indices
+/// `cycle * hyperperiod / period ..` up to the next cycle's first), every other task not at
+/// all. Mode switches take effect only at cycle starts, so this and the `ModeSwitch`
+/// records give every release a run owes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ModeTasks {
+    /// The mode active at cycle 0 (index into `mode_names`).
+    pub default_mode: u64,
+    /// Per mode (same index as `mode_names`): the task indices its tables release, ascending.
+    pub tasks: Vec<Vec<u32>>,
+}
+
+impl ModeTasks {
+    /// Whether mode `mode` releases task `task`; `None` for a mode it does not describe.
+    pub fn releases(&self, mode: u64, task: u32) -> Option<bool> {
+        let set = usize::try_from(mode).ok().and_then(|m| self.tasks.get(m))?;
+        Some(set.binary_search(&task).is_ok())
+    }
+}
+
+/// The header of format version 1: [`TraceHeader`] without `mode_tasks`. Only decoded
+/// (and, in tests, encoded to make version-1 files).
+#[derive(bincode::Decode)]
+#[cfg_attr(test, derive(bincode::Encode))]
+struct HeaderV1 {
+    takt_version: String,
+    manifest_hash: [u8; 32],
+    epoch_ns: u64,
+    clock: ClockKind,
+    app_name: String,
+    hyperperiod_ns: u64,
+    task_names: Vec<String>,
+    topic_names: Vec<String>,
+    mode_names: Vec<String>,
+    tasks: Vec<TaskInfo>,
+    chains: Vec<ChainInfo>,
+}
+
+impl From<HeaderV1> for TraceHeader {
+    fn from(h: HeaderV1) -> Self {
+        TraceHeader {
+            takt_version: h.takt_version,
+            manifest_hash: h.manifest_hash,
+            epoch_ns: h.epoch_ns,
+            clock: h.clock,
+            app_name: h.app_name,
+            hyperperiod_ns: h.hyperperiod_ns,
+            task_names: h.task_names,
+            topic_names: h.topic_names,
+            mode_names: h.mode_names,
+            tasks: h.tasks,
+            chains: h.chains,
+            mode_tasks: None,
+        }
+    }
 }
 
 /// A task's timing as the plan used it.
@@ -168,6 +240,7 @@ impl TraceHeader {
             mode_names: Vec::new(),
             tasks: Vec::new(),
             chains: Vec::new(),
+            mode_tasks: None,
         }
     }
 
@@ -576,7 +649,7 @@ pub enum TraceOpenError {
         path: PathBuf,
         found: Vec<u8>,
     },
-    /// The file's format version is not [`FORMAT_VERSION`].
+    /// The file's format version is outside [`OLDEST_FORMAT_VERSION`]..=[`FORMAT_VERSION`].
     UnsupportedVersion {
         path: PathBuf,
         found: u16,
@@ -604,7 +677,7 @@ impl fmt::Display for TraceOpenError {
             ),
             TraceOpenError::UnsupportedVersion { path, found } => write!(
                 f,
-                "{} has trace format version {found}; this takt ({}) reads format version {FORMAT_VERSION} only",
+                "{} has trace format version {found}; this takt ({}) reads format version {FORMAT_VERSION} and the older version {OLDEST_FORMAT_VERSION} only",
                 path.display(),
                 env!("CARGO_PKG_VERSION")
             ),
@@ -750,7 +823,7 @@ fn le_u64(bytes: &[u8]) -> u64 {
 
 impl TraceReader {
     /// Opens `path` and reads its preamble and header. Refuses anything that is not a
-    /// version-1 takt trace with an intact header.
+    /// takt trace of a version this takt reads (1 or 2) with an intact header.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TraceOpenError> {
         let path = path.as_ref().to_path_buf();
         let io_err = |source| TraceOpenError::Io {
@@ -781,7 +854,7 @@ impl TraceReader {
             ));
         }
         let version = u16::from_le_bytes([preamble[8], preamble[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(TraceOpenError::UnsupportedVersion {
                 path,
                 found: version,
@@ -820,8 +893,18 @@ impl TraceReader {
                 ),
             ));
         }
-        let (header, used): (TraceHeader, usize) = bincode::decode_from_slice(&body, WIRE)
-            .map_err(|e| header_err(PREAMBLE_BYTES, format!("header does not decode: {e}")))?;
+        let decoded = if version == 1 {
+            bincode::decode_from_slice::<HeaderV1, _>(&body, WIRE)
+                .map(|(h, used)| (TraceHeader::from(h), used))
+        } else {
+            bincode::decode_from_slice::<TraceHeader, _>(&body, WIRE)
+        };
+        let (header, used) = decoded.map_err(|e| {
+            header_err(
+                PREAMBLE_BYTES,
+                format!("format-{version} header does not decode: {e}"),
+            )
+        })?;
         if used != body.len() {
             return Err(header_err(
                 PREAMBLE_BYTES + used,
@@ -1162,9 +1245,17 @@ mod tests {
         h.topic_names = vec!["objects".into()];
         h.mode_names = vec!["drive".into(), "parked".into()];
         h.manifest_hash = [7; 32];
+        h.mode_tasks = Some(ModeTasks {
+            default_mode: 1,
+            tasks: vec![vec![0, 1], vec![1]],
+        });
         let bytes = bincode::encode_to_vec(&h, WIRE).unwrap();
         let (back, _): (TraceHeader, usize) = bincode::decode_from_slice(&bytes, WIRE).unwrap();
         assert_eq!(back, h);
+        let modes = back.mode_tasks.as_ref().unwrap();
+        assert_eq!(modes.releases(0, 0), Some(true));
+        assert_eq!(modes.releases(1, 0), Some(false));
+        assert_eq!(modes.releases(2, 0), None);
         assert_eq!(h.task_name(1), Some("control"));
         assert_eq!(h.task_name(2), None);
         assert_eq!(h.topic_name(0), Some("objects"));
@@ -1179,11 +1270,89 @@ mod tests {
         let mut h = TraceHeader::new("x", ClockKind::Real);
         h.mode_names = vec!["m".into()];
         let mut bytes = bincode::encode_to_vec(&h, WIRE).unwrap();
-        // The mode list's u64 length prefix sits right before its single one-byte name
-        // (itself a u64 length 1 and the byte 'm').
-        let at = bytes.len() - (8 + 8 + 1);
+        // The header ends with the mode list (its u64 length prefix, then the single name as
+        // a u64 length 1 and the byte 'm'), the empty task and chain lists (a u64 length
+        // each) and `mode_tasks: None` (one tag byte).
+        let at = bytes.len() - (8 + 8 + 1 + 8 + 8 + 1);
+        assert_eq!(&bytes[at..at + 8], &1u64.to_le_bytes());
+        assert_eq!(bytes[at + 16], b'm');
         bytes[at..at + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
         let decoded: Result<(TraceHeader, usize), _> = bincode::decode_from_slice(&bytes, WIRE);
         assert!(decoded.is_err());
+    }
+    #[test]
+    fn a_version_1_file_is_still_read_without_mode_tasks() {
+        let mut h = TraceHeader::new("old", ClockKind::Sim);
+        h.task_names = vec!["radar".into()];
+        h.mode_names = vec!["drive".into()];
+        h.hyperperiod_ns = 10;
+        h.tasks = vec![TaskInfo {
+            core: 1,
+            period_ns: 10,
+            offset_ns: 0,
+            budget_ns: 2,
+            let_ns: 10,
+        }];
+        let v1 = HeaderV1 {
+            takt_version: h.takt_version.clone(),
+            manifest_hash: h.manifest_hash,
+            epoch_ns: h.epoch_ns,
+            clock: h.clock,
+            app_name: h.app_name.clone(),
+            hyperperiod_ns: h.hyperperiod_ns,
+            task_names: h.task_names.clone(),
+            topic_names: h.topic_names.clone(),
+            mode_names: h.mode_names.clone(),
+            tasks: h.tasks.clone(),
+            chains: h.chains.clone(),
+        };
+        let body = bincode::encode_to_vec(&v1, WIRE).unwrap();
+        let len = (body.len() as u32).to_le_bytes();
+        let record = TraceRecord::release(1, 0, 3, 30, 31, 30, 2);
+        let mut payload = [0u8; RECORD_BYTES];
+        bincode::encode_into_slice(record, &mut payload, WIRE).unwrap();
+        let (plen, count, zero) = (
+            (RECORD_BYTES as u32).to_le_bytes(),
+            1u32.to_le_bytes(),
+            0u32.to_le_bytes(),
+        );
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u16.to_le_bytes());
+        bytes.extend_from_slice(&len);
+        bytes.extend_from_slice(&fnv1a64(&[&len, &body]).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&plen);
+        bytes.extend_from_slice(&count);
+        bytes.extend_from_slice(&fnv1a64(&[&plen, &count, &payload]).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&zero);
+        bytes.extend_from_slice(&zero);
+        bytes.extend_from_slice(&fnv1a64(&[&zero, &zero]).to_le_bytes());
+        let path = std::env::temp_dir().join(format!(
+            "takt-trace-v1-{}-{:?}.trc",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let read = read_all(&path);
+        let _ = std::fs::remove_file(&path);
+        let read = read.unwrap();
+        assert_eq!(read.header, h);
+        assert_eq!(read.header.mode_tasks, None);
+        assert_eq!(read.records, vec![record]);
+        assert_eq!(read.error, None);
+
+        // The same header announced as version 2 lacks the `mode_tasks` tag: refused, not
+        // misread.
+        bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+        let path2 = path.with_extension("v2");
+        std::fs::write(&path2, &bytes).unwrap();
+        let err = read_all(&path2);
+        let _ = std::fs::remove_file(&path2);
+        let err = err.unwrap_err();
+        assert!(
+            err.to_string().contains("format-2 header does not decode"),
+            "{err}"
+        );
     }
 }

@@ -38,6 +38,9 @@ pub struct FileInfo {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The first file's header; `read_many` made sure all files are of one deployment run.
+    /// Its `mode_tasks` is the first file's that has them: a hot swap may replace a process
+    /// built with an older takt, whose format-1 file lacks them, while another file of the
+    /// same deployment (same manifest hash, so the same plan) carries them.
     pub header: TraceHeader,
     pub files: Vec<FileInfo>,
     pub records: Vec<TraceRecord>,
@@ -103,7 +106,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Failure> {
     let Some(first) = many.files.first() else {
         return Err(Failure::bad_input("no trace files given"));
     };
-    let header = first.header.clone();
+    let mut header = first.header.clone();
+    if header.mode_tasks.is_none() {
+        header.mode_tasks = many.files.iter().find_map(|f| f.header.mode_tasks.clone());
+    }
     let files = many
         .files
         .iter()

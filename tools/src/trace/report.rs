@@ -33,7 +33,20 @@
 //!     "lateness_ns_min": 0, "lateness_ns_p50": 0, "lateness_ns_p99": 0, "lateness_ns_max": 0,
 //!                                        // actual wake-up - planned window start
 //!     "execution_ns_min": 900, "execution_ns_p50": 1000, "execution_ns_p99": 2100,
-//!     "execution_ns_max": 30000          // as measured by the dispatcher
+//!     "execution_ns_max": 30000,         // as measured by the dispatcher
+//!     "releases": {                      // from the task's first to its last release, any file
+//!       "planned": 100,                  // jobs the plan demanded there (its mode releases it)
+//!       "seen": 100,                     // distinct jobs with a Release record (skipped too)
+//!       "missed": 0,                     // planned, no Release record in any file
+//!       "duplicate": 0,                  // jobs with more than one Release record
+//!       "unplanned": 0,                  // seen in cycles whose mode does not release the task
+//!       "missed_in_loss": 0,             // of missed: near records lost in a full ring
+//!       "first_job": 0, "last_job": 99,  // the traced interval; null without releases
+//!       "missed_jobs": [[40, 43]],       // inclusive job-index ranges
+//!       "duplicate_jobs": [[44, 2]],     // [job, records naming it]
+//!       "unplanned_jobs": [],            // inclusive job-index ranges
+//!       "unaccounted": null | "why planned/missed cannot be computed for this task"
+//!     }
 //!   }],
 //!   "chains": [{
 //!     "name": "radar_to_brake",
@@ -58,11 +71,22 @@
 //!   "mode_switches": [{"cycle": 12, "at_ns": 480000000, "time_ns": 480000000,
 //!                      "from": "drive", "to": "degraded", "from_index": 0, "to_index": 1,
 //!                      "cores": [0, 1]}], // once per switch, with the cores that recorded it
+//!   "releases": {                        // totals over every task, as above
+//!     "expectation": "header" | "inferred", // per-mode task sets from the header (format 2),
+//!                                        // or inferred from the releases seen in each mode
+//!     "planned": 1000, "seen": 1000, "missed": 0, "duplicate": 0, "unplanned": 0,
+//!     "missed_in_loss": 0,
+//!     "notes": []                        // doubts about the expectation, one sentence each
+//!   },
 //!   "dropped_events": 0,                 // records lost in full trace rings, all files
 //!   "break": null | {"file": "t.trc", "offset": 4096, "reason": "chunk checksum mismatch ..."}
 //!                                        // the first damaged file: figures are partial
 //! }
 //! ```
+//!
+//! Releases are accounted as `analysis` defines them: per task over its traced interval,
+//! the mode of each hyperperiod cycle from the mode switch records, and the tasks each mode
+//! releases from the header (or, for a format-1 trace, inferred from the records).
 //!
 //! Data age and reaction time follow the definitions of the plan's chain bounds
 //! (`takt::plan::ChainBound`) in logical time: data age of a last-task job = its LET
@@ -77,12 +101,15 @@ use std::path::PathBuf;
 use serde::Serialize;
 use takt::trace::{ClockKind, TraceBreak};
 
-use super::analysis::{self, Analysis, Quantiles};
+use super::analysis::{self, Analysis, JobRange, Quantiles, ReleaseBasis, TaskReleases};
 use super::{load, Loaded};
 use crate::common::Failure;
 
 /// Version of the JSON layout above.
 pub const FORMAT_VERSION: u32 = 1;
+/// Most missed, duplicate or unplanned ranges the text report lists per task and kind; the
+/// JSON lists them all.
+const MAX_DETAIL_LINES: usize = 20;
 
 pub fn report(paths: &[PathBuf], json: bool) -> Result<(), Failure> {
     let loaded = load(paths)?;
@@ -109,9 +136,62 @@ struct ReportJson {
     tasks: Vec<TaskJson>,
     chains: Vec<ChainJson>,
     mode_switches: Vec<ModeSwitchJson>,
+    releases: ReleasesJson,
     dropped_events: u64,
     #[serde(rename = "break")]
     break_: Option<BreakJson>,
+}
+
+#[derive(Serialize)]
+struct ReleasesJson {
+    expectation: &'static str,
+    planned: u64,
+    seen: u64,
+    missed: u64,
+    duplicate: u64,
+    unplanned: u64,
+    missed_in_loss: u64,
+    notes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct TaskReleasesJson {
+    planned: u64,
+    seen: u64,
+    missed: u64,
+    duplicate: u64,
+    unplanned: u64,
+    missed_in_loss: u64,
+    first_job: Option<u64>,
+    last_job: Option<u64>,
+    missed_jobs: Vec<[u64; 2]>,
+    duplicate_jobs: Vec<[u64; 2]>,
+    unplanned_jobs: Vec<[u64; 2]>,
+    unaccounted: Option<String>,
+}
+
+impl TaskReleasesJson {
+    fn new(r: &TaskReleases) -> Self {
+        let ranges = |v: &[JobRange]| v.iter().map(|r| [r.first, r.last]).collect();
+        TaskReleasesJson {
+            planned: r.planned,
+            seen: r.seen,
+            missed: r.missed,
+            duplicate: r.duplicate,
+            unplanned: r.unplanned,
+            missed_in_loss: r.missed_in_loss,
+            first_job: r.first_job,
+            last_job: r.last_job,
+            missed_jobs: ranges(&r.missed_jobs),
+            duplicate_jobs: r
+                .duplicate_jobs
+                .iter()
+                .map(|d| [d.job, d.records])
+                .collect(),
+            unplanned_jobs: ranges(&r.unplanned_jobs),
+            unaccounted: r.unaccounted.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -163,6 +243,7 @@ struct TaskJson {
     execution_ns_p50: Option<u64>,
     execution_ns_p99: Option<u64>,
     execution_ns_max: Option<u64>,
+    releases: Option<TaskReleasesJson>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +308,13 @@ fn four(q: Option<Quantiles>) -> [Option<u64>; 4] {
     }
 }
 
+fn basis_name(basis: ReleaseBasis) -> &'static str {
+    match basis {
+        ReleaseBasis::Header => "header",
+        ReleaseBasis::Inferred => "inferred",
+    }
+}
+
 pub fn clock_name(clock: ClockKind) -> &'static str {
     match clock {
         ClockKind::Real => "real",
@@ -282,6 +370,12 @@ fn to_json(loaded: &Loaded, a: &Analysis) -> ReportJson {
                     execution_ns_p50,
                     execution_ns_p99,
                     execution_ns_max,
+                    // Both lists are indexed by task (see `analysis::analyze`).
+                    releases: a
+                        .releases
+                        .tasks
+                        .get(t.task as usize)
+                        .map(TaskReleasesJson::new),
                 }
             })
             .collect(),
@@ -342,6 +436,16 @@ fn to_json(loaded: &Loaded, a: &Analysis) -> ReportJson {
                 cores: s.cores.clone(),
             })
             .collect(),
+        releases: ReleasesJson {
+            expectation: basis_name(a.releases.basis),
+            planned: a.releases.planned,
+            seen: a.releases.seen,
+            missed: a.releases.missed,
+            duplicate: a.releases.duplicate,
+            unplanned: a.releases.unplanned,
+            missed_in_loss: a.releases.missed_in_loss,
+            notes: a.releases.notes.clone(),
+        },
         dropped_events: loaded.dropped_total,
         break_: loaded.first_break().map(|(p, b)| BreakJson::new(p, b)),
     }
@@ -481,6 +585,8 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
         );
     }
 
+    releases_text(&mut out, h, a);
+
     if !a.chains.is_empty() {
         let _ = writeln!(
             out,
@@ -579,6 +685,154 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
         );
     }
     out
+}
+
+/// `job 7 (cycle 3` or `jobs 8..=11 (cycles 4..=5`, for a detail line.
+fn jobs_and_cycles(t: &TaskReleases, r: &JobRange) -> String {
+    let jobs = if r.first == r.last {
+        format!("job {}", r.first)
+    } else {
+        format!("jobs {}..={}", r.first, r.last)
+    };
+    match (t.cycle_of(r.first), t.cycle_of(r.last)) {
+        (Some(c0), Some(c1)) if c0 == c1 => format!("{jobs} (cycle {c0}"),
+        (Some(c0), Some(c1)) => format!("{jobs} (cycles {c0}..={c1}"),
+        _ => format!("{jobs} ("),
+    }
+}
+
+fn mode_text(h: &takt::trace::TraceHeader, mode: Option<u64>) -> String {
+    mode.map_or_else(
+        || "an unrecorded mode".to_string(),
+        |m| format!("mode `{}`", analysis::mode_name(h, m)),
+    )
+}
+
+/// The releases table, a line per missed, duplicate or unplanned range (at most
+/// [`MAX_DETAIL_LINES`] per task and kind) and the summary line.
+fn releases_text(out: &mut String, h: &takt::trace::TraceHeader, a: &Analysis) {
+    let r = &a.releases;
+    let _ = writeln!(
+        out,
+        "\nreleases (per task from its first to its last release in any file; modes' task sets {})",
+        match r.basis {
+            ReleaseBasis::Header => "from the trace header",
+            ReleaseBasis::Inferred =>
+                "inferred from the releases seen in each mode (the trace header has none)",
+        }
+    );
+    let rows: Vec<Vec<String>> = r
+        .tasks
+        .iter()
+        .map(|t| {
+            let job = |j: Option<u64>| j.map_or("-".into(), |j| j.to_string());
+            let (planned, missed) = if t.unaccounted.is_some() {
+                ("?".to_string(), "?".to_string())
+            } else {
+                (t.planned.to_string(), t.missed.to_string())
+            };
+            vec![
+                t.name.clone(),
+                planned,
+                t.seen.to_string(),
+                missed,
+                t.duplicate.to_string(),
+                t.unplanned.to_string(),
+                job(t.first_job),
+                job(t.last_job),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "task",
+            "planned",
+            "seen",
+            "missed",
+            "duplicate",
+            "unplanned",
+            "first job",
+            "last job",
+        ],
+        &rows,
+    ));
+    for t in &r.tasks {
+        let more = |out: &mut String, total: usize, what: &str| {
+            if total > MAX_DETAIL_LINES {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more {what} ranges of task `{}` (all in --json)",
+                    total - MAX_DETAIL_LINES,
+                    t.name
+                );
+            }
+        };
+        for m in t.missed_jobs.iter().take(MAX_DETAIL_LINES) {
+            let _ = write!(
+                out,
+                "  missed: task `{}` {}, {})",
+                t.name,
+                jobs_and_cycles(t, m),
+                mode_text(h, m.mode)
+            );
+            if m.in_loss > 0 {
+                let _ = write!(
+                    out,
+                    "; {} of them near records lost in a full ring: perhaps released unrecorded",
+                    m.in_loss
+                );
+            }
+            let _ = writeln!(out);
+        }
+        more(out, t.missed_jobs.len(), "missed");
+        for d in t.duplicate_jobs.iter().take(MAX_DETAIL_LINES) {
+            let cycle = t
+                .cycle_of(d.job)
+                .map_or_else(String::new, |c| format!(" (cycle {c})"));
+            let _ = writeln!(
+                out,
+                "  duplicate: task `{}` job {}{cycle} released by {} records",
+                t.name, d.job, d.records
+            );
+        }
+        more(out, t.duplicate_jobs.len(), "duplicate");
+        for u in t.unplanned_jobs.iter().take(MAX_DETAIL_LINES) {
+            let _ = writeln!(
+                out,
+                "  unplanned: task `{}` {}) released, but {} does not release it",
+                t.name,
+                jobs_and_cycles(t, u),
+                mode_text(h, u.mode)
+            );
+        }
+        more(out, t.unplanned_jobs.len(), "unplanned");
+        if let Some(why) = &t.unaccounted {
+            let _ = writeln!(
+                out,
+                "  not accounted: task `{}`: {why}; its planned and missed releases are unknown",
+                t.name
+            );
+        }
+    }
+    for note in &r.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    let _ = write!(
+        out,
+        "missed releases: {}, duplicate releases: {}",
+        r.missed, r.duplicate
+    );
+    if r.unplanned > 0 {
+        let _ = write!(out, ", unplanned releases: {}", r.unplanned);
+    }
+    if r.missed_in_loss > 0 {
+        let _ = write!(
+            out,
+            " ({} of the missed near records lost in full rings)",
+            r.missed_in_loss
+        );
+    }
+    let _ = writeln!(out);
 }
 
 #[cfg(test)]
