@@ -229,7 +229,11 @@ pub enum OtaCommand {
     /// switches at a hyperperiod boundary; --at-safe-state waits for an update-safe mode.
     Activate {
         app: String,
-        #[arg(long, conflicts_with = "at_safe_state", required_unless_present = "at_safe_state")]
+        #[arg(
+            long,
+            conflicts_with = "at_safe_state",
+            required_unless_present = "at_safe_state"
+        )]
         hot_swap: bool,
         #[arg(long)]
         at_safe_state: bool,

@@ -55,9 +55,7 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             timeout,
             control,
         } => crate::ota_live::activate(app, *hot_swap, timeout, control.as_deref()),
-        OtaCommand::Rollback { app, control } => {
-            crate::ota_live::rollback(app, control.as_deref())
-        }
+        OtaCommand::Rollback { app, control } => crate::ota_live::rollback(app, control.as_deref()),
         OtaCommand::Status {
             json,
             control,

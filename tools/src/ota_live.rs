@@ -21,7 +21,12 @@ fn socket(control: Option<&Path>) -> PathBuf {
 
 /// Sends `req` and reads answers until a final one, showing `Progress` frames on a bar.
 /// `wait` bounds the whole exchange (activation waits for the switch).
-fn exchange(verb: &str, control: Option<&Path>, req: &Request, wait: Duration) -> Result<String, Failure> {
+fn exchange(
+    verb: &str,
+    control: Option<&Path>,
+    req: &Request,
+    wait: Duration,
+) -> Result<String, Failure> {
     let path = socket(control);
     let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         Failure::run_failed(format!(
@@ -31,7 +36,8 @@ fn exchange(verb: &str, control: Option<&Path>, req: &Request, wait: Duration) -
     })?;
     let io = |e: std::io::Error| Failure::run_failed(format!("takt ota {verb}: {e}"));
     s.set_write_timeout(Some(FRAME_TIMEOUT)).map_err(io)?;
-    s.set_read_timeout(Some(wait.max(FRAME_TIMEOUT))).map_err(io)?;
+    s.set_read_timeout(Some(wait.max(FRAME_TIMEOUT)))
+        .map_err(io)?;
     wire::send(&mut s, req).map_err(|e| Failure::run_failed(format!("takt ota {verb}: {e}")))?;
     let mut bar: Option<ProgressBar> = None;
     loop {
@@ -65,7 +71,9 @@ fn exchange(verb: &str, control: Option<&Path>, req: &Request, wait: Duration) -
                 if let Some(b) = bar {
                     b.abandon();
                 }
-                return Err(Failure::bad_input(format!("takt ota {verb}: refused: {why}")));
+                return Err(Failure::bad_input(format!(
+                    "takt ota {verb}: refused: {why}"
+                )));
             }
             other => {
                 return Err(Failure::run_failed(format!(
@@ -98,8 +106,8 @@ pub fn activate(
     timeout: &str,
     control: Option<&Path>,
 ) -> Result<(), Failure> {
-    let timeout_ns = parse_duration_ns(timeout)
-        .map_err(|e| Failure::bad_input(format!("--timeout: {e}")))?;
+    let timeout_ns =
+        parse_duration_ns(timeout).map_err(|e| Failure::bad_input(format!("--timeout: {e}")))?;
     if timeout_ns == 0 || timeout_ns > 3_600_000_000_000 {
         return Err(Failure::bad_input(format!(
             "--timeout: `{timeout}` is out of range; allowed is more than 0 and at most 1h"
@@ -183,7 +191,8 @@ pub fn status(
 fn print_report(r: &OtaReport, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        let text = serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let text =
+            serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         let _ = writeln!(out, "{text}");
         return;
     }
@@ -192,7 +201,8 @@ fn print_report(r: &OtaReport, json: bool) {
         "deployment {}  state {}{}",
         r.deployment,
         r.state_dir,
-        r.cycle.map_or_else(String::new, |c| format!("  hyperperiod {c}"))
+        r.cycle
+            .map_or_else(String::new, |c| format!("  hyperperiod {c}"))
     );
     for a in &r.apps {
         let _ = writeln!(
@@ -200,7 +210,8 @@ fn print_report(r: &OtaReport, json: bool) {
             "app {}: {}{}  running v{} (slot {})  installed v{} (slot {})  bad {:?}",
             a.app,
             a.state,
-            a.update_version.map_or_else(String::new, |v| format!(" v{v}")),
+            a.update_version
+                .map_or_else(String::new, |v| format!(" v{v}")),
             a.running_version,
             a.running_slot,
             a.installed_version,
@@ -212,7 +223,8 @@ fn print_report(r: &OtaReport, json: bool) {
                 out,
                 "  slot {}: {}",
                 s.slot,
-                s.version.map_or_else(|| s.detail.clone(), |v| format!("v{v} ({})", s.detail))
+                s.version
+                    .map_or_else(|| s.detail.clone(), |v| format!("v{v} ({})", s.detail))
             );
         }
         if let Some(p) = &a.probation {

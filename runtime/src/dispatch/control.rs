@@ -629,4 +629,24 @@ mod loom_tests {
             assert_eq!(x, y);
         });
     }
+
+    #[test]
+    fn loom_a_handover_takes_effect_at_the_same_cycle_for_every_dispatcher() {
+        // Two dispatchers (say, the old version's and the new version's) decide cycles 0
+        // and 1 while the supervisor requests a handover: both must see it at the same
+        // cycle, exactly once.
+        loom::model(|| {
+            let c = crate::sync::Arc::new(RunControl::new(0));
+            let walk = |c: crate::sync::Arc<RunControl>| {
+                move || [c.decide(0).handover, c.decide(1).handover]
+            };
+            let a = loom::thread::spawn(walk(c.clone()));
+            let b = loom::thread::spawn(walk(c.clone()));
+            let requested = c.request_handover(0, 1, u64::MAX).is_ok();
+            let (x, y) = (a.join().unwrap(), b.join().unwrap());
+            assert!(requested);
+            assert_eq!(x, y, "both dispatchers see the handover at the same cycle");
+            assert!(x.iter().filter(|&&h| h).count() <= 1, "at most once");
+        });
+    }
 }

@@ -107,10 +107,7 @@ impl FsStorage {
 
     /// Counts every byte written into `written` (1 MiB at a time), so another thread can
     /// show how far a large unpack is.
-    pub fn with_progress(
-        mut self,
-        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ) -> Self {
+    pub fn with_progress(mut self, written: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
         self.written = Some(written);
         self
     }

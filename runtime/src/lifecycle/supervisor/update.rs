@@ -288,7 +288,13 @@ pub fn offline_report(d: &Deployment, state_dir: &Path) -> Result<OtaReport, Str
             continue;
         }
         let record = Journal::peek(&storage, &a.name).map_err(|e| e.to_string())?;
-        apps.push(app_report(&a.name, record.as_ref(), Some(&storage), None, None));
+        apps.push(app_report(
+            &a.name,
+            record.as_ref(),
+            Some(&storage),
+            None,
+            None,
+        ));
     }
     Ok(OtaReport {
         deployment: d.name.clone(),
@@ -485,9 +491,7 @@ impl Supervisor<'_> {
         if !apps[app].hosted {
             return Err(format!("app `{}` has no tasks to run", fr.app));
         }
-        let record = u.records[app]
-            .clone()
-            .ok_or("the app's journal is busy")?;
+        let record = u.records[app].clone().ok_or("the app's journal is busy")?;
         if !record.state.is_rest() {
             return Err(format!(
                 "app `{}` has an update that is {} (version {:?}); finish or roll it back first",
@@ -576,10 +580,16 @@ impl Supervisor<'_> {
             }
             None => return Err("the app's journal is busy".into()),
         };
-        let state_dir = self.updates.as_ref().map(|u| u.state_dir.clone()).unwrap_or_default();
+        let state_dir = self
+            .updates
+            .as_ref()
+            .map(|u| u.state_dir.clone())
+            .unwrap_or_default();
         let stamp = {
             let u = self.updates.as_ref().ok_or("updates are off")?;
-            let j = u.journals[app].as_ref().ok_or("the app's journal is busy")?;
+            let j = u.journals[app]
+                .as_ref()
+                .ok_or("the app's journal is busy")?;
             slots::verify(j.storage(), name, slot)
                 .map_err(|e| format!("staged slot {slot} is not intact: {e}"))?
         };
@@ -595,8 +605,9 @@ impl Supervisor<'_> {
                 if let Some(u) = self.updates.as_mut() {
                     let _ = u.transition(app, |j| j.roll_back());
                     u.kill_point("rolled-back");
-                    u.last_result[app] =
-                        Some(format!("version {version} could not start ({e}); marked bad"));
+                    u.last_result[app] = Some(format!(
+                        "version {version} could not start ({e}); marked bad"
+                    ));
                 }
                 return Err(e);
             }
@@ -738,11 +749,9 @@ impl Supervisor<'_> {
         u.spares
             .iter()
             .filter_map(|s| match &s.result {
-                Some(Ok(r)) if !r.tasks.is_empty() => Some((
-                    self.d.apps[s.app].name.clone(),
-                    s.version,
-                    r.clone(),
-                )),
+                Some(Ok(r)) if !r.tasks.is_empty() => {
+                    Some((self.d.apps[s.app].name.clone(), s.version, r.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -806,7 +815,12 @@ impl Supervisor<'_> {
             return;
         };
         let owner = u.spares[old].incarnation;
-        match self.shared.block().run.request_handover(app, owner, u64::MAX) {
+        match self
+            .shared
+            .block()
+            .run
+            .request_handover(app, owner, u64::MAX)
+        {
             Ok(h) => {
                 eprintln!(
                     "takt run: OTA: app `{}` version {version} failed probation ({why}); rolling back at the next boundary",
@@ -970,7 +984,8 @@ impl Supervisor<'_> {
                                 self.reply(conn, &Response::Done(msg), true);
                             }
                             Err(e) => {
-                                let msg = format!("app `{name}` version {version}: stage failed: {e}");
+                                let msg =
+                                    format!("app `{name}` version {version}: stage failed: {e}");
                                 u.last_result[app] = Some(msg.clone());
                                 self.refuse(conn, msg);
                             }
