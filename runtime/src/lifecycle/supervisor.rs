@@ -689,7 +689,7 @@ impl Supervisor<'_> {
                     return;
                 };
                 if apps[i].pid != Some(pid) {
-                    if self.spare_ready(apps, i, pid, t) {
+                    if self.spare_ready(apps, i, pid, &version, t) {
                         return;
                     }
                     self.reply(

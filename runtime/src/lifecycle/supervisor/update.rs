@@ -72,6 +72,8 @@ struct Spare {
     pid: u32,
     incarnation: u32,
     version: u64,
+    /// What the process reported of itself when ready (`takt status` shows it).
+    version_text: String,
     exe: Option<PathBuf>,
     conn: Option<Token>,
     joined: bool,
@@ -628,6 +630,7 @@ impl Supervisor<'_> {
             child: Some(child),
             incarnation,
             version,
+            version_text: String::new(),
             exe: Some(exe),
             conn: None,
             joined: false,
@@ -680,7 +683,14 @@ impl Supervisor<'_> {
     }
 
     /// A spare process reported ready: it joins at the next boundary it can make.
-    pub(super) fn spare_ready(&mut self, apps: &[App], app: usize, pid: u32, t: Token) -> bool {
+    pub(super) fn spare_ready(
+        &mut self,
+        apps: &[App],
+        app: usize,
+        pid: u32,
+        version_text: &str,
+        t: Token,
+    ) -> bool {
         let Some(epoch) = self.epoch_ns else {
             return false;
         };
@@ -700,6 +710,7 @@ impl Supervisor<'_> {
         let start_cycle = at.saturating_sub(epoch).div_ceil(h);
         u.spares[k].joined = true;
         u.spares[k].conn = Some(t);
+        u.spares[k].version_text = version_text.to_string();
         if let Op::Activating { spare, phase, .. } = &mut u.op {
             if *spare == k {
                 *phase = Phase::WarmingUp {
@@ -1176,6 +1187,7 @@ fn swap_owner(a: &mut App, s: &mut Spare) {
     s.pid = s.child.as_ref().map_or(a_pid, Child::id);
     std::mem::swap(&mut a.incarnation, &mut s.incarnation);
     std::mem::swap(&mut a.ota_version, &mut s.version);
+    std::mem::swap(&mut a.version, &mut s.version_text);
     std::mem::swap(&mut a.exe, &mut s.exe);
     std::mem::swap(&mut a.conn, &mut s.conn);
     std::mem::swap(&mut a.result, &mut s.result);
