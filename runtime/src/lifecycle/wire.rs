@@ -429,7 +429,8 @@ mod tests {
             decode::<Request>(&frame[4..]),
             Err(WireError::Version { .. })
         ));
-        let garbage = [0u8, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
+        let v = PROTOCOL_VERSION.to_be_bytes();
+        let garbage = [v[0], v[1], 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
         assert!(matches!(
             decode::<Request>(&garbage),
             Err(WireError::Decode(_))
