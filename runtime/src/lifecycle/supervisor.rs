@@ -478,6 +478,14 @@ impl Supervisor<'_> {
         }
     }
 
+    /// The first hyperperiod boundary a process joining now can still make (a restart, or
+    /// a new version standing by).
+    fn first_join_cycle(&self, epoch_ns: u64) -> u64 {
+        let at = monotonic_now_ns() + self.opts.epoch_margin_ns;
+        at.saturating_sub(epoch_ns)
+            .div_ceil(self.plan.hyperperiod_ns)
+    }
+
     fn join(&mut self, a: &mut App, t: Token, epoch_ns: u64, start_cycle: u64) {
         a.joined = true;
         a.state = AppState::Running;
@@ -713,9 +721,7 @@ impl Supervisor<'_> {
                     }
                     Some(epoch) => {
                         // A restarted app joins at the first boundary it can still make.
-                        let h = self.plan.hyperperiod_ns;
-                        let at = monotonic_now_ns() + self.opts.epoch_margin_ns;
-                        let start_cycle = at.saturating_sub(epoch).div_ceil(h);
+                        let start_cycle = self.first_join_cycle(epoch);
                         eprintln!(
                             "takt run: app `{app}` (pid {pid}) rejoins at hyperperiod {start_cycle}"
                         );
@@ -767,7 +773,7 @@ impl Supervisor<'_> {
             if let Some(t) = apps[i].conn.take() {
                 self.conns.remove(&t);
             }
-            if self.owner_ended_in_update(apps, i, status) {
+            if self.owner_ended_in_update(i, status) {
                 continue;
             }
             self.ended(apps, i, status);

@@ -120,7 +120,6 @@ enum Op {
         until_cycle: u64,
         base_overruns: u64,
         base_missed: u64,
-        base_beat: u64,
     },
     RollingBack {
         app: usize,
@@ -556,7 +555,7 @@ impl Supervisor<'_> {
                 "app `{name}` has no running process to take over from"
             ));
         }
-        let safe_mask = {
+        {
             let u = self.updates.as_ref().ok_or("updates are off")?;
             if !matches!(u.op, Op::Idle) {
                 return Err("another update is in progress (see `takt ota status`)".into());
@@ -567,8 +566,7 @@ impl Supervisor<'_> {
                     self.d.source
                 ));
             }
-            u.safe_mask
-        };
+        }
         let (slot, version) = match self.updates.as_ref().and_then(|u| u.records[app].clone()) {
             Some(JournalRecord {
                 state: UpdateState::Staged { slot, version },
@@ -638,7 +636,6 @@ impl Supervisor<'_> {
             expected_exit: false,
             exit: None,
         });
-        let _ = safe_mask;
         u.op = Op::Activating {
             app,
             spare: u.spares.len() - 1,
@@ -694,7 +691,7 @@ impl Supervisor<'_> {
         let Some(epoch) = self.epoch_ns else {
             return false;
         };
-        let h = self.plan.hyperperiod_ns;
+        let start_cycle = self.first_join_cycle(epoch);
         let warm = self.updates.as_ref().map_or(1, |u| u.warm_up_cycles);
         let Some(u) = self.updates.as_mut() else {
             return false;
@@ -706,8 +703,6 @@ impl Supervisor<'_> {
         else {
             return false;
         };
-        let at = monotonic_now_ns() + self.opts.epoch_margin_ns;
-        let start_cycle = at.saturating_sub(epoch).div_ceil(h);
         u.spares[k].joined = true;
         u.spares[k].conn = Some(t);
         u.spares[k].version_text = version_text.to_string();
@@ -793,18 +788,12 @@ impl Supervisor<'_> {
 
     /// The app's current process ended while an update concerns it: the update decides
     /// what follows, not the restart policy. Returns whether it did.
-    pub(super) fn owner_ended_in_update(
-        &mut self,
-        apps: &mut [App],
-        i: usize,
-        status: ExitStatus,
-    ) -> bool {
+    pub(super) fn owner_ended_in_update(&mut self, i: usize, status: ExitStatus) -> bool {
         let Some(u) = self.updates.as_ref() else {
             return false;
         };
         match &u.op {
             Op::Probation { app, .. } if *app == i => {
-                let _ = apps;
                 self.start_rollback(format!("its process ended: {status}"));
                 true
             }
@@ -854,9 +843,19 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Withdraws an activation before its switch: the staged version stays staged when it
-    /// did nothing wrong, and the standing-by process is dismissed.
+    /// Withdraws an activation before its switch: the standing-by process is dismissed
+    /// and, when the version did nothing wrong, it stays staged.
     fn abort_activation(&mut self, why: String) {
+        self.end_activation(why, false);
+    }
+
+    /// Fails an activation because the new version misbehaved before its switch: its
+    /// process is ended and the version marked bad.
+    fn fail_activation(&mut self, why: String) {
+        self.end_activation(why, true);
+    }
+
+    fn end_activation(&mut self, why: String, bad: bool) {
         let Some(u) = self.updates.as_mut() else {
             return;
         };
@@ -880,51 +879,19 @@ impl Supervisor<'_> {
         s.expected_exit = true;
         self.shared.block().run.dismiss(app, s.incarnation);
         if let Some(c) = &mut s.child {
-            if !s.joined {
+            // A joined process leaves its walk by the dismissal; a bad one is ended.
+            if bad || !s.joined {
                 let _ = c.kill();
             }
         }
-        let _ = u.transition(app, |j| j.cancel_activation());
-        let msg = format!("activation of version {version} withdrawn ({why}); it stays staged");
-        u.last_result[app] = Some(msg.clone());
-        u.op = Op::Idle;
-        eprintln!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
-        if let Some(t) = conn {
-            self.reply(t, &Response::Refused(msg), true);
-        }
-    }
-
-    /// Fails an activation because the new version misbehaved before its switch: marked
-    /// bad, its process ended.
-    fn fail_activation(&mut self, why: String) {
-        let Some(u) = self.updates.as_mut() else {
-            return;
+        let msg = if bad {
+            let _ = u.transition(app, |j| j.roll_back());
+            u.kill_point("rolled-back");
+            format!("version {version} failed before its switch ({why}); marked bad")
+        } else {
+            let _ = u.transition(app, |j| j.cancel_activation());
+            format!("activation of version {version} withdrawn ({why}); it stays staged")
         };
-        let Op::Activating {
-            app,
-            spare,
-            version,
-            conn,
-            ref phase,
-            ..
-        } = u.op
-        else {
-            return;
-        };
-        if let Phase::Switching { .. } = phase {
-            if !self.shared.block().run.cancel_handover() {
-                return;
-            }
-        }
-        let s = &mut u.spares[spare];
-        s.expected_exit = true;
-        self.shared.block().run.dismiss(app, s.incarnation);
-        if let Some(c) = &mut s.child {
-            let _ = c.kill();
-        }
-        let _ = u.transition(app, |j| j.roll_back());
-        u.kill_point("rolled-back");
-        let msg = format!("version {version} failed before its switch ({why}); marked bad");
         u.last_result[app] = Some(msg.clone());
         u.op = Op::Idle;
         eprintln!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
@@ -1052,8 +1019,7 @@ impl Supervisor<'_> {
                     }
                     Phase::Switching { serial } => {
                         let done = self.shared.block().run.handover_done();
-                        if let Some((s, at)) = done.filter(|&(s, _)| s == serial) {
-                            let _ = s;
+                        if let Some((_, at)) = done.filter(|&(s, _)| s == serial) {
                             u.kill_point("switch-decided");
                             if let Err(e) = u.transition(app, |j| j.switched()) {
                                 eprintln!("takt run: OTA: journal: {e}");
@@ -1073,7 +1039,6 @@ impl Supervisor<'_> {
                                 until_cycle,
                                 base_overruns: b.overruns(),
                                 base_missed: b.missed(),
-                                base_beat: b.heartbeat(),
                             };
                             let msg = format!(
                                 "app `{}` switched to version {version} at hyperperiod {at} ({}); probation until hyperperiod {until_cycle}",
@@ -1102,7 +1067,6 @@ impl Supervisor<'_> {
                 until_cycle,
                 base_overruns,
                 base_missed,
-                base_beat,
                 ..
             } => {
                 let (app, old, version, until_cycle) = (*app, *old, *version, *until_cycle);
@@ -1114,7 +1078,6 @@ impl Supervisor<'_> {
                     > apps[app]
                         .last_beat_ns
                         .saturating_add(h.saturating_mul(3).max(200_000_000));
-                let _ = base_beat;
                 if overruns > 0 || missed > 0 || beat_stale {
                     let why = if overruns > 0 || missed > 0 {
                         format!("{overruns} overrun(s) and {missed} missed release(s) on probation")
