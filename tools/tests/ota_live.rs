@@ -325,10 +325,22 @@ fn status(ctl: &Path) -> Value {
     }
 }
 
+/// Calls `probe` every 100 ms until it returns `Ok`, at most `timeout`; the last `Err`
+/// (what was seen) goes into the failure message.
+fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let until = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < until, "{what} within {timeout:?}; {last}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Polls `takt status --json` until every app runs and a few hyperperiods have passed.
 fn wait_running(ctl: &Path) -> Value {
-    let until = Instant::now() + START_TIMEOUT;
-    loop {
+    poll(START_TIMEOUT, "every app running", || {
         let v = status(ctl);
         let running = v["phase"] == "running"
             && v["cycle"].as_u64().unwrap_or(0) > 5
@@ -336,14 +348,11 @@ fn wait_running(ctl: &Path) -> Value {
                 .as_array()
                 .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
         if running {
-            return v;
+            Ok(v)
+        } else {
+            Err(format!("last status {v}"))
         }
-        assert!(
-            Instant::now() < until,
-            "every app running within {START_TIMEOUT:?}; last status {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 /// App `name` in a `takt status` report (keyed `name`) or a `takt ota status` one (`app`).
@@ -383,18 +392,14 @@ fn planning_until(
     what: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let until = Instant::now() + timeout;
-    loop {
+    poll(timeout, what, || {
         let v = ota_status(ctl);
         if pred(app(&v, "planning")) {
-            return v;
+            Ok(v)
+        } else {
+            Err(format!("last OTA status {v}"))
         }
-        assert!(
-            Instant::now() < until,
-            "{what} within {timeout:?}; last OTA status {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 /// Slot `name` of an app's OTA report.
