@@ -160,3 +160,75 @@ fn real_overrun_escalates_to_a_mode_switch_on_every_core() {
         "the reader, active in both modes, kept every release"
     );
 }
+
+/// A mode in which one core has nothing to run must not let that core's dispatcher decide
+/// every remaining cycle at once: it sleeps to each boundary, so later mode and stop
+/// requests still land, and cycles follow wall time in both directions of the switch.
+#[test]
+fn real_a_mode_that_idles_a_core_keeps_cycles_on_wall_time_and_takes_later_requests() {
+    let name = "real_a_mode_that_idles_a_core_keeps_cycles_on_wall_time_and_takes_later_requests";
+    if !realtime_or_skip(name) {
+        return;
+    }
+    let _g = REALTIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Mode 1 ("reader-only") runs only `r`, on core 1: core 0's table is empty in it.
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let h_ns = d.hyperperiod_ns;
+    let control = RunControl::new(0);
+    let duration_ns = 20_000 * MS; // far longer than the test: it must end by the stop
+    let started = std::time::Instant::now();
+    let report = std::thread::scope(|s| {
+        let runner = s.spawn(|| run(&d, ClockKind::Real, duration_ns, "idle-core", &control));
+        // Cycle c is noted at its start (or, by a busy core, just before it), so no
+        // dispatcher that follows wall time can be more than one cycle ahead of it.
+        let ahead = |what: &str| {
+            let wall_cycles = started.elapsed().as_nanos() as u64 / h_ns;
+            let cycle = control.cycle();
+            assert!(
+                cycle <= wall_cycles + 1,
+                "{what}: the dispatchers reached cycle {cycle} after {wall_cycles} hyperperiods of wall time"
+            );
+        };
+        let settle = |mode: usize| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while control.active_mode() != mode {
+                assert!(std::time::Instant::now() < until, "mode {mode} within 10 s");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        for (what, mode) in [("into the idle mode", 1), ("back", 0), ("into it again", 1)] {
+            control.request_mode(mode);
+            settle(mode);
+            ahead(what);
+        }
+        control.request_stop();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !runner.is_finished() {
+            assert!(
+                std::time::Instant::now() < until,
+                "the run ended within 10 s of the stop request (duration {duration_ns} ns)"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        runner.join().expect("the run thread")
+    });
+    let modes: Vec<&str> = report
+        .mode_history
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(modes, ["both", "reader-only", "both", "reader-only"]);
+    let cycles_walked = started.elapsed().as_nanos() as u64 / h_ns + 1;
+    let rd = report
+        .tasks
+        .iter()
+        .find(|t| t.name == "r")
+        .expect("reader stats");
+    assert!(
+        rd.jobs <= cycles_walked,
+        "the reader ran {} jobs in {cycles_walked} hyperperiods of wall time",
+        rd.jobs
+    );
+}

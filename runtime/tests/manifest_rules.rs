@@ -988,6 +988,64 @@ fn more_tasks_than_the_limit_are_refused() {
     );
 }
 
+/// A manifest of one task `t0` in app `a0`, with `modes` modes `m0..` and `apps` apps `a0..`.
+fn many_modes_and_apps(modes: usize, apps: usize) -> (String, Registry) {
+    let mut r = Registry::new();
+    r.task("t0", Ports::new(), not_built);
+    let mut text = String::from(
+        "[deployment]\nname = \"many\"\ncores = [0]\n\n[[task]]\nname = \"t0\"\napp = \"a0\"\nperiod = \"10ms\"\nbudget = \"1us\"\ncore = 0\n",
+    );
+    for i in 0..apps {
+        text.push_str(&format!("\n[[app]]\nname = \"a{i}\"\n"));
+    }
+    for i in 0..modes {
+        let default = if i == 0 { "default = true\n" } else { "" };
+        text.push_str(&format!(
+            "\n[[mode]]\nname = \"m{i}\"\n{default}tasks = [\"t0\"]\n"
+        ));
+    }
+    (text, r)
+}
+
+#[test]
+fn more_modes_than_the_limit_are_refused_where_the_first_extra_one_is_declared() {
+    // A mode is a bit of the update-safe mask and a byte of the dispatchers' packed cycle
+    // word, where 254 means stop: a 255th mode must never reach them.
+    let (text, r) = many_modes_and_apps(limits::MAX_MODES, 1);
+    let ok = manifest::parse("many.toml", &text, r.catalog(), CORES);
+    assert_eq!(
+        ok.map(|d| d.modes.len()).map_err(|e| e.to_string()),
+        Ok(limits::MAX_MODES)
+    );
+    for n in [limits::MAX_MODES + 1, 303] {
+        let (text, r) = many_modes_and_apps(n, 1);
+        let e =
+            manifest::parse("many.toml", &text, r.catalog(), CORES).expect_err("too many modes");
+        assert_eq!(e.errors.len(), 1, "{e}");
+        let first_extra = format!("name = \"m{}\"", limits::MAX_MODES);
+        assert_eq!(e.errors[0].line, line_of(&text, &first_extra, 0) - 1);
+        assert_eq!(e.errors[0].field, format!("mode.m{}", limits::MAX_MODES));
+        let want = format!("{n} modes, {} more than the limit of 64 modes", n - 64);
+        assert!(e.errors[0].message.contains(&want), "{e}");
+    }
+}
+
+#[test]
+fn more_apps_than_the_limit_are_refused() {
+    let (text, r) = many_modes_and_apps(1, limits::MAX_APPS);
+    assert!(manifest::parse("many.toml", &text, r.catalog(), CORES).is_ok());
+    let (text, r) = many_modes_and_apps(1, limits::MAX_APPS + 1);
+    let e = manifest::parse("many.toml", &text, r.catalog(), CORES).expect_err("too many apps");
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert_eq!(e.errors[0].field, format!("app.a{}", limits::MAX_APPS));
+    assert!(
+        e.errors[0]
+            .message
+            .contains("65 apps, 1 more than the limit of 64 apps"),
+        "{e}"
+    );
+}
+
 fn jobs_manifest(slow_core: usize) -> String {
     format!(
         "[deployment]\nname = \"jobs\"\ncores = [0, 1]\n\n[[app]]\nname = \"a\"\n\n\

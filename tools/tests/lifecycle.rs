@@ -811,3 +811,107 @@ fn sigterm_to_the_supervisor_stops_every_app_gracefully() {
     }
     assert!(stdout(&out).contains("digest: "), "{}", stdout(&out));
 }
+
+/// Drives a supervised run of `manifest` through `modes` (covering every ordered pair of
+/// its modes), then stops it, and checks after each step that the switch landed, that no
+/// dispatcher ran ahead of wall time (`cycle` at most one hyperperiod past the uptime), that
+/// every app kept its first process, and that the stop ends the run long before its
+/// duration.
+fn switch_through_modes_then_stop(manifest: &str, hyperperiod_ns: u64, modes: &[&str]) {
+    let sock = socket();
+    let run = start_with(manifest, &sock, "120s", &[]);
+    let first = status_until(&sock, Duration::from_secs(10), "running", |s| {
+        s["phase"] == "running" && s["cycle"].as_u64().unwrap_or(0) > 2
+    });
+    let apps: Vec<(String, u64)> = first["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().expect("name").to_string(),
+                a["pid"].as_u64().expect("pid"),
+            )
+        })
+        .collect();
+    let on_wall_time = |s: &serde_json::Value, what: &str| {
+        let cycle = s["cycle"].as_u64().expect("cycle");
+        let uptime_ns = s["uptime_ns"].as_u64().expect("uptime");
+        assert!(
+            cycle.saturating_sub(1) * hyperperiod_ns <= uptime_ns,
+            "{what}: cycle {cycle} after only {uptime_ns} ns of uptime (hyperperiod {hyperperiod_ns} ns): a dispatcher ran ahead of wall time"
+        );
+        for (name, pid) in &apps {
+            let a = app(s, name);
+            assert_eq!(
+                a["pid"].as_u64(),
+                Some(*pid),
+                "{what}: app {name} kept its process: {s}"
+            );
+            assert_eq!(
+                a["restarts"], 0,
+                "{what}: app {name} was never restarted: {s}"
+            );
+        }
+    };
+    for &mode in modes {
+        let out = takt()
+            .args(["mode", "set", mode, "--control", &sock])
+            .output()
+            .expect("takt mode runs");
+        assert!(
+            out.status.success(),
+            "mode set {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = status_until(
+            &sock,
+            Duration::from_secs(10),
+            &format!("mode {mode}"),
+            |s| s["mode"] == mode && s["requested_mode"].is_null(),
+        );
+        on_wall_time(&s, &format!("entering {mode}"));
+        // Stay long enough for several boundaries and for the supervisor's heartbeat check.
+        std::thread::sleep(Duration::from_millis(600));
+        let s = status(&sock);
+        assert_eq!(s["mode"], mode, "still in {mode}: {s}");
+        on_wall_time(&s, &format!("in {mode}"));
+    }
+    let out = takt()
+        .args(["stop", "--control", &sock])
+        .output()
+        .expect("takt stop runs");
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run.finish(Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let history = text
+        .lines()
+        .find_map(|l| l.strip_prefix("modes: "))
+        .unwrap_or_else(|| panic!("a modes line in {text}"));
+    let visited: Vec<&str> = history
+        .split(" -> ")
+        .map(|m| m.split('@').next().unwrap_or(""))
+        .collect();
+    assert_eq!(&visited[1..], modes, "the run's mode history: {history}");
+}
+
+#[test]
+fn every_mode_of_the_demo_entered_and_left_multi_process_then_stop() {
+    needs_root!("every_mode_of_the_demo_entered_and_left_multi_process_then_stop");
+    // drive is the default; this order takes every ordered pair of the three modes once,
+    // and parked idles core 1 for the sensing app and both cores' planner windows.
+    switch_through_modes_then_stop(
+        &manifest(),
+        40_000_000,
+        &["parked", "degraded", "parked", "drive", "degraded", "drive"],
+    );
+}

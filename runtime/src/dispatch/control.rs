@@ -27,6 +27,15 @@ use crate::sync::{AtomicU64, Ordering};
 /// The pseudo-mode that ends the run.
 pub const STOP: usize = 0xFE;
 const NONE: u64 = 0xFF;
+/// Real modes are `0..MAX_MODES`: the manifest validator bounds the count, so a mode can
+/// never read as [`STOP`] or as no request, and every mode has a bit in a 64-bit mask.
+pub const MAX_MODES: usize = crate::manifest::limits::MAX_MODES;
+const _: () = assert!(MAX_MODES <= 64 && (MAX_MODES as u64) < STOP as u64);
+
+/// A mode byte of the packed word: a real mode or [`STOP`].
+fn is_decided_mode(m: u64) -> bool {
+    m < MAX_MODES as u64 || m == STOP as u64
+}
 
 const MAX_RECORDED_SWITCHES: usize = 64;
 
@@ -40,6 +49,8 @@ const FLAGS: u64 = H_PENDING | H_NOW | H_PREV;
 const CYCLE_BITS: u64 = 37;
 
 fn pack(cycle: u64, mode: u64, prev: u64, pending: u64) -> u64 {
+    debug_assert!(is_decided_mode(mode) && is_decided_mode(prev));
+    debug_assert!(is_decided_mode(pending) || pending == NONE);
     ((cycle & ((1 << CYCLE_BITS) - 1)) << 24) | (pending << 16) | (prev << 8) | mode
 }
 
@@ -124,8 +135,12 @@ pub struct RunControl {
 }
 
 impl RunControl {
+    /// # Panics
+    /// When `default_mode` is not below [`MAX_MODES`] (the manifest validator refuses such
+    /// a deployment, so this is a caller's bug).
     pub fn new(default_mode: usize) -> Self {
-        let m = (default_mode as u64) & 0xFF;
+        assert!(default_mode < MAX_MODES, "mode {default_mode} out of range");
+        let m = default_mode as u64;
         RunControl {
             state: AtomicU64::new(pack(0, m, m, NONE)),
             cycle: AtomicU64::new(0),
@@ -142,8 +157,13 @@ impl RunControl {
 
     /// Asks every core to switch to `mode` at the next hyperperiod boundary that no
     /// dispatcher has decided yet. Never blocks or allocates.
+    ///
+    /// # Panics
+    /// When `mode` is not below [`MAX_MODES`]: modes come from a validated manifest, so
+    /// this is a caller's bug, never something a manifest can cause.
     pub fn request_mode(&self, mode: usize) {
-        self.set_pending((mode as u64) & 0xFF);
+        assert!(mode < MAX_MODES, "mode {mode} out of range");
+        self.set_pending(mode as u64);
     }
 
     /// Asks every core to stop at the next undecided hyperperiod boundary.
@@ -211,7 +231,7 @@ impl RunControl {
                 // SYNC POINT: the mask was stored before the request's Release CAS that set
                 // H_PENDING, which the Acquire load of `cur` saw.
                 let mask = self.handover_modes.load(Ordering::Acquire);
-                if next != STOP as u64 && next < 64 && mask & (1 << next) != 0 {
+                if next != STOP as u64 && mask & (1 << next) != 0 {
                     flags |= H_NOW;
                 } else {
                     flags |= H_PENDING;

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use control::{AppHealth, CycleDecision, Handover, HandoverError, RunControl, STOP};
+pub use control::{AppHealth, CycleDecision, Handover, HandoverError, RunControl, MAX_MODES, STOP};
 pub use rt::probe_realtime;
 use stats::TaskRecorder;
 pub use stats::{Quantiles, TaskStats};
@@ -735,10 +735,17 @@ impl<'a> Dispatcher<'a> {
             }
             previous_mode = mode;
             let tables = std::mem::take(&mut self.tables);
-            if let Some(table) = tables.get(mode) {
-                for w in table {
-                    self.job(w, cycle * h_ns);
-                }
+            let table = tables.get(mode).map_or(&[][..], Vec::as_slice);
+            if table.is_empty() {
+                // Nothing of ours runs in this mode on this core. Without a window to sleep
+                // to, the loop would decide every remaining cycle at once, ahead of wall
+                // time: later mode and stop requests would find their boundaries already
+                // decided, and the heartbeat would stop moving. So sleep to the boundary.
+                self.clock
+                    .sleep_until_ns(self.epoch_ns + (cycle + 1).saturating_mul(h_ns));
+            }
+            for w in table {
+                self.job(w, cycle * h_ns);
             }
             self.tables = tables;
         }

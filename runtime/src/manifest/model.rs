@@ -273,6 +273,13 @@ pub mod limits {
     pub const MIN_PERIOD_NS: u64 = 100_000;
     /// Most tasks in one manifest.
     pub const MAX_TASKS: usize = 4096;
+    /// Most modes in one manifest: a mode is a bit of the 64-bit update-safe mask the
+    /// dispatchers test, and a byte of the packed word they decide cycles with (whose two
+    /// highest values mean stop and no request).
+    pub const MAX_MODES: usize = 64;
+    /// Most apps in one manifest: the supervisor's shared control block has one health
+    /// record per app, and a handover names its app in one byte.
+    pub const MAX_APPS: usize = 64;
     /// Largest manifest file read: 1 MiB.
     pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
     /// Longest OTA probation window a manifest may declare as a duration: 1 hour.

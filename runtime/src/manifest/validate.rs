@@ -59,7 +59,7 @@ pub(super) fn validate(
             .map(|m| (m.name.as_ref(), &m.section, "name")),
         duplicate_name,
     );
-    check.task_count();
+    check.section_counts();
     let tasks = Names::collect(
         check.cx,
         "task",
@@ -212,16 +212,27 @@ impl Check<'_, '_, '_> {
         }
     }
 
-    fn task_count(&mut self) {
-        if let Some(first_extra) = self.raw.tasks.get(limits::MAX_TASKS) {
+    /// Tasks, modes and apps are each bounded: a section past its limit is an error at the
+    /// first entry beyond it, never a value clamped later where it is packed.
+    fn section_counts(&mut self) {
+        let raw = self.raw;
+        let sections = raw.tasks.iter().map(|t| &t.section);
+        self.count_limit("tasks", sections.collect(), limits::MAX_TASKS);
+        let sections = raw.modes.iter().map(|m| &m.section);
+        self.count_limit("modes", sections.collect(), limits::MAX_MODES);
+        let sections = raw.apps.iter().map(|a| &a.section);
+        self.count_limit("apps", sections.collect(), limits::MAX_APPS);
+    }
+
+    fn count_limit(&mut self, what: &str, sections: Vec<&Section>, limit: usize) {
+        if let Some(first_extra) = sections.get(limit) {
             self.cx.error(
-                first_extra.section.at,
-                first_extra.section.path.clone(),
+                first_extra.at,
+                first_extra.path.clone(),
                 format!(
-                    "the manifest declares {} tasks, {} more than the limit of {} tasks",
-                    self.raw.tasks.len(),
-                    self.raw.tasks.len() - limits::MAX_TASKS,
-                    limits::MAX_TASKS
+                    "the manifest declares {} {what}, {} more than the limit of {limit} {what}",
+                    sections.len(),
+                    sections.len() - limit,
                 ),
             );
         }

@@ -34,7 +34,7 @@ use std::thread::JoinHandle;
 use mio::Token;
 
 use super::{App, Supervisor};
-use crate::dispatch::{HandoverError, STOP};
+use crate::dispatch::{HandoverError, MAX_MODES, STOP};
 use crate::lifecycle::wire::{
     AppRun, OtaAppReport, OtaReport, OtaSlotReport, ProbationReport, Request, Response,
 };
@@ -176,7 +176,7 @@ impl Updates {
             safe_mask: d
                 .update_safe_modes
                 .iter()
-                .filter(|&&m| m < 64)
+                .inspect(|&&m| assert!(m < MAX_MODES, "update-safe mode {m} out of range"))
                 .fold(0, |mask, &m| mask | (1 << m)),
             journals: Vec::new(),
             records: Vec::new(),
