@@ -19,6 +19,7 @@
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
 
 pub mod alloc_count;
+pub mod catalog;
 pub mod dispatch;
 // Shared memory across processes holds plain std atomics; loom's model types cannot live there.
 #[cfg(not(loom))]

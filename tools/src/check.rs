@@ -5,8 +5,7 @@ use std::path::Path;
 use crate::common::{self, Failure};
 
 pub fn check(path: &Path) -> Result<(), Failure> {
-    let registry = common::registry();
-    let d = common::load(path, &registry)?;
+    let d = common::load_apps(path)?.d;
     println!(
         "{}: ok: deployment `{}`, {} apps, {} tasks, {} channels, {} chains, {} modes, hyperperiod {}",
         path.display(),

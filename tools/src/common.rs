@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use takt::manifest::{self, Deployment};
+use takt::catalog::{self, DeploymentCatalogs};
+use takt::manifest::{self, Catalog, Deployment};
 use takt::plan::{self, Plan};
 use takt::task::Registry;
 
@@ -32,7 +33,8 @@ impl Failure {
     }
 }
 
-/// The task implementations and message types this binary links: the ACC demo apps.
+/// The task implementations and message types this binary links: the ACC demo apps. Only
+/// the in-process paths (`--single-process`, `--clock sim`, `takt bench`) still use it.
 pub fn registry() -> Registry {
     takt_acc::registry()
 }
@@ -41,6 +43,37 @@ pub fn registry() -> Registry {
 pub fn load(path: &Path, registry: &Registry) -> Result<Deployment, Failure> {
     manifest::load(path, registry.catalog(), manifest::available_cores())
         .map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+/// A deployment validated against the catalogs of its apps' executables.
+pub struct Loaded {
+    pub d: Deployment,
+    /// Every app's catalog as obtained from its executable.
+    pub catalogs: DeploymentCatalogs,
+    /// Their union, which `d` was validated against.
+    pub catalog: Catalog,
+}
+
+/// Loads the manifest and validates it against the union of the catalogs its `[[app]]`
+/// executables declare (each obtained by the `--takt-catalog` handshake). A missing,
+/// non-executable, foreign or incompatible executable is an error at that app.
+pub fn load_apps(path: &Path) -> Result<Loaded, Failure> {
+    let source = path.display().to_string();
+    let mut got = None;
+    let d = manifest::load_with(path, manifest::available_cores(), |apps| {
+        let (union, all) = catalog::for_apps(&source, apps)?;
+        got = Some((all, union.clone()));
+        Ok(union)
+    })
+    .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let (catalogs, catalog) = got.ok_or_else(|| {
+        Failure::run_failed("internal error: the manifest loaded without its apps' catalogs")
+    })?;
+    Ok(Loaded {
+        d,
+        catalogs,
+        catalog,
+    })
 }
 
 /// Synthesizes the plan and re-checks it with the independent verifier.

@@ -148,8 +148,7 @@ pub fn status(
 ) -> Result<(), Failure> {
     let report = match manifest {
         Some(m) => {
-            let registry = common::registry();
-            let d = common::load(m, &registry)?;
+            let d = common::load_apps(m)?.d;
             let dir = ota_dir
                 .map(Path::to_path_buf)
                 .or_else(|| d.ota.state_dir.clone())

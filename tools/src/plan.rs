@@ -6,8 +6,7 @@ use std::path::Path;
 use crate::common::{self, Failure};
 
 pub fn plan(path: &Path, svg: Option<&Path>, mode: Option<&str>) -> Result<(), Failure> {
-    let registry = common::registry();
-    let d = common::load(path, &registry)?;
+    let d = common::load_apps(path)?.d;
     let p = common::plan_verified(&d)?;
     // Drawn before the text, so a bad --mode fails before anything is printed.
     if let Some(out) = svg {

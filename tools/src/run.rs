@@ -45,17 +45,19 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             args.duration
         )));
     }
-    let registry = common::registry();
-    let d = common::load(&args.manifest, &registry)?;
-    let plan = common::plan_verified(&d)?;
     let clock = match args.clock {
         ClockArg::Real => ClockKind::Real,
         ClockArg::Sim => ClockKind::Sim,
     };
     let multi = !args.single_process && (args.multi_process || MULTI_PROCESS_BY_DEFAULT);
     if multi && clock == ClockKind::Real {
-        return crate::supervise::supervise(args, &d, &plan, duration_ns);
+        let loaded = common::load_apps(&args.manifest)?;
+        let plan = common::plan_verified(&loaded.d)?;
+        return crate::supervise::supervise(args, &loaded, &plan, duration_ns);
     }
+    let registry = common::registry();
+    let d = common::load(&args.manifest, &registry)?;
+    let plan = common::plan_verified(&d)?;
     if args.ota_dir.is_some() {
         return Err(Failure::bad_input(
             "--ota-dir: over-the-air updates need the supervised run (one process per app, real clock); drop --single-process and --clock sim",

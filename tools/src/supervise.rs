@@ -7,11 +7,10 @@ use std::io::Write;
 
 use takt::dispatch;
 use takt::lifecycle::{self, HostCommand, SuperviseOptions};
-use takt::manifest::Deployment;
 use takt::plan::Plan;
 use takt::time::format_ns;
 
-use crate::common::Failure;
+use crate::common::{Failure, Loaded};
 use crate::run::{print_summary, RunArgs};
 
 /// How long every app process may take to build its tasks and report ready.
@@ -25,10 +24,11 @@ const WARM_UP_CYCLES: u64 = 5;
 
 pub fn supervise(
     args: &RunArgs,
-    d: &Deployment,
+    loaded: &Loaded,
     plan: &Plan,
     duration_ns: u64,
 ) -> Result<(), Failure> {
+    let d = &loaded.d;
     if let Err(reason) = dispatch::probe_realtime(d.priority) {
         if !args.allow_non_rt {
             return Err(Failure::run_failed(format!(
@@ -43,9 +43,14 @@ pub fn supervise(
     let manifest = std::fs::canonicalize(&args.manifest).map_err(|e| {
         Failure::bad_input(format!("{}: cannot read: {e}", args.manifest.display()))
     })?;
+    // Every app process validates the deployment against the same catalogs, so every
+    // process computes the same plan; the file lives as long as this run.
+    let catalogs = CatalogFile::write(&loaded.catalogs, &d.name)?;
     let mut host_args: Vec<OsString> = vec![
         "--manifest".into(),
         manifest.into_os_string(),
+        "--catalogs".into(),
+        catalogs.path.clone().into_os_string(),
         // One namespace per run, so two runs of the same manifest never share a topic.
         "--namespace".into(),
         format!("{}-{}", d.name, std::process::id()).into(),
@@ -80,7 +85,7 @@ pub fn supervise(
             Some(lifecycle::OtaOptions {
                 state_dir,
                 trusted,
-                catalog: crate::common::registry().catalog().clone(),
+                catalog: loaded.catalog.clone(),
                 warm_up_cycles: WARM_UP_CYCLES,
             })
         }
@@ -144,5 +149,37 @@ pub fn supervise(
     match outcome.failure {
         Some(f) => Err(Failure::run_failed(format!("takt run: {f}"))),
         None => Ok(()),
+    }
+}
+
+/// The deployment's catalogs in a file the app processes read (`--catalogs`), removed when
+/// the run ends. Owner-only, like the control socket: it says what every app implements.
+struct CatalogFile {
+    path: std::path::PathBuf,
+}
+
+impl CatalogFile {
+    fn write(catalogs: &takt::catalog::DeploymentCatalogs, name: &str) -> Result<Self, Failure> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path =
+            std::env::temp_dir().join(format!("takt-{name}-{}.catalogs", std::process::id()));
+        let cannot = |e: std::io::Error| {
+            Failure::run_failed(format!("takt run: cannot write {}: {e}", path.display()))
+        };
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(cannot)?;
+        f.write_all(&catalogs.encode()).map_err(cannot)?;
+        Ok(CatalogFile { path })
+    }
+}
+
+impl Drop for CatalogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -52,24 +52,44 @@ pub use planner::PlannerPolicy;
 
 /// Every task implementation and message type of the ACC demo, under the names the
 /// manifest uses, with version 1 of the planner. Each task declares exactly the ports its
-/// constructor opens.
+/// constructor opens. The demo's executables each register one app's part of it
+/// ([`sensing_registry`], [`planning_registry`], [`vehicle_registry`]); the whole is for
+/// running the demo inside one process (tests, verification suites).
 pub fn registry() -> Registry {
     registry_with(PlannerPolicy::ConstantGap)
 }
 
-/// [`registry`] with the given planner version. Every version registers every task and
-/// message type with the same ports, so the same manifest validates against all of them
-/// and an app executable of any version can host any app of the deployment.
+/// [`registry`] with the given planner version.
 pub fn registry_with(policy: PlannerPolicy) -> Registry {
     let mut r = Registry::new();
-    r.message::<GroundTruth>()
-        .message::<EgoState>()
-        .message::<RadarTrack>()
-        .message::<CameraFrame>()
-        .message::<FusedObject>()
-        .message::<AccelRequest>()
-        .message::<AccelCommand>()
-        .message::<AppliedCommand>();
+    register_vehicle(&mut r);
+    register_sensing(&mut r);
+    register_planning(&mut r, policy);
+    r
+}
+
+/// The `sensing` app: `radar`, `camera`, `perception`.
+pub fn sensing_registry() -> Registry {
+    let mut r = Registry::new();
+    register_sensing(&mut r);
+    r
+}
+
+/// The `planning` app (`planner`, `controller`) with the given planner version.
+pub fn planning_registry(policy: PlannerPolicy) -> Registry {
+    let mut r = Registry::new();
+    register_planning(&mut r, policy);
+    r
+}
+
+/// The `vehicle` app: `world`, `actuator`.
+pub fn vehicle_registry() -> Registry {
+    let mut r = Registry::new();
+    register_vehicle(&mut r);
+    r
+}
+
+fn register_vehicle(r: &mut Registry) {
     r.task(
         "world",
         Ports::new()
@@ -80,6 +100,16 @@ pub fn registry_with(policy: PlannerPolicy) -> Registry {
         world::build,
     )
     .task(
+        "actuator",
+        Ports::new()
+            .reads::<AccelCommand>(TOPIC_ACCEL_COMMAND)
+            .writes::<AppliedCommand>(TOPIC_APPLIED_COMMAND),
+        actuator::build,
+    );
+}
+
+fn register_sensing(r: &mut Registry) {
+    r.task(
         "radar",
         Ports::new()
             .reads::<GroundTruth>(TOPIC_TRUTH)
@@ -100,8 +130,11 @@ pub fn registry_with(policy: PlannerPolicy) -> Registry {
             .reads::<CameraFrame>(TOPIC_CAMERA_FRAME)
             .writes::<FusedObject>(TOPIC_FUSED_OBJECT),
         perception::build,
-    )
-    .task(
+    );
+}
+
+fn register_planning(r: &mut Registry, policy: PlannerPolicy) {
+    r.task(
         "planner",
         Ports::new()
             .reads::<FusedObject>(TOPIC_FUSED_OBJECT)
@@ -116,15 +149,7 @@ pub fn registry_with(policy: PlannerPolicy) -> Registry {
             .reads::<EgoState>(TOPIC_EGO_STATE)
             .writes::<AccelCommand>(TOPIC_ACCEL_COMMAND),
         controller::build,
-    )
-    .task(
-        "actuator",
-        Ports::new()
-            .reads::<AccelCommand>(TOPIC_ACCEL_COMMAND)
-            .writes::<AppliedCommand>(TOPIC_APPLIED_COMMAND),
-        actuator::build,
     );
-    r
 }
 
 #[cfg(test)]

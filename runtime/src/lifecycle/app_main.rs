@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use super::host::{host_app, HostOptions};
+use crate::catalog::{self, AppCatalog, DeploymentCatalogs};
 use crate::dispatch::{ClockKind, Jitter, RunOptions, TraceOptions};
 use crate::manifest;
 use crate::plan;
@@ -31,6 +32,10 @@ use crate::task::Registry;
 pub struct AppArgs {
     #[arg(long)]
     pub manifest: PathBuf,
+    /// Every app's catalog as the supervisor validated the deployment with
+    /// ([`DeploymentCatalogs`]).
+    #[arg(long)]
+    pub catalogs: PathBuf,
     #[arg(long)]
     pub app: String,
     /// The supervisor's control socket.
@@ -66,6 +71,18 @@ pub struct AppArgs {
 /// ends. Exit code 0 when the app ran and reported, 2 for a bad command line or manifest,
 /// 1 when the run failed.
 pub fn app_main(registry: Registry) -> ExitCode {
+    // The catalog handshake comes first and alone: `takt` asks before it validates a
+    // deployment, so the answer must not depend on anything else on the command line.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == catalog::CATALOG_FLAG) && argv.next().is_none() {
+        use std::io::Write;
+        let frame = AppCatalog::of(registry.catalog()).encode();
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(&frame).and_then(|()| out.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     let args = match AppArgs::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -94,12 +111,22 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&ignored));
     }
     let who = format!("app `{}` (incarnation {})", args.app, args.incarnation);
-    let d = manifest::load(
-        &args.manifest,
-        registry.catalog(),
-        manifest::available_cores(),
-    )
-    .map_err(|e| (2, format!("{who}: {e}")))?;
+    let validated =
+        DeploymentCatalogs::read(&args.catalogs).map_err(|e| (2, format!("{who}: {e}")))?;
+    catalog::check_own_part(&validated, &args.app, &AppCatalog::of(registry.catalog()))
+        .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
+    let union = validated.union().map_err(|conflicts| {
+        let lines: Vec<String> = conflicts.iter().map(|c| format!("  {c}")).collect();
+        (
+            2,
+            format!(
+                "{who}: the validated catalogs conflict:\n{}",
+                lines.join("\n")
+            ),
+        )
+    })?;
+    let d = manifest::load(&args.manifest, &union, manifest::available_cores())
+        .map_err(|e| (2, format!("{who}: {e}")))?;
     let p = plan::synthesize(&d).map_err(|e| {
         (
             2,
@@ -158,4 +185,11 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
     host_app(&d, &p, registry, &opts)
         .map(|_| ())
         .map_err(|e| (1, format!("takt app-host {who}: {e}")))
+}
+
+/// This process's executable, for messages.
+fn executable_name() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "this executable".into())
 }

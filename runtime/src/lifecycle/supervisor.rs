@@ -285,7 +285,10 @@ pub fn supervise(
             last_beat_ns: 0,
             joined: false,
             result: None,
-            exe: a.executable.as_ref().map(PathBuf::from),
+            exe: a
+                .executable
+                .as_ref()
+                .map(|e| crate::manifest::resolve_executable(&d.source, e)),
             ota_version: 0,
             next_incarnation: 1,
         })

@@ -62,6 +62,39 @@ impl std::fmt::Display for ManifestError {
 }
 
 /// Why a manifest could not be loaded: every error found, in file order.
+/// An `[[app]]` as the manifest declares it, before validation: what a caller needs to
+/// obtain the app's catalog (see [`load_with`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppDecl {
+    pub name: String,
+    /// The `executable` key as written (relative paths are relative to the manifest's
+    /// directory; see [`resolve_executable`]).
+    pub executable: Option<String>,
+}
+
+/// Why one app's catalog could not be had: reported at that app in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCatalogError {
+    pub app: String,
+    pub message: String,
+}
+
+/// Where an app's `executable` is: absolute paths as written, relative ones against the
+/// directory of the manifest `source` (so a manifest and the executables beside it move
+/// together), and a bare name too (`executable = "lanekeep"` is `./lanekeep` next to the
+/// manifest, never a `$PATH` lookup: what runs must not depend on the environment).
+pub fn resolve_executable(source: &str, executable: &str) -> std::path::PathBuf {
+    let exe = Path::new(executable);
+    if exe.is_absolute() {
+        return exe.to_path_buf();
+    }
+    let dir = Path::new(source)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    dir.join(exe)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestLoadError {
     pub errors: Vec<ManifestError>,
@@ -92,6 +125,18 @@ pub fn available_cores() -> usize {
 /// The file is read through a bound of [`limits::MAX_MANIFEST_BYTES`] + 1 bytes, so a huge
 /// file (or an endless one such as a device) is refused without being read whole.
 pub fn load(path: &Path, catalog: &Catalog, cores: usize) -> Result<Deployment, ManifestLoadError> {
+    load_with(path, cores, |_| Ok(catalog.clone()))
+}
+
+/// Like [`load`], with the catalog obtained from the manifest's own `[[app]]` declarations:
+/// `catalogs` gets every app (name and executable) that parsed, and returns the union of
+/// their catalogs, or errors about individual apps, which are reported at the app's
+/// `executable` key (or its `[[app]]` table) like any other manifest error.
+pub fn load_with(
+    path: &Path,
+    cores: usize,
+    catalogs: impl FnOnce(&[AppDecl]) -> Result<Catalog, Vec<AppCatalogError>>,
+) -> Result<Deployment, ManifestLoadError> {
     let file = path.display().to_string();
     let one = |line: usize, column: usize, message: String| ManifestLoadError {
         errors: vec![ManifestError {
@@ -104,7 +149,7 @@ pub fn load(path: &Path, catalog: &Catalog, cores: usize) -> Result<Deployment, 
     };
     let bytes = read_bounded(path).map_err(|message| one(0, 0, message))?;
     match std::str::from_utf8(&bytes) {
-        Ok(text) => parse(&file, text, catalog, cores),
+        Ok(text) => parse_with(&file, text, cores, catalogs),
         Err(e) => {
             let valid = &bytes[..e.valid_up_to()];
             // `valid` is UTF-8 by the definition of `valid_up_to`.
@@ -160,6 +205,16 @@ pub fn parse(
     catalog: &Catalog,
     cores: usize,
 ) -> Result<Deployment, ManifestLoadError> {
+    parse_with(file, text, cores, |_| Ok(catalog.clone()))
+}
+
+/// [`parse`] with the catalog from the manifest's apps (see [`load_with`]).
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    cores: usize,
+    catalogs: impl FnOnce(&[AppDecl]) -> Result<Catalog, Vec<AppCatalogError>>,
+) -> Result<Deployment, ManifestLoadError> {
     let mut cx = source::Diagnostics::new(file, text);
     if text.len() as u64 > limits::MAX_MANIFEST_BYTES {
         cx.error(
@@ -175,8 +230,39 @@ pub fn parse(
             errors: cx.into_errors(),
         });
     }
-    let deployment = parse::parse_document(&mut cx, text)
-        .and_then(|raw| validate::validate(&mut cx, &raw, file, catalog, cores));
+    let deployment = parse::parse_document(&mut cx, text).and_then(|raw| {
+        let apps: Vec<AppDecl> = raw
+            .apps
+            .iter()
+            .filter_map(|a| {
+                Some(AppDecl {
+                    name: a.name.as_ref()?.value.clone(),
+                    executable: a.executable.as_ref().and_then(|e| e.value.clone()),
+                })
+            })
+            .collect();
+        let catalog = match catalogs(&apps) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors {
+                    let raw_app = raw
+                        .apps
+                        .iter()
+                        .find(|a| a.name.as_ref().is_some_and(|n| n.value == e.app));
+                    let (at, field) = match raw_app {
+                        Some(a) => match &a.executable {
+                            Some(x) => (x.at, a.section.field("executable")),
+                            None => (a.section.at, a.section.path.clone()),
+                        },
+                        None => (0, format!("app.{}", e.app)),
+                    };
+                    cx.error(at, field, e.message);
+                }
+                return None;
+            }
+        };
+        validate::validate(&mut cx, &raw, file, &catalog, cores)
+    });
     match deployment {
         Some(d) if !cx.has_errors() => Ok(d),
         _ => {

@@ -261,6 +261,10 @@ pub struct TaskSignature {
 pub struct Catalog {
     pub types: BTreeMap<&'static str, Fingerprint>,
     pub tasks: BTreeMap<String, TaskSignature>,
+    /// Task implementation → the apps whose executables declare it. Empty for a registry
+    /// linked into one process (it hosts every task it has); filled from executables'
+    /// catalogs, where a task must belong to an app that implements it.
+    pub owners: BTreeMap<String, Vec<String>>,
 }
 
 /// Hard bounds the validator enforces so plans and tables stay small and finite.

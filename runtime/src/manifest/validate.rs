@@ -294,6 +294,33 @@ impl Check<'_, '_, '_> {
         }
     }
 
+    /// With catalogs read from executables, a task must belong to an app whose executable
+    /// implements it: that is the process that will host it.
+    fn task_owner(&mut self, t: &RawTask) {
+        let (Some(name), Some(app)) = (&t.name, &t.app) else {
+            return;
+        };
+        let Some(owners) = self.catalog.owners.get(&name.value) else {
+            return; // unknown implementations are reported at `name`
+        };
+        if !owners.iter().any(|o| *o == app.value) {
+            self.cx.error(
+                app.at,
+                t.section.field("app"),
+                format!(
+                    "app `{}` does not implement task `{}` (its executable does not declare it); it is implemented by {}",
+                    app.value,
+                    name.value,
+                    owners
+                        .iter()
+                        .map(|o| format!("app `{o}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+
     fn task(
         &mut self,
         t: &RawTask,
@@ -324,6 +351,7 @@ impl Check<'_, '_, '_> {
             .app
             .as_ref()
             .and_then(|a| names.apps.resolve(self.cx, a, &section.field("app")));
+        self.task_owner(t);
 
         let period_ns = t.period_ns.as_ref().and_then(|p| {
             if p.value == 0 {

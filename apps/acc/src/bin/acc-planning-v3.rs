@@ -8,11 +8,11 @@
 //! This is the executable an OTA bundle for the `planning` app carries
 //! (`takt ota sign --app planning --version 3 --executable target/release/acc-planning-v3 ...`).
 //! The supervisor starts it with the app command line of [`takt::lifecycle::app_main`]; it
-//! is not meant to be started by hand. Every task of the demo is registered, as in every
-//! version, so the deployment's manifest validates against it unchanged.
+//! is not meant to be started by hand. Like every version, it links only the planning app's
+//! tasks, with the same ports, so the deployment's manifest validates against it unchanged.
 
 fn main() -> std::process::ExitCode {
-    takt::lifecycle::app_main(takt_acc::registry_with(
+    takt::lifecycle::app_main(takt_acc::planning_registry(
         takt_acc::PlannerPolicy::Overrunning,
     ))
 }
