@@ -43,7 +43,8 @@ pub enum Command {
         /// How long to run, e.g. 10s, 3s, 500ms (rounded up to whole hyperperiods).
         #[arg(long, default_value = "10s")]
         duration: String,
-        /// real: CLOCK_MONOTONIC with SCHED_FIFO dispatchers; sim: virtual time as fast as the CPU allows.
+        /// real: CLOCK_MONOTONIC with SCHED_FIFO dispatchers; sim: virtual time as fast as the CPU
+        /// allows, the app processes in lockstep (same outputs as real time).
         #[arg(long, value_enum, default_value_t = ClockArg::Real)]
         clock: ClockArg,
         /// Run at normal priority with a loud warning when SCHED_FIFO is not permitted.
@@ -52,17 +53,18 @@ pub enum Command {
         /// Inject random execution-time jitter (busy wait, up to half of each task's budget) with this seed.
         #[arg(long, value_name = "SEED")]
         inject_jitter: Option<u64>,
-        /// Print no live progress.
+        /// Accepted for scripts; the supervised run prints no live progress.
         #[arg(long, short)]
         quiet: bool,
         /// Record a trace of every job into FILE (read it with `takt trace report|export|plot`).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
         // --- takt lifecycle ---
-        /// Run every app in this one process, with no supervisor.
+        /// Refused with the reason: takt links no app, so every app runs in its own
+        /// executable's process (programs that link all their tasks use takt::dispatch::run).
         #[arg(long, conflicts_with = "multi_process")]
         single_process: bool,
-        /// Supervise one process per app (the default with the real clock): shared epoch,
+        /// Supervise one process per app (always the case; kept for scripts): shared epoch,
         /// restarts, control socket (`takt status|mode|stop`). With --trace FILE each app
         /// writes FILE.<app>.
         #[arg(long)]
@@ -102,9 +104,6 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         control: Option<PathBuf>,
     },
-    /// Host one app's tasks under a supervisor (started by `takt run`, not by hand).
-    #[command(hide = true)]
-    AppHost(takt::lifecycle::AppArgs),
     // --- end takt lifecycle ---
     // --- takt bench ---
     /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs

@@ -1,11 +1,11 @@
-//! What every verb shares: loading a manifest against the linked apps' catalog, exit codes.
+//! What every verb shares: loading a manifest against its apps' catalogs (read from their
+//! executables: takt links no app), planning, exit codes.
 
 use std::path::Path;
 
 use takt::catalog::{self, DeploymentCatalogs};
 use takt::manifest::{self, Catalog, Deployment};
 use takt::plan::{self, Plan};
-use takt::task::Registry;
 
 /// Exit code for bad input (manifest, unschedulable set, bad arguments): nothing was started.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -31,18 +31,6 @@ impl Failure {
             code: EXIT_RUN_FAILED,
         }
     }
-}
-
-/// The task implementations and message types this binary links: the ACC demo apps. Only
-/// the in-process paths (`--single-process`, `--clock sim`, `takt bench`) still use it.
-pub fn registry() -> Registry {
-    takt_acc::registry()
-}
-
-/// Loads and validates the manifest against the linked registry.
-pub fn load(path: &Path, registry: &Registry) -> Result<Deployment, Failure> {
-    manifest::load(path, registry.catalog(), manifest::available_cores())
-        .map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 /// A deployment validated against the catalogs of its apps' executables.

@@ -14,7 +14,6 @@ mod trace;
 // --- end takt plan --svg / takt trace ---
 mod run;
 // --- takt lifecycle ---
-mod app_host;
 mod mode;
 mod status;
 mod stop;
@@ -51,11 +50,11 @@ fn main() -> ExitCode {
             clock,
             allow_non_rt,
             inject_jitter,
-            quiet,
+            quiet: _,
             trace,
             // --- takt lifecycle ---
             single_process,
-            multi_process,
+            multi_process: _,
             control,
             ota_dir,
             // --- end takt lifecycle ---
@@ -65,11 +64,9 @@ fn main() -> ExitCode {
             clock,
             allow_non_rt,
             inject_jitter,
-            quiet,
             trace,
             // --- takt lifecycle ---
             single_process,
-            multi_process,
             control,
             ota_dir,
             // --- end takt lifecycle ---
@@ -81,7 +78,6 @@ fn main() -> ExitCode {
             control,
         } => mode::set(&name, control.as_deref()),
         cli::Command::Stop { control } => stop::stop(control.as_deref()),
-        cli::Command::AppHost(args) => app_host::app_host(&args),
         // --- end takt lifecycle ---
         // --- takt bench ---
         cli::Command::Bench {

@@ -190,15 +190,19 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
         ))
     })?;
     let key = bundle::signing_key(&seed);
-    let registry = common::registry();
-    let d = common::load(a.manifest, &registry)?;
+    let d = common::load_apps(a.manifest)?.d;
     // The new timing must be schedulable before it is signed, not only when staged.
     common::plan_verified(&d)?;
     let label = a
         .label
         .map_or_else(|| a.version.to_string(), str::to_string);
-    let fragment = Fragment::from_deployment(&d, registry.catalog(), a.app, a.version, &label)
-        .map_err(|e| Failure::bad_input(format!("{}: {e}", a.manifest.display())))?;
+    // The catalog the bundle carries (inside the signed part) is the shipped executable's
+    // own declaration, obtained from it, never the signing tool's.
+    let shipped = takt::catalog::read_from_executable(a.executable)
+        .map_err(|e| Failure::bad_input(format!("--executable: {e}")))?;
+    let fragment =
+        Fragment::from_deployment(&d, &shipped.to_catalog(a.app), a.app, a.version, &label)
+            .map_err(|e| Failure::bad_input(format!("{}: {e}", a.manifest.display())))?;
     let exe_name = a
         .executable
         .file_name()

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use takt::dispatch;
+use takt::dispatch::{self, ClockKind};
 use takt::lifecycle::{self, HostCommand, SuperviseOptions};
 use takt::plan::Plan;
 use takt::time::format_ns;
@@ -27,8 +27,16 @@ pub fn supervise(
     loaded: &Loaded,
     plan: &Plan,
     duration_ns: u64,
+    clock: ClockKind,
 ) -> Result<(), Failure> {
     let d = &loaded.d;
+    if clock == ClockKind::Real {
+        check_realtime(args, d)?;
+    }
+    supervise_checked(args, loaded, plan, duration_ns, clock)
+}
+
+fn check_realtime(args: &RunArgs, d: &takt::manifest::Deployment) -> Result<(), Failure> {
     if let Err(reason) = dispatch::probe_realtime(d.priority) {
         if !args.allow_non_rt {
             return Err(Failure::run_failed(format!(
@@ -38,6 +46,17 @@ pub fn supervise(
         }
         eprintln!("WARNING: NOT REAL-TIME: {reason}");
     }
+    Ok(())
+}
+
+fn supervise_checked(
+    args: &RunArgs,
+    loaded: &Loaded,
+    plan: &Plan,
+    duration_ns: u64,
+    clock: ClockKind,
+) -> Result<(), Failure> {
+    let d = &loaded.d;
     let program = std::env::current_exe()
         .map_err(|e| Failure::run_failed(format!("takt run: cannot find the takt binary: {e}")))?;
     let manifest = std::fs::canonicalize(&args.manifest).map_err(|e| {
@@ -59,6 +78,9 @@ pub fn supervise(
     ];
     if args.allow_non_rt {
         host_args.push("--allow-non-rt".into());
+    }
+    if clock == ClockKind::Sim {
+        host_args.push("--sim".into());
     }
     if let Some(seed) = args.inject_jitter {
         host_args.push("--inject-jitter".into());
@@ -101,10 +123,11 @@ pub fn supervise(
         epoch_margin_ns: EPOCH_MARGIN_NS,
         host: HostCommand {
             program,
-            subcommand: vec!["app-host".into()],
+            subcommand: Vec::new(),
             args: host_args,
         },
         ota,
+        clock,
     };
     let hosted: Vec<&str> = d
         .apps

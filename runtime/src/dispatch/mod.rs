@@ -28,6 +28,7 @@
 //! reported as execution time.
 
 mod control;
+pub mod lockstep;
 mod rt;
 mod stats;
 mod tracing;
@@ -165,6 +166,8 @@ pub struct Hooks<'a> {
     /// Which app and incarnation this process is, for handovers between versions of an
     /// app (OTA hot swap): `None` runs every hosted window, whatever handovers say.
     pub role: Option<AppRole>,
+    /// Simulated time shared with other processes (a supervised `--clock sim` run).
+    pub lockstep: Option<lockstep::Lockstep<'a>>,
 }
 
 /// One process of one app, as handovers name it.
@@ -358,7 +361,7 @@ pub fn run_hosted(
         role: hooks.role,
     };
     let outcome = match opts.clock {
-        ClockKind::Sim => run_sim(&setup, control)?,
+        ClockKind::Sim => run_sim(&setup, opts, control, hooks)?,
         ClockKind::Real => run_real(&setup, opts, control, hooks)?,
     };
     Ok(report(&setup, opts.clock, outcome, control))
@@ -590,23 +593,36 @@ fn next_random(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Simulated time shared with other processes, and whether a wait for them gave up.
+struct SimStep<'a> {
+    lockstep: lockstep::Lockstep<'a>,
+    stalled: std::cell::Cell<bool>,
+}
+
 /// The time base of one dispatcher.
 enum RunClock<'a> {
     Real(MonotonicClock),
-    Sim(&'a SimClock),
+    Sim(&'a SimClock, Option<&'a SimStep<'a>>),
 }
 
 impl RunClock<'_> {
     fn now_ns(&self) -> u64 {
         match self {
             RunClock::Real(c) => c.now_ns(),
-            RunClock::Sim(c) => c.now_ns(),
+            RunClock::Sim(c, _) => c.now_ns(),
         }
     }
     fn sleep_until_ns(&self, t: u64) {
         match self {
             RunClock::Real(c) => c.sleep_until_ns(t),
-            RunClock::Sim(c) => c.sleep_until_ns(t),
+            RunClock::Sim(c, step) => {
+                if let Some(s) = step {
+                    if !s.lockstep.advance_to(t) {
+                        s.stalled.set(true);
+                    }
+                }
+                c.sleep_until_ns(t)
+            }
         }
     }
     /// Spends `ns` of execution time: a busy wait on the real clock (the job keeps its
@@ -619,7 +635,7 @@ impl RunClock<'_> {
                     std::hint::spin_loop();
                 }
             }
-            RunClock::Sim(c) => c.advance_ns(ns),
+            RunClock::Sim(c, _) => c.advance_ns(ns),
         }
     }
 }
@@ -811,7 +827,7 @@ impl<'a> Dispatcher<'a> {
         // Only simulated time needs a second, physical clock reading (its clock does not
         // move during `step`); real time measures with the one clock it already reads.
         let physical_start_ns = match self.clock {
-            RunClock::Sim(_) => monotonic_now_ns(),
+            RunClock::Sim(..) => monotonic_now_ns(),
             RunClock::Real(_) => 0,
         };
         emit.emit(TraceRecord::start(core, task, index, release_ns, start_ns));
@@ -846,7 +862,7 @@ impl<'a> Dispatcher<'a> {
                 let e = end_ns - start_ns;
                 (start_ns.saturating_sub(planned_ns), e, e)
             }
-            RunClock::Sim(_) => {
+            RunClock::Sim(..) => {
                 let physical = monotonic_now_ns().saturating_sub(physical_start_ns);
                 (0, physical, end_ns - start_ns)
             }
@@ -917,7 +933,12 @@ impl<'a> Dispatcher<'a> {
     }
 }
 
-fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError> {
+fn run_sim(
+    setup: &Setup<'_>,
+    opts: &RunOptions,
+    control: &RunControl,
+    hooks: Hooks<'_>,
+) -> Result<Outcome, RunError> {
     let cores = planned_cores(setup);
     let tables = tables_for(setup, &cores);
     let first_core = cores.first().copied().unwrap_or(0);
@@ -940,9 +961,48 @@ fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError>
         None => (None, None),
     };
     let clock = SimClock::new(0);
-    let mut disp = Dispatcher::new(setup, tables, hosted, RunClock::Sim(&clock), control, ring);
+    let step = hooks.lockstep.map(|lockstep| SimStep {
+        lockstep,
+        stalled: std::cell::Cell::new(false),
+    });
+    // A supervised process reports ready and learns its first cycle; simulated time
+    // starts at logical 0 whatever the supervisor's epoch is.
+    let start_cycle = match hooks.join {
+        Some(join) => {
+            let at = join(Duration::from_nanos(opts.startup_timeout_ns)).map_err(|reason| {
+                RunError::Core {
+                    core: first_core,
+                    reason,
+                }
+            })?;
+            at.start_cycle.max(setup.start_cycle)
+        }
+        None => setup.start_cycle,
+    };
+    let mut disp = Dispatcher::new(
+        setup,
+        tables,
+        hosted,
+        RunClock::Sim(&clock, step.as_ref()),
+        control,
+        ring,
+    );
     let start_ns = monotonic_now_ns();
-    disp.walk(0, setup.start_cycle);
+    disp.walk(0, start_cycle);
+    let mut warnings = Vec::new();
+    if let Some(step) = &step {
+        step.lockstep.finish();
+        if step.stalled.get() {
+            warnings.push(format!(
+                "simulated time: another process made no progress for {}s; this process went on without it, so its outputs may differ",
+                lockstep::STALL_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    // As in real time, ports are torn down only once every process has walked its tables.
+    if let Some(barrier) = hooks.barrier {
+        walk_done_and_wait(barrier, true, lockstep::STALL_TIMEOUT);
+    }
     // `finish` consumes the dispatcher and with it the ring's producer, which lets the
     // drainer's final pass see the ring closed.
     let outcome = disp.finish(usize::MAX);
@@ -954,7 +1014,7 @@ fn run_sim(setup: &Setup<'_>, control: &RunControl) -> Result<Outcome, RunError>
         realtime: false,
         start_ns,
         cores: vec![outcome],
-        warnings: Vec::new(),
+        warnings,
         trace,
     })
 }

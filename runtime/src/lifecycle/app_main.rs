@@ -56,6 +56,9 @@ pub struct AppArgs {
     pub version: u64,
     #[arg(long)]
     pub namespace: String,
+    /// Run in simulated time, in lockstep with the deployment's other app processes.
+    #[arg(long)]
+    pub sim: bool,
     #[arg(long)]
     pub duration_ns: u64,
     #[arg(long)]
@@ -170,7 +173,11 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
         standby: args.standby,
         version: args.version,
         run: RunOptions {
-            clock: ClockKind::Real,
+            clock: if args.sim {
+                ClockKind::Sim
+            } else {
+                ClockKind::Real
+            },
             duration_ns: args.duration_ns,
             allow_non_rt: args.allow_non_rt,
             jitter: args.inject_jitter.map(|seed| Jitter {

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::dispatch::{self, AppRole, Hooks, JoinAt, RunOptions, RunReport, WalkBarrier};
+use crate::dispatch::lockstep::Lockstep;
+use crate::dispatch::{
+    self, AppRole, ClockKind, Hooks, JoinAt, RunOptions, RunReport, WalkBarrier,
+};
 use crate::manifest::{Deployment, TaskId};
 use crate::plan::Plan;
 use crate::task::Registry;
@@ -128,7 +131,17 @@ pub fn host_app(
         health: Some(&block.apps[app]),
         barrier: Some(WalkBarrier {
             walked: &block.walked,
-            dispatchers: total_dispatchers(d, plan),
+            // Simulated time runs all of a process's cores on one dispatcher.
+            dispatchers: match run.clock {
+                ClockKind::Real => total_dispatchers(d, plan),
+                ClockKind::Sim => (0..d.apps.len())
+                    .filter(|&a| !tasks_of(d, a).is_empty())
+                    .count(),
+            },
+        }),
+        lockstep: (run.clock == ClockKind::Sim).then(|| Lockstep {
+            progress: &block.sim_progress,
+            me: app,
         }),
         role: Some(AppRole {
             app,

@@ -34,6 +34,9 @@ pub struct ControlBlock {
     pub run: RunControl,
     /// Per app, in manifest order: heartbeat, overruns, missed releases.
     pub apps: [AppHealth; MAX_APPS],
+    /// Simulated-time progress of each app's process (see [`crate::dispatch::lockstep`]):
+    /// [`DONE`](crate::dispatch::lockstep::DONE) for apps that host nothing or have ended.
+    pub sim_progress: [AtomicU64; MAX_APPS],
 }
 
 /// Why the control block could not be created or opened.
@@ -136,6 +139,7 @@ impl SharedControl {
             walked: AtomicU64::new(0),
             run: RunControl::new(default_mode),
             apps: std::array::from_fn(|_| AppHealth::new()),
+            sim_progress: std::array::from_fn(|_| AtomicU64::new(crate::dispatch::lockstep::DONE)),
         };
         // SAFETY: `ptr` maps SIZE writable bytes, page-aligned (so aligned for the block),
         // and no other process uses it before `magic` is set below.

@@ -66,6 +66,9 @@ pub struct SuperviseOptions {
     pub host: HostCommand,
     /// Over-the-air updates: `None` leaves them off (requests are refused).
     pub ota: Option<OtaOptions>,
+    /// Real time, or simulated time shared by the app processes in lockstep (heartbeats
+    /// then measure nothing against the wall clock and are not supervised).
+    pub clock: ClockKind,
 }
 
 /// How the supervisor takes updates.
@@ -253,6 +256,15 @@ pub fn supervise(
     }
     let shm_name = SharedControl::name_for(&d.name, std::process::id());
     let shared = SharedControl::create(&shm_name, d.default_mode).map_err(|e| e.to_string())?;
+    if opts.clock == ClockKind::Sim {
+        // Every app that hosts a task takes part in simulated time from logical 0; the
+        // others (and ended processes, see `reap`) hold nobody back.
+        for (i, p) in shared.block().sim_progress.iter().enumerate() {
+            if i < d.apps.len() && !tasks_of(d, i).is_empty() {
+                p.store(0, Ordering::Release);
+            }
+        }
+    }
     let (listener, _socket_file) = bind_control(&opts.control_path)?;
     let mut poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
     let mut listener = listener;
@@ -773,6 +785,9 @@ impl Supervisor<'_> {
             };
             apps[i].child = None;
             apps[i].pid = None;
+            // SYNC POINT: Release pairs with the Acquire loads of the lockstep waits.
+            self.shared.block().sim_progress[i]
+                .store(crate::dispatch::lockstep::DONE, Ordering::Release);
             if let Some(t) = apps[i].conn.take() {
                 self.conns.remove(&t);
             }
@@ -888,7 +903,9 @@ impl Supervisor<'_> {
         }
         let h = self.plan.hyperperiod_ns;
         let hb_timeout_ns = h.saturating_mul(10).max(2_000_000_000);
-        let running = !self.stopping && self.end_ns().is_some_and(|e| now < e);
+        let running = !self.stopping
+            && self.opts.clock == ClockKind::Real
+            && self.end_ns().is_some_and(|e| now < e);
         for (i, a) in apps.iter_mut().enumerate() {
             let beat = self.shared.block().apps[i].heartbeat();
             if beat != a.last_beat {
@@ -1056,7 +1073,7 @@ impl Supervisor<'_> {
         let status = self.status(apps);
         SuperviseOutcome {
             report: RunReport {
-                clock: ClockKind::Real,
+                clock: self.opts.clock,
                 realtime,
                 cycles,
                 hyperperiod_ns: self.plan.hyperperiod_ns,

@@ -1,22 +1,19 @@
 //! Part 5, simulated-time speed: the ACC demo in `--clock sim` for 3 s of logical time.
 //!
-//! Owns: loading `config/acc.toml` against the ACC registry, planning and verifying it as
-//! `takt run` does, and one simulated run. Two speedups, both logical time over physical
-//! time: `sim_speedup` over the table walk (`RunReport.wall_ns`: how fast simulated time
-//! runs), and `sim_speedup_with_setup` over the whole `dispatch::run` call, building tasks
-//! and opening ports included (what an integrator waits for a 3 s run; the setup is a
-//! fixed cost that does not grow with the logical duration). Both are in the table with the
-//! target. A manifest that does not load or plan yet is a SKIPPED line, not a failure: the
-//! ACC demo is written alongside this tool.
+//! Owns: one `takt run --clock sim` of `config/acc.toml` through this very binary, as an
+//! integrator runs it: the apps' executables started by the supervisor, their catalogs
+//! read, tasks built, ports opened, and simulated time walked in lockstep by the three app
+//! processes. Two speedups, both logical time over physical time: `sim_speedup` over the
+//! run's own wall time (from the summary line: from the epoch to the last app's end), and
+//! `sim_speedup_with_setup` over the whole command (what an integrator waits for). takt
+//! links no app, so there is no in-process variant any more. A manifest whose apps are not
+//! built is a SKIPPED line, not a failure.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use takt::dispatch::{ClockKind, RunOptions};
-
 use super::report::{fmt_ns, Report, Row};
-use super::rig;
 use super::Env;
-use crate::common;
 
 pub const PART: &str = "sim";
 
@@ -31,63 +28,83 @@ pub const KEYS: &[&str] = &[
 const LOGICAL_NS: u64 = 3_000_000_000;
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// The first line of a (possibly multi-line) error.
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
-}
-
 pub fn run(env: &Env, r: &mut Report) {
     let path = &env.acc_manifest;
-    env.step(format!("loading {}", path.display()));
-    let registry = common::registry();
-    let d = match common::load(path, &registry) {
-        Ok(d) => d,
-        Err(f) => {
-            env.skip(
-                r,
-                PART,
-                format!(
-                    "the ACC manifest {} does not load (yet): {}",
-                    path.display(),
-                    first_line(&f.message)
-                ),
-            );
-            return;
-        }
+    env.step(format!(
+        "ACC demo {}, 3 s of simulated time",
+        path.display()
+    ));
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return env.fail(r, PART, format!("cannot find the takt binary: {e}")),
     };
-    let plan = match common::plan_verified(&d) {
-        Ok(p) => p,
-        Err(f) => {
-            env.skip(
-                r,
-                PART,
-                format!(
-                    "the ACC manifest {} does not plan (yet): {}",
-                    path.display(),
-                    first_line(&f.message)
-                ),
-            );
-            return;
-        }
-    };
-    env.step("ACC demo, 3 s of simulated time");
-    let opts = RunOptions {
-        clock: ClockKind::Sim,
-        duration_ns: LOGICAL_NS,
-        namespace: Some(format!("{}-acc", env.namespace)),
-        ..RunOptions::default()
-    };
+    let sock = std::env::temp_dir().join(format!("{}-sim.sock", env.namespace));
     let started = Instant::now();
-    let report = match rig::run_bounded(d, plan, registry, opts, LIMIT, |_| {}) {
-        Ok(report) => report,
-        Err(e) => {
-            env.fail(r, PART, format!("the simulated ACC run: {e}"));
-            return;
-        }
+    let child = Command::new(exe)
+        .arg("run")
+        .arg(path)
+        .args(["--clock", "sim", "--duration", "3s", "--quiet", "--control"])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return env.fail(r, PART, format!("cannot start takt run: {e}")),
     };
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < LIMIT => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return env.fail(
+                    r,
+                    PART,
+                    format!("the simulated run did not end within {LIMIT:?}"),
+                );
+            }
+        }
+    }
     let wall_ns = started.elapsed().as_nanos() as f64;
-    let logical_ns = (report.cycles * report.hyperperiod_ns) as f64;
-    let walk_ns = report.wall_ns as f64;
+    let out = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => return env.fail(r, PART, format!("takt run: {e}")),
+    };
+    if out.status.code() == Some(2) {
+        let text = String::from_utf8_lossy(&out.stderr);
+        return env.skip(
+            r,
+            PART,
+            format!(
+                "the ACC manifest does not load (are the apps built? `cargo build --release`): {}",
+                text.lines().next().unwrap_or("")
+            ),
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let walk_s = stdout.lines().find_map(|l| {
+        let rest = l.split("wall time ").nth(1)?;
+        rest.trim().strip_suffix('s')?.parse::<f64>().ok()
+    });
+    let Some(walk_s) = walk_s.filter(|_| out.status.success()) else {
+        return env.fail(
+            r,
+            PART,
+            format!(
+                "the simulated ACC run failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ),
+        );
+    };
+    let logical_ns = LOGICAL_NS as f64;
+    let walk_ns = walk_s * 1e9;
     r.set("sim_logical_ms", logical_ns / 1e6);
     r.set("sim_wall_ms", wall_ns / 1e6);
     r.set("sim_walk_ms", walk_ns / 1e6);
@@ -104,7 +121,7 @@ pub fn run(env: &Env, r: &mut Report) {
         Row::new(
             PART,
             format!(
-                "ACC {} logical, table walk {}",
+                "ACC {} logical, 3 processes in lockstep, run {}",
                 fmt_ns(logical_ns),
                 fmt_ns(walk_ns)
             ),
@@ -115,7 +132,10 @@ pub fn run(env: &Env, r: &mut Report) {
     r.row(
         Row::new(
             PART,
-            format!("ACC with setup (tasks, ports): {}", fmt_ns(wall_ns)),
+            format!(
+                "ACC with setup (processes, catalogs, tasks, ports): {}",
+                fmt_ns(wall_ns)
+            ),
         )
         .takt(x(with_setup))
         .at_least(with_setup, 100.0, ">= 100x real time"),
