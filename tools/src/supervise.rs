@@ -114,10 +114,16 @@ fn supervise_checked(
         None => None,
     };
     let opts = SuperviseOptions {
-        control_path: args
-            .control
-            .clone()
-            .unwrap_or_else(lifecycle::default_control_path),
+        // A simulated run is a batch job, and several may run at once (tests, CI): each gets
+        // its own socket unless one is named. A real-time run uses the well-known one.
+        control_path: args.control.clone().unwrap_or_else(|| match clock {
+            ClockKind::Real => lifecycle::default_control_path(),
+            ClockKind::Sim => std::env::temp_dir().join(format!(
+                "takt-sim-{}-{}.sock",
+                d.name,
+                std::process::id()
+            )),
+        }),
         duration_ns,
         startup_timeout_ns: STARTUP_TIMEOUT_NS,
         epoch_margin_ns: EPOCH_MARGIN_NS,

@@ -54,8 +54,32 @@ fn keygen_sign_inspect_and_refusals() {
     let err = refused(&["ota", "keygen", "--out", s(&key)]);
     assert!(err.contains("exists"), "{err}");
 
-    let exe = dir.path().join("planner-v2");
-    std::fs::write(&exe, vec![0x7fu8; 100_000]).expect("exe");
+    // A real app executable: the bundle's catalog is taken from it (`--takt-catalog`). It is
+    // built with the workspace (`cargo build --release --workspace`) before the tests run.
+    let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/acc-planning-v2");
+    assert!(exe.exists(), "{} is built before the tests", exe.display());
+    // Bytes that are no takt app are refused: the catalog comes from the executable.
+    let fake = dir.path().join("planner-v2");
+    std::fs::write(&fake, vec![0x7fu8; 100_000]).expect("exe");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = refused(&[
+        "ota",
+        "sign",
+        "--key",
+        s(&key),
+        "--app",
+        "planning",
+        "--version",
+        "2",
+        "--executable",
+        s(&fake),
+        "--manifest",
+        &manifest(),
+        "--out",
+        s(&dir.path().join("fake.takt")),
+    ]);
+    assert!(err.contains("--executable"), "{err}");
+    assert!(!dir.path().join("fake.takt").exists());
     let policy = dir.path().join("gap.toml");
     std::fs::write(&policy, "time_gap_s = 1.8\n").expect("file");
     let bundle = dir.path().join("planning-2.takt");

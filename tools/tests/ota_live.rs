@@ -201,7 +201,9 @@ impl Fixture {
         let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("dev.key.pub");
         let public = public.trim();
         assert_eq!(public.len(), 64, "a hex public key: {public}");
-        let source = std::fs::read_to_string(source_manifest()).expect("config/acc.toml");
+        let source = absolute_executables(
+            &std::fs::read_to_string(source_manifest()).expect("config/acc.toml"),
+        );
         assert_eq!(source.matches("\n[ota]\n").count(), 1, "one [ota] table");
         let copy = source.replacen(
             "\n[ota]\n",
@@ -1149,4 +1151,15 @@ fn kill_9_at_every_journal_transition_recovers_old_or_new() {
         "every kill point of the supervisor is covered"
     );
     println!("kill points covered with the rollback: {}", covered.len());
+}
+
+/// `config/acc.toml`'s text with its apps' executables made absolute, so a copy written
+/// elsewhere still names the demo's executables (relative paths resolve against the
+/// manifest's own directory).
+fn absolute_executables(text: &str) -> String {
+    let release = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/");
+    text.replace(
+        "executable = \"../target/release/",
+        &format!("executable = \"{}", release.display()),
+    )
 }
