@@ -125,7 +125,7 @@ fn keygen_sign_inspect_and_refusals() {
     assert_eq!(v["version"], 2);
     assert_eq!(v["version_label"], "2.0.0-gap18");
     assert_eq!(v["signature_verified"], true);
-    assert_eq!(v["entries"][0]["name"], "planner-v2");
+    assert_eq!(v["entries"][0]["name"], "acc-planning-v2");
     assert_eq!(v["entries"][0]["mode"], "755");
     assert!(v["ports"]
         .as_array()

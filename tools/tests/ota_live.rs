@@ -1089,7 +1089,7 @@ fn kill_and_recover(point: &str, version: u64, exe: &Path) {
         "{point}: the planning process runs version {running}, reports `{reported}`"
     );
     // Never a mix: the process runs the executable of the version the journal names (the
-    // manifest's own code is `takt app-host`, a later version its slot's executable).
+    // manifest's own code is the `executable` it names, a later version its slot's).
     let pid = p["pid"].as_u64().expect("pid");
     // The kernel names the file the process was started from, marked " (deleted)" when it
     // has been replaced since (a rebuild of takt while the test runs).
@@ -1097,7 +1097,7 @@ fn kill_and_recover(point: &str, version: u64, exe: &Path) {
     let exe = exe.to_string_lossy();
     let exe = exe.trim_end_matches(" (deleted)");
     let want = if running == 0 {
-        PathBuf::from(env!("CARGO_BIN_EXE_takt"))
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/acc-planning")
     } else {
         fx.state().join("planning/slot-b/acc-planning-v2")
     };

@@ -840,7 +840,12 @@ fn a_real_simulated_acc_run_reports_chains_at_their_exact_bounds() {
     }
     assert!(out.ok(), "takt run failed: {}", out.stderr);
 
-    let rep = takt(&["trace", "report", s(&trace), "--json"]);
+    // A supervised run (simulated time too) writes one file per app process.
+    let files = app_traces(&trace);
+    let mut args = vec!["trace", "report"];
+    args.extend(files.iter().map(String::as_str));
+    args.push("--json");
+    let rep = takt(&args);
     assert!(rep.ok(), "{}", rep.stderr);
     let r = rep.json();
     assert_eq!(r["clock"], "sim");
@@ -883,7 +888,10 @@ fn a_real_simulated_acc_run_reports_chains_at_their_exact_bounds() {
     }
 
     let json = scratch("acc.json");
-    let out = takt(&["trace", "export", s(&trace), "--perfetto", s(&json)]);
+    let mut args = vec!["trace", "export"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--perfetto", s(&json)]);
+    let out = takt(&args);
     assert!(out.ok(), "{}", out.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let events = doc["traceEvents"].as_array().unwrap();
@@ -895,7 +903,10 @@ fn a_real_simulated_acc_run_reports_chains_at_their_exact_bounds() {
     );
 
     let dir = scratch("acc-plots");
-    let out = takt(&["trace", "plot", s(&trace), "--svg", s(&dir)]);
+    let mut args = vec!["trace", "plot"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--svg", s(&dir)]);
+    let out = takt(&args);
     assert!(out.ok(), "{}", out.stderr);
     for entry in std::fs::read_dir(&dir).unwrap() {
         assert_svg(&entry.unwrap().path());
@@ -1180,7 +1191,12 @@ fn a_real_simulated_acc_run_misses_and_duplicates_no_release() {
         s(&trace),
     ]);
     assert!(out.ok(), "takt run failed: {}", out.stderr);
-    let rep = takt(&["trace", "report", s(&trace), "--json"]);
+    // A supervised run (simulated time too) writes one file per app process.
+    let files = app_traces(&trace);
+    let mut args = vec!["trace", "report"];
+    args.extend(files.iter().map(String::as_str));
+    args.push("--json");
+    let rep = takt(&args);
     assert!(rep.ok(), "{}", rep.stderr);
     let r = rep.json();
     assert_eq!(
@@ -1198,4 +1214,12 @@ fn a_real_simulated_acc_run_misses_and_duplicates_no_release() {
         planned += u(&rel["planned"]);
     }
     assert!(planned > 0);
+}
+
+/// The files a supervised run traced into `prefix`: `<prefix>.<app>` for the demo's apps.
+fn app_traces(prefix: &Path) -> Vec<String> {
+    ["sensing", "planning", "vehicle"]
+        .iter()
+        .map(|a| format!("{}.{a}", prefix.display()))
+        .collect()
 }

@@ -139,7 +139,7 @@ pub fn host_app(
                     .count(),
             },
         }),
-        lockstep: (run.clock == ClockKind::Sim).then(|| Lockstep {
+        lockstep: (run.clock == ClockKind::Sim).then_some(Lockstep {
             progress: &block.sim_progress,
             me: app,
         }),

@@ -303,7 +303,7 @@ impl Check<'_, '_, '_> {
         let Some(owners) = self.catalog.owners.get(&name.value) else {
             return; // unknown implementations are reported at `name`
         };
-        if !owners.iter().any(|o| *o == app.value) {
+        if !owners.contains(&app.value) {
             self.cx.error(
                 app.at,
                 t.section.field("app"),
