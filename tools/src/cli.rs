@@ -20,6 +20,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create a ready app crate DIR/NAME outside any workspace: an executable with an example
+    /// task pair, a manifest naming it, and a README with the commands.
+    New {
+        /// The app's name: crate, executable and deployment (lowercase letters, digits, `_`, `-`).
+        name: String,
+        /// Where the crate directory is created.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// The takt runtime crate to build against (default: the source tree this binary was built from).
+        #[arg(long, value_name = "PATH")]
+        takt: Option<PathBuf>,
+    },
     /// Validate a manifest: exit 0 when valid, exit 2 listing every error (file:line:column, field, what is allowed).
     Check {
         /// Deployment manifest (TOML).

@@ -7,6 +7,7 @@ mod bench;
 mod check;
 mod cli;
 mod common;
+mod new;
 mod plan;
 // --- takt plan --svg / takt trace ---
 mod plan_svg;
@@ -38,6 +39,7 @@ static GLOBAL: bench::alloc::Counting = bench::alloc::Counting;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::New { name, dir, takt } => new::new(&name, &dir, takt.as_deref()),
         cli::Command::Check { manifest } => check::check(&manifest),
         cli::Command::Plan {
             manifest,
