@@ -868,6 +868,114 @@ fn chain_steps_must_be_linked_by_a_channel() {
 }
 
 #[test]
+fn chain_requirements_are_durations_and_default_to_none() {
+    let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    for c in &d.chains {
+        assert_eq!(
+            (c.max_data_age_ns, c.max_reaction_ns),
+            (None, None),
+            "chain `{}` states no requirement",
+            c.name
+        );
+    }
+
+    let text = edit(&[(
+        "precedence = true",
+        "precedence = true\nmax_data_age = \"40ms\"\nmax_reaction = \"1500us\"",
+    )]);
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.chains[0].name, "sense_to_act");
+    assert_eq!(d.chains[0].max_data_age_ns, Some(40 * MS));
+    assert_eq!(d.chains[0].max_reaction_ns, Some(1500 * US));
+    assert_eq!(
+        (d.chains[1].max_data_age_ns, d.chains[1].max_reaction_ns),
+        (None, None),
+        "a requirement belongs to its own chain"
+    );
+
+    // One key without the other.
+    let text = edit(&[(
+        "tasks = [\"camera\", \"perception\"]",
+        "tasks = [\"camera\", \"perception\"]\nmax_reaction = \"2s\"",
+    )]);
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (d.chains[1].max_data_age_ns, d.chains[1].max_reaction_ns),
+        (None, Some(2_000 * MS))
+    );
+}
+
+#[test]
+fn a_bad_chain_requirement_names_its_line_and_field() {
+    // (value, field key, phrases): zero, negative, unitless, fractional, unknown unit,
+    // wrong type.
+    let cases: [(&str, &str, &[&str]); 7] = [
+        (
+            "max_data_age = \"0ms\"",
+            "max_data_age",
+            &["requirement is zero", "more than zero", "leave the key out"],
+        ),
+        (
+            "max_reaction = \"0s\"",
+            "max_reaction",
+            &["requirement is zero", "more than zero"],
+        ),
+        (
+            "max_data_age = \"-40ms\"",
+            "max_data_age",
+            &["negative durations are not allowed", "ns, us, ms or s"],
+        ),
+        (
+            "max_reaction = 60",
+            "max_reaction",
+            &["bare number 60", "ns, us, ms or s"],
+        ),
+        (
+            "max_data_age = \"1.5ms\"",
+            "max_data_age",
+            &["whole numbers", "1500us"],
+        ),
+        (
+            "max_data_age = \"40 parsecs\"",
+            "max_data_age",
+            &["ns, us, ms or s"],
+        ),
+        (
+            "max_reaction = true",
+            "max_reaction",
+            &["expected a duration string", "boolean"],
+        ),
+    ];
+    for (line, key, phrases) in cases {
+        let text = edit(&[("precedence = true", &format!("precedence = true\n{line}"))]);
+        let e = expect_error(
+            &text,
+            line_of(&text, line, 0),
+            &format!("chain.sense_to_act.{key}"),
+            phrases,
+        );
+        let value_column = line.find('=').map_or(0, |i| i + 3);
+        assert_eq!(e.column, value_column, "{line}: the column of the value");
+    }
+
+    // A misspelt key is unknown, with the allowed ones and the closest.
+    let text = edit(&[(
+        "precedence = true",
+        "precedence = true\nmax_data_ages = \"40ms\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "max_data_ages", 0),
+        "chain.sense_to_act.max_data_ages",
+        &[
+            "unknown key `max_data_ages`",
+            "did you mean `max_data_age`?",
+            "precedence, max_data_age, max_reaction",
+        ],
+    );
+}
+
+#[test]
 fn a_manifest_without_modes_is_refused() {
     let cut = GOOD.find("[[mode]]").expect("GOOD has modes");
     let text = GOOD[..cut].replace("update_safe_modes = [\"parked\"]\n", "");

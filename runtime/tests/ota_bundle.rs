@@ -383,6 +383,40 @@ fn stage_refuses_unschedulable_budgets() {
 }
 
 #[test]
+fn stage_refuses_timing_that_misses_a_chain_requirement() {
+    // w (LET 5 ms) is read by r at 5 ms, visible at 10 ms: a data age of 10 ms, which the
+    // requirement allows exactly.
+    let text = format!(
+        "{MANIFEST}\n[[chain]]\nname = \"wr\"\ntasks = [\"w\", \"r\"]\nmax_data_age = \"10ms\"\n"
+    );
+    let d = manifest::parse("ota-test.toml", &text, &catalog(), 2).expect("valid");
+    check_stage(&d, &catalog(), &installed(1), &verified(&fragment(2)))
+        .expect("the installed timing meets the requirement");
+    // Moved 1 ms later, w is visible at 6 ms, after r's release at 5: r reads the sample
+    // of 10 ms before, 19 ms old when r's output is visible.
+    let mut fr = fragment(2);
+    fr.tasks[0].offset_ns = 1_000_000;
+    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let StageRefusal::ChainRequirements { violations } = &err else {
+        panic!("refused for the chain requirement, not: {err}");
+    };
+    assert_eq!(violations.len(), 1, "{err}");
+    assert_eq!(
+        (violations[0].bound_ns, violations[0].excess_ns),
+        (19_000_000, 9_000_000)
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("does not meet its chain requirements")
+            && text.contains(
+                "chain wr: exact LET data age bound 19ms exceeds max_data_age 10ms by 9ms"
+            )
+            && text.contains("the hop w -> r (14ms"),
+        "{text}"
+    );
+}
+
+#[test]
 fn stage_refuses_tasks_that_are_not_the_apps() {
     let d = deployment();
     let mut fr = fragment(2);

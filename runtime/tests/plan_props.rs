@@ -2,6 +2,8 @@
 //!
 //! * Every synthesized plan passes the independent verifier; every refusal names a broken
 //!   necessary condition or a bounded search that ended (exhaustively or at its limit).
+//!   The per-task and per-hop contributions of every chain add up to its bounds, and a
+//!   requirement is met exactly up to its bound.
 //! * The verifier catches each kind of damage done to a valid plan: overlapping windows, a
 //!   window past its deadline, a wrong core, a missing job, a duplicated job, a window
 //!   before its release, and sizing or chain bounds below what the tables give.
@@ -158,6 +160,8 @@ fn deployments() -> impl Strategy<Value = Deployment> {
                         topics: Vec::new(),
                         tasks,
                         precedence,
+                        max_data_age_ns: None,
+                        max_reaction_ns: None,
                     })
                     .collect();
                 deployment(tasks, modes, default_mode, channels, chains)
@@ -179,6 +183,38 @@ fn violations(d: &Deployment, p: &Plan) -> Vec<String> {
         Ok(()) => Vec::new(),
         Err(v) => v.into_iter().map(|v| v.message).collect(),
     }
+}
+
+/// The contributions of every chain's parts add up to its bounds; a requirement equal to a
+/// bound is met, one 1 ns below it is missed by exactly 1 ns.
+fn check_requirement_figures(d: &Deployment, p: &Plan) -> Result<(), TestCaseError> {
+    for (i, b) in p.chains.iter().enumerate() {
+        if b.mode.is_none() {
+            continue;
+        }
+        for r in plan::REQUIREMENTS {
+            let parts = plan::contributions(d, p, i, r);
+            prop_assert_eq!(parts.len(), d.chains[i].tasks.len());
+            let sum: u64 = parts.iter().map(|c| c.ns).sum();
+            prop_assert_eq!(sum, r.bound_ns(b), "chain {} {:?}: {:?}", i, r, parts);
+        }
+        prop_assert!(
+            b.max_data_age_ns > 0,
+            "a run chain's data age is at least a LET"
+        );
+        let mut tight = d.clone();
+        tight.chains[i].max_data_age_ns = Some(b.max_data_age_ns);
+        tight.chains[i].max_reaction_ns = Some(b.max_reaction_ns);
+        prop_assert!(plan::check_requirements(&tight, p).is_empty());
+        tight.chains[i].max_data_age_ns = Some(b.max_data_age_ns - 1);
+        let v = plan::check_requirements(&tight, p);
+        prop_assert_eq!(v.len(), 1);
+        prop_assert_eq!(v[0].excess_ns, 1);
+        prop_assert_eq!(v[0].requirement, plan::Requirement::DataAge);
+        let largest = v[0].largest.as_ref().map_or(0, |c| c.ns);
+        prop_assert!(v[0].contributions.iter().all(|c| c.ns <= largest));
+    }
+    Ok(())
 }
 
 #[test]
@@ -203,6 +239,7 @@ fn every_synthesized_plan_verifies_and_every_refusal_says_why() {
                     prop_assert_eq!(p.chains.len(), d.chains.len());
                     let text = plan::render_text(&d, &p);
                     prop_assert!(text.contains("hyperperiod"));
+                    check_requirement_figures(&d, &p)?;
                     planned.set(planned.get() + 1);
                     if p.modes
                         .iter()

@@ -64,8 +64,36 @@ pub fn load_apps(path: &Path) -> Result<Loaded, Failure> {
     })
 }
 
-/// Synthesizes the plan and re-checks it with the independent verifier.
+/// Synthesizes the plan, re-checks it with the independent verifier, and refuses it when a
+/// chain misses a requirement of the manifest (`max_data_age`, `max_reaction`): such a
+/// deployment is as unusable as an unschedulable one, so every verb that plans (check,
+/// plan, run, ota sign) refuses it with exit code 2 before anything starts.
 pub fn plan_verified(d: &Deployment) -> Result<Plan, Failure> {
+    let p = plan_without_requirements(d)?;
+    requirements_met(d, &p)?;
+    Ok(p)
+}
+
+/// Every chain requirement of `d` that `p` misses, one sentence each, as bad input.
+pub fn requirements_met(d: &Deployment, p: &Plan) -> Result<(), Failure> {
+    let violations = plan::check_requirements(d, p);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+    Err(Failure::bad_input(format!(
+        "{}: the plan does not meet {} chain requirement{}:\n{}",
+        d.source,
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    )))
+}
+
+/// Synthesizes the plan and re-checks it with the independent verifier, without judging
+/// chain requirements: `takt plan` shows the plan of a deployment that misses one before
+/// refusing it, so the integrator sees where the time goes.
+pub fn plan_without_requirements(d: &Deployment) -> Result<Plan, Failure> {
     let p = plan::synthesize(d).map_err(|e| {
         Failure::bad_input(format!(
             "{}: the task set is not schedulable:\n{e}",

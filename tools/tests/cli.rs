@@ -1,6 +1,8 @@
 //! The `takt` binary as an integrator uses it: exit codes, error locations, the run summary,
 //! and what a running deployment looks like from the outside (SCHED_FIFO, pinning).
 
+mod common;
+use common::absolute_executables;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -118,6 +120,110 @@ fn plan_prints_tables_utilization_and_bounds() {
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     for word in ["hyperperiod", "core 0", "core 1", "utilization", "verified"] {
         assert!(text.contains(word), "plan output mentions {word}:\n{text}");
+    }
+}
+
+/// `config/acc.toml` with the `radar_to_brake` chain's `max_data_age` set to `value`, in a
+/// temp file named `name`.
+fn acc_requiring_data_age(name: &str, value: &str) -> PathBuf {
+    let good = absolute_executables(&std::fs::read_to_string(repo("config/acc.toml")).unwrap());
+    let line = "max_data_age = \"40ms\"";
+    assert_eq!(
+        good.matches(line).count(),
+        1,
+        "radar_to_brake states {line}"
+    );
+    let radar = good.find("name = \"radar_to_brake\"").unwrap();
+    assert!(
+        good.find(line).unwrap() > radar,
+        "{line} is radar_to_brake's"
+    );
+    tmp(
+        name,
+        &good.replacen(line, &format!("max_data_age = \"{value}\""), 1),
+    )
+}
+
+#[test]
+fn a_missed_chain_requirement_is_refused_with_exit_2_naming_chain_bound_and_hop() {
+    // The demo's exact data age bound of radar_to_brake is 35 ms.
+    let p = acc_requiring_data_age("strict.toml", "20ms");
+    let out = takt().args(["plan", p.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{err}\n{stdout}");
+    for phrase in [
+        "chain radar_to_brake",
+        "data age bound 35ms",
+        "max_data_age 20ms",
+        "by 15ms",
+        "the largest contribution is the hop planner -> controller (15ms",
+    ] {
+        assert!(err.contains(phrase), "stderr names {phrase:?}: {err}");
+    }
+    assert!(
+        !err.contains("camera_to_brake"),
+        "only the missed one: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // The plan is still shown, with the missed requirement next to its bound.
+    assert!(
+        stdout.contains("data age bound 35ms (requirement 20ms: exceeded by 15ms)"),
+        "{stdout}"
+    );
+
+    // Every verb that plans refuses it before starting anything.
+    for args in [
+        vec!["check", p.to_str().unwrap()],
+        vec![
+            "run",
+            p.to_str().unwrap(),
+            "--clock",
+            "sim",
+            "--duration",
+            "100ms",
+            "--quiet",
+        ],
+    ] {
+        let out = takt().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "takt {args:?}: {err}");
+        assert!(
+            err.contains("chain radar_to_brake: exact LET data age bound 35ms exceeds max_data_age 20ms by 15ms"),
+            "takt {args:?}: {err}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("digest:"),
+            "takt {args:?} ran nothing"
+        );
+    }
+}
+
+#[test]
+fn met_chain_requirements_print_as_met_and_exit_0() {
+    let p = acc_requiring_data_age("generous.toml", "100ms");
+    let out = run_ok(&["plan", p.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("    data age bound 35ms (requirement 100ms: met)"),
+        "{stdout}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The demo's own requirements hold with margin.
+    let out = run_ok(&["plan", repo("config/acc.toml").to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "    data age bound 35ms (requirement 40ms: met)",
+        "    reaction time bound 45ms (requirement 60ms: met)",
+        "    data age bound 64ms (requirement 80ms: met)",
+        "    reaction time bound 74ms (requirement 100ms: met)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in:\n{stdout}");
     }
 }
 

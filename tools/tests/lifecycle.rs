@@ -5,6 +5,8 @@
 //! Real-time runs need root (SCHED_FIFO); without it every test here says SKIPPED by name.
 //! Every wait has a timeout; a guard kills whatever a failing test leaves running.
 
+mod common;
+use common::absolute_executables;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -511,17 +513,6 @@ fn stop_ends_every_app_gracefully_and_a_malformed_message_is_refused() {
             stdout(&out)
         );
     }
-}
-
-/// `config/acc.toml`'s text with its apps' executables made absolute, so a copy written
-/// elsewhere still names the demo's executables (relative paths resolve against the
-/// manifest's own directory).
-fn absolute_executables(text: &str) -> String {
-    let release = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/");
-    text.replace(
-        "executable = \"../target/release/",
-        &format!("executable = \"{}", release.display()),
-    )
 }
 
 /// `config/acc.toml` with `keys` added to app `app`'s table, written to a temp file.

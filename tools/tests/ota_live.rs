@@ -18,6 +18,8 @@
 //! timeout; a guard kills the run a failing test leaves behind (its apps follow it through
 //! their parent-death signal).
 
+mod common;
+use common::absolute_executables;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -1151,15 +1153,4 @@ fn kill_9_at_every_journal_transition_recovers_old_or_new() {
         "every kill point of the supervisor is covered"
     );
     println!("kill points covered with the rollback: {}", covered.len());
-}
-
-/// `config/acc.toml`'s text with its apps' executables made absolute, so a copy written
-/// elsewhere still names the demo's executables (relative paths resolve against the
-/// manifest's own directory).
-fn absolute_executables(text: &str) -> String {
-    let release = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/");
-    text.replace(
-        "executable = \"../target/release/",
-        &format!("executable = \"{}", release.display()),
-    )
 }

@@ -129,6 +129,12 @@ pub struct ChainSpec {
     /// When true the plan must place each producer job's window before the consumer job
     /// released at the same instant on the same core.
     pub precedence: bool,
+    /// Requirement on the chain's exact LET data age bound (`max_data_age`): a plan whose
+    /// bound exceeds it is refused. `None`: no requirement. Never `Some(0)`.
+    pub max_data_age_ns: Option<u64>,
+    /// Requirement on the chain's exact LET reaction time bound (`max_reaction`), as
+    /// `max_data_age_ns`.
+    pub max_reaction_ns: Option<u64>,
 }
 
 /// An operating mode: the set of tasks released while it is active.

@@ -123,6 +123,9 @@ pub(super) struct RawChain {
     pub name: Option<At<String>>,
     pub tasks: Option<At<Vec<At<String>>>>,
     pub precedence: Option<At<bool>>,
+    /// Requirements on the chain's bounds, each more than zero.
+    pub max_data_age_ns: Optional<u64>,
+    pub max_reaction_ns: Optional<u64>,
 }
 
 pub(super) struct RawMode {
@@ -271,6 +274,14 @@ const CHAIN_KEYS: Keys = &[
     (
         "precedence",
         "true to order producer before consumer in the plan (default false)",
+    ),
+    (
+        "max_data_age",
+        "the most the plan's exact LET data age bound may be, e.g. max_data_age = \"40ms\" (default: no requirement)",
+    ),
+    (
+        "max_reaction",
+        "the most the plan's exact LET reaction time bound may be, e.g. max_reaction = \"60ms\" (default: no requirement)",
     ),
 ];
 
@@ -945,12 +956,31 @@ fn chain(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> 
     let path = section.path.clone();
     let tasks = required(cx, t, at, &path, CHAIN_KEYS, "tasks", string_list);
     let precedence = optional(cx, t, &path, "precedence", boolean).or_default(false, at);
+    let max_data_age_ns = optional(cx, t, &path, "max_data_age", requirement);
+    let max_reaction_ns = optional(cx, t, &path, "max_reaction", requirement);
     RawChain {
         section,
         name,
         tasks,
         precedence,
+        max_data_age_ns,
+        max_reaction_ns,
     }
+}
+
+/// `chain.*.max_data_age` and `chain.*.max_reaction`: a duration more than zero. No bound
+/// can be zero (every task's LET is positive), so a zero requirement could never be met.
+fn requirement(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<u64>> {
+    let d = duration(cx, field, v)?;
+    if d.value == 0 {
+        cx.error(
+            d.at,
+            field,
+            "the requirement is zero, which no chain can meet (every task's LET window is longer than zero); allowed: a duration more than zero, e.g. \"40ms\", or leave the key out for no requirement",
+        );
+        return None;
+    }
+    Some(d)
 }
 
 fn mode(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> RawMode {

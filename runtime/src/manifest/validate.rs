@@ -817,6 +817,8 @@ impl Check<'_, '_, '_> {
             tasks: ids.into_iter().collect::<Option<Vec<_>>>()?,
             topics,
             precedence: c.precedence.as_ref()?.value,
+            max_data_age_ns: requirement(&c.max_data_age_ns)?,
+            max_reaction_ns: requirement(&c.max_reaction_ns)?,
         })
     }
 
@@ -1100,6 +1102,16 @@ struct Names<'r> {
 
 /// How a duplicate is reported: `(kind, name, line of the first)` → message.
 type DuplicateMessage = fn(&str, &str, usize) -> String;
+
+/// An optional chain requirement as the model holds it: `Some(None)` when absent, `None`
+/// when invalid (already reported by `parse`).
+fn requirement(r: &Optional<u64>) -> Option<Option<u64>> {
+    match r {
+        Optional::Absent => Some(None),
+        Optional::Invalid => None,
+        Optional::Given(v) => Some(Some(v.value)),
+    }
+}
 
 fn duplicate_name(kind: &str, name: &str, first_line: usize) -> String {
     format!(

@@ -1,8 +1,10 @@
 //! The stage checks: may this verified bundle replace its app in this running deployment?
 //!
 //! Owns the pure decision taken before anything is written into a slot: anti-rollback,
-//! interface compatibility and schedulability with the new timing. It must never do I/O
-//! or change the running deployment; it returns the deployment the bundle would give.
+//! interface compatibility, and schedulability and the chain requirements with the new
+//! timing (a bundle may move its tasks' releases and LET windows, and so the chain bounds).
+//! It must never do I/O or change the running deployment; it returns the deployment the
+//! bundle would give.
 
 use std::fmt;
 
@@ -65,6 +67,10 @@ pub enum StageRefusal {
     Unschedulable {
         reasons: Vec<String>,
     },
+    /// With the bundle's timing, a chain's exact LET bound exceeds its manifest requirement.
+    ChainRequirements {
+        violations: Vec<plan::RequirementViolation>,
+    },
 }
 
 impl fmt::Display for StageRefusal {
@@ -122,6 +128,16 @@ impl fmt::Display for StageRefusal {
                 }
                 Ok(())
             }
+            R::ChainRequirements { violations } => {
+                write!(
+                    f,
+                    "the deployment with the bundle's timing does not meet its chain requirements:"
+                )?;
+                for v in violations {
+                    write!(f, "\n  {v}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -165,6 +181,10 @@ pub fn check_stage(
     plan::verify(&updated, &p).map_err(|violations| StageRefusal::Unschedulable {
         reasons: violations.into_iter().map(|v| v.message).collect(),
     })?;
+    let violations = plan::check_requirements(&updated, &p);
+    if !violations.is_empty() {
+        return Err(StageRefusal::ChainRequirements { violations });
+    }
     Ok(updated)
 }
 

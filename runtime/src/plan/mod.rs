@@ -16,6 +16,8 @@
 //! * `verify`: the independent verifier. It shares no code with the four parts above
 //!   (only the plain data types of this file), so a synthesis bug cannot pass silently by
 //!   being repeated in the check.
+//! * `requirements`: the chain bounds against the manifest's `max_data_age` and
+//!   `max_reaction`, with the task or hop that contributes most to a missed one.
 //! * `render`: the human-readable text of a plan.
 //!
 //! # Design choices
@@ -43,6 +45,7 @@
 
 mod bounds;
 mod render;
+mod requirements;
 mod search;
 mod sizing;
 mod synth;
@@ -51,6 +54,11 @@ mod tests;
 mod verify;
 
 use crate::manifest::{Deployment, TaskId};
+
+pub use requirements::{
+    check_requirements, contributions, excess_ns, Contribution, Part, Requirement,
+    RequirementViolation, REQUIREMENTS,
+};
 
 /// One job's reserved slot on a core, relative to the start of a hyperperiod cycle.
 ///
@@ -192,7 +200,8 @@ pub fn verify(d: &Deployment, p: &Plan) -> Result<(), Vec<Violation>> {
 
 /// The human-readable plan: the hyperperiod; per mode and core the utilization and the
 /// table (start, end, task, job, release, deadline, slack); the channel sizing; the chain
-/// bounds. Never panics, also not on a plan that fails [`verify`].
+/// bounds, each next to its requirement (met, exceeded, or none). Never panics, also not on
+/// a plan that fails [`verify`].
 pub fn render_text(d: &Deployment, p: &Plan) -> String {
     render::render_text(d, p)
 }

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::Plan;
+use super::{excess_ns, Plan, REQUIREMENTS};
 use crate::manifest::Deployment;
 use crate::time::format_ns;
 
@@ -109,9 +109,39 @@ pub(super) fn render_text(d: &Deployment, p: &Plan) -> String {
                         format_ns(b.max_data_age_ns),
                         format_ns(b.max_reaction_ns)
                     );
+                    for r in REQUIREMENTS {
+                        let bound_ns = r.bound_ns(b);
+                        let verdict = match r.required_ns(d, b.chain) {
+                            None => "no requirement".to_string(),
+                            Some(req) => match excess_ns(bound_ns, req) {
+                                None => format!("requirement {}: met", format_ns(req)),
+                                Some(by) => format!(
+                                    "requirement {}: exceeded by {}",
+                                    format_ns(req),
+                                    format_ns(by)
+                                ),
+                            },
+                        };
+                        let _ = writeln!(
+                            out,
+                            "    {} bound {} ({verdict})",
+                            r.what(),
+                            format_ns(bound_ns)
+                        );
+                    }
                 }
                 None => {
                     let _ = writeln!(out, "  `{name}`: no mode runs every task of the chain");
+                    for r in REQUIREMENTS {
+                        if let Some(req) = r.required_ns(d, b.chain) {
+                            let _ = writeln!(
+                                out,
+                                "    {} requirement {}: met (the chain never runs whole)",
+                                r.what(),
+                                format_ns(req)
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -47,16 +47,24 @@ pub(super) struct ModeJobs {
 }
 
 impl ModeJobs {
-    fn from_tables(task_count: usize, m: &ModePlan) -> ModeJobs {
+    /// Windows naming a task index at or above `task_count` are left out (only a plan that
+    /// is not the deployment's has them; `verify` reports them).
+    pub(super) fn from_tables(task_count: usize, m: &ModePlan) -> ModeJobs {
+        let windows = || {
+            m.cores
+                .iter()
+                .flat_map(|c| c.windows.iter())
+                .filter(|w| w.task < task_count)
+        };
         let mut counts = vec![0usize; task_count];
-        for w in m.cores.iter().flat_map(|c| c.windows.iter()) {
+        for w in windows() {
             counts[w.task] += 1;
         }
         let mut by_task: Vec<Vec<Slot>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
-        for w in m.cores.iter().flat_map(|c| c.windows.iter()) {
+        for w in windows() {
             by_task[w.task].push(Slot {
                 start_ns: w.start_ns,
-                end_ns: w.start_ns + w.budget_ns,
+                end_ns: w.start_ns.saturating_add(w.budget_ns),
                 release_ns: w.release_ns,
                 deadline_ns: w.deadline_ns,
             });

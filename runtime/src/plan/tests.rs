@@ -75,6 +75,8 @@ fn chain(name: &str, tasks: Vec<usize>, precedence: bool) -> ChainSpec {
         topics: Vec::new(),
         tasks,
         precedence,
+        max_data_age_ns: None,
+        max_reaction_ns: None,
     }
 }
 
@@ -438,6 +440,201 @@ fn chain_bounds_pick_the_first_mode_that_runs_the_chain_or_none() {
     assert!(
         text.contains("`bz`: no mode runs every task of the chain"),
         "{text}"
+    );
+}
+
+/// The three-task chain of `chain_bounds_of_a_three_task_chain_match_the_hand_computation`
+/// (data age 55 ms, reaction 65 ms) with the given requirements, in ms.
+fn sfc_requiring(data_age: Option<u64>, reaction: Option<u64>) -> Deployment {
+    let mut d = one_mode(vec![
+        task("s", 10, 0, 10, 1, 0),
+        task("f", 20, 0, 20, 2, 0),
+        task("c", 10, 5, 10, 1, 1),
+    ]);
+    let mut c = chain("sfc", vec![0, 1, 2], false);
+    c.max_data_age_ns = data_age.map(|ms| ms * MS);
+    c.max_reaction_ns = reaction.map(|ms| ms * MS);
+    d.chains = vec![c];
+    d
+}
+
+fn hop(from: &str, to: &str, ms: u64) -> Contribution {
+    Contribution {
+        part: Part::Hop {
+            from: from.into(),
+            to: to.into(),
+        },
+        ns: ms * MS,
+    }
+}
+
+fn own(t: &str, ms: u64) -> Contribution {
+    Contribution {
+        part: Part::Task(t.into()),
+        ns: ms * MS,
+    }
+}
+
+#[test]
+fn chain_requirements_that_the_bounds_meet_pass_and_render_as_met() {
+    // A bound equal to its requirement meets it.
+    let d = sfc_requiring(Some(55), Some(100));
+    let p = planned(&d);
+    assert_eq!(check_requirements(&d, &p), Vec::new());
+    let text = render_text(&d, &p);
+    assert!(
+        text.contains("    data age bound 55ms (requirement 55ms: met)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    reaction time bound 65ms (requirement 100ms: met)"),
+        "{text}"
+    );
+
+    let d = sfc_requiring(None, None);
+    let text = render_text(&d, &planned(&d));
+    assert!(
+        text.contains("    data age bound 55ms (no requirement)")
+            && text.contains("    reaction time bound 65ms (no requirement)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missed_data_age_requirement_names_the_bound_excess_and_largest_hop() {
+    // Worst instance (see the bounds test): s released 10 -> f released 20 (s visible at
+    // 20) -> c released 55 (f visible at 40, the next f only at 60) -> visible 65. Hops:
+    // s -> f 10 ms (s's LET, no wait), f -> c 35 ms (f's LET 20 + 15 waiting); c's LET 10.
+    let d = sfc_requiring(Some(50), None);
+    let p = planned(&d);
+    let v = check_requirements(&d, &p);
+    assert_eq!(
+        v,
+        vec![RequirementViolation {
+            chain: 0,
+            chain_name: "sfc".into(),
+            requirement: Requirement::DataAge,
+            bound_ns: 55 * MS,
+            required_ns: 50 * MS,
+            excess_ns: 5 * MS,
+            contributions: vec![hop("s", "f", 10), hop("f", "c", 35), own("c", 10)],
+            largest: Some(hop("f", "c", 35)),
+        }]
+    );
+    assert_eq!(
+        v[0].to_string(),
+        "chain sfc: exact LET data age bound 55ms exceeds max_data_age 50ms by 5ms; \
+         the largest contribution is the hop f -> c (35ms: f's LET plus the wait for c's \
+         next release)"
+    );
+    assert!(
+        render_text(&d, &p).contains("    data age bound 55ms (requirement 50ms: exceeded by 5ms)"),
+        "{}",
+        render_text(&d, &p)
+    );
+
+    // The last task's own LET can be the largest part: a (LET 2) is read by b 0 ms after
+    // it is visible, b's LET is 10: 2 + 10 = 12 ms.
+    let mut d = one_mode(vec![task("a", 10, 0, 2, 1, 0), task("b", 10, 2, 10, 1, 1)]);
+    let mut c = chain("ab", vec![0, 1], false);
+    c.max_data_age_ns = Some(11 * MS);
+    d.chains = vec![c];
+    let v = check_requirements(&d, &planned(&d));
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].contributions, vec![hop("a", "b", 2), own("b", 10)]);
+    assert_eq!(v[0].largest, Some(own("b", 10)));
+    assert!(
+        v[0].to_string()
+            .ends_with("the largest contribution is the task b (10ms: its LET)"),
+        "{}",
+        v[0]
+    );
+}
+
+#[test]
+fn a_missed_reaction_requirement_names_the_bound_excess_and_largest_part() {
+    // Worst instance (see the bounds test): a change just after s's release at 30 is read
+    // by s at 40 (visible 50: s adds 20 ms), by f at 60 (visible 80: the hop s -> f adds
+    // 30 ms), by c at 85 (visible 95: the hop f -> c adds 15 ms). 65 ms in all.
+    let d = sfc_requiring(Some(100), Some(60));
+    let p = planned(&d);
+    let v = check_requirements(&d, &p);
+    assert_eq!(v.len(), 1, "only the reaction requirement is missed: {v:?}");
+    let v = &v[0];
+    assert_eq!(v.requirement, Requirement::Reaction);
+    assert_eq!(
+        (v.bound_ns, v.required_ns, v.excess_ns),
+        (65 * MS, 60 * MS, 5 * MS)
+    );
+    assert_eq!(
+        v.contributions,
+        vec![own("s", 20), hop("s", "f", 30), hop("f", "c", 15)]
+    );
+    assert_eq!(v.largest, Some(hop("s", "f", 30)));
+    assert_eq!(
+        v.to_string(),
+        "chain sfc: exact LET reaction time bound 65ms exceeds max_reaction 60ms by 5ms; \
+         the largest contribution is the hop s -> f (30ms: the wait for f's next release \
+         after s's deadline plus f's LET)"
+    );
+
+    // Both missed: both reported, data age first.
+    let d = sfc_requiring(Some(40), Some(60));
+    let kinds: Vec<Requirement> = check_requirements(&d, &planned(&d))
+        .iter()
+        .map(|v| v.requirement)
+        .collect();
+    assert_eq!(kinds, [Requirement::DataAge, Requirement::Reaction]);
+}
+
+#[test]
+fn chain_contributions_add_up_to_the_bounds() {
+    // Chains of different shapes: equal periods, a slow middle task, offsets that make
+    // consumers wait, one on two cores, one not run by the default mode.
+    let mut d = deployment(
+        vec![
+            task("s", 10, 0, 10, 1, 0),
+            task("f", 20, 0, 20, 2, 0),
+            task("c", 10, 5, 10, 1, 1),
+            task("x", 40, 7, 13, 1, 1),
+            task("y", 5, 1, 3, 1, 0),
+        ],
+        vec![vec![0, 1, 2, 4], vec![0, 1, 2, 3, 4]],
+    );
+    d.chains = vec![
+        chain("sfc", vec![0, 1, 2], false),
+        chain("sc", vec![0, 2], false),
+        chain("yxc", vec![4, 3, 2], false),
+        chain("cys", vec![2, 4, 0], false),
+        chain("fy", vec![1, 4], false),
+    ];
+    let p = planned(&d);
+    assert_eq!(p.chains[2].mode, Some(1), "x runs only in mode 1");
+    for (i, b) in p.chains.iter().enumerate() {
+        for r in REQUIREMENTS {
+            let parts = contributions(&d, &p, i, r);
+            assert_eq!(parts.len(), d.chains[i].tasks.len(), "{i} {r:?}: {parts:?}");
+            let sum: u64 = parts.iter().map(|c| c.ns).sum();
+            assert_eq!(sum, r.bound_ns(b), "chain {i} {r:?}: {parts:?}");
+            assert!(sum > 0);
+        }
+    }
+}
+
+#[test]
+fn a_chain_no_mode_runs_meets_every_requirement() {
+    let mut d = deployment(
+        vec![task("a", 10, 0, 10, 1, 0), task("b", 10, 0, 10, 1, 1)],
+        vec![vec![0], vec![1]],
+    );
+    let mut c = chain("ab", vec![0, 1], false);
+    c.max_data_age_ns = Some(1);
+    d.chains = vec![c];
+    let p = planned(&d);
+    assert_eq!(p.chains[0].mode, None);
+    assert_eq!(check_requirements(&d, &p), Vec::new());
+    assert!(
+        render_text(&d, &p).contains("data age requirement 1ns: met (the chain never runs whole)")
     );
 }
 
