@@ -33,6 +33,7 @@
 //! on the failure path.
 
 pub mod baseline;
+pub mod layout;
 mod reader;
 mod writer;
 
@@ -50,6 +51,7 @@ use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use iceoryx2::service::Service as _;
 
 pub use crate::manifest::Fingerprint;
+pub use layout::{DifferenceKind, Field, FieldLayout, LayoutDifference, Placed, Shape, TypeLayout};
 pub use reader::{Reader, Sampled};
 
 pub use writer::{PublishError, Writer};
