@@ -8,7 +8,8 @@
 #![deny(unsafe_code)]
 
 use takt::port::{
-    DifferenceKind, Field, Message, Placed, PortNode, PortOpenError, Shape, Sizing, TypeLayout,
+    DifferenceKind, ExpectedType, Field, Message, Placed, PortNode, PortOpenError, Shape, Sizing,
+    TypeLayout,
 };
 
 mod v1 {
@@ -236,6 +237,45 @@ const SIZING: Sizing = Sizing {
     history: 1,
     max_borrowed: 2,
 };
+
+#[test]
+fn opening_against_another_layout_names_the_field() {
+    let node = PortNode::new(&deployment("manifest")).unwrap();
+    let expected = v1::Pose::layout();
+    let err = node
+        .reader::<v2::Pose>("pose", &expected, SIZING)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, PortOpenError::TypeMismatch { difference: Some(d), .. } if d.path == "lateral_m"),
+        "{text}"
+    );
+    assert!(
+        text.contains("field lateral_m: f64 at offset 8 vs f64 at offset 16"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+
+    // Only a fingerprint on the other side: refused by hash, without a field.
+    let err = node
+        .reader::<v2::Pose>("pose", &v1::Pose::fingerprint(), SIZING)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PortOpenError::TypeMismatch {
+                difference: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // The same layout opens.
+    let same = ExpectedType::from(&expected);
+    node.reader::<v1::Pose>("pose", same, SIZING)
+        .expect("the same layout opens");
+}
 
 #[test]
 fn a_running_service_refuses_a_peer_with_the_same_name_and_another_layout() {

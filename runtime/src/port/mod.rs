@@ -303,6 +303,10 @@ pub enum PortOpenError {
         other_side: &'static str,
         /// The other side's type, with size and align where known.
         other_type: String,
+        /// The first field where the code's layout differs from the other side's, when
+        /// the other side's layout is known (see [`ExpectedType`]). Boxed so that the
+        /// error, returned by every open, stays small.
+        difference: Option<Box<LayoutDifference>>,
     },
     /// The deployment or topic name is not usable as an iceoryx2 node or service name.
     InvalidName { name: String, reason: String },
@@ -328,10 +332,17 @@ impl fmt::Display for PortOpenError {
                 code_type,
                 other_side,
                 other_type,
-            } => write!(
-                f,
-                "topic `{topic}`: type mismatch: the code uses {code_type} but {other_side} {other_type}; both ends of a channel must use the same message type"
-            ),
+                difference,
+            } => {
+                write!(
+                    f,
+                    "topic `{topic}`: type mismatch: the code uses {code_type} but {other_side} {other_type}"
+                )?;
+                if let Some(d) = difference {
+                    write!(f, "; first difference (code vs other side): {d}")?;
+                }
+                write!(f, "; both ends of a channel must use the same message type")
+            }
             PortOpenError::InvalidName { name, reason } => {
                 write!(f, "`{name}` is not a valid port name: {reason}")
             }
@@ -358,6 +369,56 @@ impl std::error::Error for PortOpenError {}
 
 fn describe(name: &str, size: impl fmt::Display, align: impl fmt::Display, hash: u64) -> String {
     format!("`{name}` (size {size}, align {align}, layout {hash:016x})")
+}
+
+/// The message type the other side of a port (the manifest's channel type) expects: its
+/// [`Fingerprint`], or its full [`TypeLayout`] when the caller has it, in which case a
+/// mismatch names the first field that differs. `&Fingerprint` and `&TypeLayout` convert
+/// into it, so `node.writer::<T>(topic, &fingerprint, sizing)` reads as before.
+#[derive(Clone, Copy, Debug)]
+pub enum ExpectedType<'a> {
+    Fingerprint(&'a Fingerprint),
+    Layout(&'a TypeLayout),
+}
+
+impl<'a> From<&'a Fingerprint> for ExpectedType<'a> {
+    fn from(f: &'a Fingerprint) -> Self {
+        ExpectedType::Fingerprint(f)
+    }
+}
+
+impl<'a> From<&'a TypeLayout> for ExpectedType<'a> {
+    fn from(l: &'a TypeLayout) -> Self {
+        ExpectedType::Layout(l)
+    }
+}
+
+impl ExpectedType<'_> {
+    fn describe(&self) -> String {
+        match self {
+            ExpectedType::Fingerprint(f) => describe(f.name, f.size, f.align, f.hash),
+            ExpectedType::Layout(l) => describe(&l.name, l.size, l.align, l.hash()),
+        }
+    }
+
+    /// `None` if `T` is the expected type, else the mismatch error. Compares fingerprints
+    /// (name, size, align, layout hash), or whole layouts when the expected one is known.
+    /// Runs when a port opens, never in the hot path: building a layout allocates.
+    fn check<T: Message>(&self, topic: &str) -> Option<PortOpenError> {
+        let code = T::fingerprint();
+        let difference = match self {
+            ExpectedType::Fingerprint(f) if **f == code => return None,
+            ExpectedType::Fingerprint(_) => None,
+            ExpectedType::Layout(l) => Some(Box::new(T::layout().first_difference(l)?)),
+        };
+        Some(PortOpenError::TypeMismatch {
+            topic: topic.to_string(),
+            code_type: describe(code.name, code.size, code.align, code.hash),
+            other_side: "the manifest declares",
+            other_type: self.describe(),
+            difference,
+        })
+    }
 }
 
 /// One process's (or thread's) handle on the shared memory of a deployment: an iceoryx2
@@ -449,44 +510,38 @@ impl PortNode {
         format!("takt/{}/{topic}", self.deployment)
     }
 
-    /// Opens the writer of `topic`. `expected` is the fingerprint of the manifest's
-    /// channel type; `T` must match it.
-    pub fn writer<T: Message>(
+    /// Opens the writer of `topic`. `expected` is the manifest's channel type (a
+    /// `&Fingerprint` or a `&TypeLayout`); `T` must match it.
+    pub fn writer<'e, T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: impl Into<ExpectedType<'e>>,
         sizing: Sizing,
     ) -> Result<Writer<T>, PortOpenError> {
-        let service = self.open_service::<T>(topic, expected, sizing)?;
+        let service = self.open_service::<T>(topic, expected.into(), sizing)?;
         Writer::new(topic, &service, MAX_LOANED_SAMPLES)
     }
 
-    /// Opens a reader of `topic`. `expected` is the fingerprint of the manifest's channel
-    /// type; `T` must match it.
-    pub fn reader<T: Message>(
+    /// Opens a reader of `topic`. `expected` is the manifest's channel type (a
+    /// `&Fingerprint` or a `&TypeLayout`); `T` must match it.
+    pub fn reader<'e, T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: impl Into<ExpectedType<'e>>,
         sizing: Sizing,
     ) -> Result<Reader<T>, PortOpenError> {
-        let service = self.open_service::<T>(topic, expected, sizing)?;
+        let service = self.open_service::<T>(topic, expected.into(), sizing)?;
         Reader::new(topic, &service, ServiceSizing::from(sizing))
     }
 
     fn open_service<T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: ExpectedType<'_>,
         sizing: Sizing,
     ) -> Result<PortFactory<ipc::Service, T, LetHeader>, PortOpenError> {
-        let code = T::fingerprint();
-        if code != *expected {
-            return Err(PortOpenError::TypeMismatch {
-                topic: topic.to_string(),
-                code_type: describe(code.name, code.size, code.align, code.hash),
-                other_side: "the manifest declares",
-                other_type: describe(expected.name, expected.size, expected.align, expected.hash),
-            });
+        if let Some(mismatch) = expected.check::<T>(topic) {
+            return Err(mismatch);
         }
         let name_text = self.service_name(topic);
         let name = ServiceName::new(&name_text).map_err(|e| PortOpenError::InvalidName {
@@ -511,12 +566,16 @@ impl PortNode {
             Ok(service) => Ok(service),
             Err(PublishSubscribeOpenOrCreateError::PublishSubscribeOpenError(
                 PublishSubscribeOpenError::IncompatibleTypes,
-            )) => Err(PortOpenError::TypeMismatch {
-                topic: topic.to_string(),
-                code_type: describe(code.name, code.size, code.align, code.hash),
-                other_side: "the running service carries",
-                other_type: self.existing_payload_type(&name),
-            }),
+            )) => {
+                let code = T::fingerprint();
+                Err(PortOpenError::TypeMismatch {
+                    topic: topic.to_string(),
+                    code_type: describe(code.name, code.size, code.align, code.hash),
+                    other_side: "the running service carries",
+                    other_type: self.existing_payload_type(&name),
+                    difference: None,
+                })
+            }
             Err(e) => Err(PortOpenError::Service {
                 topic: topic.to_string(),
                 reason: format!("{e} (service `{name_text}`, requested {s:?})"),
@@ -582,6 +641,15 @@ mod tests {
                 code_type: "`A` (size 8, align 8)".into(),
                 other_side: "the manifest declares",
                 other_type: "`B` (size 4, align 4)".into(),
+                difference: Some(Box::new(LayoutDifference {
+                    path: "x".into(),
+                    kind: DifferenceKind::MissingOnOtherSide {
+                        ours: Placed {
+                            type_name: "f64".into(),
+                            offset: 0,
+                        },
+                    },
+                })),
             },
             PortOpenError::Service {
                 topic: "radar".into(),
