@@ -6,7 +6,25 @@ use takt::ota::bundle::{
     self, check_entry_name, BundleReadError, Entry, Fragment, NameProblem, TrustedKeys,
 };
 use takt::ota::check::{check_stage, Installed, StageRefusal};
-use takt::port::fingerprint_of;
+use takt::port::Message;
+
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct Tick {
+        pub job: u64,
+    }
+}
+
+/// A `Tick` as another build of the producer might declare it: same name, wider.
+mod wide {
+    takt::message! {
+        #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct Tick {
+            pub job: u64,
+            pub extra: u64,
+        }
+    }
+}
 
 const MANIFEST: &str = r#"
 [deployment]
@@ -51,7 +69,7 @@ tasks = ["w", "r"]
 
 fn catalog() -> Catalog {
     let mut c = Catalog::default();
-    c.types.insert("Tick", fingerprint_of("Tick", 8, 8));
+    c.types.insert("Tick", Tick::fingerprint());
     c.tasks.insert(
         "w".to_string(),
         TaskSignature {
@@ -341,7 +359,7 @@ fn stage_refuses_older_or_equal_version() {
 fn stage_refuses_port_fingerprint_mismatch() {
     let d = deployment();
     let mut fr = fragment(2);
-    fr.ports[0].layout = fingerprint_of("Tick", 16, 8).into();
+    fr.ports[0].layout = wide::Tick::fingerprint().into();
     let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(
         matches!(&err, StageRefusal::FingerprintMismatch { topic, .. } if topic == "tick"),
@@ -441,5 +459,5 @@ fn fragment_lists_the_apps_tasks_and_ports() {
     assert_eq!(fr.tasks[0].name, "w");
     assert_eq!(fr.tasks[0].budget_ns, 2_000_000);
     assert_eq!(fr.ports.len(), 1);
-    assert_eq!(fr.ports[0].layout, fingerprint_of("Tick", 8, 8).into());
+    assert_eq!(fr.ports[0].layout, Tick::fingerprint().into());
 }

@@ -6,15 +6,15 @@
 use takt::port::{Message, PortNode, Sizing};
 use takt::time::JobTime;
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct RadarTrack {
-    pub range_m: f64,
-    pub range_rate_mps: f64,
-    pub valid: u32,
-    pub _pad: u32,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct RadarTrack {
+        pub range_m: f64,
+        pub range_rate_mps: f64,
+        pub valid: u32,
+        pub _pad: u32,
+    }
 }
-takt::message!(RadarTrack);
 
 #[test]
 fn message_declared_under_deny_unsafe_code_round_trips() {

@@ -11,12 +11,12 @@ use takt::task::{
     Ports, Reader, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer,
 };
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Counter {
-    pub job: u64,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct Counter {
+        pub job: u64,
+    }
 }
-takt::message!(Counter);
 
 struct Producer {
     out: Writer<Counter>,

@@ -1,10 +1,11 @@
 //! Typed zero-copy ports over iceoryx2 shared memory, with LET visibility.
 //!
-//! Owns: the [`Message`] contract (a `Pod` type with a layout [`Fingerprint`]), the
-//! [`message!`](crate::message) macro apps use to declare one, the [`PortNode`] that opens
-//! topics as iceoryx2 `ipc` publish-subscribe services, and the typed [`Writer`]/[`Reader`]
-//! that stamp and honour Logical Execution Time. It must never know about TOML, threads or
-//! the schedule: the times it works with arrive in a [`JobTime`](crate::time::JobTime).
+//! Owns: the [`Message`] contract (a `Pod` type with a structural [`TypeLayout`] and the
+//! [`Fingerprint`] hashed from it, see [`layout`]), the [`message!`](crate::message) macro
+//! apps use to declare one, the [`PortNode`] that opens topics as iceoryx2 `ipc`
+//! publish-subscribe services, and the typed [`Writer`]/[`Reader`] that stamp and honour
+//! Logical Execution Time. It must never know about TOML, threads or the schedule: the
+//! times it works with arrive in a [`JobTime`](crate::time::JobTime).
 //!
 //! # LET on samples
 //!
@@ -33,6 +34,7 @@
 //! on the failure path.
 
 pub mod baseline;
+pub mod layout;
 mod reader;
 mod writer;
 
@@ -50,6 +52,7 @@ use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use iceoryx2::service::Service as _;
 
 pub use crate::manifest::Fingerprint;
+pub use layout::{DifferenceKind, Field, FieldLayout, LayoutDifference, Placed, Shape, TypeLayout};
 pub use reader::{Reader, Sampled};
 
 pub use writer::{PublishError, Writer};
@@ -68,85 +71,151 @@ pub const MAX_READERS_PER_TOPIC: usize = 8;
 const MAX_LOANED_SAMPLES: usize = 2;
 
 /// A message type: plain old data that can live in shared memory and be read by any
-/// process, with the name the manifest uses for it.
+/// process, with the name the manifest uses for it and its structural layout.
 ///
 /// Implement it with [`message!`](crate::message), never by hand.
 pub trait Message: bytemuck::Pod + ZeroCopySend + fmt::Debug + Send + Sync + 'static {
     /// The name manifests use for this type (`type = "RadarTrack"`).
     const TYPE_NAME: &'static str;
 
-    /// The layout fingerprint both ends of a channel must agree on.
+    /// The type's structural layout (every field's name, offset and type, recursively),
+    /// derived from its definition by [`message!`](crate::message).
+    fn layout() -> TypeLayout;
+
+    /// The fingerprint both ends of a channel must agree on: name, size, alignment and
+    /// the hash of [`Message::layout`].
     fn fingerprint() -> Fingerprint {
-        fingerprint_of(
-            Self::TYPE_NAME,
-            std::mem::size_of::<Self>(),
-            std::mem::align_of::<Self>(),
-        )
+        Self::layout().fingerprint(Self::TYPE_NAME)
     }
 }
 
-/// The fingerprint of a type called `name` with the given size and alignment. `const`, so
-/// it can be computed in statics and compared at compile time.
-pub const fn fingerprint_of(name: &'static str, size: usize, align: usize) -> Fingerprint {
-    Fingerprint {
-        name,
-        size,
-        align,
-        hash: layout_hash(name, size, align),
-    }
-}
-
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-const fn fnv1a_step(mut hash: u64, bytes: &[u8]) -> u64 {
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(FNV_PRIME);
-        i += 1;
-    }
-    hash
-}
-
-/// FNV-1a 64 over `name | size | align` (size and align as little-endian `u64`, `|` as a
-/// separator byte so that no two (name, size) pairs share a byte string).
-pub const fn layout_hash(name: &str, size: usize, align: usize) -> u64 {
-    let mut h = fnv1a_step(FNV_OFFSET_BASIS, name.as_bytes());
-    h = fnv1a_step(h, b"|");
-    h = fnv1a_step(h, &(size as u64).to_le_bytes());
-    h = fnv1a_step(h, b"|");
-    fnv1a_step(h, &(align as u64).to_le_bytes())
-}
-
-/// Declares a message type: `takt::message!(RadarTrack);` after
-/// `#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)] #[repr(C)]`.
+/// Declares a message type from its struct definition, written once:
 ///
-/// It implements iceoryx2's `ZeroCopySend` (with the manifest name as iceoryx2's type
-/// name, so the services of a deployment speak the manifest's vocabulary) and
-/// [`Message`](crate::port::Message) with `TYPE_NAME = "RadarTrack"`. Apps built under
+/// ```
+/// takt::message! {
+///     /// One radar measurement.
+///     #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+///     pub struct RadarTrack {
+///         pub time_ns: u64,
+///         pub range_m: f64,
+///         pub valid: u32,
+///         pub _pad: u32,
+///     }
+/// }
+/// # use takt::port::Message;
+/// # assert_eq!(RadarTrack::layout().first_difference(&RadarTrack::layout()), None);
+/// ```
+///
+/// It emits the struct with `#[repr(C)]` added (do not write it yourself) and implements:
+///
+/// * [`Field`] with the struct's [`TypeLayout`], built from `core::mem::offset_of!`,
+///   `size_of`, `align_of` and each field type's [`Field`] layout, so the struct can also
+///   be a field of another message;
+/// * [`Message`] with `TYPE_NAME = "RadarTrack"`;
+/// * iceoryx2's `ZeroCopySend`, with `RadarTrack@<layout hash>` as iceoryx2's type name
+///   (see [`layout::service_type_name`]), so iceoryx2's own check when a port connects to
+///   a running service refuses a peer with the same name but another layout.
+///
+/// Only plain, non-generic structs with named fields are accepted. Every field type must
+/// implement [`Field`]; the struct must derive `bytemuck::Pod` (which refuses padding),
+/// `bytemuck::Zeroable`, `Clone`, `Copy` and implement `Debug`. Apps built under
 /// `#![deny(unsafe_code)]` may use it: the `unsafe impl` lives in this crate's macro.
 ///
 /// Soundness of the `unsafe impl`: `Message` requires `bytemuck::Pod`, and a `Pod` type
 /// holds no references, pointers, heap handles or other process-local addresses, has no
 /// padding and no `Drop`, and every bit pattern is a valid value. Its bytes therefore mean
 /// the same thing in every process that maps them, which is exactly what `ZeroCopySend`
-/// asks for. A type that is not `Pod` fails to compile at the `Message` impl.
+/// asks for. A type that is not `Pod` fails to compile at the `Message` impl:
+///
+/// ```compile_fail
+/// takt::message! {
+///     #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+///     pub struct Padded { pub flag: u8, pub value: u64 } // 7 bytes of padding
+/// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// takt::message! {
+///     #[derive(Clone, Copy, Debug)] // no Pod
+///     pub struct NotPod { pub value: u64 }
+/// }
+/// ```
+///
+/// A field type outside the [`Field`] list fails with "cannot be a field of a takt message":
+///
+/// ```compile_fail,E0277
+/// takt::message! {
+///     #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+///     pub struct Lengths { pub len: usize }
+/// }
+/// ```
 #[macro_export]
 macro_rules! message {
-    ($t:ident) => {
-        // SAFETY: `$t: bytemuck::Pod` is required by the `Message` impl below (it does not
-        // compile otherwise). Pod types contain no pointers or references into process
-        // memory, no padding and no drop glue, and any byte pattern is a valid value, so a
-        // `$t` in shared memory is equally valid in every process that maps it. The type
-        // name is the manifest name; the fingerprint check in `PortNode` guards layout.
-        unsafe impl $crate::ZeroCopySend for $t {
-            unsafe fn type_name() -> &'static str {
-                ::core::stringify!($t)
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$field_attr:meta])*
+                $field_vis:vis $field:ident : $ty:ty
+            ),+ $(,)?
+        }
+    ) => {
+        #[repr(C)]
+        $(#[$attr])*
+        $vis struct $name {
+            $(
+                $(#[$field_attr])*
+                $field_vis $field: $ty,
+            )+
+        }
+
+        // iceoryx2 type names hold 256 bytes; `@` and the 16-digit hash take 17.
+        const _: () = ::core::assert!(
+            ::core::stringify!($name).len() <= 239,
+            "a message name must be at most 239 bytes long"
+        );
+
+        impl $crate::port::Field for $name {
+            fn type_layout() -> $crate::port::TypeLayout {
+                $crate::port::TypeLayout::structure(
+                    ::core::stringify!($name),
+                    ::core::mem::size_of::<$name>(),
+                    ::core::mem::align_of::<$name>(),
+                    ::std::vec![
+                        $(
+                            $crate::port::FieldLayout::new(
+                                ::core::stringify!($field),
+                                ::core::mem::offset_of!($name, $field),
+                                <$ty as $crate::port::Field>::type_layout(),
+                            ),
+                        )+
+                    ],
+                )
             }
         }
-        impl $crate::port::Message for $t {
-            const TYPE_NAME: &'static str = ::core::stringify!($t);
+
+        impl $crate::port::Message for $name {
+            const TYPE_NAME: &'static str = ::core::stringify!($name);
+            fn layout() -> $crate::port::TypeLayout {
+                <$name as $crate::port::Field>::type_layout()
+            }
+        }
+
+        // SAFETY: `$name: bytemuck::Pod` is required by the `Message` impl above (it does
+        // not compile otherwise). Pod types contain no pointers or references into process
+        // memory, no padding and no drop glue, and any byte pattern is a valid value, so a
+        // `$name` in shared memory is equally valid in every process that maps it. The type
+        // name carries the layout hash, so iceoryx2 refuses a peer whose layout differs.
+        unsafe impl $crate::ZeroCopySend for $name {
+            unsafe fn type_name() -> &'static str {
+                static NAME: ::std::sync::OnceLock<::std::string::String> =
+                    ::std::sync::OnceLock::new();
+                NAME.get_or_init(|| {
+                    $crate::port::layout::service_type_name(
+                        &<$name as $crate::port::Message>::fingerprint(),
+                    )
+                })
+            }
         }
     };
 }
@@ -234,6 +303,10 @@ pub enum PortOpenError {
         other_side: &'static str,
         /// The other side's type, with size and align where known.
         other_type: String,
+        /// The first field where the code's layout differs from the other side's, when
+        /// the other side's layout is known (see [`ExpectedType`]). Boxed so that the
+        /// error, returned by every open, stays small.
+        difference: Option<Box<LayoutDifference>>,
     },
     /// The deployment or topic name is not usable as an iceoryx2 node or service name.
     InvalidName { name: String, reason: String },
@@ -259,10 +332,17 @@ impl fmt::Display for PortOpenError {
                 code_type,
                 other_side,
                 other_type,
-            } => write!(
-                f,
-                "topic `{topic}`: type mismatch: the code uses {code_type} but {other_side} {other_type}; both ends of a channel must use the same message type"
-            ),
+                difference,
+            } => {
+                write!(
+                    f,
+                    "topic `{topic}`: type mismatch: the code uses {code_type} but {other_side} {other_type}"
+                )?;
+                if let Some(d) = difference {
+                    write!(f, "; first difference (code vs other side): {d}")?;
+                }
+                write!(f, "; both ends of a channel must use the same message type")
+            }
             PortOpenError::InvalidName { name, reason } => {
                 write!(f, "`{name}` is not a valid port name: {reason}")
             }
@@ -271,7 +351,10 @@ impl fmt::Display for PortOpenError {
                 "deployment `{deployment}`: cannot create the shared-memory node: {reason}"
             ),
             PortOpenError::Service { topic, reason } => {
-                write!(f, "topic `{topic}`: cannot open the shared-memory service: {reason}")
+                write!(
+                    f,
+                    "topic `{topic}`: cannot open the shared-memory service: {reason}"
+                )
             }
             PortOpenError::Port {
                 topic,
@@ -284,8 +367,58 @@ impl fmt::Display for PortOpenError {
 
 impl std::error::Error for PortOpenError {}
 
-fn describe(fp: &Fingerprint) -> String {
-    format!("`{}` (size {}, align {})", fp.name, fp.size, fp.align)
+fn describe(name: &str, size: impl fmt::Display, align: impl fmt::Display, hash: u64) -> String {
+    format!("`{name}` (size {size}, align {align}, layout {hash:016x})")
+}
+
+/// The message type the other side of a port (the manifest's channel type) expects: its
+/// [`Fingerprint`], or its full [`TypeLayout`] when the caller has it, in which case a
+/// mismatch names the first field that differs. `&Fingerprint` and `&TypeLayout` convert
+/// into it, so `node.writer::<T>(topic, &fingerprint, sizing)` reads as before.
+#[derive(Clone, Copy, Debug)]
+pub enum ExpectedType<'a> {
+    Fingerprint(&'a Fingerprint),
+    Layout(&'a TypeLayout),
+}
+
+impl<'a> From<&'a Fingerprint> for ExpectedType<'a> {
+    fn from(f: &'a Fingerprint) -> Self {
+        ExpectedType::Fingerprint(f)
+    }
+}
+
+impl<'a> From<&'a TypeLayout> for ExpectedType<'a> {
+    fn from(l: &'a TypeLayout) -> Self {
+        ExpectedType::Layout(l)
+    }
+}
+
+impl ExpectedType<'_> {
+    fn describe(&self) -> String {
+        match self {
+            ExpectedType::Fingerprint(f) => describe(f.name, f.size, f.align, f.hash),
+            ExpectedType::Layout(l) => describe(&l.name, l.size, l.align, l.hash()),
+        }
+    }
+
+    /// `None` if `T` is the expected type, else the mismatch error. Compares fingerprints
+    /// (name, size, align, layout hash), or whole layouts when the expected one is known.
+    /// Runs when a port opens, never in the hot path: building a layout allocates.
+    fn check<T: Message>(&self, topic: &str) -> Option<PortOpenError> {
+        let code = T::fingerprint();
+        let difference = match self {
+            ExpectedType::Fingerprint(f) if **f == code => return None,
+            ExpectedType::Fingerprint(_) => None,
+            ExpectedType::Layout(l) => Some(Box::new(T::layout().first_difference(l)?)),
+        };
+        Some(PortOpenError::TypeMismatch {
+            topic: topic.to_string(),
+            code_type: describe(code.name, code.size, code.align, code.hash),
+            other_side: "the manifest declares",
+            other_type: self.describe(),
+            difference,
+        })
+    }
 }
 
 /// One process's (or thread's) handle on the shared memory of a deployment: an iceoryx2
@@ -377,44 +510,38 @@ impl PortNode {
         format!("takt/{}/{topic}", self.deployment)
     }
 
-    /// Opens the writer of `topic`. `expected` is the fingerprint of the manifest's
-    /// channel type; `T` must match it.
-    pub fn writer<T: Message>(
+    /// Opens the writer of `topic`. `expected` is the manifest's channel type (a
+    /// `&Fingerprint` or a `&TypeLayout`); `T` must match it.
+    pub fn writer<'e, T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: impl Into<ExpectedType<'e>>,
         sizing: Sizing,
     ) -> Result<Writer<T>, PortOpenError> {
-        let service = self.open_service::<T>(topic, expected, sizing)?;
+        let service = self.open_service::<T>(topic, expected.into(), sizing)?;
         Writer::new(topic, &service, MAX_LOANED_SAMPLES)
     }
 
-    /// Opens a reader of `topic`. `expected` is the fingerprint of the manifest's channel
-    /// type; `T` must match it.
-    pub fn reader<T: Message>(
+    /// Opens a reader of `topic`. `expected` is the manifest's channel type (a
+    /// `&Fingerprint` or a `&TypeLayout`); `T` must match it.
+    pub fn reader<'e, T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: impl Into<ExpectedType<'e>>,
         sizing: Sizing,
     ) -> Result<Reader<T>, PortOpenError> {
-        let service = self.open_service::<T>(topic, expected, sizing)?;
+        let service = self.open_service::<T>(topic, expected.into(), sizing)?;
         Reader::new(topic, &service, ServiceSizing::from(sizing))
     }
 
     fn open_service<T: Message>(
         &self,
         topic: &str,
-        expected: &Fingerprint,
+        expected: ExpectedType<'_>,
         sizing: Sizing,
     ) -> Result<PortFactory<ipc::Service, T, LetHeader>, PortOpenError> {
-        let code = T::fingerprint();
-        if code != *expected {
-            return Err(PortOpenError::TypeMismatch {
-                topic: topic.to_string(),
-                code_type: describe(&code),
-                other_side: "the manifest declares",
-                other_type: describe(expected),
-            });
+        if let Some(mismatch) = expected.check::<T>(topic) {
+            return Err(mismatch);
         }
         let name_text = self.service_name(topic);
         let name = ServiceName::new(&name_text).map_err(|e| PortOpenError::InvalidName {
@@ -439,12 +566,16 @@ impl PortNode {
             Ok(service) => Ok(service),
             Err(PublishSubscribeOpenOrCreateError::PublishSubscribeOpenError(
                 PublishSubscribeOpenError::IncompatibleTypes,
-            )) => Err(PortOpenError::TypeMismatch {
-                topic: topic.to_string(),
-                code_type: describe(&code),
-                other_side: "the running service carries",
-                other_type: self.existing_payload_type(&name),
-            }),
+            )) => {
+                let code = T::fingerprint();
+                Err(PortOpenError::TypeMismatch {
+                    topic: topic.to_string(),
+                    code_type: describe(code.name, code.size, code.align, code.hash),
+                    other_side: "the running service carries",
+                    other_type: self.existing_payload_type(&name),
+                    difference: None,
+                })
+            }
             Err(e) => Err(PortOpenError::Service {
                 topic: topic.to_string(),
                 reason: format!("{e} (service `{name_text}`, requested {s:?})"),
@@ -461,11 +592,18 @@ impl PortNode {
                     .static_details
                     .publish_subscribe()
                     .message_type_details();
-                format!(
-                    "`{}` (size {}, align {}) with user header `{}`",
-                    types.payload.type_name(),
+                let (payload, size, align) = (
+                    types.payload.type_name().to_string(),
                     types.payload.size(),
                     types.payload.alignment(),
+                );
+                // A takt message's service type name is `<name>@<layout hash>`.
+                let payload = match layout::parse_service_type_name(&payload) {
+                    Some((name, hash)) => describe(name, size, align, hash),
+                    None => format!("`{payload}` (size {size}, align {align})"),
+                };
+                format!(
+                    "{payload} with user header `{}`",
                     types.user_header.type_name()
                 )
             }
@@ -478,26 +616,6 @@ impl PortNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_reference_vectors() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a_step(FNV_OFFSET_BASIS, b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a_step(FNV_OFFSET_BASIS, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(
-            fnv1a_step(FNV_OFFSET_BASIS, b"foobar"),
-            0x8594_4171_f739_67e8
-        );
-    }
-
-    #[test]
-    fn layout_hash_separates_name_size_and_align() {
-        let base = layout_hash("A", 8, 8);
-        assert_ne!(base, layout_hash("A", 8, 4));
-        assert_ne!(base, layout_hash("A", 16, 8));
-        assert_ne!(base, layout_hash("B", 8, 8));
-        assert_eq!(base, fingerprint_of("A", 8, 8).hash);
-    }
 
     #[test]
     fn service_sizing_keeps_iceoryx2_constraints() {
@@ -523,6 +641,15 @@ mod tests {
                 code_type: "`A` (size 8, align 8)".into(),
                 other_side: "the manifest declares",
                 other_type: "`B` (size 4, align 4)".into(),
+                difference: Some(Box::new(LayoutDifference {
+                    path: "x".into(),
+                    kind: DifferenceKind::MissingOnOtherSide {
+                        ours: Placed {
+                            type_name: "f64".into(),
+                            offset: 0,
+                        },
+                    },
+                })),
             },
             PortOpenError::Service {
                 topic: "radar".into(),

@@ -20,12 +20,12 @@ pub const MS: u64 = 1_000_000;
 /// Real-time runs in one test binary never overlap: they share two cores.
 pub static REALTIME: Mutex<()> = Mutex::new(());
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Tick {
-    pub job: u64,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct Tick {
+        pub job: u64,
+    }
 }
-takt::message!(Tick);
 
 struct Producer {
     out: Writer<Tick>,

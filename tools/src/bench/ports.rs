@@ -123,12 +123,12 @@ trait Payload: Message {
 
 macro_rules! payload {
     ($name:ident, $bytes:expr, $label:expr, $key:expr) => {
-        #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-        #[repr(C)]
-        struct $name {
-            bytes: [u8; $bytes],
+        takt::message! {
+            #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+            struct $name {
+                bytes: [u8; $bytes],
+            }
         }
-        takt::message!($name);
         impl Payload for $name {
             const LABEL: &'static str = $label;
             const KEY: &'static str = $key;

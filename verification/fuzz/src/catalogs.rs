@@ -34,29 +34,29 @@ impl Default for Catalogs {
     }
 }
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct RadarTrack {
-    pub range_m: f64,
-    pub speed_mps: f64,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct RadarTrack {
+        pub range_m: f64,
+        pub speed_mps: f64,
+    }
 }
-takt::message!(RadarTrack);
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Objects {
-    pub nearest_m: f64,
-    pub count: u32,
-    pub flags: u32,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct Objects {
+        pub nearest_m: f64,
+        pub count: u32,
+        pub flags: u32,
+    }
 }
-takt::message!(Objects);
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct Command {
-    pub accel_mps2: f64,
+takt::message! {
+    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct Command {
+        pub accel_mps2: f64,
+    }
 }
-takt::message!(Command);
 
 /// Validation never constructs tasks; a constructor that refuses keeps that visible.
 fn not_built(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
