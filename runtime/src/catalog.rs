@@ -43,6 +43,8 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{
     resolve_executable, AppCatalogError, AppDecl, Catalog, Fingerprint, TaskSignature,
 };
+use crate::port::layout::TypeLayout;
+use crate::task::Registry;
 
 /// The version of the contract between `takt` and app executables: the catalog's content
 /// and the app command line. An executable built against another version is refused.
@@ -69,8 +71,11 @@ pub struct TypeDecl {
     pub name: String,
     pub size: u64,
     pub align: u64,
-    /// The structural fingerprint (see [`Fingerprint`]).
+    /// The structural fingerprint (see [`Fingerprint`]): the hash of `layout`.
     pub hash: u64,
+    /// Field names, types, offsets, nesting and array lengths, so a mismatch between two
+    /// apps names the first field that differs.
+    pub layout: TypeLayout,
 }
 
 /// One port of a task implementation: the topic it opens and the message type on it.
@@ -100,10 +105,9 @@ pub struct AppCatalog {
 }
 
 impl AppCatalog {
-    /// The declaration of a registry's catalog (what [`Registry::catalog`] holds).
-    ///
-    /// [`Registry::catalog`]: crate::task::Registry::catalog
-    pub fn of(catalog: &Catalog) -> AppCatalog {
+    /// What an executable built on `registry` declares.
+    pub fn of(registry: &Registry) -> AppCatalog {
+        let catalog = registry.catalog();
         let ports = |list: &[(String, &'static str)]| -> Vec<PortDecl> {
             list.iter()
                 .map(|(topic, ty)| PortDecl {
@@ -132,6 +136,10 @@ impl AppCatalog {
                     size: fp.size as u64,
                     align: fp.align as u64,
                     hash: fp.hash,
+                    layout: registry
+                        .layout(fp.name)
+                        .cloned()
+                        .unwrap_or_else(|| TypeLayout::primitive(fp.name, fp.size, fp.align)),
                 })
                 .collect(),
         }
@@ -586,18 +594,17 @@ impl fmt::Display for CatalogConflict {
                 type_name,
                 first,
                 second,
-            } => write!(
-                f,
-                "message type `{type_name}` differs between app `{}` (size {}, align {}, fingerprint {:016x}) and app `{}` (size {}, align {}, fingerprint {:016x}); both sides of a channel must be built from the same definition",
-                first.0,
-                first.1.size,
-                first.1.align,
-                first.1.hash,
-                second.0,
-                second.1.size,
-                second.1.align,
-                second.1.hash
-            ),
+            } => {
+                write!(
+                    f,
+                    "message type `{type_name}` differs between app `{}` (fingerprint {:016x}) and app `{}` (fingerprint {:016x})",
+                    first.0, first.1.hash, second.0, second.1.hash
+                )?;
+                if let Some(d) = first.1.layout.first_difference(&second.1.layout) {
+                    write!(f, ": {d} (app `{}` vs app `{}`)", first.0, second.0)?;
+                }
+                write!(f, "; both sides of a channel must be built from the same definition")
+            }
         }
     }
 }
@@ -735,6 +742,7 @@ mod tests {
                 size: 24,
                 align: 8,
                 hash: 7,
+                layout: TypeLayout::primitive("RadarTrack", 24, 8),
             }],
         }
     }
@@ -823,6 +831,43 @@ mod tests {
         );
         // The same executable serving two apps is one supplier's binary: no conflict.
         assert!(union(&[sourced("a", "x", sample()), sourced("b", "x", sample())]).is_ok());
+    }
+
+    #[test]
+    fn a_swapped_field_between_two_apps_is_named_with_both_sides() {
+        let f64_ = || TypeLayout::primitive("f64", 8, 8);
+        let lane = |first: &str, second: &str| {
+            TypeLayout::structure(
+                "LaneEstimate",
+                16,
+                8,
+                vec![
+                    crate::port::layout::FieldLayout::new(first, 0, f64_()),
+                    crate::port::layout::FieldLayout::new(second, 8, f64_()),
+                ],
+            )
+        };
+        let decl = |layout: TypeLayout| TypeDecl {
+            name: "LaneEstimate".into(),
+            size: 16,
+            align: 8,
+            hash: layout.hash(),
+            layout,
+        };
+        let mut a = sample();
+        a.types = vec![decl(lane("offset_m", "heading_rad"))];
+        let mut b = sample();
+        b.tasks.clear();
+        b.types = vec![decl(lane("heading_rad", "offset_m"))];
+        let e = union(&[sourced("perception", "x", a), sourced("control", "y", b)])
+            .expect_err("conflict");
+        let text = e[0].to_string();
+        assert!(text.contains("`LaneEstimate`"), "{text}");
+        assert!(
+            text.contains("offset_m") && text.contains("heading_rad"),
+            "{text}"
+        );
+        assert!(text.contains("app `perception` vs app `control`"), "{text}");
     }
 
     #[test]

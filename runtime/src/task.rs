@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::manifest::{Catalog, Fingerprint, ParamValue, TaskSignature};
+use crate::port::layout::TypeLayout;
 use crate::port::{ActivityCell, PortNode, PortOpenError, Sizing};
 
 // What a task author needs, in one place.
@@ -288,6 +289,8 @@ pub type TaskConstructor = fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBui
 #[derive(Default, Clone)]
 pub struct Registry {
     catalog: Catalog,
+    /// The structural layout of every message type the registry's tasks use.
+    layouts: BTreeMap<&'static str, TypeLayout>,
     constructors: BTreeMap<String, TaskConstructor>,
 }
 
@@ -295,7 +298,7 @@ pub struct Registry {
 #[derive(Default, Clone, Debug)]
 pub struct Ports {
     sig: TaskSignature,
-    types: Vec<Fingerprint>,
+    types: Vec<(Fingerprint, TypeLayout)>,
 }
 
 impl Ports {
@@ -304,12 +307,12 @@ impl Ports {
     }
     pub fn reads<T: Message>(mut self, topic: &str) -> Self {
         self.sig.reads.push((topic.to_string(), T::TYPE_NAME));
-        self.types.push(T::fingerprint());
+        self.types.push((T::fingerprint(), T::layout()));
         self
     }
     pub fn writes<T: Message>(mut self, topic: &str) -> Self {
         self.sig.writes.push((topic.to_string(), T::TYPE_NAME));
-        self.types.push(T::fingerprint());
+        self.types.push((T::fingerprint(), T::layout()));
         self
     }
 }
@@ -322,13 +325,15 @@ impl Registry {
     /// Makes a message type known by name, so manifests can refer to it.
     pub fn message<T: Message>(&mut self) -> &mut Self {
         self.catalog.types.insert(T::TYPE_NAME, T::fingerprint());
+        self.layouts.insert(T::TYPE_NAME, T::layout());
         self
     }
 
     /// Registers the implementation of the manifest task `name`.
     pub fn task(&mut self, name: &str, ports: Ports, ctor: TaskConstructor) -> &mut Self {
-        for fp in &ports.types {
+        for (fp, layout) in &ports.types {
             self.catalog.types.insert(fp.name, *fp);
+            self.layouts.insert(fp.name, layout.clone());
         }
         self.catalog.tasks.insert(name.to_string(), ports.sig);
         self.constructors.insert(name.to_string(), ctor);
@@ -338,6 +343,11 @@ impl Registry {
     /// What validation checks manifests against.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The structural layout of message type `name`, if a registered task uses it.
+    pub fn layout(&self, name: &str) -> Option<&TypeLayout> {
+        self.layouts.get(name)
     }
 
     pub fn constructor(&self, name: &str) -> Result<TaskConstructor, TaskBuildError> {

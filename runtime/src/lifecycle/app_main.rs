@@ -79,7 +79,7 @@ pub fn app_main(registry: Registry) -> ExitCode {
     let mut argv = std::env::args_os().skip(1);
     if argv.next().is_some_and(|a| a == catalog::CATALOG_FLAG) && argv.next().is_none() {
         use std::io::Write;
-        let frame = AppCatalog::of(registry.catalog()).encode();
+        let frame = AppCatalog::of(&registry).encode();
         let mut out = std::io::stdout().lock();
         return match out.write_all(&frame).and_then(|()| out.flush()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -116,7 +116,7 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
     let who = format!("app `{}` (incarnation {})", args.app, args.incarnation);
     let validated =
         DeploymentCatalogs::read(&args.catalogs).map_err(|e| (2, format!("{who}: {e}")))?;
-    catalog::check_own_part(&validated, &args.app, &AppCatalog::of(registry.catalog()))
+    catalog::check_own_part(&validated, &args.app, &AppCatalog::of(registry))
         .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
     let union = validated.union().map_err(|conflicts| {
         let lines: Vec<String> = conflicts.iter().map(|c| format!("  {c}")).collect();
