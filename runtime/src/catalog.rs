@@ -864,7 +864,7 @@ mod tests {
         let text = e[0].to_string();
         assert!(text.contains("`LaneEstimate`"), "{text}");
         assert!(
-            text.contains("offset_m") && text.contains("heading_rad"),
+            text.contains("field offset_m: f64 at offset 0 vs f64 at offset 8"),
             "{text}"
         );
         assert!(text.contains("app `perception` vs app `control`"), "{text}");
