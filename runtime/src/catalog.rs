@@ -145,6 +145,14 @@ impl AppCatalog {
         }
     }
 
+    /// The structure of every message type this catalog declares.
+    pub fn layouts(&self) -> crate::ota::bundle::Layouts {
+        self.types
+            .iter()
+            .map(|t| (t.name.clone(), t.layout.clone()))
+            .collect()
+    }
+
     /// The validator's view of this one catalog, every task owned by `app`.
     pub fn to_catalog(&self, app: &str) -> Catalog {
         let mut c = Catalog::default();
@@ -293,6 +301,12 @@ impl DeploymentCatalogs {
     /// The union every process validates against.
     pub fn union(&self) -> Result<Catalog, Vec<CatalogConflict>> {
         union(&self.apps)
+    }
+
+    /// The structure of every message type of the deployment (the union guarantees that
+    /// the apps agree on it).
+    pub fn layouts(&self) -> crate::ota::bundle::Layouts {
+        self.apps.iter().flat_map(|a| a.catalog.layouts()).collect()
     }
 }
 

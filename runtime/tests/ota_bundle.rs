@@ -67,6 +67,10 @@ default = true
 tasks = ["w", "r"]
 "#;
 
+fn layouts() -> takt::ota::bundle::Layouts {
+    [("Tick".to_string(), Tick::layout())].into_iter().collect()
+}
+
 fn catalog() -> Catalog {
     let mut c = Catalog::default();
     c.types.insert("Tick", Tick::fingerprint());
@@ -102,8 +106,15 @@ fn trusted(n: u8) -> TrustedKeys {
 }
 
 fn fragment(version: u64) -> Fragment {
-    Fragment::from_deployment(&deployment(), &catalog(), "producer", version, "test")
-        .expect("producer is in the manifest")
+    Fragment::from_deployment(
+        &deployment(),
+        &catalog(),
+        &layouts(),
+        "producer",
+        version,
+        "test",
+    )
+    .expect("producer is in the manifest")
 }
 
 fn entries() -> Vec<Entry> {
@@ -140,7 +151,7 @@ fn good_bundle_round_trips_and_passes_the_stage_checks() {
     assert_eq!(b.entries, entries());
     assert_eq!(b.signer, bundle::public_key(&[1; 32]));
     let d = deployment();
-    let updated = check_stage(&d, &catalog(), &installed(1), &b).expect("compatible");
+    let updated = check_stage(&d, &catalog(), &layouts(), &installed(1), &b).expect("compatible");
     assert_eq!(updated, d, "same timing gives the same deployment");
 }
 
@@ -336,7 +347,14 @@ fn verified(fr: &Fragment) -> bundle::Bundle {
 fn stage_refuses_older_or_equal_version() {
     let d = deployment();
     for v in [1, 2] {
-        let err = check_stage(&d, &catalog(), &installed(2), &verified(&fragment(v))).unwrap_err();
+        let err = check_stage(
+            &d,
+            &catalog(),
+            &layouts(),
+            &installed(2),
+            &verified(&fragment(v)),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             StageRefusal::NotNewer {
@@ -351,7 +369,7 @@ fn stage_refuses_older_or_equal_version() {
         version: 1,
         bad_versions: vec![3],
     };
-    let err = check_stage(&d, &catalog(), &bad, &verified(&fragment(3))).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &bad, &verified(&fragment(3))).unwrap_err();
     assert!(matches!(err, StageRefusal::KnownBad { version: 3, .. }));
 }
 
@@ -360,7 +378,7 @@ fn stage_refuses_port_fingerprint_mismatch() {
     let d = deployment();
     let mut fr = fragment(2);
     fr.ports[0].layout = wide::Tick::fingerprint().into();
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(
         matches!(&err, StageRefusal::FingerprintMismatch { topic, .. } if topic == "tick"),
         "{err}"
@@ -368,7 +386,7 @@ fn stage_refuses_port_fingerprint_mismatch() {
     assert!(err.to_string().contains("size 16"), "{err}");
     let mut fr = fragment(2);
     fr.ports[0].topic = "tock".to_string();
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert_eq!(
         err,
         StageRefusal::UnknownTopic {
@@ -384,7 +402,7 @@ fn stage_refuses_unschedulable_budgets() {
     // 9 ms of `w` plus 2 ms of `r` in every 10 ms on one core cannot fit.
     fr.tasks[0].budget_ns = 9_000_000;
     fr.tasks[0].let_ns = 10_000_000;
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(
         matches!(&err, StageRefusal::Unschedulable { reasons } if !reasons.is_empty()),
         "{err}"
@@ -392,7 +410,8 @@ fn stage_refuses_unschedulable_budgets() {
     // A larger budget that still fits is accepted and returned.
     let mut fr = fragment(2);
     fr.tasks[0].budget_ns = 4_000_000;
-    let updated = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).expect("fits");
+    let updated =
+        check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).expect("fits");
     assert_eq!(updated.tasks[0].budget_ns, 4_000_000);
     assert_eq!(
         d.tasks[0].budget_ns, 2_000_000,
@@ -408,13 +427,19 @@ fn stage_refuses_timing_that_misses_a_chain_requirement() {
         "{MANIFEST}\n[[chain]]\nname = \"wr\"\ntasks = [\"w\", \"r\"]\nmax_data_age = \"10ms\"\n"
     );
     let d = manifest::parse("ota-test.toml", &text, &catalog(), 2).expect("valid");
-    check_stage(&d, &catalog(), &installed(1), &verified(&fragment(2)))
-        .expect("the installed timing meets the requirement");
+    check_stage(
+        &d,
+        &catalog(),
+        &layouts(),
+        &installed(1),
+        &verified(&fragment(2)),
+    )
+    .expect("the installed timing meets the requirement");
     // Moved 1 ms later, w is visible at 6 ms, after r's release at 5: r reads the sample
     // of 10 ms before, 19 ms old when r's output is visible.
     let mut fr = fragment(2);
     fr.tasks[0].offset_ns = 1_000_000;
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     let StageRefusal::ChainRequirements { violations } = &err else {
         panic!("refused for the chain requirement, not: {err}");
     };
@@ -439,15 +464,15 @@ fn stage_refuses_tasks_that_are_not_the_apps() {
     let d = deployment();
     let mut fr = fragment(2);
     fr.tasks[0].name = "r".to_string();
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(matches!(err, StageRefusal::TaskOfOtherApp { .. }), "{err}");
     let mut fr = fragment(2);
     fr.tasks.clear();
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(matches!(err, StageRefusal::MissingTask { .. }), "{err}");
     let mut fr = fragment(2);
     fr.tasks[0].budget_ns = fr.tasks[0].period_ns + 1;
-    let err = check_stage(&d, &catalog(), &installed(1), &verified(&fr)).unwrap_err();
+    let err = check_stage(&d, &catalog(), &layouts(), &installed(1), &verified(&fr)).unwrap_err();
     assert!(matches!(err, StageRefusal::BadTiming { .. }), "{err}");
 }
 

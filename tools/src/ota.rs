@@ -200,9 +200,15 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
     // own declaration, obtained from it, never the signing tool's.
     let shipped = takt::catalog::read_from_executable(a.executable)
         .map_err(|e| Failure::bad_input(format!("--executable: {e}")))?;
-    let fragment =
-        Fragment::from_deployment(&d, &shipped.to_catalog(a.app), a.app, a.version, &label)
-            .map_err(|e| Failure::bad_input(format!("{}: {e}", a.manifest.display())))?;
+    let fragment = Fragment::from_deployment(
+        &d,
+        &shipped.to_catalog(a.app),
+        &shipped.layouts(),
+        a.app,
+        a.version,
+        &label,
+    )
+    .map_err(|e| Failure::bad_input(format!("{}: {e}", a.manifest.display())))?;
     let exe_name = a
         .executable
         .file_name()

@@ -108,6 +108,7 @@ fn supervise_checked(
                 state_dir,
                 trusted,
                 catalog: loaded.catalog.clone(),
+                layouts: loaded.catalogs.layouts(),
                 warm_up_cycles: WARM_UP_CYCLES,
             })
         }

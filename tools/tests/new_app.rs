@@ -161,6 +161,72 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("`sinq`"), "{}", text(&out));
 
+    // A second supplier's app, built separately, hosting `sink` with the two fields of
+    // `Sample` swapped: same name, same size, same alignment. takt check must refuse the
+    // deployment naming the field, before anything runs.
+    let out = run(
+        {
+            let mut c = takt();
+            c.args(["new", "swapped", "--dir"]).arg(tmp.path());
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let b = tmp.path().join("swapped");
+    let main_rs = std::fs::read_to_string(b.join("src/main.rs")).expect("main.rs");
+    let fields = "        /// The job index of the `source` job that wrote it.\n        pub seq: u64,\n        pub value: f64,\n";
+    assert!(main_rs.contains(fields), "the template's Sample fields");
+    let only_sink =
+        "r.task(\"source\", Ports::new().writes::<Sample>(TOPIC), build_source)\n        .task(";
+    assert!(main_rs.contains(only_sink), "the template's registry");
+    let main_rs = main_rs
+        .replace(fields, "        pub value: f64,\n        pub seq: u64,\n")
+        .replace(only_sink, "r.task(")
+        .replace("fn build_source", "#[allow(dead_code)]\nfn build_source");
+    std::fs::write(b.join("src/main.rs"), main_rs).expect("write");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&b)
+        .env("CARGO_TARGET_DIR", build_dir());
+    let out = run(build, Duration::from_secs(1500));
+    assert!(
+        out.status.success(),
+        "cargo build of the swapped app:\n{}",
+        text(&out)
+    );
+    let two = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace(
+            "[[task]]\nname = \"sink\"\napp = \"lanewatch\"",
+            "[[task]]\nname = \"sink\"\napp = \"reader\"",
+        )
+        + &format!(
+            "\n[[app]]\nname = \"reader\"\nexecutable = \"{}\"\n",
+            build_dir().join("release/swapped").display()
+        );
+    assert!(
+        two.contains("app = \"reader\""),
+        "the sink moved to the second app"
+    );
+    let two_path = root.join("two-suppliers.toml");
+    std::fs::write(&two_path, two).expect("write");
+    let out = run(
+        {
+            let mut c = takt();
+            c.arg("check").arg(&two_path);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("field seq: u64 at offset 0 vs u64 at offset 8"),
+        "the first differing field is named: {}",
+        text(&out)
+    );
+
     if !is_root() {
         eprintln!("SKIPPED the real-time part of a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt: needs root for SCHED_FIFO");
         return;

@@ -827,8 +827,10 @@ fn refused_bundles_change_nothing() {
         takt::manifest::available_cores(),
     )
     .unwrap_or_else(|e| panic!("the manifest copy loads: {e}"));
-    let fragment = Fragment::from_deployment(&d, registry.catalog(), "planning", 2, "2.0")
-        .unwrap_or_else(|e| panic!("the planning fragment: {e}"));
+    let layouts = takt::catalog::AppCatalog::of(&registry).layouts();
+    let fragment =
+        Fragment::from_deployment(&d, registry.catalog(), &layouts, "planning", 2, "2.0")
+            .unwrap_or_else(|e| panic!("the planning fragment: {e}"));
     let entries = vec![Entry {
         name: "acc-planning-v2".to_string(),
         mode: 0o755,
@@ -840,7 +842,20 @@ fn refused_bundles_change_nothing() {
         .iter_mut()
         .find(|p| p.topic == "accel_request")
         .expect("planning writes accel_request");
-    port.layout.hash ^= 1;
+    // A version built with two f64 fields of AccelRequest swapped: the same name, size and
+    // alignment, another structure (and so another structural fingerprint).
+    let structure = port
+        .layout
+        .structure
+        .as_mut()
+        .expect("the bundle carries the structure");
+    let takt::port::layout::Shape::Struct { fields } = &mut structure.shape else {
+        panic!("AccelRequest is a struct");
+    };
+    let (a, b) = (fields[1].name.clone(), fields[2].name.clone());
+    fields[1].name = b;
+    fields[2].name = a;
+    port.layout.hash = structure.hash();
     let fingerprint = sign_fragment(&fx, &fr, &entries, "fingerprint.takt");
     // The controller shares the 0-5 ms slot of core 0 with the world's 0.5 ms: 4.8 ms more
     // (within its 5 ms LET, so the timing itself is valid) cannot fit.
@@ -901,7 +916,12 @@ fn refused_bundles_change_nothing() {
         (
             "port fingerprint",
             &fingerprint,
-            &["port `accel_request`", "fingerprint", "differs"],
+            &[
+                "port `accel_request`",
+                "fingerprint",
+                "differs",
+                "field accel_mps2: f64 at offset 16 vs f64 at offset 8",
+            ],
         ),
         (
             "unschedulable budgets",

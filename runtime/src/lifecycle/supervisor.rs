@@ -80,6 +80,8 @@ pub struct OtaOptions {
     pub trusted: crate::ota::bundle::TrustedKeys,
     /// The message layouts the running apps were built with (port fingerprints).
     pub catalog: crate::manifest::Catalog,
+    /// Their structure, so a refused bundle names the field that differs.
+    pub layouts: crate::ota::bundle::Layouts,
     /// Hyperperiods a new version stands by beside the old one before the switch.
     pub warm_up_cycles: u64,
 }

@@ -62,9 +62,12 @@ pub struct Fragment {
 impl Fragment {
     /// The fragment of `app` as `d` deploys it: its tasks' timing and every port its tasks
     /// open, with the layout the linked `catalog` gives the channel's type.
+    /// `layouts` gives the structure of the message types (the shipped executable's own
+    /// declaration), so a refused update can name the field that differs.
     pub fn from_deployment(
         d: &crate::manifest::Deployment,
         catalog: &crate::manifest::Catalog,
+        layouts: &Layouts,
         app: &str,
         version: u64,
         version_label: &str,
@@ -111,7 +114,10 @@ impl Fragment {
                     topic: ch.topic.clone(),
                     direction,
                     type_name: ch.type_name.clone(),
-                    layout: Layout::from(*layout),
+                    layout: Layout {
+                        structure: layouts.get(ch.type_name.as_str()).cloned(),
+                        ..Layout::from(*layout)
+                    },
                 });
             }
         }
@@ -184,6 +190,8 @@ pub struct Layout {
     pub size: u64,
     pub align: u64,
     pub hash: u64,
+    /// Field names, types and offsets (the structure `hash` is taken over).
+    pub structure: Option<crate::port::layout::TypeLayout>,
 }
 
 impl From<crate::manifest::Fingerprint> for Layout {
@@ -193,7 +201,27 @@ impl From<crate::manifest::Fingerprint> for Layout {
             size: f.size as u64,
             align: f.align as u64,
             hash: f.hash,
+            structure: None,
         }
+    }
+}
+
+/// Message type name → its structural layout.
+pub type Layouts = std::collections::BTreeMap<String, crate::port::layout::TypeLayout>;
+
+impl Layout {
+    /// Whether both describe the same type: name, size, alignment and structural hash (the
+    /// hash covers the structure, which is carried only to explain a difference).
+    pub fn same_type(&self, other: &Layout) -> bool {
+        (&self.name, self.size, self.align, self.hash)
+            == (&other.name, other.size, other.align, other.hash)
+    }
+
+    /// The first field that differs, when both sides carry their structure.
+    pub fn difference(&self, other: &Layout) -> Option<crate::port::layout::LayoutDifference> {
+        self.structure
+            .as_ref()?
+            .first_difference(other.structure.as_ref()?)
     }
 }
 

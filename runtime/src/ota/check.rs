@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::bundle::{Bundle, Layout, PortDirection};
+use super::bundle::{Bundle, Layout, Layouts, PortDirection};
 use crate::manifest::{limits, Catalog, Deployment};
 use crate::plan;
 
@@ -106,10 +106,16 @@ impl fmt::Display for StageRefusal {
                 topic,
                 bundle,
                 running,
-            } => write!(
-                f,
-                "port `{topic}`: layout fingerprint {bundle} differs from the running peers' {running}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "port `{topic}`: layout fingerprint {bundle} differs from the running peers' {running}"
+                )?;
+                if let Some(d) = bundle.difference(running) {
+                    write!(f, ": {d} (bundle vs running)")?;
+                }
+                Ok(())
+            }
             R::UnknownTask { task } => {
                 write!(f, "task `{task}` is not part of the running deployment")
             }
@@ -150,6 +156,7 @@ impl std::error::Error for StageRefusal {}
 pub fn check_stage(
     d: &Deployment,
     catalog: &Catalog,
+    layouts: &Layouts,
     installed: &Installed,
     bundle: &Bundle,
 ) -> Result<Deployment, StageRefusal> {
@@ -174,7 +181,7 @@ pub fn check_stage(
             version: fr.version,
         });
     }
-    check_ports(d, catalog, app, bundle)?;
+    check_ports(d, catalog, layouts, app, bundle)?;
     let updated = apply_timing(d, app, bundle)?;
     let p = plan::synthesize(&updated)
         .map_err(|e| StageRefusal::Unschedulable { reasons: e.reasons })?;
@@ -191,6 +198,7 @@ pub fn check_stage(
 fn check_ports(
     d: &Deployment,
     catalog: &Catalog,
+    layouts: &Layouts,
     app: usize,
     bundle: &Bundle,
 ) -> Result<(), StageRefusal> {
@@ -216,11 +224,14 @@ fn check_ports(
         let running = catalog
             .types
             .get(ch.type_name.as_str())
-            .map(|f| Layout::from(*f))
+            .map(|f| Layout {
+                structure: layouts.get(ch.type_name.as_str()).cloned(),
+                ..Layout::from(*f)
+            })
             .ok_or_else(|| StageRefusal::UnknownTopic {
                 topic: port.topic.clone(),
             })?;
-        if port.layout != running || port.type_name != ch.type_name {
+        if !port.layout.same_type(&running) || port.type_name != ch.type_name {
             return Err(StageRefusal::FingerprintMismatch {
                 topic: port.topic.clone(),
                 bundle: port.layout.clone(),

@@ -138,6 +138,7 @@ pub(super) struct Updates {
     state_dir: PathBuf,
     trusted: TrustedKeys,
     catalog: Catalog,
+    layouts: crate::ota::bundle::Layouts,
     warm_up_cycles: u64,
     probation_cycles: u64,
     /// Bit m: mode m is update-safe.
@@ -171,6 +172,7 @@ impl Updates {
             state_dir: o.state_dir.clone(),
             trusted: o.trusted.clone(),
             catalog: o.catalog.clone(),
+            layouts: o.layouts.clone(),
             warm_up_cycles: o.warm_up_cycles.max(1),
             probation_cycles: d.ota.probation.hyperperiods(d.hyperperiod_ns),
             safe_mask: d
@@ -505,7 +507,7 @@ impl Supervisor<'_> {
             version: record.installed_version,
             bad_versions: record.bad_versions.clone(),
         };
-        check_stage(d, &u.catalog, &installed, &b).map_err(|e| e.to_string())?;
+        check_stage(d, &u.catalog, &u.layouts, &installed, &b).map_err(|e| e.to_string())?;
         fits_running_tables(d, &b).map_err(|e| e.to_string())?;
         let mut journal = u.journals[app].take().ok_or("the app's journal is busy")?;
         let total_bytes: u64 = b.entries.iter().map(|e| e.bytes.len() as u64).sum();
