@@ -84,9 +84,12 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
         format_ns(r.hyperperiod_ns),
         r.wall_ns as f64 / 1e9
     );
+    // The task column fits the longest task name (at least 12), so rows stay aligned
+    // whatever a deployment calls its tasks.
+    let w = r.tasks.iter().map(|t| t.name.len()).fold(12, usize::max);
     let _ = writeln!(
         out,
-        "{:<12} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
+        "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
         "task",
         "core",
         "jobs",
@@ -99,7 +102,7 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
     for t in &r.tasks {
         let _ = writeln!(
             out,
-            "{:<12} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
+            "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
             t.name,
             t.core,
             t.jobs,

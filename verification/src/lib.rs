@@ -1,5 +1,6 @@
-//! Shared helpers for takt's verification suites: loading the demo deployment, running it
-//! through the library, and detecting (loudly) what this machine cannot do.
+//! Shared helpers for takt's verification suites: loading the demo deployments (ACC, and the
+//! two-supplier lane keeping), running them through the library, and detecting (loudly)
+//! what this machine cannot do.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -32,17 +33,37 @@ pub fn config(name: &str) -> PathBuf {
 
 /// The ACC demo deployment, validated and planned (and the plan verified).
 pub fn acc() -> (Deployment, Plan, Registry) {
-    let registry = takt_acc::registry();
+    load("acc.toml", takt_acc::registry())
+}
+
+/// Both suppliers' tasks of the lane-keeping deployment in one registry: what its two app
+/// executables (`lane-perception`, `lane-control`) host between them. Only a program that
+/// runs the whole deployment in one process links both suppliers.
+pub fn lanekeep_registry() -> Registry {
+    let mut r = Registry::new();
+    supplier_a_perception::register(&mut r);
+    supplier_b_control::register(&mut r);
+    r
+}
+
+/// The lane-keeping deployment (`config/lanekeep.toml`), validated and planned (and the
+/// plan verified).
+pub fn lanekeep() -> (Deployment, Plan, Registry) {
+    load("lanekeep.toml", lanekeep_registry())
+}
+
+/// `config/<name>` validated against `registry`, planned, and the plan verified.
+fn load(name: &str, registry: Registry) -> (Deployment, Plan, Registry) {
     let d = manifest::load(
-        &config("acc.toml"),
+        &config(name),
         registry.catalog(),
         manifest::available_cores(),
     )
-    .unwrap_or_else(|e| panic!("config/acc.toml must be valid: {e}"));
+    .unwrap_or_else(|e| panic!("config/{name} must be valid: {e}"));
     let p =
-        plan::synthesize(&d).unwrap_or_else(|e| panic!("config/acc.toml must be schedulable: {e}"));
+        plan::synthesize(&d).unwrap_or_else(|e| panic!("config/{name} must be schedulable: {e}"));
     if let Err(v) = plan::verify(&d, &p) {
-        panic!("synthesized plan failed verification: {v:?}");
+        panic!("synthesized plan of config/{name} failed verification: {v:?}");
     }
     (d, p, registry)
 }
@@ -80,6 +101,31 @@ pub fn run(
     jitter_seed: Option<u64>,
     tag: &str,
 ) -> RunReport {
+    let control = RunControl::new(d.default_mode);
+    run_with(
+        d,
+        p,
+        registry,
+        clock,
+        duration_ns,
+        jitter_seed,
+        tag,
+        &control,
+    )
+}
+
+/// [`run`], steered through `control` (started in another mode, switched while it runs).
+#[allow(clippy::too_many_arguments)]
+pub fn run_with(
+    d: &Deployment,
+    p: &Plan,
+    registry: &Registry,
+    clock: ClockKind,
+    duration_ns: u64,
+    jitter_seed: Option<u64>,
+    tag: &str,
+    control: &RunControl,
+) -> RunReport {
     let opts = RunOptions {
         clock,
         duration_ns,
@@ -90,9 +136,44 @@ pub fn run(
         namespace: Some(unique_namespace(tag)),
         ..RunOptions::default()
     };
-    let control = RunControl::new(d.default_mode);
-    dispatch::run(d, p, registry, &opts, &control)
+    dispatch::run(d, p, registry, &opts, control)
         .unwrap_or_else(|e| panic!("run {tag} failed: {e}"))
+}
+
+/// Index of the mode called `name`.
+pub fn mode_index(d: &Deployment, name: &str) -> usize {
+    d.modes
+        .iter()
+        .position(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{} has no mode `{name}`", d.source))
+}
+
+/// The outcome line `key` of task `task` in a run's report.
+pub fn outcome<'r>(r: &'r RunReport, task: &str, key: &str) -> &'r str {
+    r.reports
+        .iter()
+        .find(|(name, _)| name == task)
+        .and_then(|(_, report)| report.outcome.iter().find(|(k, _)| k == key))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no outcome `{task}.{key}` in {:?}", r.reports))
+}
+
+/// The number an outcome value starts with (`"0.130 (after ...)"` -> 0.130).
+pub fn leading_number(value: &str) -> f64 {
+    let end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(value.len());
+    value[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("`{value}` does not start with a number"))
+}
+
+/// Jobs a task ran in a run (0 if it ran on no core).
+pub fn jobs_of(r: &RunReport, task: &str) -> u64 {
+    r.tasks
+        .iter()
+        .find(|t| t.name == task)
+        .map_or(0, |t| t.jobs)
 }
 
 /// One line per task that overran, skipped or missed a deadline, for assertion messages.
