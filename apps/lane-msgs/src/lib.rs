@@ -46,87 +46,87 @@ pub const TRUE: u32 = 1;
 /// `false` in a `u32` flag field.
 pub const FALSE: u32 = 0;
 
-/// The vehicle and the road at one simulated instant, in road coordinates: how far along
-/// the lane's centre line, how far beside it, at what angle to it, and the lane's shape
-/// there. This is what a perfect sensor would see; the sensor models add their errors.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct VehicleTruth {
-    /// The simulated instant this state describes (the world job's release).
-    pub time_ns: u64,
-    /// Distance travelled along the lane's centre line since the start.
-    pub distance_m: f64,
-    /// The vehicle's centre left of the lane's centre line.
-    pub lateral_offset_m: f64,
-    /// The vehicle's heading minus the lane's heading (turned left: positive).
-    pub heading_error_rad: f64,
-    /// Curvature of the lane at the vehicle (left bend: positive).
-    pub road_curvature_per_m: f64,
-    /// Change of that curvature per metre along the lane (clothoid sharpness).
-    pub road_curvature_rate_per_m2: f64,
-    /// Distance between the lane's two markings (centre to centre).
-    pub lane_width_m: f64,
-    pub speed_mps: f64,
-    pub yaw_rate_radps: f64,
-    pub lateral_accel_mps2: f64,
+takt::message! {
+    /// The vehicle and the road at one simulated instant, in road coordinates: how far along
+    /// the lane's centre line, how far beside it, at what angle to it, and the lane's shape
+    /// there. This is what a perfect sensor would see; the sensor models add their errors.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct VehicleTruth {
+        /// The simulated instant this state describes (the world job's release).
+        pub time_ns: u64,
+        /// Distance travelled along the lane's centre line since the start.
+        pub distance_m: f64,
+        /// The vehicle's centre left of the lane's centre line.
+        pub lateral_offset_m: f64,
+        /// The vehicle's heading minus the lane's heading (turned left: positive).
+        pub heading_error_rad: f64,
+        /// Curvature of the lane at the vehicle (left bend: positive).
+        pub road_curvature_per_m: f64,
+        /// Change of that curvature per metre along the lane (clothoid sharpness).
+        pub road_curvature_rate_per_m2: f64,
+        /// Distance between the lane's two markings (centre to centre).
+        pub lane_width_m: f64,
+        pub speed_mps: f64,
+        pub yaw_rate_radps: f64,
+        pub lateral_accel_mps2: f64,
+    }
 }
-takt::message!(VehicleTruth);
 
-/// The vehicle's bus signals: wheel speed and the measured road-wheel steering angle.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct VehicleState {
-    /// The instant the values were measured.
-    pub time_ns: u64,
-    pub speed_mps: f64,
-    /// Road-wheel angle (left: positive).
-    pub steer_angle_rad: f64,
+takt::message! {
+    /// The vehicle's bus signals: wheel speed and the measured road-wheel steering angle.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct VehicleState {
+        /// The instant the values were measured.
+        pub time_ns: u64,
+        pub speed_mps: f64,
+        /// Road-wheel angle (left: positive).
+        pub steer_angle_rad: f64,
+    }
 }
-takt::message!(VehicleState);
 
-/// One IMU sample. Besides the rates it carries the integrated yaw angle, as real IMUs
-/// deliver delta angles: a reader that runs slower than the IMU (fusion every 5 ms, the IMU
-/// every 1 ms) takes the heading change over its own period from two samples instead of
-/// needing every sample in between.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct ImuSample {
-    /// The instant the sample was taken (the truth it was measured from).
-    pub time_ns: u64,
-    /// Measured yaw rate, sensor bias and noise included (left: positive).
-    pub yaw_rate_radps: f64,
-    /// Measured lateral acceleration (to the left: positive).
-    pub lateral_accel_mps2: f64,
-    /// The measured yaw rate integrated since the IMU started.
-    pub yaw_angle_rad: f64,
+takt::message! {
+    /// One IMU sample. Besides the rates it carries the integrated yaw angle, as real IMUs
+    /// deliver delta angles: a reader that runs slower than the IMU (fusion every 5 ms, the IMU
+    /// every 1 ms) takes the heading change over its own period from two samples instead of
+    /// needing every sample in between.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct ImuSample {
+        /// The instant the sample was taken (the truth it was measured from).
+        pub time_ns: u64,
+        /// Measured yaw rate, sensor bias and noise included (left: positive).
+        pub yaw_rate_radps: f64,
+        /// Measured lateral acceleration (to the left: positive).
+        pub lateral_accel_mps2: f64,
+        /// The measured yaw rate integrated since the IMU started.
+        pub yaw_angle_rad: f64,
+    }
 }
-takt::message!(ImuSample);
 
-/// The lane as lane fusion estimates it, relative to the vehicle at `time_ns`: the lane's
-/// centre line is, at a distance `x` ahead, `-offset - heading * x + curvature * x^2 / 2 +
-/// curvature_rate * x^3 / 6` to the left of the vehicle.
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct LaneEstimate {
-    /// The instant the estimate refers to (the fusion job's release).
-    pub time_ns: u64,
-    /// The vehicle's centre left of the lane's centre line.
-    pub lateral_offset_m: f64,
-    /// The vehicle's heading minus the lane's heading (turned left: positive).
-    pub heading_error_rad: f64,
-    /// Curvature of the lane at the vehicle (left bend: positive).
-    pub curvature_per_m: f64,
-    /// Change of that curvature per metre ahead.
-    pub curvature_rate_per_m2: f64,
-    /// Capture instant of the newest camera measurement in the estimate (0: none yet).
-    pub camera_time_ns: u64,
-    /// [`TRUE`] once a camera measurement has initialised the estimate.
-    pub valid: u32,
-    /// [`TRUE`] if the newest camera measurement is older than the fusion's camera timeout:
-    /// the estimate is propagated with the IMU and wheel speed alone.
-    pub dead_reckoning: u32,
+takt::message! {
+    /// The lane as lane fusion estimates it, relative to the vehicle at `time_ns`: the lane's
+    /// centre line is, at a distance `x` ahead, `-offset - heading * x + curvature * x^2 / 2 +
+    /// curvature_rate * x^3 / 6` to the left of the vehicle.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct LaneEstimate {
+        /// The instant the estimate refers to (the fusion job's release).
+        pub time_ns: u64,
+        /// The vehicle's centre left of the lane's centre line.
+        pub lateral_offset_m: f64,
+        /// The vehicle's heading minus the lane's heading (turned left: positive).
+        pub heading_error_rad: f64,
+        /// Curvature of the lane at the vehicle (left bend: positive).
+        pub curvature_per_m: f64,
+        /// Change of that curvature per metre ahead.
+        pub curvature_rate_per_m2: f64,
+        /// Capture instant of the newest camera measurement in the estimate (0: none yet).
+        pub camera_time_ns: u64,
+        /// [`TRUE`] once a camera measurement has initialised the estimate.
+        pub valid: u32,
+        /// [`TRUE`] if the newest camera measurement is older than the fusion's camera timeout:
+        /// the estimate is propagated with the IMU and wheel speed alone.
+        pub dead_reckoning: u32,
+    }
 }
-takt::message!(LaneEstimate);
 
 #[cfg(test)]
 mod tests {

@@ -51,20 +51,20 @@ pub fn lateral_to_column(lateral_m: f64) -> f64 {
     IMAGE_COLUMNS as f64 / 2.0 - 0.5 - lateral_m / IMAGE_COLUMN_STEP_M
 }
 
-/// One camera frame.
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct LaneImage {
-    /// Index of the camera job that rendered it.
-    pub job_index: u64,
-    /// The instant the frame depicts (its exposure): the truth's time.
-    pub capture_ns: u64,
-    /// 1 if the frame depicts a scene (the camera had a truth to render).
-    pub valid: u32,
-    pub _pad: u32,
-    pub pixels: Pixels,
+takt::message! {
+    /// One camera frame.
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct LaneImage {
+        /// Index of the camera job that rendered it.
+        pub job_index: u64,
+        /// The instant the frame depicts (its exposure): the truth's time.
+        pub capture_ns: u64,
+        /// 1 if the frame depicts a scene (the camera had a truth to render).
+        pub valid: u32,
+        pub _pad: u32,
+        pub pixels: Pixels,
+    }
 }
-takt::message!(LaneImage);
 
 impl fmt::Debug for LaneImage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,23 +77,23 @@ impl fmt::Debug for LaneImage {
     }
 }
 
-/// The lane measured in one frame, relative to the vehicle at the frame's capture instant,
-/// in the same terms as [`lane_msgs::LaneEstimate`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-pub struct LaneDetection {
-    /// The capture instant of the frame the measurement comes from.
-    pub time_ns: u64,
-    pub lateral_offset_m: f64,
-    pub heading_error_rad: f64,
-    pub curvature_per_m: f64,
-    pub curvature_rate_per_m2: f64,
-    /// Marking points the final fit used (two per row at most).
-    pub points: u32,
-    /// 1 if enough markings were found for a fit.
-    pub valid: u32,
+takt::message! {
+    /// The lane measured in one frame, relative to the vehicle at the frame's capture instant,
+    /// in the same terms as [`lane_msgs::LaneEstimate`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    pub struct LaneDetection {
+        /// The capture instant of the frame the measurement comes from.
+        pub time_ns: u64,
+        pub lateral_offset_m: f64,
+        pub heading_error_rad: f64,
+        pub curvature_per_m: f64,
+        pub curvature_rate_per_m2: f64,
+        /// Marking points the final fit used (two per row at most).
+        pub points: u32,
+        /// 1 if enough markings were found for a fit.
+        pub valid: u32,
+    }
 }
-takt::message!(LaneDetection);
 
 #[cfg(test)]
 mod tests {
