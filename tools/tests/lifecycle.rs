@@ -988,3 +988,18 @@ fn every_mode_of_the_demo_entered_and_left_multi_process_then_stop() {
         &["parked", "degraded", "parked", "drive", "degraded", "drive"],
     );
 }
+
+#[test]
+fn every_mode_of_the_lanekeep_demo_entered_and_left_multi_process_then_stop() {
+    needs_root!("every_mode_of_the_lanekeep_demo_entered_and_left_multi_process_then_stop");
+    // Two suppliers' apps; `degraded` leaves perception and `standby` leaves control without
+    // a window on core 1. This order takes every ordered pair of the three modes once.
+    let m = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/lanekeep.toml");
+    switch_through_modes_then_stop(
+        m.to_str().expect("utf-8"),
+        10_000_000,
+        &[
+            "standby", "degraded", "standby", "drive", "degraded", "drive",
+        ],
+    );
+}
