@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{
-    resolve_executable, AppCatalogError, AppDecl, Catalog, Fingerprint, TaskSignature,
+    resolve_executable, AppCatalogError, AppDecl, Catalog, Fingerprint, ParamDecl, TaskSignature,
 };
 use crate::port::layout::TypeLayout;
 use crate::task::Registry;
@@ -86,15 +86,17 @@ pub struct PortDecl {
 }
 
 /// One task implementation an executable can host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskDecl {
     pub name: String,
     pub reads: Vec<PortDecl>,
     pub writes: Vec<PortDecl>,
+    /// Declared parameters (name, type, default, range); empty when it declares none.
+    pub params: Vec<ParamDecl>,
 }
 
 /// Everything an app executable declares.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppCatalog {
     /// [`API_VERSION`] of the takt library the executable was built with.
     pub api_version: u32,
@@ -126,6 +128,7 @@ impl AppCatalog {
                     name: name.clone(),
                     reads: ports(&sig.reads),
                     writes: ports(&sig.writes),
+                    params: sig.params.clone(),
                 })
                 .collect(),
             types: catalog
@@ -175,6 +178,7 @@ impl AppCatalog {
                 TaskSignature {
                     reads: ports(&t.reads),
                     writes: ports(&t.writes),
+                    params: t.params.clone(),
                 },
             );
             let owners = c.owners.entry(t.name.clone()).or_default();
@@ -264,7 +268,7 @@ fn decode_frame<T: serde::de::DeserializeOwned>(
 /// The catalogs of every app of a deployment, as the supervisor validated them: written to
 /// a file for the app processes, which validate the same deployment against the same union
 /// (so every process computes the same plan) and check their own part of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentCatalogs {
     pub apps: Vec<SourcedCatalog>,
 }
@@ -624,7 +628,7 @@ impl fmt::Display for CatalogConflict {
 }
 
 /// One app's catalog with where it came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourcedCatalog {
     pub app: String,
     /// The executable as the manifest names it (for messages).
@@ -750,6 +754,7 @@ mod tests {
                     topic: "radar_track".into(),
                     type_name: "RadarTrack".into(),
                 }],
+                params: Vec::new(),
             }],
             types: vec![TypeDecl {
                 name: "RadarTrack".into(),

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::manifest::{Catalog, Fingerprint, ParamValue, TaskSignature};
+use crate::manifest::{
+    Catalog, Fingerprint, ParamDecl, ParamKind, ParamValue, ScalarKind, TaskSignature,
+};
 use crate::port::layout::TypeLayout;
 use crate::port::{ActivityCell, PortNode, PortOpenError, Sizing};
 
@@ -273,6 +275,60 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
+    /// A boolean parameter, or `default` when absent.
+    pub fn param_bool(&self, name: &str, default: bool) -> Result<bool, TaskBuildError> {
+        match self.params.get(name) {
+            None => Ok(default),
+            Some(ParamValue::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.param_err(
+                name,
+                format!("expected a boolean, found a {}", other.kind_name()),
+            )),
+        }
+    }
+
+    /// A string parameter, or `default` when absent.
+    pub fn param_str(&self, name: &str, default: &str) -> Result<String, TaskBuildError> {
+        match self.params.get(name) {
+            None => Ok(default.to_string()),
+            Some(ParamValue::Str(s)) => Ok(s.clone()),
+            Some(other) => Err(self.param_err(
+                name,
+                format!("expected a string, found a {}", other.kind_name()),
+            )),
+        }
+    }
+
+    /// An array of numbers (integers are accepted), or `default` when absent.
+    pub fn param_f64s(&self, name: &str, default: &[f64]) -> Result<Vec<f64>, TaskBuildError> {
+        match self.params.get(name) {
+            None => Ok(default.to_vec()),
+            Some(ParamValue::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    ParamValue::Int(i) => Ok(*i as f64),
+                    ParamValue::Float(f) => f
+                        .parse()
+                        .map_err(|_| self.param_err(name, format!("`{f}` is not a number"))),
+                    other => Err(self.param_err(
+                        name,
+                        format!(
+                            "expected an array of numbers, found a {}",
+                            other.kind_name()
+                        ),
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(self.param_err(
+                name,
+                format!(
+                    "expected an array of numbers, found a {}",
+                    other.kind_name()
+                ),
+            )),
+        }
+    }
+
     /// A constructor-side failure with a reason.
     pub fn fail(&self, reason: impl Into<String>) -> TaskBuildError {
         TaskBuildError::Other {
@@ -313,6 +369,70 @@ impl Ports {
     pub fn writes<T: Message>(mut self, topic: &str) -> Self {
         self.sig.writes.push((topic.to_string(), T::TYPE_NAME));
         self.types.push((T::fingerprint(), T::layout()));
+        self
+    }
+    /// Declares a parameter: its type, default and range become part of the app's catalog,
+    /// and `takt check` refuses a manifest value that does not fit. A task that declares
+    /// any parameter has every `[task.params]` key checked against its declarations.
+    pub fn param(mut self, name: &str, param: Param) -> Self {
+        self.sig.params.push(ParamDecl {
+            name: name.to_string(),
+            kind: param.kind,
+            default: param.default,
+            min: param.min,
+            max: param.max,
+        });
+        self
+    }
+}
+
+/// A parameter declaration: `Param::float(1.0).range(0.0, 10.0)`, `Param::int(3)`,
+/// `Param::bool(false)`, `Param::string("left")`, `Param::floats()` (an array, required),
+/// `Param::required(ParamKind::Float)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    kind: ParamKind,
+    default: Option<ParamValue>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Param {
+    fn of(kind: ParamKind, default: Option<ParamValue>) -> Param {
+        Param {
+            kind,
+            default,
+            min: None,
+            max: None,
+        }
+    }
+    pub fn float(default: f64) -> Param {
+        Param::of(
+            ParamKind::Float,
+            Some(ParamValue::Float(format!("{default:?}"))),
+        )
+    }
+    pub fn int(default: i64) -> Param {
+        Param::of(ParamKind::Int, Some(ParamValue::Int(default)))
+    }
+    pub fn bool(default: bool) -> Param {
+        Param::of(ParamKind::Bool, Some(ParamValue::Bool(default)))
+    }
+    pub fn string(default: &str) -> Param {
+        Param::of(ParamKind::Str, Some(ParamValue::Str(default.to_string())))
+    }
+    /// An array of floats the manifest must give.
+    pub fn floats() -> Param {
+        Param::of(ParamKind::Array(ScalarKind::Float), None)
+    }
+    /// A parameter of `kind` without a default: the manifest must give it.
+    pub fn required(kind: ParamKind) -> Param {
+        Param::of(kind, None)
+    }
+    /// Inclusive bounds for a number (every element of a numeric array).
+    pub fn range(mut self, min: f64, max: f64) -> Param {
+        self.min = Some(min);
+        self.max = Some(max);
         self
     }
 }

@@ -453,13 +453,16 @@ fn a_value_of_the_wrong_type_says_what_was_expected_and_found() {
         &["expected an array"],
     );
 
-    let text = edit(&[("seed = 7", "seed = [7]")]);
-    expect_error(
-        &text,
-        line_of(&text, "seed", 0),
-        "task.radar.params.seed",
-        &["expected an integer, float, boolean or string"],
-    );
+    // Arrays of scalars are parameters too; tables and arrays of arrays are not.
+    for bad in ["seed = { value = 7 }", "seed = [[7]]"] {
+        let text = edit(&[("seed = 7", bad)]);
+        expect_error(
+            &text,
+            line_of(&text, "seed", 0),
+            "task.radar.params.seed",
+            &["expected an integer, float, boolean or string, or an array of one of those"],
+        );
+    }
 }
 
 #[test]
@@ -1590,5 +1593,160 @@ fn ota_values_of_the_wrong_type_say_what_was_expected() {
         line_of(&text, "[[ota]]", 0),
         "ota",
         &["expected a table: write [ota]"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Declared parameters: types, defaults and ranges from the implementation's catalog.
+
+fn param_registry() -> Registry {
+    use takt::task::Param;
+    let mut r = Registry::new();
+    r.task(
+        "filter",
+        Ports::new()
+            .param("gain", Param::float(1.0).range(0.0, 10.0))
+            .param("window", Param::int(3).range(1.0, 100.0))
+            .param("side", Param::string("left"))
+            .param("enabled", Param::bool(true))
+            .param("taps", Param::floats().range(-1.0, 1.0)),
+        not_built,
+    );
+    r
+}
+
+fn param_manifest(params: &str) -> String {
+    format!(
+        "[deployment]\nname = \"p\"\ncores = [0]\n\n[[app]]\nname = \"a\"\n\n[[task]]\nname = \"filter\"\napp = \"a\"\nperiod = \"10ms\"\nbudget = \"1ms\"\ncore = 0\n[task.params]\n{params}\n\n[[mode]]\nname = \"m\"\ndefault = true\ntasks = [\"filter\"]\n"
+    )
+}
+
+fn param_errors(params: &str) -> Vec<ManifestError> {
+    let text = param_manifest(params);
+    match manifest::parse("params.toml", &text, param_registry().catalog(), CORES) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.errors,
+    }
+}
+
+#[test]
+fn declared_parameters_of_every_toml_type_are_accepted_and_passed_on() {
+    let text = param_manifest(
+        "gain = 2.5\nwindow = 7\nside = \"right\"\nenabled = false\ntaps = [0.5, -0.25, 1]",
+    );
+    let d = manifest::parse("params.toml", &text, param_registry().catalog(), CORES)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = &d.tasks[0].params;
+    assert_eq!(p["gain"], ParamValue::Float("2.5".into()));
+    assert_eq!(p["window"], ParamValue::Int(7));
+    assert_eq!(p["side"], ParamValue::Str("right".into()));
+    assert_eq!(p["enabled"], ParamValue::Bool(false));
+    assert_eq!(
+        p["taps"],
+        ParamValue::Array(vec![
+            ParamValue::Float("0.5".into()),
+            ParamValue::Float("-0.25".into()),
+            ParamValue::Int(1)
+        ])
+    );
+}
+
+#[test]
+fn a_parameter_of_the_wrong_type_is_refused_at_its_line() {
+    for (params, phrase) in [
+        (
+            "gain = \"fast\"\ntaps = [0.0]",
+            "declared as a float, found a string",
+        ),
+        (
+            "window = 2.5\ntaps = [0.0]",
+            "declared as an integer, found a float",
+        ),
+        (
+            "enabled = 1\ntaps = [0.0]",
+            "declared as a boolean, found an integer",
+        ),
+        (
+            "taps = 0.5",
+            "declared as an array of floats, found a float",
+        ),
+        (
+            "taps = [\"a\"]",
+            "declared as an array of floats, found an array of strings",
+        ),
+    ] {
+        let errors = param_errors(params);
+        assert_eq!(errors.len(), 1, "{params}: {errors:?}");
+        let e = &errors[0];
+        let first = params.lines().next().expect("a line");
+        let key = first.split(' ').next().expect("a key");
+        assert_eq!(e.field, format!("task.filter.params.{key}"), "{params}");
+        assert_eq!(
+            e.line,
+            line_of(&param_manifest(params), first, 0),
+            "{params}"
+        );
+        assert!(e.message.contains(phrase), "{params}: {}", e.message);
+    }
+}
+
+#[test]
+fn a_parameter_out_of_its_declared_range_is_refused_with_the_range() {
+    for (params, phrase) in [
+        (
+            "gain = 12.5\ntaps = [0.0]",
+            "`gain` = 12.5 is outside the allowed range 0..=10",
+        ),
+        (
+            "window = 0\ntaps = [0.0]",
+            "`window` = 0 is outside the allowed range 1..=100",
+        ),
+        (
+            "taps = [0.5, 2.0]",
+            "`taps` = 2 is outside the allowed range -1..=1",
+        ),
+    ] {
+        let errors = param_errors(params);
+        assert_eq!(errors.len(), 1, "{params}: {errors:?}");
+        assert!(
+            errors[0].message.contains(phrase),
+            "{params}: {}",
+            errors[0].message
+        );
+    }
+}
+
+#[test]
+fn unknown_and_missing_parameters_and_mixed_arrays_are_refused() {
+    let errors = param_errors("gian = 2.0\ntaps = [0.0]");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("declares no parameter `gian`"),
+        "{}",
+        errors[0].message
+    );
+    assert!(
+        errors[0].message.contains("did you mean `gain`"),
+        "{}",
+        errors[0].message
+    );
+
+    let errors = param_errors("gain = 2.0");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "task.filter.params");
+    assert!(
+        errors[0]
+            .message
+            .contains("parameter `taps` (array of floats) is required"),
+        "{}",
+        errors[0].message
+    );
+
+    let errors = param_errors("taps = [0.5, \"x\"]");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("mixes element types")),
+        "{errors:?}"
     );
 }

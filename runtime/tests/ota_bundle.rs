@@ -79,6 +79,7 @@ fn catalog() -> Catalog {
         TaskSignature {
             reads: vec![],
             writes: vec![("tick".to_string(), "Tick")],
+            params: Vec::new(),
         },
     );
     c.tasks.insert(
@@ -86,6 +87,7 @@ fn catalog() -> Catalog {
         TaskSignature {
             reads: vec![("tick".to_string(), "Tick")],
             writes: vec![],
+            params: Vec::new(),
         },
     );
     c

@@ -142,6 +142,34 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
     );
     let sim_digest = digest_of(&sim);
 
+    // A parameter outside the range the executable declares is refused at its line.
+    let loud = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace("gain = 2.5", "gain = 1000.0");
+    let loud_path = root.join("loud.toml");
+    std::fs::write(&loud_path, &loud).expect("write");
+    let out = run(
+        {
+            let mut c = takt();
+            c.arg("check").arg(&loud_path);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let line = loud
+        .lines()
+        .position(|l| l.starts_with("gain = "))
+        .expect("the gain line")
+        + 1;
+    assert!(
+        text(&out).contains(&format!("loud.toml:{line}:"))
+            && text(&out).contains("task.source.params.gain")
+            && text(&out).contains("outside the allowed range 0..=100"),
+        "{}",
+        text(&out)
+    );
+
     // A wrong catalog is caught before anything starts: a task the executable lacks.
     let bad = std::fs::read_to_string(&manifest)
         .expect("manifest")
@@ -177,13 +205,19 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
     let main_rs = std::fs::read_to_string(b.join("src/main.rs")).expect("main.rs");
     let fields = "        /// The job index of the `source` job that wrote it.\n        pub seq: u64,\n        pub value: f64,\n";
     assert!(main_rs.contains(fields), "the template's Sample fields");
-    let only_sink =
-        "r.task(\"source\", Ports::new().writes::<Sample>(TOPIC), build_source)\n        .task(";
-    assert!(main_rs.contains(only_sink), "the template's registry");
-    let main_rs = main_rs
-        .replace(fields, "        pub value: f64,\n        pub seq: u64,\n")
-        .replace(only_sink, "r.task(")
-        .replace("fn build_source", "#[allow(dead_code)]\nfn build_source");
+    // This supplier implements only `sink`: its registry is rewritten to declare just that.
+    let start = main_rs
+        .find("pub fn registry() -> Registry {")
+        .expect("the template's registry");
+    let end = start + main_rs[start..].find("\n}\n").expect("its end") + 3;
+    let main_rs = format!(
+        "{}pub fn registry() -> Registry {{\n    let mut r = Registry::new();\n    r.task(\"sink\", Ports::new().reads::<Sample>(TOPIC), build_sink);\n    r\n}}\n{}",
+        &main_rs[..start],
+        &main_rs[end..]
+    )
+    .replace(fields, "        pub value: f64,\n        pub seq: u64,\n")
+    .replace("fn build_source", "#[allow(dead_code)]\nfn build_source")
+    .replace("use takt::task::{\n    Param,", "#[allow(unused_imports)]\nuse takt::task::{\n    Param,");
     std::fs::write(b.join("src/main.rs"), main_rs).expect("write");
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build

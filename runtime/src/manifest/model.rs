@@ -44,13 +44,81 @@ pub struct TaskSpec {
 }
 
 /// A constructor parameter from `[task.params]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ParamValue {
     Int(i64),
     /// Floats are kept as their text so the model stays `Eq` and bit-exact.
     Float(String),
     Bool(bool),
     Str(String),
+    /// An array of scalars of one kind (`[1.0, 2.5]`, `["a", "b"]`).
+    Array(Vec<ParamValue>),
+}
+
+impl ParamValue {
+    /// The TOML type, as messages name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ParamValue::Int(_) => "integer",
+            ParamValue::Float(_) => "float",
+            ParamValue::Bool(_) => "boolean",
+            ParamValue::Str(_) => "string",
+            ParamValue::Array(_) => "array",
+        }
+    }
+}
+
+/// The type of a declared parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ParamKind {
+    Bool,
+    Int,
+    /// Integers are accepted too.
+    Float,
+    Str,
+    /// An array whose every element has the given scalar kind.
+    Array(ScalarKind),
+}
+
+/// The element kind of an array parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ScalarKind {
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
+impl ParamKind {
+    pub fn name(&self) -> String {
+        let scalar = |k: &ScalarKind| match k {
+            ScalarKind::Bool => "boolean",
+            ScalarKind::Int => "integer",
+            ScalarKind::Float => "float",
+            ScalarKind::Str => "string",
+        };
+        match self {
+            ParamKind::Bool => "boolean".into(),
+            ParamKind::Int => "integer".into(),
+            ParamKind::Float => "float".into(),
+            ParamKind::Str => "string".into(),
+            ParamKind::Array(k) => format!("array of {}s", scalar(k)),
+        }
+    }
+}
+
+/// A parameter a task implementation declares: name, type, default and allowed range.
+/// Declared parameters are part of the app's catalog, so `takt check` refuses a manifest
+/// value of the wrong type or out of range, and an unknown or missing parameter.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParamDecl {
+    pub name: String,
+    pub kind: ParamKind,
+    /// `None`: the manifest must give it.
+    pub default: Option<ParamValue>,
+    /// Inclusive bounds for numbers (every element of a numeric array).
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// An application: the unit that is deployed, restarted and updated together.
@@ -259,12 +327,15 @@ impl std::fmt::Display for Fingerprint {
 }
 
 /// The port signature a task implementation declares at registration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskSignature {
     /// `(topic, type name)` pairs the task reads.
     pub reads: Vec<(String, &'static str)>,
     /// `(topic, type name)` pairs the task writes.
     pub writes: Vec<(String, &'static str)>,
+    /// Declared parameters. Empty: the implementation declares none, and `[task.params]`
+    /// is passed through unchecked (its constructor reads what it needs).
+    pub params: Vec<ParamDecl>,
 }
 
 /// What the linked code knows: message types and task implementations. Validation checks

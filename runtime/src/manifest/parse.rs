@@ -106,8 +106,8 @@ pub(super) struct RawTask {
     pub let_ns: Optional<u64>,
     pub core: Option<At<u64>>,
     pub overrun: Option<At<RawOverrun>>,
-    /// The usable parameters; bad ones are reported and left out.
-    pub params: BTreeMap<String, ParamValue>,
+    /// The usable parameters with where each value is; bad ones are reported and left out.
+    pub params: BTreeMap<String, At<ParamValue>>,
 }
 
 pub(super) struct RawChannel {
@@ -1330,12 +1330,13 @@ fn overrun(
     }
 }
 
-/// `[task.params]`: integers, floats, booleans and strings; anything else is reported.
+/// `[task.params]`: integers, floats, booleans, strings and arrays of one of those; anything
+/// else is reported.
 fn params(
     cx: &mut Diagnostics<'_>,
     field: &str,
     v: &Spanned<DeValue<'_>>,
-) -> BTreeMap<String, ParamValue> {
+) -> BTreeMap<String, At<ParamValue>> {
     let mut out = BTreeMap::new();
     let DeValue::Table(t) = v.get_ref() else {
         expected(
@@ -1350,38 +1351,77 @@ fn params(
         let key_text: &str = key.get_ref();
         let item_field = format!("{field}.{key_text}");
         let param = match value.get_ref() {
-            DeValue::Integer(_) => {
-                integer(cx, &item_field, value).map(|n| ParamValue::Int(n.value))
-            }
-            DeValue::Float(f) => {
-                if f.as_str().parse::<f64>().is_ok() {
-                    Some(ParamValue::Float(f.as_str().to_string()))
-                } else {
+            DeValue::Array(items) => {
+                let mut elements = Vec::new();
+                let mut ok = true;
+                for item in items.iter() {
+                    match scalar_param(cx, &item_field, item) {
+                        Some(p) => elements.push(p),
+                        None => ok = false,
+                    }
+                }
+                // Integers and floats mix: `[0.5, 1]` is an array of numbers.
+                let class = |p: &ParamValue| match p {
+                    ParamValue::Int(_) => "float",
+                    other => other.kind_name(),
+                };
+                let mixed = elements.windows(2).any(|w| class(&w[0]) != class(&w[1]));
+                if mixed {
                     cx.error(
                         value.span().start,
                         &item_field,
-                        format!("the float {} is not a 64-bit float", f.as_str()),
+                        "the array mixes element types; an array parameter holds one type (all integers, all floats, all booleans or all strings)",
                     );
-                    None
+                    ok = false;
                 }
+                ok.then_some(ParamValue::Array(elements))
             }
-            DeValue::Boolean(b) => Some(ParamValue::Bool(*b)),
-            DeValue::String(s) => Some(ParamValue::Str(s.to_string())),
-            _ => {
-                expected(
-                    cx,
-                    &item_field,
-                    value,
-                    "an integer, float, boolean or string (task parameters are flat)",
-                );
-                None
-            }
+            _ => scalar_param(cx, &item_field, value),
         };
         if let Some(p) = param {
-            out.insert(key_text.to_string(), p);
+            out.insert(
+                key_text.to_string(),
+                At {
+                    value: p,
+                    at: value.span().start,
+                },
+            );
         }
     }
     out
+}
+
+fn scalar_param(
+    cx: &mut Diagnostics<'_>,
+    item_field: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<ParamValue> {
+    match value.get_ref() {
+        DeValue::Integer(_) => integer(cx, item_field, value).map(|n| ParamValue::Int(n.value)),
+        DeValue::Float(f) => {
+            if f.as_str().parse::<f64>().is_ok() {
+                Some(ParamValue::Float(f.as_str().to_string()))
+            } else {
+                cx.error(
+                    value.span().start,
+                    item_field,
+                    format!("the float {} is not a 64-bit float", f.as_str()),
+                );
+                None
+            }
+        }
+        DeValue::Boolean(b) => Some(ParamValue::Bool(*b)),
+        DeValue::String(s) => Some(ParamValue::Str(s.to_string())),
+        _ => {
+            expected(
+                cx,
+                item_field,
+                value,
+                "an integer, float, boolean or string, or an array of one of those (arrays hold scalars, no tables)",
+            );
+            None
+        }
+    }
 }
 
 /// Most candidates one suggestion compares against (each costs an edit distance).

@@ -39,6 +39,7 @@ fn catalog() -> Catalog {
             TaskSignature {
                 reads: ports(reads),
                 writes: ports(writes),
+                params: Vec::new(),
             },
         );
     };

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
     limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
-    OverrunPolicy, Probation, Supervision, TaskId, TaskSpec,
+    OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ScalarKind, Supervision, TaskId,
+    TaskSpec,
 };
 use super::parse::{
     closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
@@ -294,6 +295,54 @@ impl Check<'_, '_, '_> {
         }
     }
 
+    /// `[task.params]` against the parameters the implementation declares (when it declares
+    /// any): no unknown name, the declared type, inside the declared range, and every
+    /// parameter without a default given.
+    fn task_params(&mut self, t: &RawTask) {
+        let Some(name) = &t.name else { return };
+        let Some(sig) = self.catalog.tasks.get(&name.value) else {
+            return; // unknown implementations are reported at `name`
+        };
+        if sig.params.is_empty() {
+            return;
+        }
+        let declared = &sig.params;
+        for (key, value) in &t.params {
+            let field = t.section.field(&format!("params.{key}"));
+            let Some(decl) = declared.iter().find(|d| d.name == *key) else {
+                let names = declared.iter().map(|d| d.name.as_str());
+                let hint = did_you_mean(self.cx, key, names.clone());
+                let list = listing("declared parameters", names, declared.len());
+                self.cx.error(
+                    value.at,
+                    field,
+                    format!(
+                        "task implementation `{}` declares no parameter `{key}`{hint}; {list}",
+                        name.value
+                    ),
+                );
+                continue;
+            };
+            if let Err(why) = param_fits(decl, &value.value) {
+                self.cx.error(value.at, field, why);
+            }
+        }
+        for d in declared {
+            if d.default.is_none() && !t.params.contains_key(&d.name) {
+                self.cx.error(
+                    t.section.at,
+                    t.section.field("params"),
+                    format!(
+                        "parameter `{}` ({}) is required by task implementation `{}` and has no default; add it under [task.params]",
+                        d.name,
+                        d.kind.name(),
+                        name.value
+                    ),
+                );
+            }
+        }
+    }
+
     /// With catalogs read from executables, a task must belong to an app whose executable
     /// implements it: that is the process that will host it.
     fn task_owner(&mut self, t: &RawTask) {
@@ -352,6 +401,7 @@ impl Check<'_, '_, '_> {
             .as_ref()
             .and_then(|a| names.apps.resolve(self.cx, a, &section.field("app")));
         self.task_owner(t);
+        self.task_params(t);
 
         let period_ns = t.period_ns.as_ref().and_then(|p| {
             if p.value == 0 {
@@ -513,7 +563,11 @@ impl Check<'_, '_, '_> {
                 let_ns: let_ns?,
                 core: core?,
                 overrun: overrun?,
-                params: t.params.clone(),
+                params: t
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.clone()))
+                    .collect(),
                 line,
             })
         })();
@@ -1222,4 +1276,73 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// Whether `value` has the declared type and lies in the declared range; the reason if not.
+fn param_fits(decl: &ParamDecl, value: &ParamValue) -> Result<(), String> {
+    let number = |v: &ParamValue| -> Option<f64> {
+        match v {
+            ParamValue::Int(i) => Some(*i as f64),
+            ParamValue::Float(f) => f.parse().ok(),
+            _ => None,
+        }
+    };
+    let scalar_ok = |k: ScalarKind, v: &ParamValue| {
+        matches!(
+            (k, v),
+            (ScalarKind::Bool, ParamValue::Bool(_))
+                | (ScalarKind::Int, ParamValue::Int(_))
+                | (ScalarKind::Float, ParamValue::Int(_) | ParamValue::Float(_))
+                | (ScalarKind::Str, ParamValue::Str(_))
+        )
+    };
+    let kind_ok = match (decl.kind, value) {
+        (ParamKind::Bool, v) => scalar_ok(ScalarKind::Bool, v),
+        (ParamKind::Int, v) => scalar_ok(ScalarKind::Int, v),
+        (ParamKind::Float, v) => scalar_ok(ScalarKind::Float, v),
+        (ParamKind::Str, v) => scalar_ok(ScalarKind::Str, v),
+        (ParamKind::Array(k), ParamValue::Array(items)) => items.iter().all(|i| scalar_ok(k, i)),
+        (ParamKind::Array(_), _) => false,
+    };
+    if !kind_ok {
+        let found = match value {
+            ParamValue::Array(items) => match items.first() {
+                Some(first) => format!("an array of {}s", first.kind_name()),
+                None => "an empty array".to_string(),
+            },
+            v => kind_with_article(v.kind_name()),
+        };
+        return Err(format!(
+            "parameter `{}` is declared as {}, found {found}",
+            decl.name,
+            kind_with_article(&decl.kind.name())
+        ));
+    }
+    let values: Vec<&ParamValue> = match value {
+        ParamValue::Array(items) => items.iter().collect(),
+        v => vec![v],
+    };
+    for v in values {
+        let Some(x) = number(v) else { continue };
+        let below = decl.min.is_some_and(|min| x < min);
+        let above = decl.max.is_some_and(|max| x > max);
+        if below || above {
+            let bound = |b: Option<f64>| b.map_or_else(String::new, |b| b.to_string());
+            return Err(format!(
+                "parameter `{}` = {x} is outside the allowed range {}..={}",
+                decl.name,
+                bound(decl.min),
+                bound(decl.max)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn kind_with_article(kind: &str) -> String {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {kind}")
+    } else {
+        format!("a {kind}")
+    }
 }

@@ -47,8 +47,8 @@ pub enum StageRefusal {
     },
     FingerprintMismatch {
         topic: String,
-        bundle: Layout,
-        running: Layout,
+        bundle: Box<Layout>,
+        running: Box<Layout>,
     },
     UnknownTask {
         task: String,
@@ -234,8 +234,8 @@ fn check_ports(
         if !port.layout.same_type(&running) || port.type_name != ch.type_name {
             return Err(StageRefusal::FingerprintMismatch {
                 topic: port.topic.clone(),
-                bundle: port.layout.clone(),
-                running,
+                bundle: Box::new(port.layout.clone()),
+                running: Box::new(running),
             });
         }
     }
