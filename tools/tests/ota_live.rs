@@ -920,7 +920,7 @@ fn refused_bundles_change_nothing() {
                 "port `accel_request`",
                 "fingerprint",
                 "differs",
-                "field accel_mps2: f64 at offset 16 vs f64 at offset 8",
+                "field desired_gap_m: f64 at offset 8 vs f64 at offset 16",
             ],
         ),
         (
