@@ -338,8 +338,15 @@ impl<'a> TaskBuilder<'a> {
     }
 }
 
-/// Builds one task instance.
+/// Builds one task instance: the plain `fn` form.
 pub type TaskConstructor = fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError>;
+
+/// Builds one task instance, as the registry keeps it: a `fn` or a closure that captures
+/// state (a calibration table, a shared configuration, a builder's settings). It is called
+/// once per task instance, on the dispatcher thread that will run the task, so it must be
+/// `Send + Sync`; what it captures is shared by every instance it builds.
+pub type SharedConstructor =
+    std::sync::Arc<dyn Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync>;
 
 /// Maps manifest task names to constructors, and knows the message types apps use.
 #[derive(Default, Clone)]
@@ -347,7 +354,7 @@ pub struct Registry {
     catalog: Catalog,
     /// The structural layout of every message type the registry's tasks use.
     layouts: BTreeMap<&'static str, TypeLayout>,
-    constructors: BTreeMap<String, TaskConstructor>,
+    constructors: BTreeMap<String, SharedConstructor>,
 }
 
 /// Declares a task's port signature at registration: `Ports::new().reads::<A>("a")`.
@@ -449,8 +456,18 @@ impl Registry {
         self
     }
 
-    /// Registers the implementation of the manifest task `name`.
-    pub fn task(&mut self, name: &str, ports: Ports, ctor: TaskConstructor) -> &mut Self {
+    /// Registers the implementation of the manifest task `name`: a constructor `fn` or a
+    /// closure (see [`SharedConstructor`]).
+    pub fn task<F>(&mut self, name: &str, ports: Ports, ctor: F) -> &mut Self
+    where
+        F: Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync + 'static,
+    {
+        self.task_shared(name, ports, std::sync::Arc::new(ctor))
+    }
+
+    /// [`task`](Self::task) with a constructor already shared (several implementations built
+    /// by one closure, or one constructor chosen at run time).
+    pub fn task_shared(&mut self, name: &str, ports: Ports, ctor: SharedConstructor) -> &mut Self {
         for (fp, layout) in &ports.types {
             self.catalog.types.insert(fp.name, *fp);
             self.layouts.insert(fp.name, layout.clone());
@@ -470,10 +487,10 @@ impl Registry {
         self.layouts.get(name)
     }
 
-    pub fn constructor(&self, name: &str) -> Result<TaskConstructor, TaskBuildError> {
+    pub fn constructor(&self, name: &str) -> Result<SharedConstructor, TaskBuildError> {
         self.constructors
             .get(name)
-            .copied()
+            .cloned()
             .ok_or_else(|| TaskBuildError::UnknownTask {
                 task: name.to_string(),
                 known: self.constructors.keys().cloned().collect(),

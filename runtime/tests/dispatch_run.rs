@@ -232,3 +232,41 @@ fn real_a_mode_that_idles_a_core_keeps_cycles_on_wall_time_and_takes_later_reque
         rd.jobs
     );
 }
+
+/// A constructor may be a closure that captures state: here a shared counter of instances
+/// built and a value the built task reports. Each task instance is built once.
+#[test]
+fn closures_that_capture_state_build_tasks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use takt::task::{Ports, Registry};
+    let built = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::new();
+    let counter = Arc::clone(&built);
+    registry.task("w", Ports::new().writes::<common::Tick>("tick"), move |b| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        common::build_producer(b)
+    });
+    let counter = Arc::clone(&built);
+    let label = String::from("captured");
+    registry.task("r", Ports::new().reads::<common::Tick>("tick"), move |b| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(label, "captured");
+        common::build_consumer(b)
+    });
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let r = common::run_with(
+        &d,
+        &registry,
+        ClockKind::Sim,
+        200 * MS,
+        "closures",
+        &RunControl::new(0),
+    );
+    assert_eq!(
+        built.load(Ordering::Relaxed),
+        2,
+        "one build per task instance"
+    );
+    assert_let_flow(&reader_log(&r));
+}

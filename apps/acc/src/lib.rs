@@ -206,12 +206,29 @@ mod tests {
             assert_eq!(r.catalog().tasks, v1.catalog().tasks, "{policy:?}");
             assert_eq!(r.catalog().types, v1.catalog().types, "{policy:?}");
         }
-        // The constructors differ where they should: only the planner's.
-        let ctor = |r: &Registry, task: &str| r.constructor(task).map(|c| c as usize).ok();
-        let v2 = registry_with(PlannerPolicy::SpeedScheduledGap);
-        let v3 = registry_with(PlannerPolicy::Overrunning);
-        assert_ne!(ctor(&v1, "planner"), ctor(&v2, "planner"));
-        assert_ne!(ctor(&v2, "planner"), ctor(&v3, "planner"));
-        assert_eq!(ctor(&v1, "world"), ctor(&v3, "world"));
+        // The versions' constructors differ where they should, the planner's: each policy
+        // hands out its own function (what each builds is compared in
+        // tests/planner_versions.rs, which runs them).
+        let f = |p: PlannerPolicy| p.constructor() as usize;
+        assert_ne!(
+            f(PlannerPolicy::ConstantGap),
+            f(PlannerPolicy::SpeedScheduledGap)
+        );
+        assert_ne!(
+            f(PlannerPolicy::SpeedScheduledGap),
+            f(PlannerPolicy::Overrunning)
+        );
+        for t in [
+            "world",
+            "radar",
+            "camera",
+            "perception",
+            "controller",
+            "actuator",
+        ] {
+            assert!(registry_with(PlannerPolicy::Overrunning)
+                .constructor(t)
+                .is_ok());
+        }
     }
 }
