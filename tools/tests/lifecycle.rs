@@ -491,21 +491,7 @@ fn stop_ends_every_app_gracefully_and_a_malformed_message_is_refused() {
         "running",
         "still running after bad messages"
     );
-    let out = takt()
-        .args(["stop", "--control", &sock])
-        .output()
-        .expect("takt stop runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run.finish(Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = stop_and_finish(&sock, run, Duration::from_secs(20));
     for a in ["sensing", "planning", "vehicle"] {
         assert!(
             stdout(&out).contains(&format!("app: {a} state=stopped")),
@@ -950,21 +936,7 @@ fn switch_through_modes_then_stop(manifest: &str, hyperperiod_ns: u64, modes: &[
         assert_eq!(s["mode"], mode, "still in {mode}: {s}");
         on_wall_time(&s, &format!("in {mode}"));
     }
-    let out = takt()
-        .args(["stop", "--control", &sock])
-        .output()
-        .expect("takt stop runs");
-    assert!(
-        out.status.success(),
-        "stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run.finish(Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = stop_and_finish(&sock, run, Duration::from_secs(30));
     let text = stdout(&out);
     let history = text
         .lines()
@@ -1002,4 +974,25 @@ fn every_mode_of_the_lanekeep_demo_entered_and_left_multi_process_then_stop() {
             "standby", "degraded", "standby", "drive", "degraded", "drive",
         ],
     );
+}
+
+/// `takt stop` over `sock`, then waits at most `timeout` for the run to end; both must
+/// succeed. Returns the run's output.
+fn stop_and_finish(sock: &str, run: Guard, timeout: Duration) -> Output {
+    let out = takt()
+        .args(["stop", "--control", sock])
+        .output()
+        .expect("takt stop runs");
+    assert!(
+        out.status.success(),
+        "stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run.finish(timeout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
