@@ -125,7 +125,9 @@ tasks = ["w", "r"]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    // Inputs the planner proves unschedulable (two tasks on one core whose windows cannot
+    // both fit before the hyperperiod boundary) are drawn again, at most 200 times per run.
+    #![proptest_config(ProptestConfig { cases: 12, max_local_rejects: 200, .. ProptestConfig::default() })]
     #[test]
     fn every_read_returns_the_sample_let_prescribes(
         pw_ms in prop::sample::select(vec![1u64, 2, 4, 5, 10]),
@@ -147,7 +149,15 @@ proptest! {
         let reg = registry();
         let d = manifest::parse("letprop.toml", &text, reg.catalog(), cores)
             .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-        let p = plan::synthesize(&d).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let p = match plan::synthesize(&d) {
+            Ok(p) => p,
+            Err(e) => {
+                // The property is about LET reads of a deployment that has a table; an
+                // unschedulable draw says nothing about it. The planner's own tests cover
+                // which deployments are schedulable.
+                return Err(TestCaseError::reject(format!("unschedulable draw: {e}")));
+            }
+        };
         prop_assert!(plan::verify(&d, &p).is_ok());
         let opts = RunOptions {
             clock: ClockKind::Sim,
