@@ -20,7 +20,7 @@ step "build"
 cargo build --release --workspace
 
 step "tests"
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
 
 step "loom model checks (LOOM_MAX_PREEMPTIONS=3)"
 LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" \
