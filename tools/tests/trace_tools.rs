@@ -812,6 +812,49 @@ fn no_cut_or_flipped_byte_makes_any_verb_panic() {
     }
 }
 
+/// A record whose checksum is valid can still name any task: the analysis gives each task
+/// index a record uses one row (up to a cap), never one row per index below it.
+#[test]
+fn records_naming_huge_task_indices_are_reported_without_a_row_per_index() {
+    let h = header("sensing", 12 * MS);
+    let mut jobs = sensor_jobs();
+    // One job of task u32::MAX - 1 (before: four billion rows), then 600 distinct undeclared
+    // tasks spread over the index space (more than the rows the report gives them).
+    let mut hostile = vec![TraceRecord::release(0, u32::MAX - 1, 3, 0, 0, 0, 1)];
+    for i in 0..600u32 {
+        hostile.push(TraceRecord::release(
+            0,
+            1_000 + i * 7_000_000,
+            1,
+            0,
+            0,
+            0,
+            1,
+        ));
+    }
+    jobs.push(hostile);
+    let path = scratch("huge-task.trc");
+    write_trace(&path, &h, &jobs);
+    let out = takt(&["trace", "report", s(&path), "--json"]);
+    assert!(out.ok(), "exit {:?}\n{}", out.code, out.stderr);
+    let report = out.json();
+    let rows = report["tasks"].as_array().expect("tasks").len();
+    assert!(
+        (3..=2 + 256).contains(&rows),
+        "{rows} task rows for a header of 2 tasks and 601 undeclared indices"
+    );
+    let notes = report["releases"]["notes"].to_string();
+    assert!(notes.contains("left out"), "{notes}");
+    let text = takt(&["trace", "report", s(&path)]);
+    assert!(text.ok(), "{}", text.stderr);
+    let json = scratch("huge-task.json");
+    let export = takt(&["trace", "export", s(&path), "--perfetto", s(&json)]);
+    assert!(export.ok(), "{}", export.stderr);
+    let dir = scratch("huge-task-plots");
+    let plot = takt(&["trace", "plot", s(&path), "--svg", s(&dir)]);
+    assert!(plot.ok(), "{}", plot.stderr);
+}
+
 // ---------------------------------------------------------------------------------------
 // a real run
 // ---------------------------------------------------------------------------------------

@@ -414,14 +414,19 @@ pub fn mode_name(header: &TraceHeader, mode: u64) -> String {
 pub fn analyze(header: &TraceHeader, records: &[TraceRecord]) -> Analysis {
     let jobs = jobs(records);
     let losses = loss_windows(records);
-    let tasks = task_figures(header, &jobs);
+    let rows = task_rows(header, &jobs);
+    let tasks = task_figures(header, &jobs, &rows.tasks);
+    let lost_spans = LostSpans::new(&losses);
     let chains = header
         .chains
         .iter()
-        .map(|c| chain_figures(header, c, &jobs, &losses))
+        .map(|c| chain_figures(header, c, &jobs, &lost_spans))
         .collect();
     let switches = mode_switches(header, records);
-    let releases = releases(header, records, &switches, &losses, tasks.len());
+    let mut releases = releases(header, records, &switches, &losses, &rows.tasks);
+    if let Some(note) = rows.note {
+        releases.notes.push(note);
+    }
     Analysis {
         epoch_ns: header.epoch_ns,
         hyperperiod_ns: header.hyperperiod_ns,
@@ -453,20 +458,59 @@ fn loss_windows(records: &[TraceRecord]) -> Vec<LossWindow> {
         .collect()
 }
 
-fn task_figures(header: &TraceHeader, jobs: &[Job]) -> Vec<TaskFigures> {
-    // Every task the header names, plus any index the records use beyond it.
-    let mut count = header.task_names.len().max(header.tasks.len()) as u64;
-    if let Some(last) = jobs.last() {
-        count = count.max(u64::from(last.task) + 1);
+/// Most task indices beyond the header's that get a row of their own. Records naming a task
+/// the header lacks come only from a damaged or foreign trace; a hostile file could name
+/// four billion of them, and a row each would exhaust memory and time.
+pub const MAX_UNDECLARED_TASK_ROWS: usize = 256;
+
+/// Which tasks get a row in the figures and in the release accounting.
+struct TaskRows {
+    /// Every task the header names (`0..n`), then the indices beyond it that records use,
+    /// ascending, at most [`MAX_UNDECLARED_TASK_ROWS`] of them.
+    tasks: Vec<u32>,
+    /// Said when undeclared indices were left without a row.
+    note: Option<String>,
+}
+
+fn task_rows(header: &TraceHeader, jobs: &[Job]) -> TaskRows {
+    let declared = header.task_names.len().max(header.tasks.len());
+    // A header holds at most MAX_HEADER_BYTES, so `declared` is far below u32::MAX.
+    let declared = u32::try_from(declared).unwrap_or(u32::MAX);
+    let mut tasks: Vec<u32> = (0..declared).collect();
+    let mut undeclared: Vec<u32> = jobs
+        .iter()
+        .map(|j| j.task)
+        .filter(|&t| t >= declared)
+        .collect();
+    // `jobs` is sorted by task, so equal indices are adjacent.
+    undeclared.dedup();
+    let mut note = None;
+    if undeclared.len() > MAX_UNDECLARED_TASK_ROWS {
+        let omitted = &undeclared[MAX_UNDECLARED_TASK_ROWS..];
+        let omitted_jobs = jobs.iter().filter(|j| j.task >= omitted[0]).count();
+        note = Some(format!(
+            "records name {} task indices the trace header lacks; the first {MAX_UNDECLARED_TASK_ROWS} get a row, the other {} (task #{} and up, {omitted_jobs} jobs) are left out",
+            undeclared.len(),
+            omitted.len(),
+            omitted[0]
+        ));
+        undeclared.truncate(MAX_UNDECLARED_TASK_ROWS);
     }
-    let mut out: Vec<TaskFigures> = Vec::new();
-    let mut rest = jobs;
-    for task in 0..count {
-        // `count` is at most u32::MAX + 1 (a task index is a u32), so this cannot wrap.
-        let task = task as u32;
-        let n = rest.iter().take_while(|j| j.task == task).count();
-        let (mine, tail) = rest.split_at(n);
-        rest = tail;
+    tasks.extend(undeclared);
+    TaskRows { tasks, note }
+}
+
+/// The jobs of `task` in `jobs` (sorted by `(task, job)`).
+fn jobs_of(jobs: &[Job], task: u32) -> &[Job] {
+    let from = jobs.partition_point(|j| j.task < task);
+    let to = jobs.partition_point(|j| j.task <= task);
+    &jobs[from..to]
+}
+
+fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFigures> {
+    let mut out: Vec<TaskFigures> = Vec::with_capacity(rows.len());
+    for &task in rows {
+        let mine = jobs_of(jobs, task);
         let info = header.tasks.get(task as usize);
         let let_ns = info.map(|i| i.let_ns);
         let mut f = TaskFigures {
@@ -525,25 +569,55 @@ fn task_figures(header: &TraceHeader, jobs: &[Job]) -> Vec<TaskFigures> {
 }
 
 /// Samples of one chain link: `(port, seq)` -> every `(producer job, visible_at_ns)` that
-/// published it (more than one only if a restarted writer reused sequence numbers).
+/// published it (more than one only if a restarted writer reused sequence numbers), sorted
+/// by `visible_at_ns` (stable, so equal times keep record order) once the index is built.
 type SampleIndex = HashMap<(u16, u64), Vec<(u64, u64)>>;
 
 /// Finds the producer of sample `(port, seq)` among `producer_task`'s jobs: the one whose
-/// sample was visible at `read_at_ns`, the latest such if a restart reused sequence numbers.
+/// sample was visible at `read_at_ns`, the latest such if a restart reused sequence numbers
+/// (of equal times, the last recorded). A binary search, so a file that repeats one sample
+/// many times costs a logarithm per read, not a pass.
 fn producer_of(index: &SampleIndex, port: u16, seq: u64, read_at_ns: u64) -> Option<u64> {
-    index
-        .get(&(port, seq))?
-        .iter()
-        .filter(|(_, visible)| *visible <= read_at_ns)
-        .max_by_key(|(_, visible)| *visible)
-        .map(|&(job, _)| job)
+    let candidates = index.get(&(port, seq))?;
+    let visible = candidates.partition_point(|(_, at)| *at <= read_at_ns);
+    visible.checked_sub(1).map(|i| candidates[i].0)
+}
+
+/// The time ranges where some ring lost records, merged and ascending, so "was anything
+/// lost between two instants" takes a binary search instead of a pass over every loss.
+struct LostSpans(Vec<(u64, u64)>);
+
+impl LostSpans {
+    fn new(losses: &[LossWindow]) -> Self {
+        let mut ranges: Vec<(u64, u64)> = losses
+            .iter()
+            .map(|w| (w.first_ns.min(w.last_ns), w.first_ns.max(w.last_ns)))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        LostSpans(merged)
+    }
+
+    /// Whether a loss overlaps `[from, to]` (both inclusive).
+    fn any_between(&self, from: u64, to: u64) -> bool {
+        // The first merged range that does not end before `from`; ranges are disjoint and
+        // ascending, so it is the only candidate.
+        let i = self.0.partition_point(|r| r.1 < from);
+        self.0.get(i).is_some_and(|r| r.0 <= to)
+    }
 }
 
 fn chain_figures(
     header: &TraceHeader,
     chain: &takt::trace::ChainInfo,
     jobs: &[Job],
-    losses: &[LossWindow],
+    lost: &LostSpans,
 ) -> ChainFigures {
     let bound = |ns: u64| (ns > 0).then_some(ns);
     let mut f = ChainFigures {
@@ -588,12 +662,15 @@ fn chain_figures(
     for (i, &port) in chain.ports.iter().enumerate() {
         let producer = chain.tasks[i];
         let mut map = SampleIndex::new();
-        for j in jobs.iter().filter(|j| j.task == producer) {
+        for j in jobs_of(jobs, producer) {
             for p in j.publishes.iter().filter(|p| p.port == port && p.seq != 0) {
                 map.entry((port, p.seq))
                     .or_default()
                     .push((j.job, p.visible_at_ns));
             }
+        }
+        for published in map.values_mut() {
+            published.sort_by_key(|&(_, visible)| visible);
         }
         index.push(map);
     }
@@ -626,9 +703,9 @@ fn chain_figures(
 
     // Last-task jobs in job order with their origin. Skipped jobs produce nothing and are
     // no instance; jobs cut off before their End are the end of the record, not a result.
-    let instances: Vec<(&Job, Origin)> = jobs
+    let instances: Vec<(&Job, Origin)> = jobs_of(jobs, last_task)
         .iter()
-        .filter(|j| j.task == last_task && !j.skipped && j.executed())
+        .filter(|j| !j.skipped && j.executed())
         .map(|j| {
             // A one-task chain is its own origin.
             let origin = if chain.ports.is_empty() {
@@ -657,9 +734,8 @@ fn chain_figures(
 
     // Reaction: each instance with an origin newer than every earlier one answers all
     // first-task jobs in (newest earlier origin, its origin].
-    let first_releases: BTreeMap<u64, u64> = jobs
+    let first_releases: BTreeMap<u64, u64> = jobs_of(jobs, first_task)
         .iter()
-        .filter(|j| j.task == first_task)
         .map(|j| (j.job, j.release_ns))
         .collect();
     let mut covered: Option<u64> = None;
@@ -675,11 +751,7 @@ fn chain_figures(
                     previous_at_ns = at_ns.or(previous_at_ns);
                     continue;
                 }
-                let lost = losses.iter().any(|w| {
-                    let from = previous_at_ns.unwrap_or(0);
-                    let to = at_ns.unwrap_or(u64::MAX);
-                    w.first_ns <= to && w.last_ns >= from
-                });
+                let lost = lost.any_between(previous_at_ns.unwrap_or(0), at_ns.unwrap_or(u64::MAX));
                 let lo = covered.map_or(0, |c| c + 1);
                 for (&first_job, _) in first_releases.range(lo..=o) {
                     let Some(prev) = first_job.checked_sub(1) else {
@@ -974,14 +1046,13 @@ fn overlap(ranges: &[(u128, u128)], first: u64, last: u64) -> u64 {
     u64::try_from(count).unwrap_or(u64::MAX)
 }
 
-/// Accounts every task's releases (see the module docs). `task_count` tasks are reported,
-/// indices `0..task_count`.
+/// Accounts every task's releases (see the module docs), one entry per task of `rows`.
 fn releases(
     header: &TraceHeader,
     records: &[TraceRecord],
     switches: &[ModeSwitch],
     losses: &[LossWindow],
-    task_count: usize,
+    rows: &[u32],
 ) -> Releases {
     let mut notes = Vec::new();
     let spans = mode_spans(header, switches, &mut notes);
@@ -1047,10 +1118,8 @@ fn releases(
     };
 
     let empty = Vec::new();
-    let mut tasks = Vec::with_capacity(task_count);
-    for task in 0..task_count {
-        // Task indices are u32 on the wire; `task_count` comes from them.
-        let task = u32::try_from(task).unwrap_or(u32::MAX);
+    let mut tasks = Vec::with_capacity(rows.len());
+    for &task in rows {
         let seen = seen_by_task.get(&task).unwrap_or(&empty);
         let duplicate_jobs: Vec<Duplicate> = seen
             .iter()
@@ -1090,7 +1159,12 @@ fn releases(
             continue;
         };
         let lost = loss_job_ranges(header, losses, n);
-        for span in &spans {
+        // Spans that end before the traced interval hold none of its jobs.
+        let first_span = spans.partition_point(|s| {
+            s.end_cycle
+                .is_some_and(|e| u128::from(e) * u128::from(n) <= u128::from(lo))
+        });
+        for span in &spans[first_span..] {
             // The span's jobs, clipped to the traced interval; u128 so no product overflows.
             let span_lo = (u128::from(span.first_cycle) * u128::from(n)).max(u128::from(lo));
             if span_lo > u128::from(hi) {
@@ -1538,10 +1612,105 @@ mod tests {
         let mut records = clean_run(1);
         records.push(TraceRecord::release(0, 5, 0, 0, 0, 0, 1));
         let a = analyze(&header(), &records);
-        assert_eq!(a.tasks.len(), 6);
-        assert_eq!(a.tasks[5].name, "#5");
-        assert_eq!(a.tasks[5].core, None);
-        assert_eq!(a.tasks[3].jobs, 0);
+        // The header's two tasks, then task 5; indices nobody uses get no row.
+        let rows: Vec<u32> = a.tasks.iter().map(|t| t.task).collect();
+        assert_eq!(rows, vec![0, 1, 5]);
+        assert_eq!(a.tasks[2].name, "#5");
+        assert_eq!(a.tasks[2].core, None);
+        assert_eq!(a.tasks[2].jobs, 1);
+        let releases: Vec<u32> = a.releases.tasks.iter().map(|t| t.task).collect();
+        assert_eq!(releases, rows);
+    }
+
+    #[test]
+    fn a_record_naming_a_huge_task_index_adds_one_row_not_millions() {
+        // A checksummed record could carry any task index; before, every index up to it got
+        // a row (here five million of them).
+        let mut records = clean_run(1);
+        records.push(TraceRecord::release(0, 5_000_000, 0, 0, 0, 0, 1));
+        let a = analyze(&header(), &records);
+        assert_eq!(a.tasks.len(), 3);
+        assert_eq!(a.releases.tasks.len(), 3);
+        assert_eq!(a.tasks[2].name, "#5000000");
+        assert!(a.releases.notes.is_empty(), "{:?}", a.releases.notes);
+    }
+
+    #[test]
+    fn undeclared_task_rows_are_capped_and_the_rest_is_noted() {
+        let mut records = clean_run(1);
+        for t in 0..1000u32 {
+            records.push(TraceRecord::release(0, 10 + t * 7, 0, 0, 0, 0, 1));
+        }
+        let a = analyze(&header(), &records);
+        assert_eq!(a.tasks.len(), 2 + MAX_UNDECLARED_TASK_ROWS);
+        assert_eq!(a.releases.tasks.len(), a.tasks.len());
+        let note = a
+            .releases
+            .notes
+            .iter()
+            .find(|n| n.contains("left out"))
+            .expect("a note says which undeclared tasks were left out");
+        assert!(note.contains("1000 task indices"), "{note}");
+        assert!(note.contains("744 jobs"), "{note}");
+    }
+
+    #[test]
+    fn lost_spans_answer_like_a_pass_over_every_loss() {
+        use proptest::prelude::*;
+        let window = (0u64..200, 0u64..40).prop_map(|(first, len)| LossWindow {
+            core: 0,
+            count: 1,
+            first_ns: first,
+            last_ns: first + len,
+        });
+        proptest!(ProptestConfig::with_cases(300), |(
+            losses in prop::collection::vec(window, 0..12),
+            from in 0u64..260,
+            len in 0u64..60,
+        )| {
+            let to = from + len;
+            let brute = losses.iter().any(|w| w.first_ns <= to && w.last_ns >= from);
+            prop_assert_eq!(LostSpans::new(&losses).any_between(from, to), brute);
+        });
+    }
+
+    #[test]
+    fn hostile_records_never_panic_and_rows_stay_bounded() {
+        use proptest::prelude::*;
+        // Records as a damaged-but-checksummed file could hold them: any kind, any task
+        // (mostly near the header's, sometimes anywhere), any job, times and values.
+        let task = prop_oneof![0u32..8, any::<u32>()];
+        let record = (
+            1u8..=10,
+            0u8..2,
+            0u16..4,
+            task,
+            prop_oneof![0u64..64, any::<u64>()],
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(kind, core, aux, task, job, time_ns, a, b)| {
+                let mut r = TraceRecord::release(core, task, job, time_ns, 0, a, b);
+                r.kind = kind;
+                r.aux = aux;
+                r.time_ns = time_ns;
+                r.logical_ns = time_ns / 2;
+                r
+            });
+        proptest!(ProptestConfig::with_cases(200), |(
+            records in prop::collection::vec(record, 0..400),
+            moded in any::<bool>(),
+        )| {
+            let h = if moded { moded_header() } else { header() };
+            let a = analyze(&h, &records);
+            let declared = h.task_names.len().max(h.tasks.len());
+            prop_assert!(a.tasks.len() <= declared + MAX_UNDECLARED_TASK_ROWS);
+            prop_assert_eq!(a.releases.tasks.len(), a.tasks.len());
+            for (f, r) in a.tasks.iter().zip(&a.releases.tasks) {
+                prop_assert_eq!(f.task, r.task);
+            }
+        });
     }
     // --- release accounting -------------------------------------------------------------
 
@@ -1677,15 +1846,15 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("does not divide"));
-        let unknown = &a.releases.tasks[7];
+        let unknown = a.releases.tasks.iter().find(|t| t.task == 7).unwrap();
         assert_eq!(unknown.name, "#7");
         assert!(unknown
             .unaccounted
             .as_deref()
             .unwrap()
             .contains("no timing"));
-        // Tasks without any release have nothing to account and no complaint.
-        assert_eq!(a.releases.tasks[3].unaccounted, None);
+        // Indices no record and no header names get no row at all.
+        assert!(!a.releases.tasks.iter().any(|t| t.task == 3));
         assert_eq!(a.releases.tasks.len(), a.tasks.len());
     }
 

@@ -24,7 +24,7 @@
 //! Events are written one by one through a buffered writer, so an hour of trace never
 //! needs its whole JSON in memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ use takt::trace::ClockKind;
 use super::analysis::{self, Analysis, Job};
 use super::{load, Loaded};
 use crate::common::Failure;
+
+/// (producer task, port, seq) -> `(visible_at_ns, publishing job)`, sorted by time.
+type Publishers<'a> = HashMap<(u32, u16, u64), Vec<(u64, &'a Job)>>;
 
 const PID: u64 = 1;
 
@@ -184,78 +187,80 @@ pub fn write_events(loaded: &Loaded, a: &Analysis, w: &mut impl Write) -> std::i
         )?;
     }
 
-    // Flows along every declared chain's ports: (producer task, port) -> consumer task.
-    let mut links: BTreeSet<(u32, u16, u32)> = BTreeSet::new();
+    // Flows along every declared chain's ports: (consumer task, port) -> producer tasks.
+    let mut links: BTreeMap<(u32, u16), BTreeSet<u32>> = BTreeMap::new();
+    let mut producing: HashSet<(u32, u16)> = HashSet::new();
     for c in &h.chains {
         if c.ports.len() + 1 != c.tasks.len() {
             continue;
         }
         for (i, &port) in c.ports.iter().enumerate() {
-            links.insert((c.tasks[i], port, c.tasks[i + 1]));
+            links
+                .entry((c.tasks[i + 1], port))
+                .or_default()
+                .insert(c.tasks[i]);
+            producing.insert((c.tasks[i], port));
         }
     }
-    // (producer task, port, seq) -> the publishing jobs (a restart may reuse a seq).
-    let mut publishers: HashMap<(u32, u16, u64), Vec<&Job>> = HashMap::new();
+    // (producer task, port, seq) -> (visible_at_ns, publishing job), sorted by time (a
+    // restart may reuse a seq), so the sample visible at a read is a binary search away.
+    let mut publishers: Publishers<'_> = HashMap::new();
     for job in &a.jobs {
         for p in &job.publishes {
-            if p.seq != 0
-                && links
-                    .iter()
-                    .any(|&(t, port, _)| t == job.task && port == p.port)
-            {
+            if p.seq != 0 && producing.contains(&(job.task, p.port)) {
                 publishers
                     .entry((job.task, p.port, p.seq))
                     .or_default()
-                    .push(job);
+                    .push((p.visible_at_ns, job));
             }
         }
+    }
+    for list in publishers.values_mut() {
+        list.sort_by_key(|&(visible, _)| visible);
     }
     let mut flow_id = 0u64;
     for consumer in &a.jobs {
         let Some(to) = slice_of(consumer, epoch, a.clock) else {
             continue;
         };
-        for &(producer_task, port, consumer_task) in &links {
-            if consumer_task != consumer.task {
+        // Each port once, with the sample of its last read (as `Job::read_seq`).
+        let mut read: BTreeMap<u16, u64> = BTreeMap::new();
+        for &(port, seq) in &consumer.reads {
+            read.insert(port, seq);
+        }
+        for (&port, &seq) in &read {
+            if seq == 0 {
                 continue;
             }
-            let Some(seq) = consumer.read_seq(port).filter(|&s| s != 0) else {
+            let Some(producer_tasks) = links.get(&(consumer.task, port)) else {
                 continue;
             };
-            let Some(candidates) = publishers.get(&(producer_task, port, seq)) else {
-                continue;
-            };
-            // The sample visible at the read, as `analysis` picks it.
-            let producer = candidates
-                .iter()
-                .filter_map(|j| {
-                    let visible = j
-                        .publishes
-                        .iter()
-                        .find(|p| p.port == port && p.seq == seq)?;
-                    (visible.visible_at_ns <= consumer.release_ns)
-                        .then_some((visible.visible_at_ns, *j))
-                })
-                .max_by_key(|(visible, _)| *visible)
-                .map(|(_, j)| j);
-            let Some(from) = producer.and_then(|p| slice_of(p, epoch, a.clock).map(|s| (p, s)))
-            else {
-                continue;
-            };
-            flow_id += 1;
-            let topic = analysis::topic_name(h, port);
-            emit(
-                w,
-                json!({"ph": "s", "id": flow_id, "pid": PID, "tid": u64::from(from.0.core) + 1,
+            for &producer_task in producer_tasks {
+                let Some(candidates) = publishers.get(&(producer_task, port, seq)) else {
+                    continue;
+                };
+                // The sample visible at the read, as `analysis` picks it.
+                let visible = candidates.partition_point(|(at, _)| *at <= consumer.release_ns);
+                let producer = visible.checked_sub(1).map(|i| candidates[i].1);
+                let Some(from) = producer.and_then(|p| slice_of(p, epoch, a.clock).map(|s| (p, s)))
+                else {
+                    continue;
+                };
+                flow_id += 1;
+                let topic = analysis::topic_name(h, port);
+                emit(
+                    w,
+                    json!({"ph": "s", "id": flow_id, "pid": PID, "tid": u64::from(from.0.core) + 1,
                        "cat": "sample", "name": topic, "ts": us(anchor_ns(from.1)),
                        "args": {"seq": seq}}),
-            )?;
-            emit(
-                w,
-                json!({"ph": "f", "bp": "e", "id": flow_id, "pid": PID,
+                )?;
+                emit(
+                    w,
+                    json!({"ph": "f", "bp": "e", "id": flow_id, "pid": PID,
                        "tid": u64::from(consumer.core) + 1, "cat": "sample", "name": topic,
                        "ts": us(anchor_ns(to)), "args": {"seq": seq}}),
-            )?;
+                )?;
+            }
         }
     }
 
