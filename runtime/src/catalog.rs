@@ -293,12 +293,8 @@ impl DeploymentCatalogs {
 
     /// Reads the file the supervisor wrote (bounded like every file takt reads).
     pub fn read(path: &Path) -> Result<DeploymentCatalogs, String> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let mut bytes = Vec::new();
-        file.take((HEADER_BYTES + MAX_CATALOG_BYTES + 33) as u64)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let bytes = crate::fsio::read_bounded(path, (HEADER_BYTES + MAX_CATALOG_BYTES + 33) as u64)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         DeploymentCatalogs::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 

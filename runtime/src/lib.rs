@@ -21,6 +21,7 @@
 pub mod alloc_count;
 pub mod catalog;
 pub mod dispatch;
+pub mod fsio;
 // Shared memory across processes holds plain std atomics; loom's model types cannot live there.
 #[cfg(not(loom))]
 pub mod lifecycle;

@@ -131,15 +131,8 @@ fn read_key_text(path: &Path) -> Result<String, Failure> {
 /// Reads `path`, refusing more than `max_bytes`; shows progress for large files.
 fn read_bounded(path: &Path, max_bytes: u64, progress: bool) -> Result<Vec<u8>, Failure> {
     let what = |e: std::io::Error| Failure::bad_input(format!("{}: {e}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(what)?;
-    let meta = f.metadata().map_err(what)?;
-    if !meta.is_file() {
-        return Err(Failure::bad_input(format!(
-            "{}: not a regular file",
-            path.display()
-        )));
-    }
-    let len = meta.len();
+    let mut f = takt::fsio::open_regular(path).map_err(what)?;
+    let len = f.metadata().map_err(what)?.len();
     if len > max_bytes {
         return Err(Failure::bad_input(format!(
             "{}: {len} bytes; at most {max_bytes} bytes are allowed",

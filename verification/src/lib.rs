@@ -243,3 +243,4 @@ pub fn run_keeping_schedule(
         attempt += 1;
     }
 }
+pub mod harness;

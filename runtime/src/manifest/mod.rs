@@ -26,7 +26,6 @@ mod parse;
 mod source;
 mod validate;
 
-use std::io::Read;
 use std::path::Path;
 
 pub use model::*;
@@ -169,31 +168,12 @@ pub fn load_with(
 
 /// The file's bytes, or a one-line reason (with the OS's words) why they cannot be had.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
-    let too_big = |size: u64| {
-        format!(
-            "the file is {size} bytes, larger than the {} bytes a manifest may have",
-            limits::MAX_MANIFEST_BYTES
-        )
-    };
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let size = file.metadata().map_err(cannot)?.len();
-    if size > limits::MAX_MANIFEST_BYTES {
-        return Err(too_big(size));
-    }
-    // The metadata size can be 0 or stale (pipes, procfs, a file being written), so the
-    // read itself is bounded too.
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limits::MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > limits::MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "the file is larger than the {} bytes a manifest may have",
-            limits::MAX_MANIFEST_BYTES
-        ));
-    }
-    Ok(bytes)
+    crate::fsio::read_bounded(path, limits::MAX_MANIFEST_BYTES).map_err(|e| match e {
+        crate::fsio::ReadBoundedError::Io(e) => format!("cannot read the manifest: {e}"),
+        crate::fsio::ReadBoundedError::TooLarge { size, max_bytes } => format!(
+            "the file is {size} bytes or more, larger than the {max_bytes} bytes a manifest may have"
+        ),
+    })
 }
 
 /// Validates manifest `text`; `file` names it in errors and becomes [`Deployment::source`].
@@ -289,5 +269,7 @@ mod tests;
 /// traces of different processes of one deployment can be matched.
 pub fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     use sha2::{Digest, Sha256};
-    Ok(Sha256::digest(std::fs::read(path)?).into())
+    let bytes = crate::fsio::read_bounded(path, limits::MAX_MANIFEST_BYTES)
+        .map_err(crate::fsio::ReadBoundedError::into_io)?;
+    Ok(Sha256::digest(bytes).into())
 }

@@ -170,23 +170,16 @@ impl Storage for FsStorage {
     }
 
     fn read(&self, path: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
-        use std::io::Read;
-        let file = match std::fs::File::open(self.at(path)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let len = file.metadata()?.len();
-        if len > max_bytes {
-            return Err(too_large(path, len, max_bytes));
+        match crate::fsio::read_bounded(&self.at(path), max_bytes) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(crate::fsio::ReadBoundedError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(crate::fsio::ReadBoundedError::Io(e)) => Err(e),
+            Err(crate::fsio::ReadBoundedError::TooLarge { size, max_bytes }) => {
+                Err(too_large(path, size, max_bytes))
+            }
         }
-        let mut bytes = Vec::with_capacity(len as usize);
-        // `take` bounds the read even if the file grows after the size check.
-        file.take(max_bytes + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > max_bytes {
-            return Err(too_large(path, bytes.len() as u64, max_bytes));
-        }
-        Ok(Some(bytes))
     }
 
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {

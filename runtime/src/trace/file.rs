@@ -835,7 +835,7 @@ impl TraceReader {
             offset: offset as u64,
             reason,
         };
-        let file = File::open(&path).map_err(io_err)?;
+        let file = crate::fsio::open_regular(&path).map_err(io_err)?;
         let mut input = BufReader::with_capacity(1 << 16, file);
 
         let mut preamble = [0u8; PREAMBLE_BYTES];
