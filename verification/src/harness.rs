@@ -368,6 +368,12 @@ pub fn status(ctl: &Path) -> Result<(Value, Duration), String> {
     Ok((v, took))
 }
 
+/// `takt ota status --json` from the running supervisor.
+pub fn ota_live(ctl: &Path) -> Result<Value, String> {
+    let out = takt_ok(&["ota", "status", "--json", "--control", s(ctl)])?;
+    serde_json::from_str(&out).map_err(|e| format!("ota status is not JSON ({e}): {out}"))
+}
+
 /// Calls `probe` every 100 ms until it returns `Ok`, at most `timeout`.
 pub fn poll<T>(
     timeout: Duration,
