@@ -302,6 +302,22 @@ fn a_file_without_the_end_marker_reports_it_after_all_records() {
 }
 
 #[test]
+fn a_writer_killed_right_after_create_leaves_a_readable_header_not_an_empty_file() {
+    let dir = TempDir::new("killed");
+    let path = dir.file("t");
+    let w = TraceWriter::create(&path, &header("standby")).unwrap();
+    // `kill -9`: no destructor runs, nothing buffered is flushed.
+    std::mem::forget(w);
+    let read = read_all(&path).expect("the header reached the file at create");
+    assert_eq!(read.header.app_name, "standby");
+    assert!(read.records.is_empty());
+    assert_eq!(
+        read.error.expect("no end marker").reason,
+        BreakReason::MissingEnd
+    );
+}
+
+#[test]
 fn bytes_after_the_end_marker_are_reported() {
     let dir = TempDir::new("trailing");
     let path = dir.file("t");

@@ -812,6 +812,22 @@ fn no_cut_or_flipped_byte_makes_any_verb_panic() {
     }
 }
 
+/// A process killed before its writer wrote anything leaves an empty file: among the other
+/// files of the run it is left out with a warning, not a reason to refuse them all.
+#[test]
+fn an_empty_file_among_a_runs_files_is_left_out_with_a_warning() {
+    let (a, b) = synthetic("empty-among", 12 * MS);
+    let empty = scratch("empty-among.trc.standby");
+    std::fs::write(&empty, b"").unwrap();
+    let out = takt(&["trace", "report", s(&a), s(&b), s(&empty), "--json"]);
+    assert!(out.ok(), "exit {:?}\n{}", out.code, out.stderr);
+    assert!(out.stderr.contains("empty"), "{}", out.stderr);
+    assert_eq!(out.json()["files"].as_array().map(Vec::len), Some(2));
+    // Alone, an empty file is still an error.
+    let alone = takt(&["trace", "report", s(&empty)]);
+    assert_eq!(alone.code, Some(2), "{}", alone.stderr);
+}
+
 /// A record whose checksum is valid can still name any task: the analysis gives each task
 /// index a record uses one row (up to a cap), never one row per index below it.
 #[test]

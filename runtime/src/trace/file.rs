@@ -363,6 +363,14 @@ impl TraceWriter {
         writer.put(&len_bytes)?;
         writer.put(&checksum.to_le_bytes())?;
         writer.put(&body)?;
+        // The header reaches the file now, not with the first full buffer: a process killed
+        // before then (a standby that never took over, a crash at start-up) leaves a
+        // readable file with no records instead of an empty one.
+        writer.out.flush().map_err(|source| TraceWriteError::Io {
+            path: writer.path.clone(),
+            op: "write",
+            source,
+        })?;
         Ok(writer)
     }
 

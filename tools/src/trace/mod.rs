@@ -91,12 +91,25 @@ impl Loaded {
 /// Reads `paths` as the files of one run.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, Failure> {
     let mut total_bytes = 0u64;
+    let mut kept: Vec<PathBuf> = Vec::with_capacity(paths.len());
     for p in paths {
         let len = std::fs::metadata(p)
             .map_err(|e| Failure::bad_input(format!("{}: cannot read: {e}", p.display())))?
             .len();
         total_bytes = total_bytes.saturating_add(len);
+        // A process killed before its writer's first write leaves an empty file (takt
+        // writes the header at once, so only a kill between create and write does). Among
+        // other files it says nothing and is left out, loudly; alone it is an error below.
+        if len == 0 && paths.len() > 1 {
+            eprintln!(
+                "warning: {}: empty (its process ended before writing the trace header); left out",
+                p.display()
+            );
+            continue;
+        }
+        kept.push(p.clone());
     }
+    let paths = if kept.is_empty() { paths } else { &kept[..] };
     if total_bytes > MAX_TRACE_BYTES {
         return Err(Failure::bad_input(format!(
             "the trace files hold {total_bytes} bytes together; at most {MAX_TRACE_BYTES} are read at once (analyse fewer files, or a shorter run)"
