@@ -30,7 +30,9 @@
 
 pub mod bundle;
 pub mod check;
+pub mod counter;
 pub mod journal;
+pub mod lock;
 pub mod slots;
 pub mod storage;
 

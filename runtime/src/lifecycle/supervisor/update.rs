@@ -152,6 +152,8 @@ pub(super) struct Updates {
     spares: Vec<Spare>,
     op: Op,
     kill_at: Option<String>,
+    /// The exclusive lock on `state_dir`, held for the supervisor's life.
+    _lock: crate::ota::lock::StateLock,
 }
 
 impl Updates {
@@ -168,7 +170,12 @@ impl Updates {
                 o.state_dir.display()
             )
         })?;
+        // Before any journal is read: a second supervisor on this directory is refused
+        // here, naming the holder, and never touches the journals.
+        let lock = crate::ota::lock::StateLock::acquire(&o.state_dir, "takt run")
+            .map_err(|e| e.to_string())?;
         let mut u = Updates {
+            _lock: lock,
             state_dir: o.state_dir.clone(),
             trusted: o.trusted.clone(),
             catalog: o.catalog.clone(),
@@ -200,6 +207,14 @@ impl Updates {
             let (j, recovery) = Journal::open_or_factory(storage, &app.name)
                 .map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
             let r = j.record().clone();
+            // Repairs of the state (counter disagreement, fallback to the other slot, a
+            // rebuilt journal): loud on stderr and kept for `takt ota status`.
+            for note in j.notes() {
+                eprintln!("takt run: OTA: {note}");
+            }
+            if !j.notes().is_empty() {
+                u.last_result[u.journals.len()] = Some(j.notes().join("; "));
+            }
             if recovery != Recovery::Nothing {
                 let what = match recovery {
                     Recovery::Nothing => "",
@@ -210,6 +225,7 @@ impl Updates {
                     Recovery::RevertedProbation => {
                         "rolled back a version that was on probation when the supervisor ended"
                     }
+                    Recovery::FellBack => "the slot that should run is not intact (see below)",
                 };
                 eprintln!(
                     "takt run: OTA recovery: app `{}`: {what}; now {} with version {} installed",
@@ -260,9 +276,11 @@ impl Updates {
         let Some(j) = self.journals.get_mut(app).and_then(|j| j.as_mut()) else {
             return Err("the app's journal is busy".into());
         };
-        f(j).map_err(|e| e.to_string())?;
+        let r = f(j).map_err(|e| e.to_string());
+        // Also after an error: a commit whose journal is durable but whose second
+        // anti-rollback copy failed is committed (the next start repairs the copy).
         self.records[app] = Some(j.record().clone());
-        Ok(())
+        r
     }
 }
 
@@ -504,7 +522,7 @@ impl Supervisor<'_> {
             ));
         }
         let installed = Installed {
-            version: record.installed_version,
+            version: record.rollback_floor(),
             bad_versions: record.bad_versions.clone(),
         };
         check_stage(d, &u.catalog, &u.layouts, &installed, &b).map_err(|e| e.to_string())?;
@@ -1091,7 +1109,12 @@ impl Supervisor<'_> {
                     let name = apps[app].name.clone();
                     if let Err(e) = u.transition(app, |j| j.commit()) {
                         eprintln!("takt run: OTA: journal: {e}");
-                        return;
+                        let committed = u.records[app]
+                            .as_ref()
+                            .is_some_and(|r| matches!(r.state, UpdateState::Committed { .. }));
+                        if !committed {
+                            return;
+                        }
                     }
                     u.kill_point("committed");
                     let s = &mut u.spares[old];
