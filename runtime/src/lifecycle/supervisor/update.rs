@@ -308,14 +308,20 @@ pub fn offline_report(d: &Deployment, state_dir: &Path) -> Result<OtaReport, Str
         if !d.tasks.iter().any(|t| t.app == i) {
             continue;
         }
-        let record = Journal::peek(&storage, &a.name).map_err(|e| e.to_string())?;
-        apps.push(app_report(
-            &a.name,
-            record.as_ref(),
-            Some(&storage),
-            None,
-            None,
-        ));
+        // A damaged journal is reported for its app, not as a failed status: the next
+        // start falls back to the anti-rollback record and the intact slot (R4, R5).
+        let (record, note) = match Journal::peek(&storage, &a.name) {
+            Ok(r) => (r, None),
+            Err(e) => (
+                None,
+                Some(format!("{e}; the next start rebuilds it from the anti-rollback record and the intact slots")),
+            ),
+        };
+        let mut report = app_report(&a.name, record.as_ref(), Some(&storage), note.clone(), None);
+        if note.is_some() {
+            report.state = "journal unreadable".into();
+        }
+        apps.push(report);
     }
     Ok(OtaReport {
         deployment: d.name.clone(),
