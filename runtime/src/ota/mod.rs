@@ -32,6 +32,7 @@ pub mod bundle;
 pub mod check;
 pub mod counter;
 pub mod journal;
+pub mod keys;
 pub mod lock;
 pub mod slots;
 pub mod storage;

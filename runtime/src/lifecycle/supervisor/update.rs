@@ -154,6 +154,12 @@ pub(super) struct Updates {
     kill_at: Option<String>,
     /// The exclusive lock on `state_dir`, held for the supervisor's life.
     _lock: crate::ota::lock::StateLock,
+    /// The newest key document the vehicle has accepted (rotations and revocations).
+    key_doc: Option<crate::ota::keys::KeyDocument>,
+    /// Why the installed key document cannot be read: every stage is refused until a
+    /// valid one is installed again (falling back to the manifest's keys would undo
+    /// revocations).
+    key_doc_error: Option<String>,
 }
 
 impl Updates {
@@ -174,8 +180,25 @@ impl Updates {
         // here, naming the holder, and never touches the journals.
         let lock = crate::ota::lock::StateLock::acquire(&o.state_dir, "takt run")
             .map_err(|e| e.to_string())?;
+        let (key_doc, key_doc_error) = {
+            let mut storage = FsStorage::new(&o.state_dir);
+            match crate::ota::keys::load_installed(&mut storage, o.trusted.roots()) {
+                Ok((doc, notes)) => {
+                    for n in notes {
+                        eprintln!("takt run: OTA: {n}");
+                    }
+                    (doc, None)
+                }
+                Err(e) => {
+                    eprintln!("takt run: OTA: {e}; every stage is refused until then");
+                    (None, Some(e))
+                }
+            }
+        };
         let mut u = Updates {
             _lock: lock,
+            key_doc,
+            key_doc_error,
             state_dir: o.state_dir.clone(),
             trusted: o.trusted.clone(),
             catalog: o.catalog.clone(),
@@ -503,7 +526,13 @@ impl Supervisor<'_> {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let b: Bundle = bundle::read(&bytes, &u.trusted).map_err(|e| e.to_string())?;
+        if let Some(e) = &u.key_doc_error {
+            return Err(e.clone());
+        }
+        let verified = bundle::verify(&bytes, &u.trusted, u.key_doc.as_ref(), bundle::now_unix_s())
+            .map_err(|e| e.to_string())?;
+        let new_key_doc = verified.new_key_document;
+        let b: Bundle = verified.bundle;
         let fr = &b.fragment;
         let app = d
             .apps
@@ -533,6 +562,18 @@ impl Supervisor<'_> {
         };
         check_stage(d, &u.catalog, &u.layouts, &installed, &b).map_err(|e| e.to_string())?;
         fits_running_tables(d, &b).map_err(|e| e.to_string())?;
+        // The bundle is accepted: a newer key document it carries is installed first
+        // (both copies, durably), so its revocations hold from now on.
+        if let Some(doc) = new_key_doc {
+            crate::ota::keys::install(&mut FsStorage::new(&u.state_dir), &doc)
+                .map_err(|e| format!("cannot install the carried key document: {e}"))?;
+            eprintln!(
+                "takt run: OTA: key document version {} installed (signed by root key {})",
+                doc.body.version,
+                crate::ota::to_hex(&doc.signer)
+            );
+            u.key_doc = Some(doc);
+        }
         let mut journal = u.journals[app].take().ok_or("the app's journal is busy")?;
         let total_bytes: u64 = b.entries.iter().map(|e| e.bytes.len() as u64).sum();
         u.written[app].store(0, Ordering::Relaxed);
