@@ -652,11 +652,20 @@ fn keys_install(path: &Path, manifest: &Path, ota_dir: Option<&Path>) -> Result<
     let _lock = takt::ota::lock::StateLock::acquire(&dir, "takt ota keys install")
         .map_err(|e| Failure::run_failed(e.to_string()))?;
     let mut storage = takt::ota::storage::FsStorage::new(&dir);
-    let (installed, notes) = keys::load_installed(&mut storage, &d.ota.root_keys)
-        .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
-    for n in notes {
-        eprintln!("takt ota keys install: {n}");
-    }
+    // Every copy unreadable is what this command repairs: the document is root-signed,
+    // so it is installed, with the damage reported (its version cannot be compared).
+    let installed = match keys::load_installed(&mut storage, &d.ota.root_keys) {
+        Ok((installed, notes)) => {
+            for n in notes {
+                eprintln!("takt ota keys install: {n}");
+            }
+            installed
+        }
+        Err(e) => {
+            eprintln!("takt ota keys install: {}: {e}", dir.display());
+            None
+        }
+    };
     if let Some(i) = &installed {
         if doc.body.version < i.body.version {
             return Err(Failure::bad_input(format!(
