@@ -420,3 +420,154 @@ fn a_restamped_replacement_executable_is_detected_and_the_other_slot_runs() {
     assert!(out.status.success(), "{}: {err}", out.status);
     assert!(err.contains("fell back to version 1 in slot a"), "{err}");
 }
+
+fn keygen(fx: &Fixture, name: &str) -> (PathBuf, String) {
+    let key = fx.path(name);
+    ok(&["ota", "keygen", "--out", s(&key)]);
+    let public = std::fs::read_to_string(fx.path(&format!("{name}.pub"))).expect("pub");
+    (key, public.trim().to_string())
+}
+
+fn stage(ctl: &Path, bundle: &Path) -> Output {
+    cli(&["ota", "stage", s(bundle), "--control", s(ctl)])
+}
+
+#[test]
+fn the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_carried_key_document(
+) {
+    needs_realtime!("the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_carried_key_document");
+    let fx = Fixture::new("trust");
+    let fleet_pub = std::fs::read_to_string(fx.path("dev.key.pub")).expect("pub");
+    let fleet_pub = fleet_pub.trim().to_string();
+    let (root, root_pub) = keygen(&fx, "root.key");
+    let (sensing_only, sensing_pub) = keygen(&fx, "sensing.key");
+    let (rotated, _) = keygen(&fx, "rotated.key");
+    let source = std::fs::read_to_string(&fx.manifest).expect("manifest");
+    let edited = source
+        .replacen(
+            "\n[ota]\n",
+            &format!("\n[ota]\nroot_keys = [\"{root_pub}\"]\n"),
+            1,
+        )
+        .replacen(
+            "\n[[app]]\n",
+            &format!(
+                "\n[[ota.key]]\npublic = \"{sensing_pub}\"\napps = [\"sensing\"]\n\n[[app]]\n"
+            ),
+            1,
+        );
+    std::fs::write(&fx.manifest, edited).expect("write");
+    let sign = |key: &Path, version: u64, out: &str, extra: &[&str]| {
+        let out = fx.path(out);
+        let v = version.to_string();
+        let exe = release_exe("acc-planning-v2");
+        let mut args = vec![
+            "ota",
+            "sign",
+            "--key",
+            s(key),
+            "--app",
+            "planning",
+            "--version",
+            &v,
+            "--executable",
+            s(&exe),
+            "--manifest",
+            s(&fx.manifest),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        out
+    };
+    let out_of_scope = sign(&sensing_only, 2, "scoped.takt", &[]);
+    let doc = fx.path("keys-1.doc");
+    let add = format!("{}=planning", fx.path("rotated.key.pub").display());
+    ok(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&root),
+        "--version",
+        "1",
+        "--add",
+        &add,
+        "--revoke",
+        &fleet_pub,
+        "--out",
+        s(&doc),
+    ]);
+    let rotated_v2 = sign(&rotated, 2, "rotated-2.takt", &["--key-doc", s(&doc)]);
+    let revoked_v3 = sign(&fx.key, 3, "fleet-3.takt", &[]);
+    // Expired: signed through the library (the CLI refuses to sign one).
+    let seed = takt::ota::from_hex::<32>(std::fs::read_to_string(&fx.key).expect("key").trim())
+        .expect("seed");
+    let now = takt::ota::bundle::now_unix_s();
+    let expired_bytes = takt::ota::bundle::sign_with(
+        &takt::ota::bundle::Fragment {
+            app: "planning".into(),
+            version: 5,
+            version_label: "5".into(),
+            tasks: Vec::new(),
+            ports: Vec::new(),
+        },
+        &[Entry {
+            name: "acc-planning".into(),
+            mode: 0o755,
+            bytes: b"old".to_vec(),
+        }],
+        &takt::ota::bundle::signing_key(&seed),
+        &takt::ota::bundle::SignOptions {
+            expires_unix_s: Some(now - 60),
+            key_document: None,
+        },
+    )
+    .expect("signs");
+    let expired = fx.path("expired.takt");
+    std::fs::write(&expired, expired_bytes).expect("write");
+
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "8s");
+    wait_running(&ctl);
+    let out = stage(&ctl, &out_of_scope);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("key {sensing_pub} may not sign app `planning`")),
+        "{err}"
+    );
+    let out = stage(&ctl, &expired);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.contains("expired at"), "{err}");
+    assert!(
+        !fx.state().join(".trust/keys.1").exists(),
+        "nothing installed yet"
+    );
+    // The rotated key's bundle carries the document: staged, and the document is kept.
+    let out = stage(&ctl, &rotated_v2);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc_bytes = std::fs::read(&doc).expect("doc");
+    for copy in [".trust/keys.1", ".trust/keys.2"] {
+        assert_eq!(
+            std::fs::read(fx.state().join(copy)).expect("installed copy"),
+            doc_bytes,
+            "{copy}"
+        );
+    }
+    // The fleet key is revoked now: its newer bundle is refused by name.
+    let out = stage(&ctl, &revoked_v3);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!(
+                "key {fleet_pub} was revoked by key document version 1"
+            )),
+        "{err}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("key document version 1 installed"), "{err}");
+}
