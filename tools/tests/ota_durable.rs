@@ -1,7 +1,12 @@
-//! Durable OTA state on the real `takt` binary (issue #12.7): the anti-rollback counter
-//! survives a deleted journal, a second supervisor on one state directory is refused, and
-//! a replaced executable with a recomputed stamp is detected at start, where the other
-//! intact slot runs instead with a report.
+//! Durable OTA state and bundle trust on the real `takt` binary (issue #12.7, #12.12): the
+//! anti-rollback counter survives a deleted journal, a second supervisor on one state
+//! directory is refused, a replaced executable with a recomputed stamp or a slot missing a
+//! file is detected at start, where the other intact slot runs instead with a report; and
+//! the supervisor refuses expired, out-of-scope and revoked bundles at staging.
+//!
+//! Every #12.7 test here failed on the code before the fix (commit 5fef124): the counter
+//! was 0 after the journal was deleted, the second supervisor ran, the re-stamped
+//! replacement executable ran, and the deployment with one damaged slot did not start.
 //!
 //! Owns its temporary directories (key, bundles, manifest copy, state directory, control
 //! sockets) and the runs it starts; a guard kills a run a failing test leaves behind.
@@ -315,8 +320,8 @@ fn ota_status(ctl: &Path) -> Value {
 }
 
 #[test]
-fn a_deleted_journal_keeps_anti_rollback_and_a_second_supervisor_is_refused() {
-    needs_realtime!("a_deleted_journal_keeps_anti_rollback_and_a_second_supervisor_is_refused");
+fn a_deleted_journal_keeps_the_anti_rollback_counter() {
+    needs_realtime!("a_deleted_journal_keeps_the_anti_rollback_counter");
     let fx = Fixture::new("durable-journal");
     fx.committed_v2();
     let older = fx.sign(1, "planning-1.takt");
@@ -324,8 +329,7 @@ fn a_deleted_journal_keeps_anti_rollback_and_a_second_supervisor_is_refused() {
     std::fs::remove_file(fx.state().join("planning/journal")).expect("delete the journal");
 
     let ctl = fx.path("ctl.sock");
-    let run = fx.start(&ctl, "8s");
-    let pid = run.pid();
+    let run = fx.start(&ctl, "4s");
     wait_running(&ctl);
     let v = ota_status(&ctl);
     let a = planning(&v, "app");
@@ -349,17 +353,6 @@ fn a_deleted_journal_keeps_anti_rollback_and_a_second_supervisor_is_refused() {
             "{err}"
         );
     }
-    // A second supervisor on the same state directory: refused, naming dir and holder.
-    let ctl2 = fx.path("ctl2.sock");
-    let second = fx
-        .start(&ctl2, "3s")
-        .wait(Duration::from_secs(30), "the second run");
-    let err = text(&second.stderr);
-    assert!(!second.status.success(), "the second supervisor ran: {err}");
-    assert!(
-        err.contains(s(&fx.state())) && err.contains(&format!("pid {pid}")),
-        "the refusal names the state directory and the holder's pid {pid}: {err}"
-    );
     let out = run.wait(Duration::from_secs(30), "the first run");
     let err = text(&out.stderr);
     assert!(out.status.success(), "{}: {err}", out.status);
@@ -570,4 +563,67 @@ fn the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_c
     let err = text(&out.stderr);
     assert!(out.status.success(), "{}: {err}", out.status);
     assert!(err.contains("key document version 1 installed"), "{err}");
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_state_dir_is_refused_naming_dir_and_pid() {
+    needs_realtime!("a_second_supervisor_on_the_same_state_dir_is_refused_naming_dir_and_pid");
+    let fx = Fixture::new("durable-lock");
+    fx.committed_v2();
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "6s");
+    let pid = run.pid();
+    wait_running(&ctl);
+    let ctl2 = fx.path("ctl2.sock");
+    let second = fx.start(&ctl2, "2s");
+    let second = second.wait(Duration::from_secs(30), "the second run");
+    let err = text(&second.stderr);
+    assert!(!second.status.success(), "the second supervisor ran: {err}");
+    assert!(
+        err.contains(s(&fx.state())) && err.contains(&format!("pid {pid}")),
+        "the refusal names the state directory and the holder's pid {pid}: {err}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the first run");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_slot_missing_its_executable_falls_back_and_the_deployment_starts_with_a_report() {
+    needs_realtime!(
+        "a_slot_missing_its_executable_falls_back_and_the_deployment_starts_with_a_report"
+    );
+    let fx = Fixture::new("durable-missing");
+    fx.committed_v2();
+    std::fs::remove_file(fx.state().join("planning/slot-b/acc-planning-v2")).expect("delete");
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "3s");
+    let st = wait_running(&ctl);
+    let pid = planning(&st, "name")["pid"].as_u64().expect("pid");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("planning's executable");
+    let want =
+        std::fs::canonicalize(fx.state().join("planning/slot-a/acc-planning")).expect("slot a");
+    assert_eq!(
+        exe.to_string_lossy().trim_end_matches(" (deleted)"),
+        want.to_string_lossy(),
+        "planning runs the intact slot a"
+    );
+    let v = ota_status(&ctl);
+    let report = planning(&v, "app")["last_result"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        report.contains("listed in the stamp but missing")
+            && report.contains("fell back to version 1 in slot a"),
+        "`takt ota status` reports the fallback: {v}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("fell back to version 1 in slot a"), "{err}");
 }
