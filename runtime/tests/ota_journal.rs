@@ -693,4 +693,49 @@ fn a_second_holder_of_the_state_directory_is_refused_naming_dir_and_pid() {
     );
     drop(first);
     StateLock::acquire(dir.path(), "takt run").expect("free again after the holder ends");
+    // A lock file left with any bytes in it (a holder that died, or junk) locks nobody out.
+    std::fs::write(dir.path().join(".lock"), vec![0xffu8; 100_000]).expect("write");
+    let lock = StateLock::acquire(dir.path(), "takt run").expect("junk is no lock");
+    let err = StateLock::acquire(dir.path(), "takt run").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(lock);
+}
+
+#[test]
+fn a_staged_slot_altered_after_staging_is_never_activated() {
+    let (_dir, root) = committed_v2_on_disk();
+    let (mut j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(j.stage(3, &entries(3)).expect("stages"), Slot::A);
+    slots::verify(j.storage(), APP, Slot::A).expect("intact as staged");
+    drop(j);
+    // Between stage and activate someone swaps the executable and re-stamps it.
+    let dir = root.join("planner/slot-a");
+    std::fs::write(dir.join("planner"), b"evil").expect("replace");
+    use sha2::{Digest, Sha256};
+    let files: Vec<(String, u32, [u8; 32])> = ["planner", "etc/policy.toml"]
+        .iter()
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(n)).expect("read");
+            (n.to_string(), 0o755, Sha256::digest(&bytes).into())
+        })
+        .collect();
+    let mut stamp = bincode::serde::encode_to_vec(
+        &slots::SlotStamp { version: 3, files },
+        bincode::config::standard(),
+    )
+    .expect("encodes");
+    let unkeyed: [u8; 32] = Sha256::digest(&stamp).into();
+    stamp.extend_from_slice(&unkeyed);
+    std::fs::write(dir.join(".stamp"), stamp).expect("re-stamp");
+    // What the supervisor's activation checks before it starts the new version.
+    let err = slots::verify(&FsStorage::new(&root), APP, Slot::A).unwrap_err();
+    assert!(err.to_string().contains("not authentic"), "{err}");
+    // And at the next start the stage is dropped (R1); version 2 keeps running.
+    let (j, rec) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(rec, Recovery::DroppedIncompleteStage);
+    assert_eq!(running_version(&j), 2);
 }
