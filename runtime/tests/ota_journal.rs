@@ -552,6 +552,12 @@ fn losing_every_copy_of_the_counter_is_a_refusal_not_a_reset() {
     // Nothing was written: the slots are still there for whoever restores the state.
     assert!(root.join("planner/slot-b/.stamp").exists());
     assert!(!root.join("planner/journal").exists());
+    // A journal too large to be one, with the record: rebuilt like a corrupt one.
+    let (_dir2, root2) = committed_v2_on_disk();
+    std::fs::write(root2.join("planner/journal"), vec![0u8; 1 << 20]).expect("write");
+    let (j, _) = Journal::open_or_factory(FsStorage::new(&root2), APP).expect("rebuilds");
+    assert_eq!(j.record().rollback_floor(), 2);
+    assert!(root2.join("planner/journal.corrupt").exists());
     // A corrupt journal without the record is refused as well.
     std::fs::write(root.join("planner/journal"), b"TAKTJNL2xx").expect("write");
     let err = Journal::open_or_factory(FsStorage::new(&root), APP).unwrap_err();

@@ -302,13 +302,11 @@ impl<S: Storage> Journal<S> {
     /// and its recovery.
     pub fn open_or_factory(mut storage: S, app: &str) -> Result<(Self, Recovery), JournalError> {
         let path = journal_path(app)?;
+        // An unreadable journal (too large, an I/O error) is not a missing one: `open`
+        // reports or rebuilds it.
         let no_journal = storage
             .read(&path, MAX_JOURNAL_BYTES)
-            .map_err(|error| JournalError::Io {
-                path: path.clone(),
-                error,
-            })?
-            .is_none();
+            .is_ok_and(|b| b.is_none());
         let no_counter = matches!(counter::read(&storage, app), Ok(None));
         let no_slots =
             !slots::has_stamp(&storage, app, Slot::A) && !slots::has_stamp(&storage, app, Slot::B);
