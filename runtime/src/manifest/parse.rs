@@ -193,7 +193,7 @@ const TOP_KEYS: Keys = &[
     ("mode", "one [[mode]] table per operating mode"),
     (
         "ota",
-        "the [ota] table: trusted_keys, probation or probation_hyperperiods, state_dir",
+        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir",
     ),
 ];
 
