@@ -658,6 +658,18 @@ fn hostile_stamps_and_slot_keys_are_clear_errors_never_panics() {
     }
     std::fs::write(&stamp_path, &good).expect("write");
     slots::verify(&storage, APP, Slot::B).expect("intact again");
+    // A stamp as takt wrote it before slot keys (no MAC at all) is named as such.
+    let (legacy, _) = bincode::serde::decode_from_slice::<slots::SlotStamp, _>(
+        &good[..good.len() - 32],
+        bincode::config::standard(),
+    )
+    .expect("the stamp body decodes");
+    let legacy =
+        bincode::serde::encode_to_vec(&legacy, bincode::config::standard()).expect("encodes");
+    std::fs::write(&stamp_path, &legacy).expect("write");
+    let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+    assert!(err.to_string().contains("has no MAC"), "{err}");
+    std::fs::write(&stamp_path, &good).expect("write");
     // A stamp copied from one slot to the other is not authentic there.
     let a = std::fs::read(root.join("planner/slot-a/.stamp")).expect("read");
     std::fs::write(&stamp_path, &a).expect("write");

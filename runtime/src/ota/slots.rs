@@ -162,6 +162,10 @@ pub enum SlotError {
     NotAuthentic {
         path: String,
     },
+    /// The stamp has no MAC: written by a takt from before slot keys.
+    LegacyStamp {
+        path: String,
+    },
     /// Slots are stamped but the device has no slot key to check them with.
     NoKey {
         dir: String,
@@ -191,6 +195,10 @@ impl fmt::Display for SlotError {
             SlotError::NotAuthentic { path } => write!(
                 f,
                 "{path}: the stamp is not authentic (its HMAC does not verify under the device's slot key {KEY_FILE}): the slot was altered or stamped elsewhere"
+            ),
+            SlotError::LegacyStamp { path } => write!(
+                f,
+                "{path}: the stamp has no MAC (written by a takt from before authenticated slot stamps), so the slot cannot be trusted and is not run; stage a newer version to replace it"
             ),
             SlotError::NoKey { dir } => write!(
                 f,
@@ -319,6 +327,15 @@ fn read_stamp(s: &dyn Storage, dir: &str) -> Result<(SlotStamp, Vec<u8>), SlotEr
         path: path.clone(),
         reason,
     };
+    // A stamp as takt wrote it before slot keys (no MAC): named as such, never trusted.
+    let legacy = bincode::serde::decode_from_slice::<SlotStamp, _>(
+        &bytes,
+        bincode::config::standard().with_limit::<{ MAX_STAMP_BYTES as usize }>(),
+    )
+    .is_ok_and(|(_, used)| used == bytes.len());
+    if legacy {
+        return Err(SlotError::LegacyStamp { path: path.clone() });
+    }
     let body_len = bytes.len().checked_sub(MAC_BYTES).ok_or_else(|| {
         corrupt(format!(
             "the stamp is {} bytes, shorter than its MAC",
