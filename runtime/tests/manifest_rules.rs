@@ -1750,3 +1750,95 @@ fn unknown_and_missing_parameters_and_mixed_arrays_are_refused() {
         "{errors:?}"
     );
 }
+
+// --- [ota] key scopes and root keys (#12.12) --------------------------------------------
+
+#[test]
+fn scoped_signing_keys_and_root_keys_are_read() {
+    let text = with_ota(&format!(
+        "trusted_keys = [\"{}\"]\nroot_keys = [\"{}\"]\n\n[[ota.key]]\npublic = \"{}\"\napps = [\"{}\"]\n\n[[ota.key]]\npublic = \"{}\"\n",
+        key_hex(1),
+        key_hex(9),
+        key_hex(2),
+        first_app(),
+        key_hex(3)
+    ));
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        d.ota.trusted_keys,
+        [takt::ota::bundle::public_key(&[1; 32])]
+    );
+    assert_eq!(d.ota.root_keys, [takt::ota::bundle::public_key(&[9; 32])]);
+    assert_eq!(
+        d.ota.scoped_keys,
+        [
+            (
+                takt::ota::bundle::public_key(&[2; 32]),
+                Some(vec![first_app()])
+            ),
+            (takt::ota::bundle::public_key(&[3; 32]), None),
+        ]
+    );
+}
+
+#[test]
+fn a_scoped_key_naming_an_unknown_app_or_listed_twice_is_refused() {
+    let text = with_ota(&format!(
+        "trusted_keys = [\"{}\"]\n\n[[ota.key]]\npublic = \"{}\"\napps = [\"nosuch\"]\n",
+        key_hex(1),
+        key_hex(2)
+    ));
+    expect_error(
+        &text,
+        line_of(&text, "nosuch", 0),
+        "ota.key[0].apps[0]",
+        &["no app `nosuch`", "the apps are"],
+    );
+    let text = with_ota(&format!(
+        "trusted_keys = [\"{}\"]\n\n[[ota.key]]\npublic = \"{}\"\n",
+        key_hex(1),
+        key_hex(1)
+    ));
+    expect_error(
+        &text,
+        line_of(&text, "public", 0),
+        "ota.key[0].public",
+        &["listed twice"],
+    );
+    let text = with_ota(&format!(
+        "trusted_keys = [\"{}\"]\nroot_keys = [\"{}\"]\n",
+        key_hex(1),
+        key_hex(1)
+    ));
+    expect_error(
+        &text,
+        line_of(&text, "root_keys", 0),
+        "ota.root_keys[0]",
+        &["root key signs key documents only"],
+    );
+    let text = with_ota("[[ota.key]]\napps = [\"x\"]\nsecret = 1\n");
+    let all = errors(&text);
+    assert!(
+        all.iter()
+            .any(|e| e.field == "ota.key[0].public" && e.message.contains("missing required key")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.field == "ota.key[0].secret" && e.message.contains("unknown key")),
+        "{all:?}"
+    );
+    let text = with_ota("[[ota.key]]\npublic = \"abc\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "abc", 0),
+        "ota.key[0].public",
+        &["64 hex digits"],
+    );
+}
+
+/// The name of the first `[[app]]` of `GOOD`.
+fn first_app() -> String {
+    let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    d.apps[0].name.clone()
+}

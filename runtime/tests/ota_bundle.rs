@@ -179,8 +179,19 @@ fn refuses_bundle_with_any_flipped_byte_in_the_signed_part_or_signature() {
         let mut bad = good.clone();
         bad[i] ^= 0x01;
         let err = bundle::read(&bad, &keys).unwrap_err();
+        // Bytes 20..24 are the carried key document's length: the document is read (and
+        // its own root signature checked) before the bundle's signature, since it may be
+        // what makes the signer trusted; a flipped length is refused there.
+        let key_doc_length = (20..24).contains(&i);
         assert!(
-            matches!(err, BundleReadError::BadSignature { .. }),
+            matches!(err, BundleReadError::BadSignature { .. })
+                || (key_doc_length
+                    && matches!(
+                        err,
+                        BundleReadError::BadKeyDocument { .. }
+                            | BundleReadError::KeyDocumentTooLarge { .. }
+                            | BundleReadError::Truncated { .. }
+                    )),
             "byte {i}: {err}"
         );
         refused += 1;
@@ -334,7 +345,8 @@ fn trusted_keys_refuse_bad_hex() {
     let hex = takt::ota::to_hex(&bundle::public_key(&[3; 32]));
     t.add_hex(&hex).expect("a valid key");
     t.add_hex(&hex.to_uppercase()).expect("either case");
-    assert_eq!(t.len(), 2);
+    // The same key in either case is one key (adding it again only re-scopes it).
+    assert_eq!(t.len(), 1);
     assert!(matches!(
         bundle::read(&signed(&fragment(2), 1), &TrustedKeys::new()),
         Err(BundleReadError::NoTrustedKeys)

@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use takt::ota::bundle::Entry;
 use takt::ota::journal::{Journal, JournalError, Recovery, UpdateState};
+use takt::ota::lock::{LockError, StateLock};
 use takt::ota::slots::{self, Slot};
 use takt::ota::storage::{FsStorage, Op, SimStorage, Storage};
 
@@ -415,11 +416,344 @@ fn real_files_take_the_whole_cycle_and_reopen() {
     assert_eq!(running_version(&j), 2);
     assert_eq!(j.record().bad_versions, vec![3]);
     drop(j);
-    // A damaged journal is an error naming the file, not a panic.
+    // A damaged journal is no longer fatal (R5): it is kept aside and the journal is
+    // rebuilt from the anti-rollback record and the intact slot.
     std::fs::write(root.join("planner/journal"), b"TAKTJNL1garbage").expect("write");
-    let err = Journal::open(FsStorage::new(&root), APP).unwrap_err();
+    let (j, _) = Journal::open(FsStorage::new(&root), APP).expect("rebuilds");
+    assert_eq!(running_version(&j), 2);
+    assert!(root.join("planner/journal.corrupt").exists());
     assert!(
-        matches!(&err, JournalError::Corrupt { path, .. } if path == "planner/journal"),
+        j.notes().iter().any(|n| n.contains("planner/journal")),
+        "{:?}",
+        j.notes()
+    );
+}
+
+// --- #12.7: durable anti-rollback and slot integrity -----------------------------------
+
+/// A state directory with `planner` version 1 in slot a and version 2 committed in slot b.
+fn committed_v2_on_disk() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().to_path_buf();
+    let j = Journal::install(FsStorage::new(&root), APP, 1, &entries(1)).expect("install");
+    drop(j);
+    let (mut j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    j.stage(2, &entries(2)).expect("stages");
+    j.activate().expect("activates");
+    j.switched().expect("switches");
+    j.commit().expect("commits");
+    (dir, root)
+}
+
+#[test]
+fn anti_rollback_survives_the_loss_of_the_journal() {
+    let (_dir, root) = committed_v2_on_disk();
+    std::fs::remove_file(root.join("planner/journal")).expect("delete the journal");
+    // The supervisor's way in: a missing journal used to mean a factory state at version 0.
+    let (mut j, _) = Journal::open_or_factory(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(j.record().rollback_floor(), 2);
+    assert_eq!(running_version(&j), 2);
+    assert!(
+        j.notes().iter().any(|n| n.contains("rebuilt")),
+        "{:?}",
+        j.notes()
+    );
+    for old in [1, 2] {
+        let err = j.stage(old, &entries(old)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::NotNewer {
+                    installed_version: 2,
+                    ..
+                }
+            ),
+            "version {old}: {err}"
+        );
+    }
+    j.stage(3, &entries(3))
+        .expect("a newer version still stages");
+}
+
+#[test]
+fn anti_rollback_survives_the_loss_or_corruption_of_the_counter_record() {
+    let (_dir, root) = committed_v2_on_disk();
+    let record = root.join(".anti-rollback/planner");
+    let good = std::fs::read(&record).expect("the record exists");
+    std::fs::remove_file(&record).expect("delete");
+    let (j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(j.record().rollback_floor(), 2);
+    assert!(
+        j.notes().iter().any(|n| n.contains("missing")),
+        "{:?}",
+        j.notes()
+    );
+    drop(j);
+    assert_eq!(std::fs::read(&record).expect("rewritten"), good);
+    // Every truncation and every flipped byte: a clear note, the counter holds, no panic.
+    for cut in 0..good.len() {
+        std::fs::write(&record, &good[..cut]).expect("write");
+        let (j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+        assert_eq!(j.record().rollback_floor(), 2, "truncated at {cut}");
+        assert!(!j.notes().is_empty(), "truncated at {cut}: not reported");
+    }
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x40;
+        std::fs::write(&record, &bad).expect("write");
+        let (j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+        assert_eq!(j.record().rollback_floor(), 2, "byte {i} flipped");
+        assert!(
+            j.notes()
+                .iter()
+                .any(|n| n.contains(".anti-rollback/planner")),
+            "byte {i}: {:?}",
+            j.notes()
+        );
+    }
+}
+
+#[test]
+fn an_older_copy_of_the_journal_cannot_lower_the_counter() {
+    let (_dir, root) = committed_v2_on_disk();
+    let at_v2 = std::fs::read(root.join("planner/journal")).expect("read");
+    let (mut j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    j.stage(3, &entries(3)).expect("stages");
+    j.activate().expect("activates");
+    j.switched().expect("switches");
+    j.commit().expect("commits");
+    drop(j);
+    // Someone puts the journal of version 2 back (slot b still holds version 2 intact? no:
+    // slot a holds 3 now, slot b 2): the record says 3, and 3 holds.
+    std::fs::write(root.join("planner/journal"), &at_v2).expect("write");
+    let (mut j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(j.record().rollback_floor(), 3);
+    assert!(
+        j.notes().iter().any(|n| n.contains("the larger, 3")),
+        "{:?}",
+        j.notes()
+    );
+    let err = j.stage(3, &entries(3)).unwrap_err();
+    assert!(matches!(err, JournalError::NotNewer { .. }), "{err}");
+}
+
+#[test]
+fn losing_every_copy_of_the_counter_is_a_refusal_not_a_reset() {
+    let (_dir, root) = committed_v2_on_disk();
+    std::fs::remove_file(root.join("planner/journal")).expect("delete");
+    std::fs::remove_file(root.join(".anti-rollback/planner")).expect("delete");
+    let err = Journal::open_or_factory(FsStorage::new(&root), APP).unwrap_err();
+    assert!(matches!(err, JournalError::CounterLost { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("planner/journal") && text.contains("version 0"),
+        "{text}"
+    );
+    // Nothing was written: the slots are still there for whoever restores the state.
+    assert!(root.join("planner/slot-b/.stamp").exists());
+    assert!(!root.join("planner/journal").exists());
+    // A journal too large to be one, with the record: rebuilt like a corrupt one.
+    let (_dir2, root2) = committed_v2_on_disk();
+    std::fs::write(root2.join("planner/journal"), vec![0u8; 1 << 20]).expect("write");
+    let (j, _) = Journal::open_or_factory(FsStorage::new(&root2), APP).expect("rebuilds");
+    assert_eq!(j.record().rollback_floor(), 2);
+    assert!(root2.join("planner/journal.corrupt").exists());
+    // A corrupt journal without the record is refused as well.
+    std::fs::write(root.join("planner/journal"), b"TAKTJNL2xx").expect("write");
+    let err = Journal::open_or_factory(FsStorage::new(&root), APP).unwrap_err();
+    assert!(matches!(err, JournalError::CounterLost { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(root.join("planner/journal")).expect("kept"),
+        b"TAKTJNL2xx"
+    );
+}
+
+/// What an attacker who can write the disk but not read the slot key does: replace the
+/// executable and write a stamp for it, with an unkeyed hash where the MAC goes.
+fn restamp_without_key(root: &std::path::Path, slot: &str, exe: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let dir = root.join(format!("planner/slot-{slot}"));
+    std::fs::write(dir.join("planner"), exe).expect("replace the executable");
+    let files: Vec<(String, u32, [u8; 32])> = ["planner", "etc/policy.toml"]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(name)).expect("read");
+            (name.to_string(), 0o755, Sha256::digest(&bytes).into())
+        })
+        .collect();
+    let stamp = slots::SlotStamp { version: 2, files };
+    let mut bytes =
+        bincode::serde::encode_to_vec(&stamp, bincode::config::standard()).expect("encodes");
+    let unkeyed: [u8; 32] = Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(&unkeyed);
+    std::fs::write(dir.join(".stamp"), bytes).expect("re-stamp");
+}
+
+#[test]
+fn a_replaced_executable_with_a_recomputed_stamp_is_detected_and_the_other_slot_runs() {
+    let (_dir, root) = committed_v2_on_disk();
+    restamp_without_key(&root, "b", b"#!/bin/sh\necho owned\n");
+    let storage = FsStorage::new(&root);
+    let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+    assert!(err.to_string().contains("not authentic"), "{err}");
+    // At start: fall back to the other complete slot (R4), with a report.
+    let (mut j, rec) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(rec, Recovery::FellBack);
+    assert_eq!(running_version(&j), 1);
+    assert_eq!(j.record().rollback_floor(), 2, "the counter does not drop");
+    assert!(
+        j.notes()
+            .iter()
+            .any(|n| n.contains("fell back to version 1 in slot a")),
+        "{:?}",
+        j.notes()
+    );
+    // The next update goes into the slot that was altered, never into the running one.
+    assert_eq!(j.stage(3, &entries(3)).expect("stages"), Slot::B);
+}
+
+#[test]
+fn a_slot_with_a_missing_file_falls_back_to_the_other_complete_slot() {
+    let (_dir, root) = committed_v2_on_disk();
+    std::fs::remove_file(root.join("planner/slot-b/etc/policy.toml")).expect("delete");
+    let (j, rec) = Journal::open_or_factory(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(rec, Recovery::FellBack);
+    assert_eq!(running_version(&j), 1);
+    drop(j);
+    // With both slots damaged, a clear refusal naming both; nothing is written.
+    std::fs::write(root.join("planner/slot-a/planner"), b"changed").expect("write");
+    let before = std::fs::read(root.join("planner/journal")).expect("read");
+    let err = Journal::open(FsStorage::new(&root), APP).unwrap_err();
+    assert!(matches!(err, JournalError::NoRunnableSlot { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("slot a") && text.contains("slot b"), "{text}");
+    assert_eq!(
+        std::fs::read(root.join("planner/journal")).expect("read"),
+        before
+    );
+}
+
+#[test]
+fn hostile_stamps_and_slot_keys_are_clear_errors_never_panics() {
+    let (_dir, root) = committed_v2_on_disk();
+    let stamp_path = root.join("planner/slot-b/.stamp");
+    let good = std::fs::read(&stamp_path).expect("read");
+    let storage = FsStorage::new(&root);
+    for cut in 0..good.len() {
+        std::fs::write(&stamp_path, &good[..cut]).expect("write");
+        assert!(
+            slots::verify(&storage, APP, Slot::B).is_err(),
+            "cut at {cut}"
+        );
+    }
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        std::fs::write(&stamp_path, &bad).expect("write");
+        let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+        assert!(
+            err.to_string().contains("planner/slot-b"),
+            "byte {i}: {err}"
+        );
+    }
+    std::fs::write(&stamp_path, &good).expect("write");
+    slots::verify(&storage, APP, Slot::B).expect("intact again");
+    // A stamp as takt wrote it before slot keys (no MAC at all) is named as such.
+    let (legacy, _) = bincode::serde::decode_from_slice::<slots::SlotStamp, _>(
+        &good[..good.len() - 32],
+        bincode::config::standard(),
+    )
+    .expect("the stamp body decodes");
+    let legacy =
+        bincode::serde::encode_to_vec(&legacy, bincode::config::standard()).expect("encodes");
+    std::fs::write(&stamp_path, &legacy).expect("write");
+    let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+    assert!(err.to_string().contains("has no MAC"), "{err}");
+    std::fs::write(&stamp_path, &good).expect("write");
+    // A stamp copied from one slot to the other is not authentic there.
+    let a = std::fs::read(root.join("planner/slot-a/.stamp")).expect("read");
+    std::fs::write(&stamp_path, &a).expect("write");
+    assert!(slots::verify(&storage, APP, Slot::B).is_err());
+    std::fs::write(&stamp_path, &good).expect("write");
+    // The key: truncated, replaced, missing.
+    let key_path = root.join(slots::KEY_FILE);
+    let key = std::fs::read(&key_path).expect("read");
+    let mode = std::fs::metadata(&key_path)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the slot key is owner-only");
+    std::fs::write(&key_path, &key[..5]).expect("write");
+    let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+    assert!(err.to_string().contains(".slot-key"), "{err}");
+    let mut other = key.clone();
+    other[0] ^= 1;
+    std::fs::write(&key_path, &other).expect("write");
+    assert!(slots::verify(&storage, APP, Slot::B).is_err());
+    std::fs::remove_file(&key_path).expect("delete");
+    let err = slots::verify(&storage, APP, Slot::B).unwrap_err();
+    assert!(err.to_string().contains("no slot key"), "{err}");
+    std::fs::write(&key_path, &key).expect("write");
+    slots::verify(&storage, APP, Slot::B).expect("intact again");
+}
+
+#[test]
+fn a_second_holder_of_the_state_directory_is_refused_naming_dir_and_pid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = StateLock::acquire(dir.path(), "takt run").expect("first");
+    let err = StateLock::acquire(dir.path(), "takt run").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, LockError::Held { .. }), "{text}");
+    assert!(
+        text.contains(&dir.path().display().to_string())
+            && text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    drop(first);
+    StateLock::acquire(dir.path(), "takt run").expect("free again after the holder ends");
+    // A lock file left with any bytes in it (a holder that died, or junk) locks nobody out.
+    std::fs::write(dir.path().join(".lock"), vec![0xffu8; 100_000]).expect("write");
+    let lock = StateLock::acquire(dir.path(), "takt run").expect("junk is no lock");
+    let err = StateLock::acquire(dir.path(), "takt run").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
+    drop(lock);
+}
+
+#[test]
+fn a_staged_slot_altered_after_staging_is_never_activated() {
+    let (_dir, root) = committed_v2_on_disk();
+    let (mut j, _) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(j.stage(3, &entries(3)).expect("stages"), Slot::A);
+    slots::verify(j.storage(), APP, Slot::A).expect("intact as staged");
+    drop(j);
+    // Between stage and activate someone swaps the executable and re-stamps it.
+    let dir = root.join("planner/slot-a");
+    std::fs::write(dir.join("planner"), b"evil").expect("replace");
+    use sha2::{Digest, Sha256};
+    let files: Vec<(String, u32, [u8; 32])> = ["planner", "etc/policy.toml"]
+        .iter()
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(n)).expect("read");
+            (n.to_string(), 0o755, Sha256::digest(&bytes).into())
+        })
+        .collect();
+    let mut stamp = bincode::serde::encode_to_vec(
+        &slots::SlotStamp { version: 3, files },
+        bincode::config::standard(),
+    )
+    .expect("encodes");
+    let unkeyed: [u8; 32] = Sha256::digest(&stamp).into();
+    stamp.extend_from_slice(&unkeyed);
+    std::fs::write(dir.join(".stamp"), stamp).expect("re-stamp");
+    // What the supervisor's activation checks before it starts the new version.
+    let err = slots::verify(&FsStorage::new(&root), APP, Slot::A).unwrap_err();
+    assert!(err.to_string().contains("not authentic"), "{err}");
+    // And at the next start the stage is dropped (R1); version 2 keeps running.
+    let (j, rec) = Journal::open(FsStorage::new(&root), APP).expect("opens");
+    assert_eq!(rec, Recovery::DroppedIncompleteStage);
+    assert_eq!(running_version(&j), 2);
 }

@@ -227,6 +227,19 @@ pub enum OtaCommand {
         manifest: PathBuf,
         #[arg(long, value_name = "BUNDLE")]
         out: PathBuf,
+        /// When the bundle stops being installable: a duration from now (`30d`, `12h`,
+        /// `90m`, `3600s`) or a UTC time (`2027-01-31T00:00:00Z`). Inside the signed part.
+        #[arg(long, default_value = "30d", value_name = "DURATION|RFC3339")]
+        expires: String,
+        /// A key document from `takt ota keys sign` for the bundle to carry to vehicles.
+        #[arg(long, value_name = "FILE")]
+        key_doc: Option<PathBuf>,
+    },
+    /// Key documents: signed by a root key (`[ota] root_keys`), they add, re-scope and
+    /// revoke bundle-signing keys on vehicles without editing their manifests.
+    Keys {
+        #[command(subcommand)]
+        command: OtaKeysCommand,
     },
     /// Verify a bundle and unpack it into its app's inactive slot, through the running
     /// supervisor (signature, anti-rollback, port fingerprints, schedulability first).
@@ -274,16 +287,67 @@ pub enum OtaCommand {
         #[arg(long, value_name = "DIR")]
         ota_dir: Option<PathBuf>,
     },
-    /// Show a bundle's app, version, tasks, ports and entries; with --trusted, verify its
-    /// signature and refuse it (exit 2) with the reason.
+    /// Show a bundle's app, version, signer, expiry, carried key document, tasks, ports and
+    /// entries; with --trusted or --manifest, verify it (signature, scope, expiry, key
+    /// document) and refuse it (exit 2) with the reason.
     Inspect {
         bundle: PathBuf,
         /// A trusted public key: 64 hex digits or a KEY.pub file. May be repeated.
         #[arg(long, value_name = "PUBKEY")]
         trusted: Vec<String>,
+        /// Take the trusted keys, their scopes and the root keys from this manifest's [ota].
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// Also apply the key document installed in this state directory, and show the
+        /// installed version of the bundle's app.
+        #[arg(long, value_name = "DIR")]
+        ota_dir: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `takt ota keys` subverbs.
+#[derive(Subcommand, Debug)]
+pub enum OtaKeysCommand {
+    /// Sign a key document with a root key: a version larger than every earlier one, keys
+    /// to add (optionally scoped to apps) and keys to revoke.
+    Sign {
+        /// The root key's secret file (from `takt ota keygen`).
+        #[arg(long, value_name = "KEY")]
+        root_key: PathBuf,
+        /// The document's version; vehicles refuse any document older than theirs.
+        #[arg(long, value_name = "N")]
+        version: u64,
+        /// A signing key to add: PUBKEY (every app) or PUBKEY=app1,app2 (PUBKEY is 64 hex
+        /// digits or a KEY.pub file). May be repeated.
+        #[arg(long = "add", value_name = "PUBKEY[=APPS]")]
+        add: Vec<String>,
+        /// A key to revoke (64 hex digits or a KEY.pub file). May be repeated.
+        #[arg(long = "revoke", value_name = "PUBKEY")]
+        revoke: Vec<String>,
+        #[arg(long, value_name = "DOC")]
+        out: PathBuf,
+    },
+    /// Show a key document; with --manifest, verify it against the manifest's root keys.
+    Inspect {
+        doc: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a key document into a state directory without a running supervisor (it
+    /// takes the directory's lock, so a running supervisor refuses it): verified against
+    /// the manifest's root keys, never older than the installed one.
+    Install {
+        doc: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// The state directory (default: the manifest's `[ota] state_dir`).
+        #[arg(long, value_name = "DIR")]
+        ota_dir: Option<PathBuf>,
     },
 }
 // --- end takt ota ---

@@ -1,7 +1,9 @@
-//! `takt ota keygen | sign | inspect`: make signing keys, build signed bundles, look into
-//! them. Staging and activation go through the supervisor and are not here.
+//! `takt ota keygen | sign | inspect | keys`: make signing keys, build signed bundles and
+//! key documents, look into them, install a key document offline. Staging and activation
+//! go through the supervisor and are not here.
 //!
-//! Thin: the bundle format, signing and verification live in `takt::ota::bundle`.
+//! Thin: the bundle and key document formats, signing and verification live in
+//! `takt::ota::{bundle, keys}`.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -10,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use takt::ota::bundle::{self, Bundle, Entry, Fragment, PortDirection, TrustedKeys};
+use takt::ota::keys::{self, DocKey, KeyDocument, KeyDocumentBody};
 use takt::ota::{from_hex, to_hex};
 
-use crate::cli::OtaCommand;
+use crate::cli::{OtaCommand, OtaKeysCommand};
 use crate::common::{self, Failure};
 
 /// Files above this size get a progress bar while they are read and signed.
@@ -32,6 +35,8 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             files,
             manifest,
             out,
+            expires,
+            key_doc,
         } => sign(&SignArgs {
             key,
             app,
@@ -41,12 +46,23 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             files,
             manifest,
             out,
+            expires,
+            key_doc: key_doc.as_deref(),
         }),
+        OtaCommand::Keys { command } => keys_command(command),
         OtaCommand::Inspect {
             bundle,
             trusted,
+            manifest,
+            ota_dir,
             json,
-        } => inspect(bundle, trusted, *json),
+        } => inspect(
+            bundle,
+            trusted,
+            manifest.as_deref(),
+            ota_dir.as_deref(),
+            *json,
+        ),
         OtaCommand::Stage { bundle, control } => crate::ota_live::stage(bundle, control.as_deref()),
         OtaCommand::Activate {
             app,
@@ -120,6 +136,41 @@ struct SignArgs<'a> {
     files: &'a [String],
     manifest: &'a Path,
     out: &'a Path,
+    expires: &'a str,
+    key_doc: Option<&'a Path>,
+}
+
+/// The manifest's `[ota]` keys into `trusted`: `trusted_keys` (every app), `[[ota.key]]`
+/// (scoped) and `root_keys` (key documents only).
+pub fn add_manifest_keys(
+    trusted: &mut TrustedKeys,
+    d: &takt::manifest::Deployment,
+) -> Result<(), Failure> {
+    let bad = |field: &str, e: bundle::KeyError| {
+        Failure::bad_input(format!("{}: ota.{field}: {e}", d.source))
+    };
+    for k in &d.ota.trusted_keys {
+        trusted.add(k).map_err(|e| bad("trusted_keys", e))?;
+    }
+    for (k, apps) in &d.ota.scoped_keys {
+        trusted
+            .add_scoped(k, apps.clone())
+            .map_err(|e| bad("key", e))?;
+    }
+    for k in &d.ota.root_keys {
+        trusted.add_root(k).map_err(|e| bad("root_keys", e))?;
+    }
+    Ok(())
+}
+
+/// A public key argument: 64 hex digits or a file holding them (KEY.pub).
+fn public_arg(what: &str, t: &str) -> Result<[u8; 32], Failure> {
+    let text = if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
+        t.to_string()
+    } else {
+        read_key_text(Path::new(t))?
+    };
+    from_hex::<32>(&text).map_err(|e| Failure::bad_input(format!("{what} {t}: {e}")))
 }
 
 fn read_key_text(path: &Path) -> Result<String, Failure> {
@@ -183,6 +234,21 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
         ))
     })?;
     let key = bundle::signing_key(&seed);
+    let expires_unix_s = bundle::parse_expires(a.expires, bundle::now_unix_s())
+        .map_err(|e| Failure::bad_input(format!("--expires: {e}")))?;
+    let key_document = match a.key_doc {
+        None => None,
+        Some(path) => {
+            let bytes = read_bounded(path, u64::from(keys::MAX_KEY_DOC_BYTES), false)?;
+            keys::parse_unverified(&bytes)
+                .map_err(|e| Failure::bad_input(format!("--key-doc {}: {e}", path.display())))?;
+            Some(bytes)
+        }
+    };
+    let options = bundle::SignOptions {
+        expires_unix_s: Some(expires_unix_s),
+        key_document,
+    };
     let d = common::load_apps(a.manifest)?.d;
     // The new timing must be schedulable before it is signed, not only when staged.
     common::plan_verified(&d)?;
@@ -237,7 +303,7 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
     let mut file = std::fs::File::create(&tmp)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", tmp.display())))?;
     let mut w = std::io::BufWriter::new(&mut file);
-    let result = bundle::sign_to(&mut w, &fragment, &entries, &key, &mut |done| {
+    let result = bundle::sign_to(&mut w, &fragment, &entries, &key, &options, &mut |done| {
         if let Some(b) = &progress {
             b.set_position(done.min(total));
         }
@@ -260,14 +326,20 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
     }
     finish?;
     println!(
-        "{}: app `{}` version {} ({label}), {} entries, {} tasks, {} ports, signed by {}",
+        "{}: app `{}` version {} ({label}), {} entries, {} tasks, {} ports, signed by {}, expires {}{}",
         a.out.display(),
         a.app,
         a.version,
         entries.len(),
         fragment.tasks.len(),
         fragment.ports.len(),
-        to_hex(key.verifying_key().as_bytes())
+        to_hex(key.verifying_key().as_bytes()),
+        bundle::format_unix_s(expires_unix_s),
+        if a.key_doc.is_some() {
+            ", carrying a key document"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -278,37 +350,349 @@ fn pub_tmp(out: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn inspect(path: &Path, trusted_args: &[String], json: bool) -> Result<(), Failure> {
+/// What `takt ota inspect` found out about a bundle's trust.
+struct TrustView {
+    /// "verified", or why it was not checked.
+    signature: String,
+    /// The signer's scope and whether it covers the app (`None`: not checked).
+    scope: Option<String>,
+    /// The carried key document, described.
+    key_doc: Option<serde_json::Value>,
+    /// The installed version of the bundle's app (with --ota-dir).
+    installed: Option<u64>,
+}
+
+fn inspect(
+    path: &Path,
+    trusted_args: &[String],
+    manifest: Option<&Path>,
+    ota_dir: Option<&Path>,
+    json: bool,
+) -> Result<(), Failure> {
     let bytes = read_bounded(path, bundle::MAX_BUNDLE_BYTES, true)?;
     let mut trusted = TrustedKeys::new();
     for t in trusted_args {
-        // A key is either 64 hex digits or a file holding them (KEY.pub).
-        let text = if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
-            t.clone()
-        } else {
-            read_key_text(Path::new(t))?
-        };
+        let k = public_arg("--trusted", t)?;
         trusted
-            .add_hex(&text)
+            .add(&k)
             .map_err(|e| Failure::bad_input(format!("--trusted {t}: {e}")))?;
     }
-    let verify = !trusted.is_empty();
-    let b = if verify {
-        bundle::read(&bytes, &trusted)
-    } else {
-        bundle::parse_unverified(&bytes)
+    let mut state_dir = ota_dir.map(Path::to_path_buf);
+    if let Some(m) = manifest {
+        let d = common::load_apps(m)?.d;
+        add_manifest_keys(&mut trusted, &d)?;
+        if state_dir.is_none() {
+            state_dir.clone_from(&d.ota.state_dir);
+        }
     }
-    .map_err(|e| Failure::bad_input(format!("{}: refused: {e}", path.display())))?;
-    let signature = if verify {
-        "verified"
+    let installed_doc = match &state_dir {
+        Some(dir) if !trusted.roots().is_empty() => {
+            let mut storage = takt::ota::storage::FsStorage::new(dir);
+            keys::load_installed_readonly(&mut storage, trusted.roots())
+                .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?
+        }
+        _ => None,
+    };
+    let verify = !trusted.is_empty() || !trusted.roots().is_empty();
+    let refused = |e: bundle::BundleReadError| {
+        Failure::bad_input(format!("{}: refused: {e}", path.display()))
+    };
+    let (b, effective, new_doc) = if verify {
+        let v = bundle::verify(
+            &bytes,
+            &trusted,
+            installed_doc.as_ref(),
+            bundle::now_unix_s(),
+        )
+        .map_err(refused)?;
+        (v.bundle, Some(v.effective), v.new_key_document)
     } else {
-        "not checked (no --trusted key given)"
+        (
+            bundle::parse_unverified(&bytes).map_err(refused)?,
+            None,
+            None,
+        )
+    };
+    let scope = effective
+        .as_ref()
+        .and_then(|t| t.find(&b.signer))
+        .map(|k| match &k.apps {
+            None => format!("every app (covers `{}`)", b.fragment.app),
+            Some(apps) => format!("apps {} (covers `{}`)", apps.join(", "), b.fragment.app),
+        });
+    let key_doc = b.key_document.as_ref().map(|raw| {
+        let parsed = if trusted.roots().is_empty() {
+            keys::parse_unverified(raw).map(|d| (d, "not checked (no root keys given: --manifest)"))
+        } else {
+            keys::parse(raw, trusted.roots())
+                .map(|d| (d, "verified against the manifest's root keys"))
+        };
+        match parsed {
+            Ok((d, how)) => {
+                let mut v = key_doc_json(&d);
+                v["signature"] = serde_json::json!(how);
+                v["newer_than_installed"] = serde_json::json!(new_doc.is_some());
+                v
+            }
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        }
+    });
+    let installed = match &state_dir {
+        Some(dir) => {
+            let storage = takt::ota::storage::FsStorage::new(dir);
+            takt::ota::journal::Journal::peek(&storage, &b.fragment.app)
+                .ok()
+                .flatten()
+                .map(|r| r.rollback_floor())
+        }
+        None => None,
+    };
+    let view = TrustView {
+        signature: if verify {
+            "verified".to_string()
+        } else {
+            "not checked (no --trusted key or --manifest given)".to_string()
+        },
+        scope,
+        key_doc,
+        installed,
     };
     if json {
-        println!("{}", inspect_json(&b, verify));
+        println!("{}", inspect_json(&b, verify, &view));
     } else {
-        print_text(path, &b, signature);
+        print_text(path, &b, &view);
     }
+    Ok(())
+}
+
+fn key_doc_json(d: &KeyDocument) -> serde_json::Value {
+    serde_json::json!({
+        "version": d.body.version,
+        "signer": to_hex(&d.signer),
+        "keys": d.body.keys.iter().map(|k| serde_json::json!({
+            "public": to_hex(&k.public),
+            "apps": k.apps,
+        })).collect::<Vec<_>>(),
+        "revoked": d.body.revoked.iter().map(|k| to_hex(k)).collect::<Vec<_>>(),
+    })
+}
+
+fn keys_command(command: &OtaKeysCommand) -> Result<(), Failure> {
+    match command {
+        OtaKeysCommand::Sign {
+            root_key,
+            version,
+            add,
+            revoke,
+            out,
+        } => keys_sign(root_key, *version, add, revoke, out),
+        OtaKeysCommand::Inspect {
+            doc,
+            manifest,
+            json,
+        } => keys_inspect(doc, manifest.as_deref(), *json),
+        OtaKeysCommand::Install {
+            doc,
+            manifest,
+            ota_dir,
+        } => keys_install(doc, manifest, ota_dir.as_deref()),
+    }
+}
+
+fn keys_sign(
+    root_key: &Path,
+    version: u64,
+    add: &[String],
+    revoke: &[String],
+    out: &Path,
+) -> Result<(), Failure> {
+    let seed = from_hex::<32>(&read_key_text(root_key)?).map_err(|reason| {
+        Failure::bad_input(format!(
+            "{}: not a secret key from `takt ota keygen`: {reason}",
+            root_key.display()
+        ))
+    })?;
+    if version == 0 {
+        return Err(Failure::bad_input(
+            "--version 0: key document versions start at 1 (0 is the manifest's keys alone)",
+        ));
+    }
+    let mut keys_added = Vec::new();
+    for spec in add {
+        let (key, apps) = match spec.split_once('=') {
+            Some((k, apps)) => {
+                let apps: Vec<String> = apps
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if apps.is_empty() {
+                    return Err(Failure::bad_input(format!(
+                        "--add {spec}: no app after `=`; write PUBKEY=app1,app2, or PUBKEY alone for every app"
+                    )));
+                }
+                (k, Some(apps))
+            }
+            None => (spec.as_str(), None),
+        };
+        keys_added.push(DocKey {
+            public: public_arg("--add", key)?,
+            apps,
+        });
+    }
+    let mut revoked = Vec::new();
+    for r in revoke {
+        revoked.push(public_arg("--revoke", r)?);
+    }
+    if let Some(k) = keys_added.iter().find(|k| revoked.contains(&k.public)) {
+        return Err(Failure::bad_input(format!(
+            "key {} is both added and revoked; a document does one or the other",
+            to_hex(&k.public)
+        )));
+    }
+    let body = KeyDocumentBody {
+        version,
+        keys: keys_added,
+        revoked,
+    };
+    let bytes = keys::sign(&body, &bundle::signing_key(&seed))
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    write_atomically(out, &bytes)?;
+    println!(
+        "{}: key document version {version}, {} key(s) added, {} revoked, signed by root key {}",
+        out.display(),
+        body.keys.len(),
+        body.revoked.len(),
+        to_hex(&bundle::public_key(&seed))
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `out` through a temporary file, fsynced and renamed.
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let tmp = pub_tmp(out);
+    let r = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, out));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(|e| Failure::run_failed(format!("{}: {e}", out.display())))
+}
+
+fn keys_inspect(path: &Path, manifest: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let bytes = read_bounded(path, u64::from(keys::MAX_KEY_DOC_BYTES), false)?;
+    let (doc, how) = match manifest {
+        Some(m) => {
+            let d = common::load_apps(m)?.d;
+            let doc = keys::parse(&bytes, &d.ota.root_keys)
+                .map_err(|e| Failure::bad_input(format!("{}: refused: {e}", path.display())))?;
+            (doc, "verified against the manifest's root keys")
+        }
+        None => (
+            keys::parse_unverified(&bytes)
+                .map_err(|e| Failure::bad_input(format!("{}: refused: {e}", path.display())))?,
+            "not checked (no --manifest given)",
+        ),
+    };
+    if json {
+        let mut v = key_doc_json(&doc);
+        v["signature"] = serde_json::json!(how);
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{}: key document version {}",
+        path.display(),
+        doc.body.version
+    );
+    println!("  signer:    {} (root key)", to_hex(&doc.signer));
+    println!("  signature: {how}");
+    for k in &doc.body.keys {
+        println!(
+            "  adds:      {} for {}",
+            to_hex(&k.public),
+            k.apps
+                .as_ref()
+                .map_or_else(|| "every app".to_string(), |a| a.join(", "))
+        );
+    }
+    for k in &doc.body.revoked {
+        println!("  revokes:   {}", to_hex(k));
+    }
+    Ok(())
+}
+
+fn keys_install(path: &Path, manifest: &Path, ota_dir: Option<&Path>) -> Result<(), Failure> {
+    let d = common::load_apps(manifest)?.d;
+    let dir = ota_dir
+        .map(Path::to_path_buf)
+        .or_else(|| d.ota.state_dir.clone())
+        .ok_or_else(|| {
+            Failure::bad_input(format!(
+                "no state directory: give --ota-dir DIR or `[ota] state_dir` in {}",
+                d.source
+            ))
+        })?;
+    let bytes = read_bounded(path, u64::from(keys::MAX_KEY_DOC_BYTES), false)?;
+    let doc = keys::parse(&bytes, &d.ota.root_keys)
+        .map_err(|e| Failure::bad_input(format!("{}: refused: {e}", path.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::run_failed(format!("{}: {e}", dir.display())))?;
+    // The supervisor holds this lock for its life: a key document is never written under
+    // a running supervisor's feet (it takes one with a bundle instead).
+    let _lock = takt::ota::lock::StateLock::acquire(&dir, "takt ota keys install")
+        .map_err(|e| Failure::run_failed(e.to_string()))?;
+    let mut storage = takt::ota::storage::FsStorage::new(&dir);
+    // Every copy unreadable is what this command repairs: the document is root-signed,
+    // so it is installed, with the damage reported (its version cannot be compared).
+    let installed = match keys::load_installed(&mut storage, &d.ota.root_keys) {
+        Ok((installed, notes)) => {
+            for n in notes {
+                eprintln!("takt ota keys install: {n}");
+            }
+            installed
+        }
+        Err(e) => {
+            eprintln!("takt ota keys install: {}: {e}", dir.display());
+            None
+        }
+    };
+    if let Some(i) = &installed {
+        if doc.body.version < i.body.version {
+            return Err(Failure::bad_input(format!(
+                "{}: refused: key document version {} is older than the installed version {}; key documents only move forward",
+                path.display(),
+                doc.body.version,
+                i.body.version
+            )));
+        }
+        if doc.body.version == i.body.version {
+            if doc.body == i.body {
+                println!(
+                    "{}: key document version {} is already installed",
+                    dir.display(),
+                    i.body.version
+                );
+                return Ok(());
+            }
+            return Err(Failure::bad_input(format!(
+                "{}: refused: another key document with version {} is installed; one version, one document",
+                path.display(),
+                doc.body.version
+            )));
+        }
+    }
+    keys::install(&mut storage, &doc)
+        .map_err(|e| Failure::run_failed(format!("{}: {e}", dir.display())))?;
+    println!(
+        "{}: key document version {} installed ({} key(s) added, {} revoked)",
+        dir.display(),
+        doc.body.version,
+        doc.body.keys.len(),
+        doc.body.revoked.len()
+    );
     Ok(())
 }
 
@@ -319,7 +703,7 @@ fn direction(d: PortDirection) -> &'static str {
     }
 }
 
-fn print_text(path: &Path, b: &Bundle, signature: &str) {
+fn print_text(path: &Path, b: &Bundle, view: &TrustView) {
     let f = &b.fragment;
     println!(
         "{}: app `{}` version {} ({})",
@@ -328,9 +712,62 @@ fn print_text(path: &Path, b: &Bundle, signature: &str) {
         f.version,
         f.version_label
     );
+    if let Some(v) = view.installed {
+        println!("  installed: version {v} (anti-rollback: the bundle must be newer)");
+    }
     println!("  signer:    {}", to_hex(&b.signer));
-    println!("  signature: {signature}");
+    println!("  signature: {}", view.signature);
+    println!(
+        "  scope:     {}",
+        view.scope.as_deref().unwrap_or("not checked")
+    );
+    let now = bundle::now_unix_s();
+    println!(
+        "  expires:   {}{}",
+        bundle::format_unix_s(b.expires_unix_s),
+        if now > b.expires_unix_s {
+            " (EXPIRED)"
+        } else {
+            ""
+        }
+    );
+    match &view.key_doc {
+        None => println!("  key doc:   none"),
+        Some(d) if d.get("error").is_some() => println!("  key doc:   {}", d["error"]),
+        Some(d) => {
+            println!(
+                "  key doc:   version {} signed by root key {} ({})",
+                d["version"],
+                d["signer"].as_str().unwrap_or(""),
+                d["signature"].as_str().unwrap_or("")
+            );
+            for k in d["keys"].as_array().into_iter().flatten() {
+                println!(
+                    "    adds     {} for {}",
+                    k["public"].as_str().unwrap_or(""),
+                    k["apps"].as_array().map_or_else(
+                        || "every app".to_string(),
+                        |a| a
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                );
+            }
+            for k in d["revoked"].as_array().into_iter().flatten() {
+                println!("    revokes  {}", k.as_str().unwrap_or(""));
+            }
+        }
+    }
     println!("  digest:    sha256:{}", to_hex(&b.digest));
+    println!(
+        "  catalog:   {} task(s), {} port(s), {} entr{}",
+        f.tasks.len(),
+        f.ports.len(),
+        b.entries.len(),
+        if b.entries.len() == 1 { "y" } else { "ies" }
+    );
     println!("  tasks:");
     for t in &f.tasks {
         println!(
@@ -358,14 +795,20 @@ fn print_text(path: &Path, b: &Bundle, signature: &str) {
     }
 }
 
-fn inspect_json(b: &Bundle, verified: bool) -> serde_json::Value {
+fn inspect_json(b: &Bundle, verified: bool, view: &TrustView) -> serde_json::Value {
     let f = &b.fragment;
     serde_json::json!({
         "app": f.app,
         "version": f.version,
         "version_label": f.version_label,
+        "installed_version": view.installed,
         "signer": to_hex(&b.signer),
         "signature_verified": verified,
+        "scope": view.scope,
+        "expires": bundle::format_unix_s(b.expires_unix_s),
+        "expires_unix_s": b.expires_unix_s,
+        "expired": bundle::now_unix_s() > b.expires_unix_s,
+        "key_document": view.key_doc,
         "digest_sha256": to_hex(&b.digest),
         "tasks": f.tasks.iter().map(|t| serde_json::json!({
             "name": t.name,

@@ -93,11 +93,7 @@ fn supervise_checked(
     let ota = match args.ota_dir.clone().or_else(|| d.ota.state_dir.clone()) {
         Some(state_dir) => {
             let mut trusted = takt::ota::bundle::TrustedKeys::new();
-            for k in &d.ota.trusted_keys {
-                trusted.add(k).map_err(|e| {
-                    Failure::bad_input(format!("{}: ota.trusted_keys: {e}", d.source))
-                })?;
-            }
+            crate::ota::add_manifest_keys(&mut trusted, d)?;
             if trusted.is_empty() {
                 eprintln!(
                     "takt run: warning: {}: [ota] trusted_keys is empty, so every bundle will be refused",

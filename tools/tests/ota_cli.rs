@@ -189,3 +189,354 @@ fn keygen_sign_inspect_and_refusals() {
     assert!(!dir.path().join("evil.takt").exists());
     assert!(!dir.path().join("evil.takt.tmp").exists());
 }
+
+// --- #12.12: expiry, key scope, key documents ------------------------------------------
+
+mod common;
+
+/// The demo manifest with absolute executables, `trusted_keys = [fleet]`, a root key and
+/// one scoped key, written into `dir`.
+fn trust_manifest(dir: &Path, fleet: &str, root: &str, scoped: &str, scope: &str) -> PathBuf {
+    let source = common::absolute_executables(
+        &std::fs::read_to_string(manifest()).expect("config/acc.toml"),
+    );
+    let ota = "\n[ota]\nprobation = \"1s\"\n";
+    assert_eq!(source.matches(ota).count(), 1, "one [ota] table");
+    let copy = source.replacen(
+        ota,
+        &format!(
+            "\n[ota]\nprobation = \"1s\"\ntrusted_keys = [\"{fleet}\"]\nroot_keys = [\"{root}\"]\n\n[[ota.key]]\npublic = \"{scoped}\"\napps = [\"{scope}\"]\n"
+        ),
+        1,
+    );
+    let path = dir.join("acc.toml");
+    std::fs::write(&path, copy).expect("write the manifest copy");
+    path
+}
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    ok(&["ota", "keygen", "--out", s(&key)]);
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).expect("pub");
+    (key, public.trim().to_string())
+}
+
+fn planning_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/acc-planning-v2")
+}
+
+fn sign_planning(key: &Path, version: &str, m: &Path, out: &Path, extra: &[&str]) -> Output {
+    let exe = planning_exe();
+    let mut args = vec![
+        "ota",
+        "sign",
+        "--key",
+        s(key),
+        "--app",
+        "planning",
+        "--version",
+        version,
+        "--executable",
+        s(&exe),
+        "--manifest",
+        s(m),
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    takt(&args)
+}
+
+#[test]
+fn expiry_scope_and_key_documents_on_the_cli() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let (fleet, fleet_pub) = keygen(d, "fleet.key");
+    let (root, root_pub) = keygen(d, "root.key");
+    let (sensing_only, sensing_pub) = keygen(d, "sensing.key");
+    let (rotated, rotated_pub) = keygen(d, "rotated.key");
+    let m = trust_manifest(d, &fleet_pub, &root_pub, &sensing_pub, "sensing");
+    ok(&["check", s(&m)]);
+
+    // Expiry: a duration or a UTC time, inside the signed part, shown by inspect.
+    let v2 = d.join("planning-2.takt");
+    let out = sign_planning(&fleet, "2", &m, &v2, &["--expires", "2d"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = ok(&["ota", "inspect", s(&v2), "--manifest", s(&m)]);
+    for want in [
+        "signature: verified",
+        "scope:     every app (covers `planning`)",
+        "expires:",
+        "key doc:   none",
+        "catalog:",
+        &fleet_pub,
+    ] {
+        assert!(text.contains(want), "`{want}` in {text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "ota",
+        "inspect",
+        s(&v2),
+        "--json",
+        "--manifest",
+        s(&m),
+    ]))
+    .expect("JSON");
+    assert_eq!(json["expired"], false);
+    let left = json["expires_unix_s"].as_u64().expect("expiry") - bundle_now();
+    assert!(left <= 2 * 86_400 && left > 2 * 86_400 - 600, "{json}");
+    for bad in ["2020-01-01T00:00:00Z", "5w", "soon"] {
+        let out = sign_planning(&fleet, "2", &m, &d.join("bad.takt"), &["--expires", bad]);
+        assert_eq!(out.status.code(), Some(2), "--expires {bad}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--expires"),
+            "{out:?}"
+        );
+        assert!(!d.join("bad.takt").exists());
+    }
+    // An expired bundle (signed through the library: the CLI refuses to make one).
+    let expired = d.join("expired.takt");
+    let seed = takt::ota::from_hex::<32>(std::fs::read_to_string(&fleet).expect("key").trim())
+        .expect("seed");
+    let old = takt::ota::bundle::sign_with(
+        &takt::ota::bundle::Fragment {
+            app: "planning".into(),
+            version: 2,
+            version_label: "2".into(),
+            tasks: Vec::new(),
+            ports: Vec::new(),
+        },
+        &[takt::ota::bundle::Entry {
+            name: "acc-planning".into(),
+            mode: 0o755,
+            bytes: b"old".to_vec(),
+        }],
+        &takt::ota::bundle::signing_key(&seed),
+        &takt::ota::bundle::SignOptions {
+            expires_unix_s: Some(bundle_now() - 3600),
+            key_document: None,
+        },
+    )
+    .expect("signs");
+    std::fs::write(&expired, old).expect("write");
+    let err = refused(&["ota", "inspect", s(&expired), "--manifest", s(&m)]);
+    assert!(err.contains("expired at") && err.contains("Z"), "{err}");
+
+    // Scope: the sensing-only key cannot sign planning.
+    let scoped = d.join("scoped.takt");
+    assert!(sign_planning(&sensing_only, "2", &m, &scoped, &[])
+        .status
+        .success());
+    let err = refused(&["ota", "inspect", s(&scoped), "--manifest", s(&m)]);
+    assert!(
+        err.contains(&format!("key {sensing_pub} may not sign app `planning`"))
+            && err.contains("`sensing`"),
+        "{err}"
+    );
+
+    // A key document: rotate in a new planning key, revoke the fleet key.
+    let doc1 = d.join("keys-1.doc");
+    let add = format!("{}=planning", d.join("rotated.key.pub").display());
+    ok(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&root),
+        "--version",
+        "1",
+        "--add",
+        &add,
+        "--revoke",
+        &fleet_pub,
+        "--out",
+        s(&doc1),
+    ]);
+    let text = ok(&["ota", "keys", "inspect", s(&doc1), "--manifest", s(&m)]);
+    assert!(
+        text.contains("version 1")
+            && text.contains("verified against the manifest's root keys")
+            && text.contains(&format!("revokes:   {fleet_pub}"))
+            && text.contains(&format!("adds:      {rotated_pub} for planning")),
+        "{text}"
+    );
+    // A document signed by a signing key (not a root) is refused.
+    let forged = d.join("forged.doc");
+    ok(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&fleet),
+        "--version",
+        "5",
+        "--out",
+        s(&forged),
+    ]);
+    let err = refused(&["ota", "keys", "inspect", s(&forged), "--manifest", s(&m)]);
+    assert!(err.contains("not among the manifest's root keys"), "{err}");
+    // Hostile documents: every truncation and some flipped bytes, a clear refusal each.
+    let good = std::fs::read(&doc1).expect("doc");
+    let hostile = d.join("hostile.doc");
+    for cut in [0, 7, 8, 15, 16, 40, good.len() - 97, good.len() - 1] {
+        std::fs::write(&hostile, &good[..cut]).expect("write");
+        let err = refused(&["ota", "keys", "inspect", s(&hostile), "--manifest", s(&m)]);
+        assert!(err.contains("refused"), "cut {cut}: {err}");
+    }
+    for i in (0..good.len()).step_by(7) {
+        let mut bad = good.clone();
+        bad[i] ^= 0x20;
+        std::fs::write(&hostile, &bad).expect("write");
+        let err = refused(&["ota", "keys", "inspect", s(&hostile), "--manifest", s(&m)]);
+        assert!(err.contains("refused"), "byte {i}: {err}");
+    }
+
+    // The rotated key's bundle carries the document; inspect shows and verifies it.
+    let v3 = d.join("planning-3.takt");
+    let out = sign_planning(&rotated, "3", &m, &v3, &["--key-doc", s(&doc1)]);
+    assert!(out.status.success(), "{out:?}");
+    let text = ok(&["ota", "inspect", s(&v3), "--manifest", s(&m)]);
+    assert!(
+        text.contains("key doc:   version 1")
+            && text.contains("verified against the manifest's root keys")
+            && text.contains("scope:     apps planning (covers `planning`)"),
+        "{text}"
+    );
+
+    // Installed offline into a state directory: the fleet key's bundle is now refused.
+    let state = d.join("state");
+    ok(&[
+        "ota",
+        "keys",
+        "install",
+        s(&doc1),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    let err = refused(&[
+        "ota",
+        "inspect",
+        s(&v2),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    assert!(
+        err.contains(&format!(
+            "key {fleet_pub} was revoked by key document version 1"
+        )),
+        "{err}"
+    );
+    // Versions only move forward: version 2, then version 1 again is refused.
+    let doc2 = d.join("keys-2.doc");
+    ok(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&root),
+        "--version",
+        "2",
+        "--add",
+        &add,
+        "--revoke",
+        &fleet_pub,
+        "--out",
+        s(&doc2),
+    ]);
+    ok(&[
+        "ota",
+        "keys",
+        "install",
+        s(&doc2),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    let err = refused(&[
+        "ota",
+        "keys",
+        "install",
+        s(&doc1),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    assert!(err.contains("older than the installed version 2"), "{err}");
+    // The v3 bundle carrying document 1 is refused on this vehicle: its document is old.
+    let err = refused(&[
+        "ota",
+        "inspect",
+        s(&v3),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    assert!(
+        err.contains("version 1, older than the installed version 2"),
+        "{err}"
+    );
+    let err = refused(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&root),
+        "--version",
+        "0",
+        "--out",
+        s(&hostile),
+    ]);
+    assert!(err.contains("start at 1"), "{err}");
+    // One installed copy damaged: repaired from the other, reported.
+    std::fs::write(state.join(".trust/keys.1"), b"TAKTKEYS").expect("damage");
+    let out = takt(&[
+        "ota",
+        "keys",
+        "install",
+        s(&doc2),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(".trust/keys.1"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read(state.join(".trust/keys.1")).expect("repaired"),
+        std::fs::read(&doc2).expect("doc2")
+    );
+
+    // The state directory is locked while another process writes it.
+    let lock = takt::ota::lock::StateLock::acquire(&state, "test").expect("lock");
+    let out = takt(&[
+        "ota",
+        "keys",
+        "install",
+        s(&doc2),
+        "--manifest",
+        s(&m),
+        "--ota-dir",
+        s(&state),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains(s(&state)) && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(lock);
+}
+
+fn bundle_now() -> u64 {
+    takt::ota::bundle::now_unix_s()
+}

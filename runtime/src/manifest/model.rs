@@ -250,6 +250,11 @@ pub struct OtaSpec {
     /// Where slots and journals live; relative paths are resolved against the manifest's
     /// directory. None: the CLI decides.
     pub state_dir: Option<std::path::PathBuf>,
+    /// `[[ota.key]]`: signing keys with the apps each may sign (`None`: every app), after
+    /// `trusted_keys` (which may sign every app). No key is in both.
+    pub scoped_keys: Vec<([u8; 32], Option<Vec<String>>)>,
+    /// `root_keys`: keys that sign key documents (rotation, revocation), never bundles.
+    pub root_keys: Vec<[u8; 32]>,
 }
 
 /// A probation window: a count of hyperperiods, or a duration the supervisor rounds up to

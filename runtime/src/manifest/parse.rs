@@ -151,6 +151,18 @@ pub(super) struct RawOta {
     pub probation_ns: Optional<u64>,
     pub probation_hyperperiods: Optional<u64>,
     pub state_dir: Optional<String>,
+    /// `root_keys`, like `trusted_keys`.
+    pub root_keys: Option<At<Vec<At<RawKey>>>>,
+    /// `[[ota.key]]` entries whose key is valid; `None` when one was unusable (reported).
+    pub scoped_keys: Option<Vec<At<RawScopedKey>>>,
+}
+
+/// One `[[ota.key]]`: a signing key and the apps it may sign (`None`: every app).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RawScopedKey {
+    pub index: usize,
+    pub bytes: [u8; 32],
+    pub apps: Option<Vec<At<String>>>,
 }
 
 /// The whole manifest as written. Sections keep file order: a task's index here is its
@@ -181,7 +193,7 @@ const TOP_KEYS: Keys = &[
     ("mode", "one [[mode]] table per operating mode"),
     (
         "ota",
-        "the [ota] table: trusted_keys, probation or probation_hyperperiods, state_dir",
+        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir",
     ),
 ];
 
@@ -313,6 +325,25 @@ const OTA_KEYS: Keys = &[
     (
         "state_dir",
         "where update slots and journals live, relative to the manifest's directory",
+    ),
+    (
+        "root_keys",
+        "ed25519 public keys (64 hex digits each) that sign key documents (`takt ota keys sign`), never bundles",
+    ),
+    (
+        "key",
+        "one [[ota.key]] table per signing key with a scope: public = \"<64 hex digits>\", apps = [\"planning\"]",
+    ),
+];
+
+const OTA_KEY_KEYS: Keys = &[
+    (
+        "public",
+        "the ed25519 public key, 64 hex digits, as in the .pub file `takt ota keygen` writes",
+    ),
+    (
+        "apps",
+        "the apps whose bundles this key may sign, e.g. apps = [\"planning\"] (absent: every app)",
     ),
 ];
 
@@ -566,12 +597,102 @@ fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
         probation_hyperperiods,
     );
     let state_dir = optional(cx, t, path, "state_dir", state_dir);
+    let root_keys = match t.get("root_keys") {
+        None => Some(At {
+            value: Vec::new(),
+            at,
+        }),
+        Some(v) => self::trusted_keys(cx, "ota.root_keys", v),
+    };
+    let scoped_keys = match t.get("key") {
+        None => Some(Vec::new()),
+        Some(v) => scoped_keys(cx, v),
+    };
     RawOta {
         trusted_keys,
         probation_ns,
         probation_hyperperiods,
         state_dir,
+        root_keys,
+        scoped_keys,
     }
+}
+
+/// `[[ota.key]]`: each a table with `public` (required) and `apps` (optional).
+fn scoped_keys(
+    cx: &mut Diagnostics<'_>,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<Vec<At<RawScopedKey>>> {
+    let field = "ota.key";
+    let DeValue::Array(items) = v.get_ref() else {
+        expected(
+            cx,
+            field,
+            v,
+            "an array of tables: write [[ota.key]] with public = \"...\" and apps = [...]",
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (index, item) in items.iter().enumerate() {
+        let item_field = format!("{field}[{index}]");
+        let DeValue::Table(t) = item.get_ref() else {
+            expected(cx, &item_field, item, "a table with public and apps");
+            ok = false;
+            continue;
+        };
+        check_keys(cx, t, &item_field, OTA_KEY_KEYS, "[[ota.key]]");
+        let Some(public) = required(
+            cx,
+            t,
+            item.span().start,
+            &item_field,
+            OTA_KEY_KEYS,
+            "public",
+            string,
+        ) else {
+            ok = false;
+            continue;
+        };
+        let bytes = match public_key(&public.value) {
+            Ok(b) => b,
+            Err(why) => {
+                cx.error(public.at, format!("{item_field}.public"), why);
+                ok = false;
+                continue;
+            }
+        };
+        let apps = match t.get("apps") {
+            None => None,
+            Some(list) => {
+                let apps_field = format!("{item_field}.apps");
+                let DeValue::Array(names) = list.get_ref() else {
+                    expected(
+                        cx,
+                        &apps_field,
+                        list,
+                        "an array of app names, e.g. [\"planning\"]",
+                    );
+                    ok = false;
+                    continue;
+                };
+                let mut apps = Vec::with_capacity(names.len());
+                for (i, n) in names.iter().enumerate() {
+                    match string(cx, &format!("{apps_field}[{i}]"), n) {
+                        Some(name) => apps.push(name),
+                        None => ok = false,
+                    }
+                }
+                Some(apps)
+            }
+        };
+        out.push(At {
+            value: RawScopedKey { index, bytes, apps },
+            at: public.at,
+        });
+    }
+    ok.then_some(out)
 }
 
 /// `ota.trusted_keys`: each entry 64 hex digits that decode to an ed25519 public key.

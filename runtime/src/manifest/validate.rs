@@ -18,7 +18,7 @@ use super::model::{
 };
 use super::parse::{
     closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
-    RawMode, RawOverrun, RawTask, Section,
+    RawMode, RawOverrun, RawScopedKey, RawTask, Section,
 };
 use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
 use crate::port::MAX_READERS_PER_TOPIC;
@@ -1036,10 +1036,77 @@ impl Check<'_, '_, '_> {
                 }))
             }
         };
+        let keys = keys?;
+        // `[[ota.key]]`: no key twice (here or in trusted_keys), every app named exists.
+        let scoped = raw.scoped_keys.as_ref().map(|list| {
+            let mut ok = true;
+            let mut out = Vec::with_capacity(list.len());
+            for k in list {
+                let RawScopedKey { index, bytes, apps } = &k.value;
+                let field = format!("ota.key[{index}]");
+                if keys.contains(bytes) || out.iter().any(|(b, _)| b == bytes) {
+                    self.cx.error(
+                        k.at,
+                        format!("{field}.public"),
+                        "this key is listed twice (also in ota.trusted_keys or another [[ota.key]]); list each signing key once, with its scope".to_string(),
+                    );
+                    ok = false;
+                    continue;
+                }
+                let mut names = None;
+                if let Some(apps) = apps {
+                    let mut v = Vec::with_capacity(apps.len());
+                    for (i, a) in apps.iter().enumerate() {
+                        if !self.raw.apps.iter().any(|x| {
+                            x.name.as_ref().is_some_and(|n| n.value == a.value)
+                        }) {
+                            let known: Vec<&str> = self
+                                .raw
+                                .apps
+                                .iter()
+                                .filter_map(|x| x.name.as_ref().map(|n| n.value.as_str()))
+                                .collect();
+                            self.cx.error(
+                                a.at,
+                                format!("{field}.apps[{i}]"),
+                                format!(
+                                    "no app `{}` in this manifest; the apps are: {}",
+                                    a.value,
+                                    known.join(", ")
+                                ),
+                            );
+                            ok = false;
+                        }
+                        v.push(a.value.clone());
+                    }
+                    names = Some(v);
+                }
+                out.push((*bytes, names));
+            }
+            ok.then_some(out)
+        });
+        let roots = raw.root_keys.as_ref().map(|list| {
+            let mut out: Vec<[u8; 32]> = Vec::new();
+            for key in &list.value {
+                let RawKey { index, bytes } = &key.value;
+                if keys.contains(bytes) || out.contains(bytes) {
+                    self.cx.error(
+                        key.at,
+                        format!("ota.root_keys[{index}]"),
+                        "this key is listed twice or is also a signing key; a root key signs key documents only, keep it apart from the keys that sign bundles".to_string(),
+                    );
+                    continue;
+                }
+                out.push(*bytes);
+            }
+            out
+        });
         Some(OtaSpec {
-            trusted_keys: keys?,
+            trusted_keys: keys,
             probation: probation?,
             state_dir: state_dir?,
+            scoped_keys: scoped.flatten()?,
+            root_keys: roots?,
         })
     }
 

@@ -9,7 +9,10 @@
 //!
 //! ```text
 //! magic            8 bytes   b"TAKTOTA\0"
-//! format version   u32       FORMAT_VERSION
+//! format version   u32       FORMAT_VERSION (2)
+//! expires          u64       seconds since 1970-01-01 UTC; refused at staging after it
+//! key doc length   u32       0 (none) or <= keys::MAX_KEY_DOC_BYTES
+//! key document     a signed key document (see `keys`), carried to the vehicle
 //! fragment length  u32       <= MAX_FRAGMENT_BYTES
 //! fragment         bincode 2 (standard config) of `Fragment`
 //! entry count      u32       1..=MAX_ENTRIES; entry 0 is the app executable
@@ -31,8 +34,11 @@ use super::to_hex;
 
 /// The first bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"TAKTOTA\0";
-/// The one format version this reader understands.
-pub const FORMAT_VERSION: u32 = 1;
+/// The one format version this reader understands. Format 1 had no expiry and no key
+/// document; it is refused (a bundle that never expires is what a freeze attack replays).
+pub const FORMAT_VERSION: u32 = 2;
+/// How long a bundle is valid when its signer gives no `--expires`.
+pub const DEFAULT_VALIDITY_S: u64 = 30 * 24 * 3600;
 /// Largest bundle file read: 512 MiB.
 pub const MAX_BUNDLE_BYTES: u64 = 512 << 20;
 /// Largest manifest fragment: 64 KiB is room for thousands of tasks and ports.
@@ -255,12 +261,36 @@ pub struct Bundle {
     pub signer: [u8; 32],
     /// SHA-256 of the signed part.
     pub digest: [u8; 32],
+    /// After this instant (seconds since 1970-01-01 UTC) the bundle is refused.
+    pub expires_unix_s: u64,
+    /// The key document the bundle carries (raw; checked by [`verify`]).
+    pub key_document: Option<Vec<u8>>,
 }
 
-/// The integrator's trusted public keys.
+/// One trusted signing key and the apps it may sign (`None`: every app).
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub key: VerifyingKey,
+    pub apps: Option<Vec<String>>,
+}
+
+impl TrustedKey {
+    pub fn may_sign(&self, app: &str) -> bool {
+        self.apps
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|x| x == app))
+    }
+}
+
+/// The integrator's trusted public keys: signing keys with their scope, root keys that
+/// sign key documents, and (after a key document) revoked keys.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedKeys {
-    keys: Vec<VerifyingKey>,
+    keys: Vec<TrustedKey>,
+    roots: Vec<[u8; 32]>,
+    revoked: Vec<[u8; 32]>,
+    /// The version of the key document applied (0: the manifest's keys alone).
+    doc_version: u64,
 }
 
 impl TrustedKeys {
@@ -270,11 +300,63 @@ impl TrustedKeys {
 
     /// Adds a 32-byte ed25519 public key; refuses bytes that are not a valid curve point.
     pub fn add(&mut self, public_key: &[u8; 32]) -> Result<(), KeyError> {
+        self.add_scoped(public_key, None)
+    }
+
+    /// Adds a key that may sign only `apps` (`None`: every app). A key added again takes
+    /// the new scope.
+    pub fn add_scoped(
+        &mut self,
+        public_key: &[u8; 32],
+        apps: Option<Vec<String>>,
+    ) -> Result<(), KeyError> {
         let key = VerifyingKey::from_bytes(public_key).map_err(|_| KeyError::NotAPublicKey {
             key: to_hex(public_key),
         })?;
-        self.keys.push(key);
+        self.keys.retain(|k| k.key.as_bytes() != public_key);
+        self.keys.push(TrustedKey { key, apps });
         Ok(())
+    }
+
+    /// Adds a root key: it signs key documents, never bundles.
+    pub fn add_root(&mut self, public_key: &[u8; 32]) -> Result<(), KeyError> {
+        VerifyingKey::from_bytes(public_key).map_err(|_| KeyError::NotAPublicKey {
+            key: to_hex(public_key),
+        })?;
+        if !self.roots.contains(public_key) {
+            self.roots.push(*public_key);
+        }
+        Ok(())
+    }
+
+    pub fn roots(&self) -> &[[u8; 32]] {
+        &self.roots
+    }
+
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
+    pub fn revoked(&self) -> &[[u8; 32]] {
+        &self.revoked
+    }
+
+    pub fn doc_version(&self) -> u64 {
+        self.doc_version
+    }
+
+    /// The keys after `doc`: its keys added (or re-scoped), its revoked keys removed.
+    pub fn apply(&self, doc: &super::keys::KeyDocument) -> TrustedKeys {
+        let mut t = self.clone();
+        for k in &doc.body.keys {
+            // `keys::parse` checked every key is a usable curve point.
+            let _ = t.add_scoped(&k.public, k.apps.clone());
+        }
+        t.keys
+            .retain(|k| !doc.body.revoked.contains(k.key.as_bytes()));
+        t.revoked.clone_from(&doc.body.revoked);
+        t.doc_version = doc.body.version;
+        t
     }
 
     /// Adds a key written as 64 hex digits.
@@ -291,8 +373,8 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    fn find(&self, signer: &[u8; 32]) -> Option<&VerifyingKey> {
-        self.keys.iter().find(|k| k.as_bytes() == signer)
+    pub fn find(&self, signer: &[u8; 32]) -> Option<&TrustedKey> {
+        self.keys.iter().find(|k| k.key.as_bytes() == signer)
     }
 }
 
@@ -433,14 +515,40 @@ impl fmt::Display for BundleWriteError {
 
 impl std::error::Error for BundleWriteError {}
 
-/// Builds and signs a bundle in memory.
+/// What goes into a bundle's signed header besides the fragment and the entries.
+#[derive(Clone, Debug, Default)]
+pub struct SignOptions {
+    /// Seconds since 1970-01-01 UTC; `None`: [`DEFAULT_VALIDITY_S`] from now.
+    pub expires_unix_s: Option<u64>,
+    /// A signed key document to carry (from `takt ota keys sign`).
+    pub key_document: Option<Vec<u8>>,
+}
+
+/// Seconds since 1970-01-01 UTC now (0 if the clock is before 1970).
+pub fn now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds and signs a bundle in memory, valid for [`DEFAULT_VALIDITY_S`].
 pub fn sign(
     fragment: &Fragment,
     entries: &[Entry],
     key: &SigningKey,
 ) -> Result<Vec<u8>, BundleWriteError> {
+    sign_with(fragment, entries, key, &SignOptions::default())
+}
+
+/// Builds and signs a bundle in memory with an explicit expiry or key document.
+pub fn sign_with(
+    fragment: &Fragment,
+    entries: &[Entry],
+    key: &SigningKey,
+    options: &SignOptions,
+) -> Result<Vec<u8>, BundleWriteError> {
     let mut out = Vec::new();
-    sign_to(&mut out, fragment, entries, key, &mut |_| {})?;
+    sign_to(&mut out, fragment, entries, key, options, &mut |_| {})?;
     Ok(out)
 }
 
@@ -451,9 +559,18 @@ pub fn sign_to(
     fragment: &Fragment,
     entries: &[Entry],
     key: &SigningKey,
+    options: &SignOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), BundleWriteError> {
     check_entries_for_writing(entries)?;
+    let expires = options
+        .expires_unix_s
+        .unwrap_or_else(|| now_unix_s().saturating_add(DEFAULT_VALIDITY_S));
+    let key_doc = options.key_document.as_deref().unwrap_or(&[]);
+    if let Some(doc) = &options.key_document {
+        super::keys::parse_unverified(doc)
+            .map_err(|e| BundleWriteError::Encode(format!("the key document: {e}")))?;
+    }
     let fragment_bytes = bincode::serde::encode_to_vec(fragment, bincode::config::standard())
         .map_err(|e| BundleWriteError::Encode(e.to_string()))?;
     if fragment_bytes.len() > MAX_FRAGMENT_BYTES as usize {
@@ -468,7 +585,11 @@ pub fn sign_to(
     };
     w.put(&MAGIC)?;
     w.put(&FORMAT_VERSION.to_le_bytes())?;
-    // Bounded above, so the casts to the on-disk widths cannot truncate.
+    w.put(&expires.to_le_bytes())?;
+    // Bounded above (the key document by `keys::parse_unverified`, the fragment by the
+    // check before), so the casts to the on-disk widths cannot truncate.
+    w.put(&(key_doc.len() as u32).to_le_bytes())?;
+    w.put(key_doc)?;
     w.put(&(fragment_bytes.len() as u32).to_le_bytes())?;
     w.put(&fragment_bytes)?;
     w.put(&(entries.len() as u32).to_le_bytes())?;
@@ -611,6 +732,180 @@ pub enum BundleReadError {
         offset: u64,
         len: u64,
     },
+    /// Past its `expires` instant (a freeze attack replays an old bundle).
+    Expired {
+        expires_unix_s: u64,
+        now_unix_s: u64,
+    },
+    /// The signer may not sign this app.
+    OutOfScope {
+        signer: String,
+        app: String,
+        allowed: Vec<String>,
+    },
+    /// The signer was revoked by a key document.
+    Revoked {
+        signer: String,
+        doc_version: u64,
+    },
+    KeyDocumentTooLarge {
+        len: u32,
+    },
+    BadKeyDocument {
+        reason: String,
+    },
+    /// The carried key document is older than the one the vehicle has.
+    OldKeyDocument {
+        found: u64,
+        installed: u64,
+    },
+    /// Another document with the installed version: one version, one document.
+    ConflictingKeyDocument {
+        version: u64,
+    },
+}
+
+/// An instant in seconds since 1970 as RFC 3339 UTC (`2026-12-03T09:24:29Z`).
+pub fn format_unix_s(t: u64) -> String {
+    let days = t / 86_400;
+    let rem = t % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339 in UTC; `+00:00` also taken) to seconds since
+/// 1970. Returns what is wrong in words.
+pub fn parse_rfc3339_utc(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix("+00:00"))
+        .ok_or_else(|| {
+            format!("`{text}`: give a UTC time ending in `Z`, e.g. 2027-01-31T00:00:00Z")
+        })?;
+    let b = t.as_bytes();
+    let shape_ok = b.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T' || *c == b't' || *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(format!("`{text}` is not YYYY-MM-DDTHH:MM:SSZ"));
+    }
+    let num = |r: std::ops::Range<usize>| t[r].parse::<u32>().unwrap_or(u32::MAX);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    );
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || d == 0
+        || d > month_days[(mo as usize).saturating_sub(1).min(11)]
+        || h > 23
+        || mi > 59
+        || s > 59
+    {
+        return Err(format!(
+            "`{text}`: no such date and time (from 1970 on, UTC)"
+        ));
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    Ok(days as u64 * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(s))
+}
+
+/// An expiry as `takt ota sign --expires` takes it: a duration from `now_unix_s` with a
+/// unit of s, m, h or d (`30d`), or a UTC time (`2027-01-31T00:00:00Z`). Refuses an
+/// instant that is not in the future.
+pub fn parse_expires(text: &str, now_unix_s: u64) -> Result<u64, String> {
+    let t = text.trim();
+    let at = if t.contains('-') || t.contains(':') {
+        parse_rfc3339_utc(t)?
+    } else {
+        let split = t
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&i| i > 0)
+            .ok_or_else(|| {
+                format!("`{text}`: give a duration with a unit (s, m, h, d; e.g. 30d) or a UTC time (2027-01-31T00:00:00Z)")
+            })?;
+        let (digits, unit) = t.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}`: the number is too large"))?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => {
+                return Err(format!(
+                    "`{text}` has unit `{unit}`; allowed: s, m, h, d (e.g. 30d), or a UTC time"
+                ))
+            }
+        };
+        n.checked_mul(scale)
+            .and_then(|d| now_unix_s.checked_add(d))
+            .ok_or_else(|| format!("`{text}` is too far in the future"))?
+    };
+    if at <= now_unix_s {
+        return Err(format!(
+            "`{text}` ({}) is not in the future (now {}); a bundle that is already expired would be refused everywhere",
+            format_unix_s(at),
+            format_unix_s(now_unix_s)
+        ));
+    }
+    Ok(at)
 }
 
 impl fmt::Display for BundleReadError {
@@ -677,32 +972,186 @@ impl fmt::Display for BundleReadError {
                 f,
                 "{len} unexpected bytes at byte {offset} after the last entry"
             ),
+            E::Expired {
+                expires_unix_s,
+                now_unix_s,
+            } => write!(
+                f,
+                "the bundle expired at {} (it is now {}); an expired bundle is never staged: ask for a freshly signed one (`takt ota sign --expires`)",
+                format_unix_s(*expires_unix_s),
+                format_unix_s(*now_unix_s)
+            ),
+            E::OutOfScope {
+                signer,
+                app,
+                allowed,
+            } => write!(
+                f,
+                "key {signer} may not sign app `{app}`: its scope is {}",
+                if allowed.is_empty() {
+                    "no app".to_string()
+                } else {
+                    allowed
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+            E::Revoked {
+                signer,
+                doc_version,
+            } => write!(
+                f,
+                "key {signer} was revoked by key document version {doc_version}; its bundles are refused"
+            ),
+            E::KeyDocumentTooLarge { len } => write!(
+                f,
+                "the carried key document is {len} bytes; at most {} are allowed",
+                super::keys::MAX_KEY_DOC_BYTES
+            ),
+            E::BadKeyDocument { reason } => write!(f, "the carried key document: {reason}"),
+            E::OldKeyDocument { found, installed } => write!(
+                f,
+                "the carried key document has version {found}, older than the installed version {installed}; key documents only move forward"
+            ),
+            E::ConflictingKeyDocument { version } => write!(
+                f,
+                "the carried key document has version {version}, the installed one's, but different content; one version, one document"
+            ),
         }
     }
 }
 
 impl std::error::Error for BundleReadError {}
 
-/// Checks size, magic, format version and the signature against `trusted`, then parses.
+/// Checks size, magic, format version and the signature against `trusted`, then parses;
+/// then the signer's scope and the expiry against the system clock. No key document is
+/// installed: a carried one is applied if a root key signed it.
 ///
 /// Nothing past the header is interpreted before the signature is known to be good.
 pub fn read(bytes: &[u8], trusted: &TrustedKeys) -> Result<Bundle, BundleReadError> {
+    verify(bytes, trusted, None, now_unix_s()).map(|v| v.bundle)
+}
+
+/// A verified bundle and, when it carried a key document newer than the installed one,
+/// that document (the caller installs it once the bundle is accepted).
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub bundle: Bundle,
+    pub new_key_document: Option<super::keys::KeyDocument>,
+    /// The keys the bundle was checked against (the manifest's with every document).
+    pub effective: TrustedKeys,
+}
+
+/// Verifies a bundle against the manifest's keys `trusted`, the vehicle's `installed` key
+/// document and the time `now_unix_s`: the carried key document (root-signed, not older
+/// than the installed one), the signature (a trusted, unrevoked key), then the structure,
+/// the signer's scope and the expiry.
+pub fn verify(
+    bytes: &[u8],
+    trusted: &TrustedKeys,
+    installed: Option<&super::keys::KeyDocument>,
+    now_unix_s: u64,
+) -> Result<Verified, BundleReadError> {
     check_header(bytes)?;
-    if trusted.is_empty() {
-        return Err(BundleReadError::NoTrustedKeys);
+    let mut effective = match installed {
+        Some(doc) => trusted.apply(doc),
+        None => trusted.clone(),
+    };
+    let mut new_key_document = None;
+    // The key document is checked on its own (its root signature) before the bundle's
+    // signature, because it may be what makes the bundle's signer trusted.
+    if let Some(doc_bytes) = carried_key_document(bytes)? {
+        let doc = super::keys::parse(doc_bytes, trusted.roots()).map_err(|e| {
+            BundleReadError::BadKeyDocument {
+                reason: e.to_string(),
+            }
+        })?;
+        let installed_version = installed.map_or(0, |d| d.body.version);
+        if doc.body.version < installed_version {
+            return Err(BundleReadError::OldKeyDocument {
+                found: doc.body.version,
+                installed: installed_version,
+            });
+        }
+        match installed {
+            Some(i) if i.body.version == doc.body.version => {
+                if i.body != doc.body {
+                    return Err(BundleReadError::ConflictingKeyDocument {
+                        version: doc.body.version,
+                    });
+                }
+            }
+            _ => {
+                effective = trusted.apply(&doc);
+                new_key_document = Some(doc);
+            }
+        }
     }
     let (signed, signer, signature) = split_trailer(bytes)?;
-    let key = trusted
+    if effective.revoked.contains(&signer) {
+        return Err(BundleReadError::Revoked {
+            signer: to_hex(&signer),
+            doc_version: effective.doc_version,
+        });
+    }
+    if effective.is_empty() {
+        return Err(BundleReadError::NoTrustedKeys);
+    }
+    let key = effective
         .find(&signer)
         .ok_or_else(|| BundleReadError::UntrustedKey {
             signer: to_hex(&signer),
         })?;
     let digest: [u8; 32] = Sha256::digest(signed).into();
-    key.verify_strict(&digest, &Signature::from_bytes(&signature))
+    key.key
+        .verify_strict(&digest, &Signature::from_bytes(&signature))
         .map_err(|_| BundleReadError::BadSignature {
             signer: to_hex(&signer),
         })?;
-    parse_signed_part(signed, signer, digest)
+    let bundle = parse_signed_part(signed, signer, digest)?;
+    if !key.may_sign(&bundle.fragment.app) {
+        return Err(BundleReadError::OutOfScope {
+            signer: to_hex(&signer),
+            app: bundle.fragment.app.clone(),
+            allowed: key.apps.clone().unwrap_or_default(),
+        });
+    }
+    if now_unix_s > bundle.expires_unix_s {
+        return Err(BundleReadError::Expired {
+            expires_unix_s: bundle.expires_unix_s,
+            now_unix_s,
+        });
+    }
+    Ok(Verified {
+        bundle,
+        new_key_document,
+        effective,
+    })
+}
+
+/// The key document bytes in the (not yet verified) header, bounded.
+fn carried_key_document(bytes: &[u8]) -> Result<Option<&[u8]>, BundleReadError> {
+    let mut c = Cursor {
+        bytes,
+        pos: MAGIC.len() + 4,
+    };
+    c.u64("the expiry")?;
+    let len = c.u32("the key document length")?;
+    if len > super::keys::MAX_KEY_DOC_BYTES {
+        return Err(BundleReadError::KeyDocumentTooLarge { len });
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    // Never into the trailer: the signer and signature are not part of the document.
+    let limit = bytes.len().saturating_sub(TRAILER_BYTES);
+    let mut c = Cursor {
+        bytes: &bytes[..limit],
+        pos: c.pos,
+    };
+    Ok(Some(c.take(len as usize, "the key document")?))
 }
 
 /// Parses a bundle without checking its signature, for `takt ota inspect` without keys.
@@ -735,8 +1184,9 @@ fn check_header(bytes: &[u8]) -> Result<(), BundleReadError> {
 type Trailer<'a> = (&'a [u8], [u8; 32], [u8; 64]);
 
 fn split_trailer(bytes: &[u8]) -> Result<Trailer<'_>, BundleReadError> {
-    // The smallest signed part is the header, the fragment length and the entry count.
-    let min_signed = MAGIC.len() + 4 + 4 + 4;
+    // The smallest signed part is the header (magic, format, expiry, key document
+    // length), the fragment length and the entry count.
+    let min_signed = MAGIC.len() + 4 + 8 + 4 + 4 + 4;
     if bytes.len() < min_signed + TRAILER_BYTES {
         return Err(BundleReadError::Truncated {
             what: "the signature",
@@ -759,6 +1209,15 @@ fn parse_signed_part(
     let mut c = Cursor {
         bytes: signed,
         pos: MAGIC.len() + 4,
+    };
+    let expires_unix_s = c.u64("the expiry")?;
+    let key_doc_len = c.u32("the key document length")?;
+    if key_doc_len > super::keys::MAX_KEY_DOC_BYTES {
+        return Err(BundleReadError::KeyDocumentTooLarge { len: key_doc_len });
+    }
+    let key_document = match key_doc_len {
+        0 => None,
+        n => Some(c.take(n as usize, "the key document")?.to_vec()),
     };
     let fragment_len = c.u32("the fragment length")?;
     if fragment_len > MAX_FRAGMENT_BYTES {
@@ -836,6 +1295,8 @@ fn parse_signed_part(
         entries,
         signer,
         digest,
+        expires_unix_s,
+        key_document,
     })
 }
 
@@ -887,6 +1348,12 @@ pub fn sign_raw_for_tests(
     let mut body = Vec::new();
     body.extend_from_slice(&MAGIC);
     body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    body.extend_from_slice(
+        &now_unix_s()
+            .saturating_add(DEFAULT_VALIDITY_S)
+            .to_le_bytes(),
+    );
+    body.extend_from_slice(&0u32.to_le_bytes());
     let fragment_bytes =
         bincode::serde::encode_to_vec(fragment, bincode::config::standard()).unwrap_or_default();
     body.extend_from_slice(&(fragment_bytes.len() as u32).to_le_bytes());

@@ -20,6 +20,21 @@
 //! - R2. `Activating` → `Staged`: the switch never finished, the installed slot still runs.
 //! - R3. `Probation` → `RolledBack` (not marked bad: the power cut was not its fault);
 //!   a version that was not committed never survives a restart.
+//! - R4. The slot that should run is not intact (a missing file, a bad or unauthentic
+//!   stamp): the other slot, when it is complete, authentic and not newer than the
+//!   anti-rollback counter, becomes the installed one (`RolledBack`, not marked bad), as
+//!   RAUC falls back. Neither slot can run: a clear error.
+//! - R5. The journal is missing or corrupt but the anti-rollback record is not: the
+//!   journal is rebuilt from the newest intact slot not newer than the counter; a corrupt
+//!   journal is kept aside as `journal.corrupt`.
+//!
+//! # The anti-rollback counter, kept twice
+//!
+//! The counter (the highest committed version, [`JournalRecord::floor`]) lives in the
+//! journal and in the independent record of [`counter`](super::counter). At open the
+//! larger of the two wins, the disagreement is reported ([`Journal::notes`]) and the
+//! smaller copy is rewritten. The loss of both on a state directory whose slots were
+//! written is a refusal ([`JournalError::CounterLost`]), never a reset to 0.
 
 use std::fmt;
 use std::io;
@@ -28,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::bundle::Entry;
+use super::counter;
 use super::slots::{self, Slot, SlotError};
 use super::storage::{replace_atomically, Storage};
 
@@ -75,9 +91,29 @@ pub struct JournalRecord {
     /// Versions that failed probation, newest last, at most [`MAX_BAD_VERSIONS`].
     pub bad_versions: Vec<u64>,
     pub state: UpdateState,
+    /// The anti-rollback counter: the highest version ever committed. At least
+    /// `installed_version`, larger when R4 fell back to an older slot. Never decreases.
+    pub floor: u64,
+}
+
+/// The record as format 1 wrote it (no separate counter), read for compatibility.
+#[derive(Deserialize)]
+struct JournalRecordV1 {
+    app: String,
+    seq: u64,
+    installed_version: u64,
+    installed_slot: Slot,
+    bad_versions: Vec<u64>,
+    state: UpdateState,
 }
 
 impl JournalRecord {
+    /// The version a bundle must exceed: the larger of the counter and the installed
+    /// version (they agree except after a fallback).
+    pub fn rollback_floor(&self) -> u64 {
+        self.floor.max(self.installed_version)
+    }
+
     /// The slot and version that run: the probation slot during probation, else the
     /// installed one.
     pub fn running(&self) -> (Slot, u64) {
@@ -91,7 +127,8 @@ impl JournalRecord {
 /// Most bad versions remembered; older ones are below the installed version anyway once
 /// any newer version commits.
 pub const MAX_BAD_VERSIONS: usize = 32;
-const MAGIC: [u8; 8] = *b"TAKTJNL1";
+const MAGIC: [u8; 8] = *b"TAKTJNL2";
+const MAGIC_V1: [u8; 8] = *b"TAKTJNL1";
 const MAX_JOURNAL_BYTES: u64 = 64 << 10;
 
 /// Why a journal operation failed.
@@ -127,6 +164,18 @@ pub enum JournalError {
         version: u64,
     },
     Slot(SlotError),
+    /// Both copies of the anti-rollback counter are gone on a directory whose slots were
+    /// written: starting at 0 would make every older signed bundle installable again.
+    CounterLost {
+        app: String,
+        reason: String,
+    },
+    /// Neither slot holds a version that may run.
+    NoRunnableSlot {
+        app: String,
+        reason: String,
+    },
+    Counter(counter::CounterError),
 }
 
 impl fmt::Display for JournalError {
@@ -154,6 +203,16 @@ impl fmt::Display for JournalError {
                 write!(f, "app `{app}` version {version} is marked bad")
             }
             E::Slot(e) => write!(f, "{e}"),
+            E::CounterLost { app, reason } => write!(
+                f,
+                "app `{app}`: the anti-rollback counter is lost ({reason}) but the state directory holds slots of the app; refusing to start from version 0, which would make every older signed bundle installable again. Restore `{app}/journal` or `{}/{app}` from a backup, or reinstall the device's OTA state deliberately",
+                counter::DIR
+            ),
+            E::NoRunnableSlot { app, reason } => write!(
+                f,
+                "app `{app}`: no slot can run: {reason}; refusing to start a version that is not intact or older than the anti-rollback counter"
+            ),
+            E::Counter(e) => write!(f, "{e}"),
         }
     }
 }
@@ -176,6 +235,8 @@ pub enum Recovery {
     RevertedActivation,
     /// R3: the uncommitted probation version was rolled back.
     RevertedProbation,
+    /// R4: the slot that should run was not intact; the other slot runs.
+    FellBack,
 }
 
 /// One app's journal on a [`Storage`].
@@ -183,6 +244,9 @@ pub enum Recovery {
 pub struct Journal<S: Storage> {
     storage: S,
     record: JournalRecord,
+    /// What opening found and repaired (counter disagreement, fallback, rebuilt journal),
+    /// one sentence each, for stderr and `takt ota status`.
+    notes: Vec<String>,
 }
 
 fn journal_path(app: &str) -> Result<String, JournalError> {
@@ -219,9 +283,12 @@ impl<S: Storage> Journal<S> {
                     slot: Slot::A,
                     version,
                 },
+                floor: version,
             },
+            notes: Vec::new(),
         };
         j.persist(j.record.clone())?;
+        j.write_counter()?;
         Ok(j)
     }
 
@@ -229,9 +296,21 @@ impl<S: Storage> Journal<S> {
     /// Opens `app`'s journal, first recording the manifest's own code as installed
     /// version 0 when the app has none (nothing is unpacked: version 0 runs the way the
     /// manifest says, and the first update goes to slot B).
+    ///
+    /// Only a directory with no trace of the app (no journal, no anti-rollback record, no
+    /// stamped slot) is taken as a factory state; anything else goes through [`Self::open`]
+    /// and its recovery.
     pub fn open_or_factory(mut storage: S, app: &str) -> Result<(Self, Recovery), JournalError> {
         let path = journal_path(app)?;
-        if read_record(&storage, &path)?.is_none() {
+        // An unreadable journal (too large, an I/O error) is not a missing one: `open`
+        // reports or rebuilds it.
+        let no_journal = storage
+            .read(&path, MAX_JOURNAL_BYTES)
+            .is_ok_and(|b| b.is_none());
+        let no_counter = matches!(counter::read(&storage, app), Ok(None));
+        let no_slots =
+            !slots::has_stamp(&storage, app, Slot::A) && !slots::has_stamp(&storage, app, Slot::B);
+        if no_journal && no_counter && no_slots {
             storage.create_dir(app).map_err(|error| JournalError::Io {
                 path: app.to_string(),
                 error,
@@ -245,7 +324,9 @@ impl<S: Storage> Journal<S> {
                     installed_slot: Slot::A,
                     bad_versions: Vec::new(),
                     state: UpdateState::Idle,
+                    floor: 0,
                 },
+                notes: Vec::new(),
             };
             j.persist(j.record.clone())?;
             storage = j.storage;
@@ -267,12 +348,155 @@ impl<S: Storage> Journal<S> {
             path: tmp.clone(),
             error,
         })?;
-        let record = read_record(&storage, &path)?.ok_or_else(|| JournalError::NotInstalled {
-            app: app.to_string(),
-        })?;
-        let mut j = Journal { storage, record };
-        let recovery = j.recover()?;
+        let mut notes = Vec::new();
+        let counted = counter::read(&storage, app);
+        let record = match read_record(&storage, &path) {
+            Ok(Some(record)) => record,
+            Ok(None) if matches!(counted, Ok(None)) => {
+                if slots::has_stamp(&storage, app, Slot::A)
+                    || slots::has_stamp(&storage, app, Slot::B)
+                {
+                    return Err(JournalError::CounterLost {
+                        app: app.to_string(),
+                        reason: format!("both `{path}` and `{}` are missing", counter::path(app)?),
+                    });
+                }
+                return Err(JournalError::NotInstalled {
+                    app: app.to_string(),
+                });
+            }
+            // R5: the journal is gone or unreadable; the counter decides what may run.
+            Ok(None) | Err(JournalError::Corrupt { .. }) => {
+                let why = match read_record(&storage, &path) {
+                    Err(e) => e.to_string(),
+                    _ => format!("{path} is missing"),
+                };
+                let floor = match &counted {
+                    Ok(Some(v)) => *v,
+                    Ok(None) => {
+                        return Err(JournalError::CounterLost {
+                            app: app.to_string(),
+                            reason: format!("{why}, and `{}` is missing", counter::path(app)?),
+                        })
+                    }
+                    Err(e) => {
+                        return Err(JournalError::CounterLost {
+                            app: app.to_string(),
+                            reason: format!("{why}, and {e}"),
+                        })
+                    }
+                };
+                let (record, note) = rebuild(&mut storage, app, &path, floor, &why)?;
+                notes.push(note);
+                record
+            }
+            Err(e) => return Err(e),
+        };
+        let mut j = Journal {
+            storage,
+            record,
+            notes,
+        };
+        j.reconcile_counter(counted)?;
+        let mut recovery = j.recover()?;
+        if j.fall_back_if_needed()? {
+            recovery = Recovery::FellBack;
+        }
         Ok((j, recovery))
+    }
+
+    /// What opening found and repaired, one sentence each (empty when all was well).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Takes the larger of the journal's and the record's counter and rewrites the other.
+    fn reconcile_counter(
+        &mut self,
+        counted: Result<Option<u64>, counter::CounterError>,
+    ) -> Result<(), JournalError> {
+        let app = self.record.app.clone();
+        let journal_floor = self.record.rollback_floor();
+        let cpath = counter::path(&app)?;
+        match counted {
+            Ok(Some(c)) if c == journal_floor => return Ok(()),
+            Ok(Some(c)) if c > journal_floor => {
+                self.notes.push(format!(
+                    "anti-rollback: the journal of `{app}` says version {journal_floor}, `{cpath}` says {c}; the larger, {c}, holds (the journal was replaced by an older copy?)"
+                ));
+                let mut next = self.record.clone();
+                next.floor = c;
+                self.persist(next)?;
+                return Ok(());
+            }
+            Ok(Some(c)) => self.notes.push(format!(
+                "anti-rollback: `{cpath}` says version {c}, the journal of `{app}` says {journal_floor}; the larger, {journal_floor}, holds and `{cpath}` is rewritten"
+            )),
+            Ok(None) if journal_floor == 0 => {}
+            Ok(None) => self.notes.push(format!(
+                "anti-rollback: `{cpath}` is missing; rewritten from the journal of `{app}` (version {journal_floor})"
+            )),
+            Err(e) => self.notes.push(format!(
+                "anti-rollback: {e}; rewritten from the journal of `{app}` (version {journal_floor})"
+            )),
+        }
+        self.write_counter()
+    }
+
+    fn write_counter(&mut self) -> Result<(), JournalError> {
+        let floor = self.record.rollback_floor();
+        counter::write(&mut self.storage, &self.record.app, floor).map_err(JournalError::Counter)
+    }
+
+    /// R4: when the slot that should run is not intact, the other complete slot (not
+    /// newer than the counter, not marked bad) becomes the installed one.
+    fn fall_back_if_needed(&mut self) -> Result<bool, JournalError> {
+        let app = self.record.app.clone();
+        let (slot, version) = self.record.running();
+        if version == 0 {
+            return Ok(false); // the manifest's own code runs; no slot to check
+        }
+        let problem = match slots::verify(&self.storage, &app, slot) {
+            Ok(stamp) if stamp.version == version => return Ok(false),
+            Ok(stamp) => format!(
+                "slot {slot} holds version {}, the journal says {version}",
+                stamp.version
+            ),
+            Err(e) => format!("slot {slot}: {e}"),
+        };
+        let other = slot.other();
+        let floor = self.record.rollback_floor();
+        let fallback = match slots::verify(&self.storage, &app, other) {
+            Ok(stamp) if stamp.version > floor => Err(format!(
+                "slot {other} holds version {}, newer than the anti-rollback counter {floor} (never committed)",
+                stamp.version
+            )),
+            Ok(stamp) if self.record.bad_versions.contains(&stamp.version) => Err(format!(
+                "slot {other} holds version {}, which is marked bad",
+                stamp.version
+            )),
+            Ok(stamp) if stamp.version == 0 => Err(format!("slot {other} holds version 0")),
+            Ok(stamp) => Ok(stamp.version),
+            Err(e) => Err(format!("slot {other}: {e}")),
+        };
+        let v = fallback.map_err(|other_problem| JournalError::NoRunnableSlot {
+            app: app.clone(),
+            reason: format!("{problem}; and {other_problem}"),
+        })?;
+        let mut next = self.record.clone();
+        next.floor = floor;
+        next.installed_slot = other;
+        next.installed_version = v;
+        next.state = UpdateState::RolledBack {
+            slot,
+            version,
+            bad: false,
+        };
+        self.persist(next)?;
+        self.notes.push(format!(
+            "app `{app}`: version {version} in slot {slot} cannot run ({problem}); fell back to version {v} in slot {other}; the anti-rollback counter stays at {floor}, the next update is written into slot {slot}"
+        ));
+        Ok(true)
     }
 
     fn recover(&mut self) -> Result<Recovery, JournalError> {
@@ -321,11 +545,11 @@ impl<S: Storage> Journal<S> {
     pub fn stage(&mut self, version: u64, entries: &[Entry]) -> Result<Slot, JournalError> {
         self.require(self.record.state.is_rest(), "stage")?;
         let app = self.record.app.clone();
-        if version <= self.record.installed_version {
+        if version <= self.record.rollback_floor() {
             return Err(JournalError::NotNewer {
                 app,
                 version,
-                installed_version: self.record.installed_version,
+                installed_version: self.record.rollback_floor(),
             });
         }
         if self.record.bad_versions.contains(&version) {
@@ -375,8 +599,12 @@ impl<S: Storage> Journal<S> {
                 let mut next = self.record.clone();
                 next.installed_slot = slot;
                 next.installed_version = version;
+                next.floor = next.floor.max(version);
                 next.state = UpdateState::Committed { slot, version };
-                self.persist(next)
+                // The journal first: a cut before the record is written leaves a journal
+                // ahead of the record, which the next open repairs (the larger wins).
+                self.persist(next)?;
+                self.write_counter()
             }
             _ => self.require(false, "commit"),
         }
@@ -455,16 +683,21 @@ fn read_record(s: &dyn Storage, path: &str) -> Result<Option<JournalRecord>, Jou
         path: path.to_string(),
         reason: reason.to_string(),
     };
-    let Some(bytes) = s
-        .read(path, MAX_JOURNAL_BYTES)
-        .map_err(|error| JournalError::Io {
-            path: path.to_string(),
-            error,
-        })?
+    let Some(bytes) = s.read(path, MAX_JOURNAL_BYTES).map_err(|error| {
+        if error.kind() == io::ErrorKind::InvalidData {
+            corrupt(&error.to_string())
+        } else {
+            JournalError::Io {
+                path: path.to_string(),
+                error,
+            }
+        }
+    })?
     else {
         return Ok(None);
     };
-    if bytes.len() < 8 + 4 + 32 || bytes[..8] != MAGIC {
+    let v1 = bytes.get(..8) == Some(&MAGIC_V1[..]);
+    if bytes.len() < 8 + 4 + 32 || !(bytes[..8] == MAGIC || v1) {
         return Err(corrupt("bad magic or too short"));
     }
     let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
@@ -475,10 +708,103 @@ fn read_record(s: &dyn Storage, path: &str) -> Result<Option<JournalRecord>, Jou
     if Sha256::digest(body).as_slice() != &bytes[12 + len..] {
         return Err(corrupt("checksum mismatch"));
     }
-    let (record, _): (JournalRecord, usize) = bincode::serde::decode_from_slice(
-        body,
-        bincode::config::standard().with_limit::<{ MAX_JOURNAL_BYTES as usize }>(),
-    )
-    .map_err(|e| corrupt(&format!("undecodable record: {e}")))?;
+    let config = bincode::config::standard().with_limit::<{ MAX_JOURNAL_BYTES as usize }>();
+    let (record, used): (JournalRecord, usize) = if v1 {
+        let (r, used): (JournalRecordV1, usize) =
+            bincode::serde::decode_from_slice(body, config)
+                .map_err(|e| corrupt(&format!("undecodable record: {e}")))?;
+        let record = JournalRecord {
+            floor: r.installed_version,
+            app: r.app,
+            seq: r.seq,
+            installed_version: r.installed_version,
+            installed_slot: r.installed_slot,
+            bad_versions: r.bad_versions,
+            state: r.state,
+        };
+        (record, used)
+    } else {
+        bincode::serde::decode_from_slice(body, config)
+            .map_err(|e| corrupt(&format!("undecodable record: {e}")))?
+    };
+    if used != body.len() {
+        return Err(corrupt("bytes left over after the record"));
+    }
     Ok(Some(record))
+}
+
+/// R5: a journal for `app` from its intact slots, trusting only versions not newer than
+/// `floor`; a corrupt journal file is kept aside as `journal.corrupt`, never deleted.
+fn rebuild(
+    storage: &mut dyn Storage,
+    app: &str,
+    path: &str,
+    floor: u64,
+    why: &str,
+) -> Result<(JournalRecord, String), JournalError> {
+    let mut best: Option<(Slot, u64)> = None;
+    let mut problems = Vec::new();
+    for slot in [Slot::A, Slot::B] {
+        match slots::verify(storage, app, slot) {
+            Ok(stamp) if stamp.version > floor => problems.push(format!(
+                "slot {slot} holds version {}, newer than the counter {floor}",
+                stamp.version
+            )),
+            Ok(stamp) if best.is_none_or(|(_, v)| stamp.version > v) => {
+                best = Some((slot, stamp.version))
+            }
+            Ok(_) => {}
+            Err(SlotError::Incomplete { .. }) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let (installed_slot, installed_version, state) = match best {
+        Some((slot, version)) => (slot, version, UpdateState::Committed { slot, version }),
+        None if floor == 0 => (Slot::A, 0, UpdateState::Idle),
+        None => {
+            return Err(JournalError::NoRunnableSlot {
+                app: app.to_string(),
+                reason: format!(
+                    "{why}, and no intact slot holds a version up to the anti-rollback counter {floor}{}",
+                    if problems.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", problems.join("; "))
+                    }
+                ),
+            })
+        }
+    };
+    let io = |path: &str| {
+        let path = path.to_string();
+        move |error| JournalError::Io { path, error }
+    };
+    if storage
+        .list(app)
+        .is_ok_and(|names| names.iter().any(|n| n == "journal"))
+    {
+        let aside = format!("{path}.corrupt");
+        storage.rename(path, &aside).map_err(io(&aside))?;
+        storage
+            .fsync_dir(super::storage::parent(path))
+            .map_err(io(&aside))?;
+    }
+    let record = JournalRecord {
+        app: app.to_string(),
+        seq: 0,
+        installed_version,
+        installed_slot,
+        bad_versions: Vec::new(),
+        state,
+        floor,
+    };
+    let bytes = encode_record(&record, path)?;
+    storage.create_dir(app).map_err(io(app))?;
+    replace_atomically(storage, path, &bytes).map_err(io(path))?;
+    let note = format!(
+        "app `{app}`: {why}; the journal was rebuilt from the anti-rollback record (version {floor}) and the intact slots: version {installed_version}{} runs{}",
+        if installed_version > 0 { format!(" in slot {installed_slot}") } else { String::new() },
+        if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
+    );
+    Ok((record, note))
 }

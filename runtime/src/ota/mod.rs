@@ -1,9 +1,12 @@
 //! Over-the-air updates of one app inside a running deployment.
 //!
-//! Owns: the signed bundle format ([`bundle`]), the pure checks that decide whether a
-//! verified bundle may be staged into a running deployment ([`check`]), the small storage
-//! contract every durable write goes through ([`storage`]), the per-app A/B slots
-//! ([`slots`]) and the power-cut-safe journal of an update's state ([`journal`]).
+//! Owns: the signed bundle format ([`bundle`]), the trust in it (expiry, per-app key
+//! scope, root-signed key documents that rotate and revoke keys: [`keys`]), the pure checks
+//! that decide whether a verified bundle may be staged into a running deployment
+//! ([`check`]), the small storage contract every durable write goes through ([`storage`]),
+//! the per-app A/B slots with HMAC-authenticated stamps ([`slots`]), the power-cut-safe
+//! journal of an update's state ([`journal`]), the second copy of the anti-rollback
+//! counter ([`counter`]) and the exclusive lock on a state directory ([`lock`]).
 //! It must never start, stop or signal processes, and never touch the schedule: the
 //! supervisor drives the journal's transitions and acts on them.
 //!
@@ -20,17 +23,24 @@
 //!        │                                                                          │
 //!   Committed ◀──────────────────────── (4) commit ─────────────────────────────────┘
 //!   Staged ── (R1) slot incomplete or corrupt at recovery ──▶ Idle
+//!   any rest state ── (R4) running slot damaged, other slot intact ──▶ RolledBack
+//!   (journal lost) ── (R5) rebuilt from the counter record and the intact slots ──▶ Committed
 //! ```
 //!
-//! Only (4) moves the installed version counter, and only forwards; it is the
-//! anti-rollback counter that survives restarts. The slot that runs is the installed
+//! Only (4) moves the anti-rollback counter, and only forwards; it is kept in the journal
+//! and in the [`counter`] record, and the larger copy wins at every start, so the loss of
+//! any one file never lowers it. R4 may run an older intact slot, but never lowers the
+//! counter. The slot that runs is the installed
 //! slot in every state but `Probation`, where it is the probation slot. The inactive
 //! slot is written only in a rest state (`Idle`, `Committed`, `RolledBack`), so the slot
 //! that runs is never written.
 
 pub mod bundle;
 pub mod check;
+pub mod counter;
 pub mod journal;
+pub mod keys;
+pub mod lock;
 pub mod slots;
 pub mod storage;
 

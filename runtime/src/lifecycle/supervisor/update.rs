@@ -152,6 +152,14 @@ pub(super) struct Updates {
     spares: Vec<Spare>,
     op: Op,
     kill_at: Option<String>,
+    /// The exclusive lock on `state_dir`, held for the supervisor's life.
+    _lock: crate::ota::lock::StateLock,
+    /// The newest key document the vehicle has accepted (rotations and revocations).
+    key_doc: Option<crate::ota::keys::KeyDocument>,
+    /// Why the installed key document cannot be read: every stage is refused until a
+    /// valid one is installed again (falling back to the manifest's keys would undo
+    /// revocations).
+    key_doc_error: Option<String>,
 }
 
 impl Updates {
@@ -168,7 +176,29 @@ impl Updates {
                 o.state_dir.display()
             )
         })?;
+        // Before any journal is read: a second supervisor on this directory is refused
+        // here, naming the holder, and never touches the journals.
+        let lock = crate::ota::lock::StateLock::acquire(&o.state_dir, "takt run")
+            .map_err(|e| e.to_string())?;
+        let (key_doc, key_doc_error) = {
+            let mut storage = FsStorage::new(&o.state_dir);
+            match crate::ota::keys::load_installed(&mut storage, o.trusted.roots()) {
+                Ok((doc, notes)) => {
+                    for n in notes {
+                        eprintln!("takt run: OTA: {n}");
+                    }
+                    (doc, None)
+                }
+                Err(e) => {
+                    eprintln!("takt run: OTA: {e}; every stage is refused until then");
+                    (None, Some(e))
+                }
+            }
+        };
         let mut u = Updates {
+            _lock: lock,
+            key_doc,
+            key_doc_error,
             state_dir: o.state_dir.clone(),
             trusted: o.trusted.clone(),
             catalog: o.catalog.clone(),
@@ -200,6 +230,14 @@ impl Updates {
             let (j, recovery) = Journal::open_or_factory(storage, &app.name)
                 .map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
             let r = j.record().clone();
+            // Repairs of the state (counter disagreement, fallback to the other slot, a
+            // rebuilt journal): loud on stderr and kept for `takt ota status`.
+            for note in j.notes() {
+                eprintln!("takt run: OTA: {note}");
+            }
+            if !j.notes().is_empty() {
+                u.last_result[u.journals.len()] = Some(j.notes().join("; "));
+            }
             if recovery != Recovery::Nothing {
                 let what = match recovery {
                     Recovery::Nothing => "",
@@ -210,6 +248,7 @@ impl Updates {
                     Recovery::RevertedProbation => {
                         "rolled back a version that was on probation when the supervisor ended"
                     }
+                    Recovery::FellBack => "the slot that should run is not intact (see below)",
                 };
                 eprintln!(
                     "takt run: OTA recovery: app `{}`: {what}; now {} with version {} installed",
@@ -260,9 +299,11 @@ impl Updates {
         let Some(j) = self.journals.get_mut(app).and_then(|j| j.as_mut()) else {
             return Err("the app's journal is busy".into());
         };
-        f(j).map_err(|e| e.to_string())?;
+        let r = f(j).map_err(|e| e.to_string());
+        // Also after an error: a commit whose journal is durable but whose second
+        // anti-rollback copy failed is committed (the next start repairs the copy).
         self.records[app] = Some(j.record().clone());
-        Ok(())
+        r
     }
 }
 
@@ -290,14 +331,20 @@ pub fn offline_report(d: &Deployment, state_dir: &Path) -> Result<OtaReport, Str
         if !d.tasks.iter().any(|t| t.app == i) {
             continue;
         }
-        let record = Journal::peek(&storage, &a.name).map_err(|e| e.to_string())?;
-        apps.push(app_report(
-            &a.name,
-            record.as_ref(),
-            Some(&storage),
-            None,
-            None,
-        ));
+        // A damaged journal is reported for its app, not as a failed status: the next
+        // start falls back to the anti-rollback record and the intact slot (R4, R5).
+        let (record, note) = match Journal::peek(&storage, &a.name) {
+            Ok(r) => (r, None),
+            Err(e) => (
+                None,
+                Some(format!("{e}; the next start rebuilds it from the anti-rollback record and the intact slots")),
+            ),
+        };
+        let mut report = app_report(&a.name, record.as_ref(), Some(&storage), note.clone(), None);
+        if note.is_some() {
+            report.state = "journal unreadable".into();
+        }
+        apps.push(report);
     }
     Ok(OtaReport {
         deployment: d.name.clone(),
@@ -479,7 +526,13 @@ impl Supervisor<'_> {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let b: Bundle = bundle::read(&bytes, &u.trusted).map_err(|e| e.to_string())?;
+        if let Some(e) = &u.key_doc_error {
+            return Err(e.clone());
+        }
+        let verified = bundle::verify(&bytes, &u.trusted, u.key_doc.as_ref(), bundle::now_unix_s())
+            .map_err(|e| e.to_string())?;
+        let new_key_doc = verified.new_key_document;
+        let b: Bundle = verified.bundle;
         let fr = &b.fragment;
         let app = d
             .apps
@@ -504,11 +557,23 @@ impl Supervisor<'_> {
             ));
         }
         let installed = Installed {
-            version: record.installed_version,
+            version: record.rollback_floor(),
             bad_versions: record.bad_versions.clone(),
         };
         check_stage(d, &u.catalog, &u.layouts, &installed, &b).map_err(|e| e.to_string())?;
         fits_running_tables(d, &b).map_err(|e| e.to_string())?;
+        // The bundle is accepted: a newer key document it carries is installed first
+        // (both copies, durably), so its revocations hold from now on.
+        if let Some(doc) = new_key_doc {
+            crate::ota::keys::install(&mut FsStorage::new(&u.state_dir), &doc)
+                .map_err(|e| format!("cannot install the carried key document: {e}"))?;
+            eprintln!(
+                "takt run: OTA: key document version {} installed (signed by root key {})",
+                doc.body.version,
+                crate::ota::to_hex(&doc.signer)
+            );
+            u.key_doc = Some(doc);
+        }
         let mut journal = u.journals[app].take().ok_or("the app's journal is busy")?;
         let total_bytes: u64 = b.entries.iter().map(|e| e.bytes.len() as u64).sum();
         u.written[app].store(0, Ordering::Relaxed);
@@ -1091,7 +1156,12 @@ impl Supervisor<'_> {
                     let name = apps[app].name.clone();
                     if let Err(e) = u.transition(app, |j| j.commit()) {
                         eprintln!("takt run: OTA: journal: {e}");
-                        return;
+                        let committed = u.records[app]
+                            .as_ref()
+                            .is_some_and(|r| matches!(r.state, UpdateState::Committed { .. }));
+                        if !committed {
+                            return;
+                        }
                     }
                     u.kill_point("committed");
                     let s = &mut u.spares[old];

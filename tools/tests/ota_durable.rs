@@ -1,0 +1,629 @@
+//! Durable OTA state and bundle trust on the real `takt` binary (issue #12.7, #12.12): the
+//! anti-rollback counter survives a deleted journal, a second supervisor on one state
+//! directory is refused, a replaced executable with a recomputed stamp or a slot missing a
+//! file is detected at start, where the other intact slot runs instead with a report; and
+//! the supervisor refuses expired, out-of-scope and revoked bundles at staging.
+//!
+//! Every #12.7 test here failed on the code before the fix (commit 5fef124): the counter
+//! was 0 after the journal was deleted, the second supervisor ran, the re-stamped
+//! replacement executable ran, and the deployment with one damaged slot did not start.
+//!
+//! Owns its temporary directories (key, bundles, manifest copy, state directory, control
+//! sockets) and the runs it starts; a guard kills a run a failing test leaves behind.
+//! The state directory is prepared with the runtime's own journal API (what an earlier
+//! update would have left), then damaged the way an attacker or a bad disk would.
+//!
+//! Real-time runs need root and SCHED_FIFO; without them every test says SKIPPED by name.
+//! Run as `flock /tmp/takt-rt.lock cargo test --release -p takt-cli --test ota_durable`.
+
+mod common;
+use common::absolute_executables;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use takt::ota::bundle::Entry;
+use takt::ota::journal::Journal;
+use takt::ota::storage::FsStorage;
+
+const RT_PRIORITY: u8 = 80;
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn takt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_takt"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+macro_rules! needs_realtime {
+    ($name:literal) => {
+        if !is_root() {
+            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
+            return;
+        }
+        if let Err(why) = takt::dispatch::probe_realtime(RT_PRIORITY) {
+            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
+            return;
+        }
+        let _realtime = REALTIME.lock().unwrap_or_else(|p| p.into_inner());
+    };
+}
+
+/// A process whose output is drained by threads (a full pipe never blocks it); killed
+/// when dropped unfinished.
+struct Running {
+    child: Option<Child>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("takt runs");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        Running {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits at most `timeout` for the end; a process still running then is killed and the
+    /// test fails naming `what`.
+    fn wait(mut self, timeout: Duration, what: &str) -> Output {
+        let mut child = self.child.take().expect("running");
+        let until = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not end within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        Output {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn cli(args: &[&str]) -> Output {
+    Running::spawn(takt().args(args)).wait(CLI_TIMEOUT, &format!("takt {args:?}"))
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "takt {args:?}: {}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn release_exe(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is built before the tests (cargo build --release --workspace)",
+        p.display()
+    );
+    p
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    manifest: PathBuf,
+    key: PathBuf,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("takt-ota-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        let key = dir.path().join("dev.key");
+        ok(&["ota", "keygen", "--out", s(&key)]);
+        let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("pub");
+        let source = absolute_executables(
+            &std::fs::read_to_string(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml"),
+            )
+            .expect("config/acc.toml"),
+        );
+        let copy = source.replacen(
+            "\n[ota]\n",
+            &format!("\n[ota]\ntrusted_keys = [\"{}\"]\n", public.trim()),
+            1,
+        );
+        let manifest = dir.path().join("acc.toml");
+        std::fs::write(&manifest, copy).expect("write the manifest copy");
+        Fixture { dir, manifest, key }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// What an earlier update left: `planning` version 1 (the demo's own executable) in
+    /// slot a, version 2 (`acc-planning-v2`) committed in slot b.
+    fn committed_v2(&self) {
+        let entry = |exe: &Path| Entry {
+            name: exe
+                .file_name()
+                .expect("a file")
+                .to_string_lossy()
+                .into_owned(),
+            mode: 0o755,
+            bytes: std::fs::read(exe).expect("the executable"),
+        };
+        std::fs::create_dir_all(self.state()).expect("state dir");
+        let j = Journal::install(
+            FsStorage::new(self.state()),
+            "planning",
+            1,
+            &[entry(&release_exe("acc-planning"))],
+        )
+        .expect("install v1");
+        drop(j);
+        let (mut j, _) = Journal::open(FsStorage::new(self.state()), "planning").expect("open");
+        j.stage(2, &[entry(&release_exe("acc-planning-v2"))])
+            .expect("stage v2");
+        j.activate().expect("activate");
+        j.switched().expect("switched");
+        j.commit().expect("commit v2");
+    }
+
+    fn sign(&self, version: u64, out: &str) -> PathBuf {
+        let out = self.path(out);
+        ok(&[
+            "ota",
+            "sign",
+            "--key",
+            s(&self.key),
+            "--app",
+            "planning",
+            "--version",
+            &version.to_string(),
+            "--executable",
+            s(&release_exe("acc-planning-v2")),
+            "--manifest",
+            s(&self.manifest),
+            "--out",
+            s(&out),
+        ]);
+        out
+    }
+
+    fn start(&self, ctl: &Path, duration: &str) -> Running {
+        Running::spawn(takt().args([
+            "run",
+            s(&self.manifest),
+            "--multi-process",
+            "--duration",
+            duration,
+            "--quiet",
+            "--ota-dir",
+            s(&self.state()),
+            "--control",
+            s(ctl),
+        ]))
+    }
+}
+
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let until = Instant::now() + START_TIMEOUT;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > until => {
+                panic!("{what}: not within {START_TIMEOUT:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn wait_running(ctl: &Path) -> Value {
+    poll("every app running", || {
+        let out = cli(&["status", "--json", "--control", s(ctl)]);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let running = v["phase"] == "running"
+            && v["cycle"].as_u64().unwrap_or(0) > 5
+            && v["apps"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
+        if running {
+            Ok(v)
+        } else {
+            Err(format!("last status {v}"))
+        }
+    })
+}
+
+fn planning<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x[key] == "planning"))
+        .unwrap_or_else(|| panic!("no app planning in {v}"))
+}
+
+fn ota_status(ctl: &Path) -> Value {
+    let out = ok(&["ota", "status", "--json", "--control", s(ctl)]);
+    serde_json::from_str(&out).expect("JSON")
+}
+
+#[test]
+fn a_deleted_journal_keeps_the_anti_rollback_counter() {
+    needs_realtime!("a_deleted_journal_keeps_the_anti_rollback_counter");
+    let fx = Fixture::new("durable-journal");
+    fx.committed_v2();
+    let older = fx.sign(1, "planning-1.takt");
+    let same = fx.sign(2, "planning-2.takt");
+    std::fs::remove_file(fx.state().join("planning/journal")).expect("delete the journal");
+
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "4s");
+    wait_running(&ctl);
+    let v = ota_status(&ctl);
+    let a = planning(&v, "app");
+    assert_eq!(a["installed_version"], 2, "the counter survived: {v}");
+    assert_eq!(a["running_version"], 2, "{v}");
+    assert!(
+        a["last_result"].as_str().unwrap_or("").contains("rebuilt"),
+        "the repair is reported in `takt ota status`: {v}"
+    );
+    // The older and the same signed version: refused by anti-rollback, nothing changed.
+    for bundle in [&older, &same] {
+        let out = cli(&["ota", "stage", s(bundle), "--control", s(&ctl)]);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{} was staged: {err}",
+            bundle.display()
+        );
+        assert!(
+            err.contains("anti-rollback") && err.contains("installed version 2"),
+            "{err}"
+        );
+    }
+    let out = run.wait(Duration::from_secs(30), "the first run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("rebuilt"), "the repair is on stderr: {err}");
+}
+
+/// An attacker who can write the disk but not read the slot key: replaces slot b's
+/// executable and writes a stamp for it with an unkeyed hash where the MAC goes.
+fn restamp_without_key(state: &Path, exe_name: &str, replacement: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let dir = state.join("planning/slot-b");
+    std::fs::write(dir.join(exe_name), replacement).expect("replace the executable");
+    let stamp = takt::ota::slots::SlotStamp {
+        version: 2,
+        files: vec![(
+            exe_name.to_string(),
+            0o755,
+            Sha256::digest(replacement).into(),
+        )],
+    };
+    let mut bytes =
+        bincode::serde::encode_to_vec(&stamp, bincode::config::standard()).expect("encodes");
+    let unkeyed: [u8; 32] = Sha256::digest(&bytes).into();
+    bytes.extend_from_slice(&unkeyed);
+    std::fs::write(dir.join(".stamp"), bytes).expect("re-stamp");
+}
+
+#[test]
+fn a_restamped_replacement_executable_is_detected_and_the_other_slot_runs() {
+    needs_realtime!("a_restamped_replacement_executable_is_detected_and_the_other_slot_runs");
+    let fx = Fixture::new("durable-stamp");
+    fx.committed_v2();
+    let v3 = std::fs::read(release_exe("acc-planning-v3")).expect("v3");
+    restamp_without_key(&fx.state(), "acc-planning-v2", &v3);
+
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "3s");
+    let st = wait_running(&ctl);
+    let pid = planning(&st, "name")["pid"].as_u64().expect("pid");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("planning's executable");
+    let want =
+        std::fs::canonicalize(fx.state().join("planning/slot-a/acc-planning")).expect("slot a");
+    assert_eq!(
+        exe.to_string_lossy().trim_end_matches(" (deleted)"),
+        want.to_string_lossy(),
+        "planning runs the intact slot a, not the replaced executable"
+    );
+    let v = ota_status(&ctl);
+    let a = planning(&v, "app");
+    assert_eq!(a["running_version"], 1, "{v}");
+    let report = a["last_result"].as_str().unwrap_or("");
+    assert!(
+        report.contains("not authentic") && report.contains("fell back to version 1 in slot a"),
+        "`takt ota status` reports the fallback: {v}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("fell back to version 1 in slot a"), "{err}");
+}
+
+fn keygen(fx: &Fixture, name: &str) -> (PathBuf, String) {
+    let key = fx.path(name);
+    ok(&["ota", "keygen", "--out", s(&key)]);
+    let public = std::fs::read_to_string(fx.path(&format!("{name}.pub"))).expect("pub");
+    (key, public.trim().to_string())
+}
+
+fn stage(ctl: &Path, bundle: &Path) -> Output {
+    cli(&["ota", "stage", s(bundle), "--control", s(ctl)])
+}
+
+#[test]
+fn the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_carried_key_document(
+) {
+    needs_realtime!("the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_carried_key_document");
+    let fx = Fixture::new("trust");
+    let fleet_pub = std::fs::read_to_string(fx.path("dev.key.pub")).expect("pub");
+    let fleet_pub = fleet_pub.trim().to_string();
+    let (root, root_pub) = keygen(&fx, "root.key");
+    let (sensing_only, sensing_pub) = keygen(&fx, "sensing.key");
+    let (rotated, _) = keygen(&fx, "rotated.key");
+    let source = std::fs::read_to_string(&fx.manifest).expect("manifest");
+    let edited = source
+        .replacen(
+            "\n[ota]\n",
+            &format!("\n[ota]\nroot_keys = [\"{root_pub}\"]\n"),
+            1,
+        )
+        .replacen(
+            "\n[[app]]\n",
+            &format!(
+                "\n[[ota.key]]\npublic = \"{sensing_pub}\"\napps = [\"sensing\"]\n\n[[app]]\n"
+            ),
+            1,
+        );
+    std::fs::write(&fx.manifest, edited).expect("write");
+    let sign = |key: &Path, version: u64, out: &str, extra: &[&str]| {
+        let out = fx.path(out);
+        let v = version.to_string();
+        let exe = release_exe("acc-planning-v2");
+        let mut args = vec![
+            "ota",
+            "sign",
+            "--key",
+            s(key),
+            "--app",
+            "planning",
+            "--version",
+            &v,
+            "--executable",
+            s(&exe),
+            "--manifest",
+            s(&fx.manifest),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        out
+    };
+    let out_of_scope = sign(&sensing_only, 2, "scoped.takt", &[]);
+    let doc = fx.path("keys-1.doc");
+    let add = format!("{}=planning", fx.path("rotated.key.pub").display());
+    ok(&[
+        "ota",
+        "keys",
+        "sign",
+        "--root-key",
+        s(&root),
+        "--version",
+        "1",
+        "--add",
+        &add,
+        "--revoke",
+        &fleet_pub,
+        "--out",
+        s(&doc),
+    ]);
+    let rotated_v2 = sign(&rotated, 2, "rotated-2.takt", &["--key-doc", s(&doc)]);
+    let revoked_v3 = sign(&fx.key, 3, "fleet-3.takt", &[]);
+    // Expired: signed through the library (the CLI refuses to sign one).
+    let seed = takt::ota::from_hex::<32>(std::fs::read_to_string(&fx.key).expect("key").trim())
+        .expect("seed");
+    let now = takt::ota::bundle::now_unix_s();
+    let expired_bytes = takt::ota::bundle::sign_with(
+        &takt::ota::bundle::Fragment {
+            app: "planning".into(),
+            version: 5,
+            version_label: "5".into(),
+            tasks: Vec::new(),
+            ports: Vec::new(),
+        },
+        &[Entry {
+            name: "acc-planning".into(),
+            mode: 0o755,
+            bytes: b"old".to_vec(),
+        }],
+        &takt::ota::bundle::signing_key(&seed),
+        &takt::ota::bundle::SignOptions {
+            expires_unix_s: Some(now - 60),
+            key_document: None,
+        },
+    )
+    .expect("signs");
+    let expired = fx.path("expired.takt");
+    std::fs::write(&expired, expired_bytes).expect("write");
+
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "8s");
+    wait_running(&ctl);
+    let out = stage(&ctl, &out_of_scope);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("key {sensing_pub} may not sign app `planning`")),
+        "{err}"
+    );
+    let out = stage(&ctl, &expired);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && err.contains("expired at"), "{err}");
+    assert!(
+        !fx.state().join(".trust/keys.1").exists(),
+        "nothing installed yet"
+    );
+    // The rotated key's bundle carries the document: staged, and the document is kept.
+    let out = stage(&ctl, &rotated_v2);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc_bytes = std::fs::read(&doc).expect("doc");
+    for copy in [".trust/keys.1", ".trust/keys.2"] {
+        assert_eq!(
+            std::fs::read(fx.state().join(copy)).expect("installed copy"),
+            doc_bytes,
+            "{copy}"
+        );
+    }
+    // The fleet key is revoked now: its newer bundle is refused by name.
+    let out = stage(&ctl, &revoked_v3);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!(
+                "key {fleet_pub} was revoked by key document version 1"
+            )),
+        "{err}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("key document version 1 installed"), "{err}");
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_state_dir_is_refused_naming_dir_and_pid() {
+    needs_realtime!("a_second_supervisor_on_the_same_state_dir_is_refused_naming_dir_and_pid");
+    let fx = Fixture::new("durable-lock");
+    fx.committed_v2();
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "6s");
+    let pid = run.pid();
+    wait_running(&ctl);
+    let ctl2 = fx.path("ctl2.sock");
+    let second = fx.start(&ctl2, "2s");
+    let second = second.wait(Duration::from_secs(30), "the second run");
+    let err = text(&second.stderr);
+    assert!(!second.status.success(), "the second supervisor ran: {err}");
+    assert!(
+        err.contains(s(&fx.state())) && err.contains(&format!("pid {pid}")),
+        "the refusal names the state directory and the holder's pid {pid}: {err}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the first run");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_slot_missing_its_executable_falls_back_and_the_deployment_starts_with_a_report() {
+    needs_realtime!(
+        "a_slot_missing_its_executable_falls_back_and_the_deployment_starts_with_a_report"
+    );
+    let fx = Fixture::new("durable-missing");
+    fx.committed_v2();
+    std::fs::remove_file(fx.state().join("planning/slot-b/acc-planning-v2")).expect("delete");
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "3s");
+    let st = wait_running(&ctl);
+    let pid = planning(&st, "name")["pid"].as_u64().expect("pid");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("planning's executable");
+    let want =
+        std::fs::canonicalize(fx.state().join("planning/slot-a/acc-planning")).expect("slot a");
+    assert_eq!(
+        exe.to_string_lossy().trim_end_matches(" (deleted)"),
+        want.to_string_lossy(),
+        "planning runs the intact slot a"
+    );
+    let v = ota_status(&ctl);
+    let report = planning(&v, "app")["last_result"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        report.contains("listed in the stamp but missing")
+            && report.contains("fell back to version 1 in slot a"),
+        "`takt ota status` reports the fallback: {v}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(err.contains("fell back to version 1 in slot a"), "{err}");
+}
