@@ -141,7 +141,7 @@ fn recover_everywhere(s: &SimStorage, failure: Failure, old: u64, new: u64) -> (
         // The system stays usable: the update can always be completed afterwards.
         let mut probe = again.clone();
         let (mut pj, _) = Journal::open(&mut probe, APP).expect("reopens");
-        finish_update(&mut pj, 3);
+        finish_update(&mut pj, new + 1);
         if done {
             return (again, checked);
         }
@@ -168,6 +168,7 @@ fn cut_everywhere(
     failure: Failure,
     steps: &dyn Fn(&mut Journal<&mut SimStorage>) -> Result<(), JournalError>,
     expect_after_full_run: u64,
+    new: u64,
 ) -> (usize, usize) {
     let base = installed_v1();
     let first = base.ops().len();
@@ -184,23 +185,23 @@ fn cut_everywhere(
             break;
         };
         cuts += 1;
-        let (recovered, n) = recover_everywhere(&s, failure, 1, 2);
+        let (recovered, n) = recover_everywhere(&s, failure, 1, new);
         recoveries += n;
         let mut recovered = recovered;
         let (j, _) = Journal::open(&mut recovered, APP).expect("opens");
         let v = running_version(&j);
         // Nothing committed is lost: once version 2 is installed, every later cut keeps it.
         if seen_new {
-            assert_eq!(v, 2, "cut {cut}: a committed version was lost");
+            assert_eq!(v, new, "cut {cut}: a committed version was lost");
         }
-        seen_new |= v == 2;
+        seen_new |= v == new;
     }
     (cuts, recoveries)
 }
 
 #[test]
 fn transitions_1_2_3_4_survive_a_power_cut_at_every_write_fsync_and_rename() {
-    let (cuts, recoveries) = cut_everywhere(Failure::PowerCut, &stage_activate_commit, 2);
+    let (cuts, recoveries) = cut_everywhere(Failure::PowerCut, &stage_activate_commit, 2, 2);
     println!(
         "stage-activate-commit: {cuts} power-cut points covered, {recoveries} recoveries checked (including cuts during recovery)"
     );
@@ -209,17 +210,49 @@ fn transitions_1_2_3_4_survive_a_power_cut_at_every_write_fsync_and_rename() {
 
 #[test]
 fn transitions_1_2_3_4_survive_a_kill_at_every_write_fsync_and_rename() {
-    let (cuts, recoveries) = cut_everywhere(Failure::Kill, &stage_activate_commit, 2);
+    let (cuts, recoveries) = cut_everywhere(Failure::Kill, &stage_activate_commit, 2, 2);
     println!("stage-activate-commit: {cuts} kill points covered, {recoveries} recoveries checked");
     assert!(cuts >= 20, "only {cuts} cut points");
 }
 
 #[test]
 fn transitions_1_2_3_5_survive_a_power_cut_at_every_write_fsync_and_rename() {
-    let (cuts, recoveries) = cut_everywhere(Failure::PowerCut, &stage_activate_roll_back, 1);
+    let (cuts, recoveries) = cut_everywhere(Failure::PowerCut, &stage_activate_roll_back, 1, 2);
     println!(
         "stage-activate-rollback: {cuts} power-cut points covered, {recoveries} recoveries checked"
     );
+    assert!(cuts >= 20, "only {cuts} cut points");
+}
+
+fn stage_restage_activate_commit(j: &mut Journal<&mut SimStorage>) -> Result<(), JournalError> {
+    j.stage(2, &entries(2))?;
+    j.stage(3, &entries(3))?;
+    j.activate()?;
+    j.switched()?;
+    j.commit()
+}
+
+#[test]
+fn transition_1b_a_newer_bundle_replaces_a_staged_one_and_survives_a_power_cut_anywhere() {
+    let mut s = installed_v1();
+    let (mut j, _) = Journal::open(&mut s, APP).expect("opens");
+    assert_eq!(j.stage(2, &entries(2)).expect("stages"), Slot::B);
+    // Before, a staged update that was never activated blocked every newer bundle.
+    assert_eq!(j.stage(3, &entries(3)).expect("restages"), Slot::B);
+    assert_eq!(
+        j.record().state,
+        UpdateState::Staged {
+            slot: Slot::B,
+            version: 3
+        }
+    );
+    assert!(
+        matches!(j.stage(3, &entries(3)), Ok(Slot::B)),
+        "the same version may be staged again while nothing runs it"
+    );
+    let (cuts, recoveries) =
+        cut_everywhere(Failure::PowerCut, &stage_restage_activate_commit, 3, 3);
+    println!("stage-restage-activate-commit: {cuts} power-cut points, {recoveries} recoveries");
     assert!(cuts >= 20, "only {cuts} cut points");
 }
 
@@ -282,15 +315,18 @@ fn transition_1_refuses_older_or_equal_versions_and_busy_states() {
         })
     ));
     j.stage(2, &entries(2)).expect("stages");
-    assert!(matches!(
-        j.stage(3, &entries(3)),
-        Err(JournalError::WrongState { .. })
-    ));
     assert!(matches!(j.commit(), Err(JournalError::WrongState { .. })));
     assert!(matches!(
         j.roll_back(),
         Err(JournalError::WrongState { .. })
     ));
+    // Once the switch has begun, no bundle may be staged over it.
+    j.activate().expect("activates");
+    assert!(matches!(
+        j.stage(3, &entries(3)),
+        Err(JournalError::WrongState { .. })
+    ));
+    assert!(matches!(j.commit(), Err(JournalError::WrongState { .. })));
 }
 
 #[test]

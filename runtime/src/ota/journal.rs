@@ -9,7 +9,10 @@
 //!
 //! Transitions (numbers as in the module diagram of [`ota`](super)):
 //! 1. `stage`: from a rest state (`Idle`, `Committed`, `RolledBack`) unpack into the
-//!    inactive slot, then record `Staged`.
+//!    inactive slot, then record `Staged`. From `Staged` (an update staged and never
+//!    activated: a newer bundle replaces it) the record first returns to `Idle` (1b), so a
+//!    power cut during the new unpack leaves `Idle` with an incomplete inactive slot, never
+//!    `Staged` naming the old version over the new version's half-written files.
 //! 2. `activate`: `Staged` → `Activating` (the supervisor starts the switch).
 //! 3. `switched`: `Activating` → `Probation` (the new slot runs).
 //! 4. `commit`: `Probation` → `Committed`; installed slot and version move forward.
@@ -543,7 +546,8 @@ impl<S: Storage> Journal<S> {
 
     /// Transition 1: unpacks a verified bundle's entries as `version` into the inactive slot.
     pub fn stage(&mut self, version: u64, entries: &[Entry]) -> Result<Slot, JournalError> {
-        self.require(self.record.state.is_rest(), "stage")?;
+        let restage = matches!(self.record.state, UpdateState::Staged { .. });
+        self.require(self.record.state.is_rest() || restage, "stage")?;
         let app = self.record.app.clone();
         if version <= self.record.rollback_floor() {
             return Err(JournalError::NotNewer {
@@ -554,6 +558,10 @@ impl<S: Storage> Journal<S> {
         }
         if self.record.bad_versions.contains(&version) {
             return Err(JournalError::KnownBad { app, version });
+        }
+        if restage {
+            // Transition 1b: the staged, never activated update is withdrawn.
+            self.transition(UpdateState::Idle)?;
         }
         let slot = self.record.installed_slot.other();
         slots::unpack(&mut self.storage, &app, slot, version, entries)?;
