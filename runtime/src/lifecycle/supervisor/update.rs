@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 
 use mio::Token;
 
-use super::{App, Supervisor};
+use super::{staged_file, App, Supervisor};
 use crate::dispatch::{HandoverError, MAX_MODES, STOP};
 use crate::lifecycle::wire::{
     AppRun, OtaAppReport, OtaReport, OtaSlotReport, ProbationReport, Request, Response,
@@ -51,7 +51,10 @@ use crate::time::{format_ns, monotonic_now_ns};
 const PROGRESS_EVERY_NS: u64 = 200_000_000;
 
 /// Test hook: `TAKT_OTA_KILL_AT=<point>` makes the supervisor `SIGKILL` itself right after
-/// that step is durable, so the recovery test kills it at every journal transition.
+/// that step is durable, so the recovery test kills it at every journal transition. Only in
+/// a build with the `test-hooks` feature (tests); a shipped binary neither reads the
+/// variable nor contains its name (issue #12.11).
+#[cfg(feature = "test-hooks")]
 const KILL_AT_ENV: &str = "TAKT_OTA_KILL_AT";
 
 /// The steps after which the kill hook can fire, in the order of an update.
@@ -94,6 +97,14 @@ enum Phase {
 
 enum Op {
     Idle,
+    /// A worker thread reads the bundle file (bounded) and verifies its signature, off the
+    /// event loop (issue #12.3); the checks against the running system follow on the loop.
+    Verifying {
+        conn: Token,
+        path: String,
+        next_progress_ns: u64,
+        worker: Option<JoinHandle<Result<Bundle, String>>>,
+    },
     Staging {
         app: usize,
         conn: Token,
@@ -151,6 +162,7 @@ pub(super) struct Updates {
     last_result: Vec<Option<String>>,
     spares: Vec<Spare>,
     op: Op,
+    #[cfg(feature = "test-hooks")]
     kill_at: Option<String>,
 }
 
@@ -186,6 +198,7 @@ impl Updates {
             last_result: vec![None; apps.len()],
             spares: Vec::new(),
             op: Op::Idle,
+            #[cfg(feature = "test-hooks")]
             kill_at: std::env::var(KILL_AT_ENV).ok(),
         };
         for app in apps.iter_mut() {
@@ -241,6 +254,10 @@ impl Updates {
         Ok(u)
     }
 
+    #[cfg(not(feature = "test-hooks"))]
+    fn kill_point(&self, _point: &str) {}
+
+    #[cfg(feature = "test-hooks")]
     fn kill_point(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
             eprintln!("takt run: {KILL_AT_ENV}={point}: the supervisor kills itself (SIGKILL)");
@@ -391,7 +408,7 @@ impl Supervisor<'_> {
                 self.reply(t, &Response::Ota(r), true);
             }
             Request::OtaStage { bundle } => {
-                if let Err(why) = self.stage(apps, t, Path::new(&bundle)) {
+                if let Err(why) = self.start_stage(t, bundle.clone()) {
                     self.refuse(t, format!("{bundle}: {why}; nothing was changed"));
                 }
             }
@@ -460,26 +477,40 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Checks a bundle completely, then hands the unpack to a worker thread (the event
-    /// loop keeps supervising; progress goes to the client every 200 ms).
-    fn stage(&mut self, apps: &[App], t: Token, path: &Path) -> Result<(), String> {
+    /// Hands the read and the signature check of a bundle file to a worker thread: a
+    /// large bundle, a slow disk or a file whose size lies never stalls the event loop.
+    fn start_stage(&mut self, t: Token, path: String) -> Result<(), String> {
+        let u = self.updates.as_mut().ok_or("updates are off")?;
+        if !matches!(u.op, Op::Idle) {
+            return Err("another update is in progress (see `takt ota status`)".into());
+        }
+        let trusted = u.trusted.clone();
+        let file = PathBuf::from(&path);
+        let worker = std::thread::Builder::new()
+            .name("takt-ota-read".into())
+            .spawn(move || {
+                let bytes = staged_file::read_bounded(&file, MAX_BUNDLE_BYTES)?;
+                bundle::read(&bytes, &trusted).map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("cannot start the read: {e}"))?;
+        u.op = Op::Verifying {
+            conn: t,
+            path,
+            next_progress_ns: monotonic_now_ns() + PROGRESS_EVERY_NS,
+            worker: Some(worker),
+        };
+        Ok(())
+    }
+
+    /// Checks a verified bundle against the running system, then hands the unpack to a
+    /// worker thread (the event loop keeps supervising; progress goes to the client every
+    /// 200 ms).
+    fn stage(&mut self, apps: &[App], t: Token, b: Bundle) -> Result<(), String> {
         let d = self.d;
         let u = self.updates.as_mut().ok_or("updates are off")?;
         if !matches!(u.op, Op::Idle) {
             return Err("another update is in progress (see `takt ota status`)".into());
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
-        if meta.len() > MAX_BUNDLE_BYTES {
-            return Err(format!(
-                "the file has {} bytes; a bundle has at most {MAX_BUNDLE_BYTES}",
-                meta.len()
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let b: Bundle = bundle::read(&bytes, &u.trusted).map_err(|e| e.to_string())?;
         let fr = &b.fragment;
         let app = d
             .apps
@@ -911,6 +942,38 @@ impl Supervisor<'_> {
         let cycle = self.shared.block().run.cycle();
         match &mut u.op {
             Op::Idle => {}
+            Op::Verifying {
+                conn,
+                path,
+                next_progress_ns,
+                worker,
+            } => {
+                let conn = *conn;
+                if !worker.as_ref().is_some_and(|w| w.is_finished()) {
+                    if now >= *next_progress_ns {
+                        *next_progress_ns = now + PROGRESS_EVERY_NS;
+                        self.reply(
+                            conn,
+                            &Response::Progress {
+                                phase: "reading and verifying".into(),
+                                done_bytes: 0,
+                                total_bytes: 0,
+                            },
+                            false,
+                        );
+                    }
+                    return;
+                }
+                let path = std::mem::take(path);
+                let Some(w) = worker.take() else { return };
+                u.op = Op::Idle;
+                let verified = w
+                    .join()
+                    .unwrap_or_else(|_| Err("the read thread panicked".into()));
+                if let Err(why) = verified.and_then(|b| self.stage(apps, conn, b)) {
+                    self.refuse(conn, format!("{path}: {why}; nothing was changed"));
+                }
+            }
             Op::Staging {
                 app,
                 conn,
