@@ -31,6 +31,7 @@ use super::shm::{SharedControl, MAX_APPS};
 use super::spawn::{kill_hard, set_umask, spawn_bound_to_parent};
 use super::wire::{self, AppRun, AppState, AppStatus, Request, Response, StatusReport, WireError};
 
+mod staged_file;
 mod update;
 pub use update::{offline_report, KILL_POINTS};
 

@@ -1,0 +1,582 @@
+//! The supervisor under hostile or broken peers (issue #12): hostile staged files (#12.3),
+//! a rollback whose standby died (#12.4), idle clients (#12.5), peers that speak for
+//! others (#12.6), standby and dismissed processes that hang (#12.8). Each drives the real
+//! `takt` binary and real processes, as an integrator (or an attacker on the host) would.
+//!
+//! Owns: its temporary directories and the runs it starts. It must never end a process it
+//! did not start. Real-time runs need root and SCHED_FIFO; without them every test says
+//! SKIPPED by name. Every wait has a timeout; a guard kills the run a failing test leaves
+//! behind (its apps follow it through their parent-death signal).
+
+// The fixture's helpers come from `ota_live.rs`; not every test here uses each of them.
+#![allow(dead_code)]
+
+mod common;
+use common::absolute_executables;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const RT_PRIORITY: u8 = 80;
+/// How long a CLI call may take before the test gives up on it (catches hangs).
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a supervisor may take to answer its first status after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn takt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_takt"))
+}
+
+fn source_manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+macro_rules! needs_realtime {
+    ($name:literal) => {
+        if !is_root() {
+            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
+            return;
+        }
+        if let Err(why) = takt::dispatch::probe_realtime(RT_PRIORITY) {
+            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
+            return;
+        }
+        let _realtime = REALTIME.lock().unwrap_or_else(|p| p.into_inner());
+    };
+}
+
+/// A started command whose output is read while it runs, so a large report cannot fill a
+/// pipe and stall it.
+struct Running {
+    child: Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("takt runs");
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits at most `timeout` for the command to end (then kills it and fails).
+    fn wait(mut self, timeout: Duration, what: &str) -> Output {
+        let until = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    let err = self.stderr.join().unwrap_or_default();
+                    panic!("{what} did not end within {timeout:?}\n{}", text(&err));
+                }
+            }
+        };
+        Output {
+            status,
+            stdout: self.stdout.join().expect("the stdout reader"),
+            stderr: self.stderr.join().expect("the stderr reader"),
+        }
+    }
+}
+
+/// Runs `takt args...` and waits for it at most `timeout` (then kills it and fails).
+fn cli(args: &[&str], timeout: Duration) -> Output {
+    Running::spawn(takt().args(args)).wait(timeout, &format!("takt {args:?}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `takt args...`, which must succeed; returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = cli(args, CLI_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "takt {args:?}: {}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Runs `takt args...`, which must be refused; returns its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = cli(args, CLI_TIMEOUT);
+    assert!(
+        !out.status.success(),
+        "takt {args:?} should be refused: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+/// The directory the takt binary was built into; the ACC app executables are built there.
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_takt"))
+        .parent()
+        .expect("the takt binary is in a directory")
+        .to_path_buf()
+}
+
+/// An executable of the `takt-acc` package (`acc-planning-v2`, `-v3`). `cargo test
+/// --workspace` builds them; a test of this package alone builds them once if missing.
+fn app_exe(name: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let path = bin_dir().join(name);
+    let _once = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.is_file() {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "takt-acc", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if bin_dir().file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo runs");
+        assert!(st.success(), "building the takt-acc executables failed");
+        assert!(path.is_file(), "{} after the build", path.display());
+    }
+    path
+}
+
+/// One test's world: a temporary directory with a signing key, the demo manifest copy that
+/// trusts it, a control socket path and a state directory.
+struct Fixture {
+    dir: tempfile::TempDir,
+    manifest: PathBuf,
+    key: PathBuf,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("takt-ota-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        let key = dir.path().join("dev.key");
+        ok(&["ota", "keygen", "--out", s(&key)]);
+        let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("dev.key.pub");
+        let public = public.trim();
+        assert_eq!(public.len(), 64, "a hex public key: {public}");
+        let source = absolute_executables(
+            &std::fs::read_to_string(source_manifest()).expect("config/acc.toml"),
+        );
+        assert_eq!(source.matches("\n[ota]\n").count(), 1, "one [ota] table");
+        let copy = source.replacen(
+            "\n[ota]\n",
+            &format!("\n[ota]\ntrusted_keys = [\"{public}\"]\n"),
+            1,
+        );
+        let manifest = dir.path().join("acc.toml");
+        std::fs::write(&manifest, copy).expect("write the manifest copy");
+        Fixture { dir, manifest, key }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ctl(&self) -> PathBuf {
+        self.path("ctl.sock")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// `takt ota sign` of app `planning` at `version` with `exe`, by `key`.
+    fn sign_with(&self, key: &Path, version: u64, exe: &Path, out: &str) -> PathBuf {
+        let out = self.path(out);
+        let v = version.to_string();
+        let label = format!("{version}.0");
+        ok(&[
+            "ota",
+            "sign",
+            "--key",
+            s(key),
+            "--app",
+            "planning",
+            "--version",
+            &v,
+            "--label",
+            &label,
+            "--executable",
+            s(exe),
+            "--manifest",
+            s(&self.manifest),
+            "--out",
+            s(&out),
+        ]);
+        out
+    }
+
+    /// The seed of the key `takt ota keygen` wrote, for bundles the test builds with the
+    /// runtime API (`bundle::signing_key(&seed)`).
+    fn seed(&self) -> [u8; 32] {
+        let hex = std::fs::read_to_string(&self.key).expect("dev.key");
+        takt::ota::from_hex::<32>(hex.trim()).expect("a key from takt ota keygen")
+    }
+
+    fn sign(&self, version: u64, exe: &Path, out: &str) -> PathBuf {
+        self.sign_with(&self.key, version, exe, out)
+    }
+
+    /// `takt run` of the manifest copy with OTA on, in the background.
+    fn start(&self, duration: &str, kill_at: Option<&str>, trace: Option<&Path>) -> Run {
+        self.start_limited(duration, kill_at, trace, None)
+    }
+
+    /// `start`, with the supervisor's address space limited to `as_bytes` (`prlimit`), so a
+    /// supervisor that allocates without a bound fails alone instead of exhausting the host.
+    fn start_limited(
+        &self,
+        duration: &str,
+        kill_at: Option<&str>,
+        trace: Option<&Path>,
+        as_bytes: Option<u64>,
+    ) -> Run {
+        let mut cmd = match as_bytes {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--as={n}")).arg(env!("CARGO_BIN_EXE_takt"));
+                c
+            }
+            None => takt(),
+        };
+        cmd.args([
+            "run",
+            s(&self.manifest),
+            "--multi-process",
+            "--duration",
+            duration,
+            "--quiet",
+            "--ota-dir",
+            s(&self.state()),
+            "--control",
+            s(&self.ctl()),
+        ]);
+        if let Some(t) = trace {
+            cmd.args(["--trace", s(t)]);
+        }
+        match kill_at {
+            Some(point) => cmd.env("TAKT_OTA_KILL_AT", point),
+            None => cmd.env_remove("TAKT_OTA_KILL_AT"),
+        };
+        Run(Some(Running::spawn(&mut cmd)))
+    }
+}
+
+/// Kills the supervisor (and with it, by the parent-death signal, its apps) if a test
+/// fails before the run ends.
+struct Run(Option<Running>);
+
+impl Run {
+    /// Waits at most `timeout` for the run to end and returns its output.
+    fn finish(mut self, timeout: Duration) -> Output {
+        self.0.take().expect("running").wait(timeout, "the run")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.0.take() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+}
+
+/// `takt status --json` (the apps' processes), retried until the supervisor answers.
+fn status(ctl: &Path) -> Value {
+    let until = Instant::now() + START_TIMEOUT;
+    loop {
+        let out = cli(&["status", "--json", "--control", s(ctl)], CLI_TIMEOUT);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("status is JSON");
+        }
+        assert!(
+            Instant::now() < until,
+            "no status within {START_TIMEOUT:?}: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Calls `probe` every 100 ms until it returns `Ok`, at most `timeout`; the last `Err`
+/// (what was seen) goes into the failure message.
+fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let until = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) => assert!(Instant::now() < until, "{what} within {timeout:?}; {last}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `takt status --json` until every app runs and a few hyperperiods have passed.
+fn wait_running(ctl: &Path) -> Value {
+    poll(START_TIMEOUT, "every app running", || {
+        let v = status(ctl);
+        let running = v["phase"] == "running"
+            && v["cycle"].as_u64().unwrap_or(0) > 5
+            && v["apps"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
+        if running {
+            Ok(v)
+        } else {
+            Err(format!("last status {v}"))
+        }
+    })
+}
+
+/// App `name` in a `takt status` report (keyed `name`) or a `takt ota status` one (`app`).
+fn app<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["apps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name || x["app"] == name))
+        .unwrap_or_else(|| panic!("app {name} in {v}"))
+}
+
+/// `takt ota status --json` from the running supervisor: its exact stdout.
+fn ota_status_text(ctl: &Path) -> String {
+    ok(&["ota", "status", "--json", "--control", s(ctl)])
+}
+
+fn ota_status(ctl: &Path) -> Value {
+    serde_json::from_str(&ota_status_text(ctl)).expect("ota status is JSON")
+}
+
+/// Pids of the live (not zombie) processes whose command line names `arg`: every process
+/// of one run carries its control socket path.
+fn processes_with(arg: &Path) -> Vec<u32> {
+    let needle = arg.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if !cmdline.split(|&b| b == 0).any(|a| a == needle) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| {
+                st.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until no process of the run on control socket `ctl` remains, neither one whose
+/// command line names it nor one of `pids` (at most `timeout`). Both are needed: an exiting
+/// process loses its command line before it becomes a zombie.
+fn wait_no_process(ctl: &Path, pids: &[u64], timeout: Duration) {
+    let until = Instant::now() + timeout;
+    loop {
+        let mut left: Vec<u64> = processes_with(ctl).into_iter().map(u64::from).collect();
+        left.extend(pids.iter().copied().filter(|&p| alive(p)));
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "processes of the killed run still alive after {timeout:?}: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until none of `pids` is alive (at most `timeout`).
+fn wait_dead(pids: &[u64], timeout: Duration) {
+    let until = Instant::now() + timeout;
+    loop {
+        let left: Vec<u64> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "processes {left:?} still alive after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The run's summary row of task `name`: its jobs.
+fn jobs_of(out: &Output, name: &str) -> u64 {
+    let t = text(&out.stdout);
+    let line = t
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("a row for {name} in {t}"));
+    line.split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("jobs in `{line}`"))
+}
+
+/// The run ended well and every task of every app ran and reported (its results reached
+/// the summary): the supervisor kept every app's results.
+fn assert_results_intact(out: &Output) {
+    let err = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the run ended well: {}\n{err}",
+        out.status
+    );
+    for task in [
+        "world",
+        "actuator",
+        "radar",
+        "camera",
+        "perception",
+        "planner",
+        "controller",
+    ] {
+        assert!(
+            jobs_of(out, task) > 0,
+            "task {task} ran: {}",
+            text(&out.stdout)
+        );
+    }
+    assert!(
+        text(&out.stdout).lines().any(|l| l.starts_with("digest: ")),
+        "a digest: {}",
+        text(&out.stdout)
+    );
+}
+
+/// #12.3: a FIFO, a `/proc` file whose size lies (0 bytes said, 256 GiB delivered) and an
+/// oversize file are each refused with the reason while the run goes on: every app keeps its
+/// process, `takt status` answers during the stage, and the run's results are intact. The
+/// supervisor's address space is limited (4 GiB), so one that reads without a bound dies
+/// alone, as this test's failure, instead of exhausting the host.
+#[test]
+fn hostile_staged_files_are_refused_and_the_run_keeps_running_and_its_results() {
+    needs_realtime!("hostile_staged_files_are_refused_and_the_run_keeps_running_and_its_results");
+    let fx = Fixture::new("hostile-stage");
+    let run = fx.start_limited("8s", None, None, Some(4 << 30));
+    let ctl = fx.ctl();
+    let before = wait_running(&ctl);
+    let pids: Vec<u64> = ["sensing", "planning", "vehicle"]
+        .iter()
+        .map(|a| app(&before, a)["pid"].as_u64().expect("pid"))
+        .collect();
+
+    let fifo = fx.path("bundle.fifo");
+    let st = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(st.success(), "mkfifo {}", fifo.display());
+    let err = refused(&["ota", "stage", s(&fifo), "--control", s(&ctl)]);
+    assert!(
+        err.contains("FIFO") && err.contains("regular file"),
+        "{err}"
+    );
+    println!("FIFO: {}", err.trim());
+
+    // The stage of a lying file runs while `takt status` asks: the supervisor answers.
+    let stage =
+        Running::spawn(takt().args(["ota", "stage", "/proc/self/pagemap", "--control", s(&ctl)]));
+    let during = status(&ctl);
+    assert_eq!(during["phase"], "running", "{during}");
+    let out = stage.wait(CLI_TIMEOUT, "the stage of /proc/self/pagemap");
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a lying file is refused: {err}");
+    assert!(
+        err.contains("pagemap") && err.contains("bytes can be read from it"),
+        "the reason names the file and the bound: {err}"
+    );
+    println!("lying file: {}", err.trim());
+
+    let big = fx.path("big.takt");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(takt::ota::bundle::MAX_BUNDLE_BYTES + 1)
+        .expect("a sparse oversize file");
+    drop(f);
+    let err = refused(&["ota", "stage", s(&big), "--control", s(&ctl)]);
+    assert!(err.contains("at most"), "{err}");
+    println!("oversize: {}", err.trim());
+
+    let after = status(&ctl);
+    assert_eq!(after["phase"], "running", "{after}");
+    for (a, pid) in ["sensing", "planning", "vehicle"].iter().zip(&pids) {
+        assert_eq!(app(&after, a)["state"], "running", "{after}");
+        assert_eq!(
+            app(&after, a)["pid"].as_u64(),
+            Some(*pid),
+            "{a} kept its process: {after}"
+        );
+    }
+    let v = ota_status(&ctl);
+    assert_eq!(
+        app(&v, "planning")["state"],
+        "idle",
+        "nothing was staged: {v}"
+    );
+    let out = run.finish(Duration::from_secs(60));
+    assert_results_intact(&out);
+}
