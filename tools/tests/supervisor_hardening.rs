@@ -580,3 +580,204 @@ fn hostile_staged_files_are_refused_and_the_run_keeps_running_and_its_results() 
     let out = run.finish(Duration::from_secs(60));
     assert_results_intact(&out);
 }
+
+/// Opens `n` connections to `ctl` that never send anything.
+fn idle_clients(ctl: &Path, n: usize) -> Vec<std::os::unix::net::UnixStream> {
+    (0..n)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(ctl).ok())
+        .collect()
+}
+
+/// #12.5: more idle clients than the client cap lock nobody out: `takt status` and
+/// `takt stop` answer, a new version's standby registers and switches (hot swap), and a
+/// client that sends half a frame is closed after the request timeout.
+#[test]
+fn idle_clients_beyond_the_cap_lock_out_neither_stop_nor_a_standby() {
+    needs_realtime!("idle_clients_beyond_the_cap_lock_out_neither_stop_nor_a_standby");
+    let fx = Fixture::new("idle-clients");
+    let v2 = fx.sign(2, &app_exe("acc-planning-v2"), "planning-2.takt");
+    let run = fx.start("14s", None, None);
+    let ctl = fx.ctl();
+    wait_running(&ctl);
+
+    let idle = idle_clients(&ctl, 200);
+    assert_eq!(idle.len(), 200, "the kernel took every connection");
+    let during = status(&ctl);
+    assert_eq!(
+        during["phase"], "running",
+        "status answers beside 200 idle clients"
+    );
+    let out = ok(&["ota", "stage", s(&v2), "--control", s(&ctl)]);
+    assert!(out.contains("staged into slot b"), "{out}");
+
+    // Fresh idle clients right before the activation: the standby registers beside them.
+    let idle2 = idle_clients(&ctl, 200);
+    let out = ok(&[
+        "ota",
+        "activate",
+        "planning",
+        "--hot-swap",
+        "--control",
+        s(&ctl),
+    ]);
+    assert!(out.contains("switched to version 2"), "{out}");
+    println!("{}", out.trim());
+
+    // Half a frame (a length prefix cut short) is closed after the request timeout.
+    let mut half = std::os::unix::net::UnixStream::connect(&ctl).expect("connect");
+    use std::io::{Read, Write};
+    half.write_all(&[0, 0]).expect("write half a prefix");
+    half.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    let mut buf = [0u8; 16];
+    let n = half
+        .read(&mut buf)
+        .expect("the supervisor closes the half-sent connection (no timeout)");
+    assert_eq!(n, 0, "closed without an answer");
+
+    let idle3 = idle_clients(&ctl, 200);
+    let out = ok(&["stop", "--control", s(&ctl)]);
+    println!("stop beside {} idle clients: {}", idle3.len(), out.trim());
+    let out = run.finish(Duration::from_secs(60));
+    drop((idle, idle2, idle3));
+    assert_results_intact(&out);
+}
+
+/// Writes `planning.sh`: app `planning`'s executable in a wrapper that, once hosted,
+/// starts from inside the app's process tree `takt mode set parked`, `takt stop` and
+/// `takt ota status`, and records each answer in `<name>.out` in the fixture's directory.
+fn meddling_planning(fx: &Fixture) -> PathBuf {
+    let takt = env!("CARGO_BIN_EXE_takt");
+    let real = bin_dir().join("acc-planning");
+    let dir = fx.dir.path();
+    let ctl = fx.ctl();
+    let script = format!(
+        r#"#!/bin/sh
+if [ "$1" != "--takt-catalog" ]; then
+  (
+    sleep 2
+    "{takt}" mode set parked --control "{ctl}" > "{dir}/mode.tmp" 2>&1; echo "exit $?" >> "{dir}/mode.tmp"; mv "{dir}/mode.tmp" "{dir}/mode.out"
+    "{takt}" ota status --control "{ctl}" > "{dir}/ota.tmp" 2>&1; echo "exit $?" >> "{dir}/ota.tmp"; mv "{dir}/ota.tmp" "{dir}/ota.out"
+    "{takt}" stop --control "{ctl}" > "{dir}/stop.tmp" 2>&1; echo "exit $?" >> "{dir}/stop.tmp"; mv "{dir}/stop.tmp" "{dir}/stop.out"
+  ) &
+fi
+exec "{real}" "$@"
+"#,
+        ctl = s(&ctl),
+        dir = s(dir),
+        real = s(&real),
+    );
+    let path = fx.path("planning.sh");
+    std::fs::write(&path, script).expect("write the wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let manifest = std::fs::read_to_string(&fx.manifest).expect("the manifest copy");
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("executable = ") && l.ends_with("/acc-planning\""))
+        .expect("app planning's executable in the manifest copy")
+        .to_string();
+    std::fs::write(
+        &fx.manifest,
+        manifest.replacen(&line, &format!("executable = \"{}\"", path.display()), 1),
+    )
+    .expect("rewrite the manifest copy");
+    path
+}
+
+/// Waits for `<name>.out` in the fixture's directory (written whole by the wrapper).
+fn wrapper_output(fx: &Fixture, name: &str) -> String {
+    poll(Duration::from_secs(30), &format!("{name}.out"), || {
+        std::fs::read_to_string(fx.path(&format!("{name}.out"))).map_err(|e| e.to_string())
+    })
+}
+
+/// One request from this process over a raw connection, and the answer.
+fn raw_request(ctl: &Path, req: &takt::lifecycle::Request) -> takt::lifecycle::Response {
+    let mut c = std::os::unix::net::UnixStream::connect(ctl).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    takt::lifecycle::wire::send(&mut c, req).expect("send");
+    takt::lifecycle::wire::receive(&mut c).expect("an answer")
+}
+
+/// #12.6: a process started from inside an app's process tree may neither stop the run nor
+/// switch its mode nor read its updates, a client that claims to be another app's process
+/// is refused, and the owner's `takt stop` still ends the run.
+#[test]
+fn only_the_owner_may_stop_or_switch_modes_and_an_app_speaks_only_for_itself() {
+    needs_realtime!("only_the_owner_may_stop_or_switch_modes_and_an_app_speaks_only_for_itself");
+    let fx = Fixture::new("peer");
+    meddling_planning(&fx);
+    let run = fx.start("30s", None, None);
+    let ctl = fx.ctl();
+    let before = wait_running(&ctl);
+    let planning = app(&before, "planning")["pid"].as_u64().expect("pid");
+    let sensing = app(&before, "sensing")["pid"].as_u64().expect("pid");
+
+    for (name, what) in [
+        ("mode", "switch modes"),
+        ("ota", "touch updates"),
+        ("stop", "stop the run"),
+    ] {
+        let out = wrapper_output(&fx, name);
+        println!("{name} from inside app planning's tree: {}", out.trim());
+        assert!(!out.contains("exit 0"), "{name} is refused: {out}");
+        assert!(
+            out.contains(&format!(
+                "started by app `planning` (its process {planning})"
+            )) && out.contains(what),
+            "{name}: the refusal names the peer, its app and the rule: {out}"
+        );
+    }
+    let after = status(&ctl);
+    assert_eq!(after["phase"], "running", "not stopped: {after}");
+    assert_eq!(
+        after["requested_mode"],
+        Value::Null,
+        "no mode requested: {after}"
+    );
+
+    // A client that claims to be app sensing's process.
+    let forged = raw_request(
+        &ctl,
+        &takt::lifecycle::Request::AppReady {
+            app: "sensing".into(),
+            pid: u32::try_from(sensing).expect("a pid"),
+            version: "forged".into(),
+        },
+    );
+    match forged {
+        takt::lifecycle::Response::Refused(why) => {
+            println!("forged AppReady: {why}");
+            assert!(
+                why.contains(&format!("claims to be process {sensing} of app `sensing`")),
+                "{why}"
+            );
+        }
+        other => panic!("a forged AppReady is refused, got {other:?}"),
+    }
+    let forged = raw_request(
+        &ctl,
+        &takt::lifecycle::Request::AppFinished {
+            app: "sensing".into(),
+            result: Err("forged".into()),
+        },
+    );
+    assert!(
+        matches!(forged, takt::lifecycle::Response::Refused(_)),
+        "forged results are refused: {forged:?}"
+    );
+    let still = status(&ctl);
+    assert_eq!(
+        app(&still, "sensing")["pid"].as_u64(),
+        Some(sensing),
+        "{still}"
+    );
+    assert_eq!(app(&still, "sensing")["state"], "running", "{still}");
+
+    let out = ok(&["stop", "--control", s(&ctl)]);
+    println!("owner: {}", out.trim());
+    let out = run.finish(Duration::from_secs(60));
+    assert_results_intact(&out);
+}

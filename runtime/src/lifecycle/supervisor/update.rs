@@ -775,6 +775,20 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Whether `pid` is a live process standing by or dismissed (an app process).
+    pub(super) fn is_spare_process(&self, pid: u32) -> bool {
+        self.updates
+            .as_ref()
+            .is_some_and(|u| u.spares.iter().any(|s| s.child.is_some() && s.pid == pid))
+    }
+
+    /// The app whose spare process `pid` is.
+    pub(super) fn spare_app_name(&self, pid: u32) -> Option<String> {
+        let u = self.updates.as_ref()?;
+        let s = u.spares.iter().find(|s| s.pid == pid)?;
+        Some(self.d.apps[s.app].name.clone())
+    }
+
     pub(super) fn spares_gone(&self) -> bool {
         self.updates
             .as_ref()
