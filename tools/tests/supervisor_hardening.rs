@@ -781,3 +781,102 @@ fn only_the_owner_may_stop_or_switch_modes_and_an_app_speaks_only_for_itself() {
     let out = run.finish(Duration::from_secs(60));
     assert_results_intact(&out);
 }
+
+/// Sets the manifest copy's probation window (the demo's is 1 s).
+fn set_probation(fx: &Fixture, window: &str) {
+    let m = std::fs::read_to_string(&fx.manifest).expect("the manifest copy");
+    assert!(
+        m.contains("probation = \"1s\""),
+        "the demo's probation line"
+    );
+    std::fs::write(
+        &fx.manifest,
+        m.replacen(
+            "probation = \"1s\"",
+            &format!("probation = \"{window}\""),
+            1,
+        ),
+    )
+    .expect("rewrite the manifest copy");
+}
+
+fn kill_9(pid: u64) {
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(st.success(), "kill -9 {pid}");
+}
+
+/// #12.4: the replaced version stands by during probation and is `kill -9`ed; the rollback
+/// then has no process to return to. The installed version is restarted by the app's
+/// restart policy (a new process, one restart), the candidate is marked bad and ends, and
+/// `takt status` never shows the app running without a process.
+#[test]
+fn a_rollback_whose_standby_died_restarts_the_installed_version() {
+    needs_realtime!("a_rollback_whose_standby_died_restarts_the_installed_version");
+    let fx = Fixture::new("dead-standby");
+    set_probation(&fx, "30s");
+    let v2 = fx.sign(2, &app_exe("acc-planning-v2"), "planning-2.takt");
+    let run = fx.start("20s", None, None);
+    let ctl = fx.ctl();
+    let before = wait_running(&ctl);
+    let installed_pid = app(&before, "planning")["pid"].as_u64().expect("pid");
+    ok(&["ota", "stage", s(&v2), "--control", s(&ctl)]);
+    let out = ok(&[
+        "ota",
+        "activate",
+        "planning",
+        "--hot-swap",
+        "--control",
+        s(&ctl),
+    ]);
+    assert!(out.contains("switched to version 2"), "{out}");
+    let switched = status(&ctl);
+    let candidate_pid = app(&switched, "planning")["pid"].as_u64().expect("pid");
+    assert_ne!(candidate_pid, installed_pid, "{switched}");
+
+    kill_9(installed_pid);
+    wait_dead(&[installed_pid], Duration::from_secs(10));
+    let out = ok(&["ota", "rollback", "planning", "--control", s(&ctl)]);
+    println!("rollback: {}", out.trim());
+
+    let after = poll(Duration::from_secs(20), "planning restarted", || {
+        let v = status(&ctl);
+        let p = app(&v, "planning");
+        if p["state"] == "running" {
+            assert!(
+                p["pid"].as_u64().is_some(),
+                "status says running without a process: {v}"
+            );
+        }
+        match p["pid"].as_u64() {
+            Some(pid)
+                if pid != installed_pid && pid != candidate_pid && p["state"] == "running" =>
+            {
+                Ok(v)
+            }
+            _ => Err(format!("last status {v}")),
+        }
+    });
+    let p = app(&after, "planning");
+    println!("after the rollback: {p}");
+    assert_eq!(p["restarts"], 1, "one restart by the policy: {after}");
+    let new_pid = p["pid"].as_u64().expect("pid");
+    assert!(alive(new_pid), "the restarted process runs");
+    wait_dead(&[candidate_pid], Duration::from_secs(10));
+    let v = ota_status(&ctl);
+    let a = app(&v, "planning");
+    assert_eq!(a["state"], "rolled-back", "{v}");
+    assert_eq!(a["running_version"], 0, "{v}");
+    assert!(
+        a["bad_versions"]
+            .as_array()
+            .is_some_and(|b| b.contains(&Value::from(2))),
+        "version 2 is marked bad: {v}"
+    );
+    println!("{}", a["last_result"]);
+    ok(&["stop", "--control", s(&ctl)]);
+    let out = run.finish(Duration::from_secs(60));
+    assert_results_intact(&out);
+}

@@ -861,6 +861,22 @@ impl Supervisor<'_> {
         else {
             return;
         };
+        if u.spares[old].child.is_none() {
+            // Its standby died: nothing to hand over to. The tick rolls back without it
+            // (`roll_back_without_standby`).
+            eprintln!(
+                "takt run: OTA: app `{}` version {version} failed probation ({why}); its standby has ended, so the installed version is restarted",
+                self.d.apps[app].name
+            );
+            u.op = Op::RollingBack {
+                app,
+                old,
+                version,
+                serial: 0,
+                why,
+            };
+            return;
+        }
         let owner = u.spares[old].incarnation;
         match self
             .shared
@@ -888,6 +904,57 @@ impl Supervisor<'_> {
                 );
             }
         }
+    }
+
+    /// Rolls back although the installed version's standby process has ended (#12.4): the
+    /// app record returns to the installed version (without a process), the candidate is
+    /// dismissed at the next boundary (handed over to the incarnation the restart gets, or
+    /// killed when no handover can be requested), the journal rolls back, and the app's
+    /// restart policy decides, as for any process of the app that ended, whether the
+    /// installed version is restarted or the failure escalates. Never an app record that
+    /// says running without a process.
+    fn roll_back_without_standby(
+        &mut self,
+        apps: &mut [App],
+        app: usize,
+        k: usize,
+        version: u64,
+        why: String,
+    ) {
+        let run = &self.shared.block().run;
+        // A handover to the dead standby may still be pending: withdraw it.
+        let _ = run.cancel_handover();
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let exit = u.spares[k].exit;
+        swap_owner(&mut apps[app], &mut u.spares[k]);
+        // Now apps[app] is the installed version without a process, spares[k] the candidate.
+        let restart_incarnation = apps[app].next_incarnation;
+        let failed = &mut u.spares[k];
+        failed.expected_exit = true;
+        match run.request_handover(app, restart_incarnation, u64::MAX) {
+            Ok(_) => run.dismiss(app, failed.incarnation),
+            Err(_) => {
+                if let Some(c) = failed.child.as_mut() {
+                    let _ = c.kill();
+                }
+            }
+        }
+        let _ = u.transition(app, |j| j.roll_back());
+        u.kill_point("rolled-back");
+        let status = exit.unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            ExitStatus::from_raw(libc::SIGKILL)
+        });
+        let msg = format!(
+            "app `{}` version {version} rolled back ({why}); marked bad; version {}'s standby had ended ({status}), so the app's restart policy decides whether it is restarted",
+            apps[app].name, apps[app].ota_version
+        );
+        eprintln!("takt run: OTA: {msg}");
+        u.last_result[app] = Some(msg);
+        u.op = Op::Idle;
+        self.ended(apps, app, status);
     }
 
     /// Withdraws an activation before its switch: the standing-by process is dismissed
@@ -1191,6 +1258,12 @@ impl Supervisor<'_> {
                 why,
             } => {
                 let (app, k, version, serial) = (*app, *old, *version, *serial);
+                if u.spares[k].child.is_none() {
+                    // The version to return to has no process any more (#12.4).
+                    let why = why.clone();
+                    self.roll_back_without_standby(apps, app, k, version, why);
+                    return;
+                }
                 let decided = self
                     .shared
                     .block()
