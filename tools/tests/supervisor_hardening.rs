@@ -880,3 +880,106 @@ fn a_rollback_whose_standby_died_restarts_the_installed_version() {
     let out = run.finish(Duration::from_secs(60));
     assert_results_intact(&out);
 }
+
+fn signal(sig: &str, pid: u64) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+/// Stages `bundle`, hot-swaps planning to it, waits for the commit; returns the pid that
+/// ran planning before the switch and the one after.
+fn hot_swap_and_commit(ctl: &Path, bundle: &Path, version: u64) -> (u64, u64) {
+    let before = status(ctl);
+    let old = app(&before, "planning")["pid"].as_u64().expect("pid");
+    let out = ok(&["ota", "stage", s(bundle), "--control", s(ctl)]);
+    assert!(out.contains(&format!("version {version} staged")), "{out}");
+    let out = ok(&[
+        "ota",
+        "activate",
+        "planning",
+        "--hot-swap",
+        "--control",
+        s(ctl),
+    ]);
+    assert!(
+        out.contains(&format!("switched to version {version}")),
+        "{out}"
+    );
+    let after = status(ctl);
+    let new = app(&after, "planning")["pid"].as_u64().expect("pid");
+    (old, new)
+}
+
+/// #12.8: the replaced version, standing by during probation, hangs (SIGSTOP: it ignores
+/// every signal but SIGKILL). Dismissed at the commit, it never leaves its walk; the
+/// supervisor kills it after the dismissal grace, so no orphan holds its ports: the next hot
+/// swap commits too, and the run ends with no process of it left.
+#[test]
+fn a_hung_dismissed_process_is_killed_and_the_next_hot_swap_commits() {
+    needs_realtime!("a_hung_dismissed_process_is_killed_and_the_next_hot_swap_commits");
+    let fx = Fixture::new("hung-dismissed");
+    let exe = app_exe("acc-planning-v2");
+    let v2 = fx.sign(2, &exe, "planning-2.takt");
+    let v3 = fx.sign(3, &exe, "planning-3.takt");
+    let run = fx.start("30s", None, None);
+    let ctl = fx.ctl();
+    wait_running(&ctl);
+    let (v0_pid, v2_pid) = hot_swap_and_commit_start(&ctl, &v2);
+    // Hung while it stands by: it will never see its dismissal.
+    signal("-STOP", v0_pid);
+    poll(Duration::from_secs(20), "planning committed", || {
+        let v = ota_status(&ctl);
+        if app(&v, "planning")["state"] == "committed" {
+            Ok(())
+        } else {
+            Err(format!("last OTA status {v}"))
+        }
+    });
+    wait_dead(&[v0_pid], Duration::from_secs(60));
+    println!("the stopped version 0 (pid {v0_pid}) was killed after its dismissal");
+
+    let (old, v3_pid) = hot_swap_and_commit(&ctl, &v3, 3);
+    assert_eq!(old, v2_pid, "version 2 ran planning until the next swap");
+    poll(Duration::from_secs(20), "version 3 committed", || {
+        let v = ota_status(&ctl);
+        let a = app(&v, "planning");
+        if a["state"] == "committed" && a["installed_version"] == 3 {
+            Ok(())
+        } else {
+            Err(format!("last OTA status {v}"))
+        }
+    });
+    wait_dead(&[v2_pid], Duration::from_secs(60));
+    assert!(alive(v3_pid), "version 3 runs planning");
+    ok(&["stop", "--control", s(&ctl)]);
+    let out = run.finish(Duration::from_secs(90));
+    assert_results_intact(&out);
+    assert!(
+        text(&out.stderr).contains(&format!("(pid {v0_pid}) was dismissed")),
+        "the supervisor says it killed the hung process: {}",
+        text(&out.stderr)
+    );
+    wait_no_process(&ctl, &[v0_pid, v2_pid, v3_pid], Duration::from_secs(10));
+}
+
+/// Stages `bundle` (version 2) and hot-swaps planning to it; returns (version 0's pid,
+/// version 2's pid) right after the switch, during probation.
+fn hot_swap_and_commit_start(ctl: &Path, bundle: &Path) -> (u64, u64) {
+    let before = status(ctl);
+    let old = app(&before, "planning")["pid"].as_u64().expect("pid");
+    ok(&["ota", "stage", s(bundle), "--control", s(ctl)]);
+    let out = ok(&[
+        "ota",
+        "activate",
+        "planning",
+        "--hot-swap",
+        "--control",
+        s(ctl),
+    ]);
+    assert!(out.contains("switched to version 2"), "{out}");
+    let after = status(ctl);
+    (old, app(&after, "planning")["pid"].as_u64().expect("pid"))
+}

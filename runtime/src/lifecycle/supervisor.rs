@@ -1116,6 +1116,8 @@ impl Supervisor<'_> {
         };
         if let Some(end) = end {
             if now > end.saturating_add(self.grace_ns()) {
+                // Standby and dismissed processes too (#12.8): the run ends.
+                self.kill_spares();
                 for a in apps.iter_mut() {
                     if let Some(pid) = a.pid {
                         eprintln!(

@@ -84,7 +84,17 @@ struct Spare {
     /// Dismissed (or told to end): its exit is no failure.
     expected_exit: bool,
     exit: Option<ExitStatus>,
+    /// When its dismissal went into the shared block (monotonic ns): it is killed if it
+    /// has not ended [`DISMISS_GRACE_NS`] (plus three hyperperiods) later.
+    dismissed_ns: Option<u64>,
+    /// Dismissed while another dismissal was still in the shared block: waits in line.
+    dismiss_queued: bool,
 }
+
+/// How long a dismissed process may take to leave its walk, report and exit (beyond three
+/// hyperperiods) before it is killed: a hung or stopped process must neither keep the run
+/// from ending nor hold its ports into the next update (#12.8).
+const DISMISS_GRACE_NS: u64 = 5_000_000_000;
 
 enum Phase {
     /// The new version's process is starting; it reports ready, then stands by.
@@ -264,6 +274,49 @@ impl Updates {
             // SAFETY: kill(2) on our own pid with SIGKILL has no memory-safety concerns.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Dismisses spare `k`: out of its walk at its next boundary, then it ends. The shared
+    /// block holds one dismissal; a second one written before the first process saw it
+    /// would orphan that process (#12.8), so a dismissal waits in line while an earlier
+    /// dismissed process still lives ([`Updates::next_dismissal`] issues it).
+    fn dismiss(&mut self, run: &crate::dispatch::RunControl, k: usize) {
+        self.spares[k].expected_exit = true;
+        if self.spares[k].dismissed_ns.is_some() || self.spares[k].dismiss_queued {
+            return;
+        }
+        let busy = self
+            .spares
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != k && s.child.is_some() && s.dismissed_ns.is_some());
+        if busy {
+            self.spares[k].dismiss_queued = true;
+        } else {
+            run.dismiss(self.spares[k].app, self.spares[k].incarnation);
+            self.spares[k].dismissed_ns = Some(monotonic_now_ns());
+        }
+    }
+
+    /// Issues the dismissal waiting in line once no dismissed process lives any more.
+    fn next_dismissal(&mut self, run: &crate::dispatch::RunControl) {
+        if self
+            .spares
+            .iter()
+            .any(|s| s.child.is_some() && s.dismissed_ns.is_some())
+        {
+            return;
+        }
+        for s in &mut self.spares {
+            if s.dismiss_queued {
+                s.dismiss_queued = false;
+                if s.child.is_some() {
+                    run.dismiss(s.app, s.incarnation);
+                    s.dismissed_ns = Some(monotonic_now_ns());
+                    return;
+                }
             }
         }
     }
@@ -668,6 +721,8 @@ impl Supervisor<'_> {
             result: None,
             expected_exit: false,
             exit: None,
+            dismissed_ns: None,
+            dismiss_queued: false,
         });
         u.op = Op::Activating {
             app,
@@ -811,9 +866,28 @@ impl Supervisor<'_> {
     }
 
     pub(super) fn reap_spares(&mut self) {
+        let grace_ns = DISMISS_GRACE_NS + self.plan.hyperperiod_ns.saturating_mul(3);
         let Some(u) = self.updates.as_mut() else {
             return;
         };
+        let now = monotonic_now_ns();
+        for s in &mut u.spares {
+            // A dismissed process that does not end (hung, stopped, or its dismissal never
+            // reached it) is killed: it is tracked until reaped, never left behind.
+            if let (Some(c), Some(at)) = (s.child.as_mut(), s.dismissed_ns) {
+                if now > at.saturating_add(grace_ns) {
+                    eprintln!(
+                        "takt run: OTA: app `{}` version {} (pid {}) was dismissed {} ago and has not ended; killing it",
+                        self.d.apps[s.app].name,
+                        s.version,
+                        s.pid,
+                        format_ns(now - at)
+                    );
+                    let _ = c.kill();
+                    s.dismissed_ns = Some(now); // one kill per grace; the exit is reaped next
+                }
+            }
+        }
         for s in &mut u.spares {
             let status = match s.child.as_mut().map(|c| c.try_wait()) {
                 Some(Ok(Some(st))) => st,
@@ -829,6 +903,23 @@ impl Supervisor<'_> {
                     "takt run: OTA: app `{}` version {} (pid {}) ended: {status}",
                     self.d.apps[s.app].name, s.version, s.pid
                 );
+            }
+        }
+        u.next_dismissal(&self.shared.block().run);
+    }
+
+    /// Kills every spare process still alive long after the run's end (see `timers`).
+    pub(super) fn kill_spares(&mut self) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        for s in &mut u.spares {
+            if let Some(c) = s.child.as_mut() {
+                eprintln!(
+                    "takt run: OTA: app `{}` version {} (pid {}) did not end after the run; killing it",
+                    self.d.apps[s.app].name, s.version, s.pid
+                );
+                let _ = c.kill();
             }
         }
     }
@@ -931,12 +1022,11 @@ impl Supervisor<'_> {
         swap_owner(&mut apps[app], &mut u.spares[k]);
         // Now apps[app] is the installed version without a process, spares[k] the candidate.
         let restart_incarnation = apps[app].next_incarnation;
-        let failed = &mut u.spares[k];
-        failed.expected_exit = true;
+        u.spares[k].expected_exit = true;
         match run.request_handover(app, restart_incarnation, u64::MAX) {
-            Ok(_) => run.dismiss(app, failed.incarnation),
+            Ok(_) => u.dismiss(run, k),
             Err(_) => {
-                if let Some(c) = failed.child.as_mut() {
+                if let Some(c) = u.spares[k].child.as_mut() {
                     let _ = c.kill();
                 }
             }
@@ -989,9 +1079,8 @@ impl Supervisor<'_> {
                 return; // decided meanwhile: the switch stands, the tick sees it
             }
         }
+        u.dismiss(&self.shared.block().run, spare);
         let s = &mut u.spares[spare];
-        s.expected_exit = true;
-        self.shared.block().run.dismiss(app, s.incarnation);
         if let Some(c) = &mut s.child {
             // A joined process leaves its walk by the dismissal; a bad one is ended.
             if bad || !s.joined {
@@ -1238,9 +1327,8 @@ impl Supervisor<'_> {
                         return;
                     }
                     u.kill_point("committed");
-                    let s = &mut u.spares[old];
-                    s.expected_exit = true;
-                    self.shared.block().run.dismiss(app, s.incarnation);
+                    u.dismiss(&self.shared.block().run, old);
+                    let s = &u.spares[old];
                     let msg = format!(
                         "app `{name}` version {version} committed after a clean probation (0 overruns, 0 missed releases); version {} dismissed",
                         s.version
@@ -1278,9 +1366,7 @@ impl Supervisor<'_> {
                 apps[app].last_beat_ns = now;
                 let _ = u.transition(app, |j| j.roll_back());
                 u.kill_point("rolled-back");
-                let failed = &mut u.spares[k];
-                failed.expected_exit = true;
-                self.shared.block().run.dismiss(app, failed.incarnation);
+                u.dismiss(&self.shared.block().run, k);
                 let msg = format!(
                     "app `{}` version {version} rolled back at hyperperiod {at} ({why}); marked bad, version {} runs",
                     apps[app].name, apps[app].ota_version
