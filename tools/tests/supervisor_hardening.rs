@@ -8,9 +8,6 @@
 //! SKIPPED by name. Every wait has a timeout; a guard kills the run a failing test leaves
 //! behind (its apps follow it through their parent-death signal).
 
-// The fixture's helpers come from `ota_live.rs`; not every test here uses each of them.
-#![allow(dead_code)]
-
 mod common;
 use common::absolute_executables;
 use std::path::{Path, PathBuf};
@@ -247,13 +244,6 @@ impl Fixture {
             s(&out),
         ]);
         out
-    }
-
-    /// The seed of the key `takt ota keygen` wrote, for bundles the test builds with the
-    /// runtime API (`bundle::signing_key(&seed)`).
-    fn seed(&self) -> [u8; 32] {
-        let hex = std::fs::read_to_string(&self.key).expect("dev.key");
-        takt::ota::from_hex::<32>(hex.trim()).expect("a key from takt ota keygen")
     }
 
     fn sign(&self, version: u64, exe: &Path, out: &str) -> PathBuf {
