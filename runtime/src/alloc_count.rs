@@ -7,12 +7,40 @@
 //! forwarded unchanged, and counting is two relaxed atomic adds, with no allocation, lock or
 //! syscall of its own. It lives in the runtime because implementing `GlobalAlloc` is
 //! `unsafe`, and takt keeps every `unsafe` here.
+//!
+//! A test hook (issue #12.11): it counts only with the `test-hooks` feature, which only
+//! dev-dependencies enable. Without it [`Counting`] forwards without counting, [`COUNTING`]
+//! is false, and [`counting_allocator!`](crate::counting_allocator) installs nothing, so a
+//! shipped `takt` binary runs on the system allocator itself.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Forwards to [`System`], counting every allocation and reallocation.
+/// Forwards to [`System`], counting every allocation and reallocation (with `test-hooks`).
 pub struct Counting;
+
+/// Whether this build counts allocations (the `test-hooks` feature).
+pub const COUNTING: bool = cfg!(feature = "test-hooks");
+
+/// Installs [`Counting`] as the global allocator of the binary that invokes it, when the
+/// runtime is built with `test-hooks`; expands to nothing otherwise.
+#[cfg(feature = "test-hooks")]
+#[macro_export]
+macro_rules! counting_allocator {
+    () => {
+        #[global_allocator]
+        static TAKT_COUNTING_ALLOCATOR: $crate::alloc_count::Counting =
+            $crate::alloc_count::Counting;
+    };
+}
+
+/// Installs [`Counting`] as the global allocator of the binary that invokes it, when the
+/// runtime is built with `test-hooks`; expands to nothing otherwise.
+#[cfg(not(feature = "test-hooks"))]
+#[macro_export]
+macro_rules! counting_allocator {
+    () => {};
+}
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -23,6 +51,9 @@ std::thread_local! {
 }
 
 fn count(bytes: usize) {
+    if !COUNTING {
+        return;
+    }
     // Relaxed: the counters order nothing else. A reader compares two readings taken on
     // one thread, or readings handed over through a join or a channel, which order them.
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
@@ -78,11 +109,11 @@ pub fn allocated_bytes() -> u64 {
 
 // The library's own unit-test binary installs the counter, so the test below exercises the
 // same code a `takt` binary runs.
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), feature = "test-hooks"))]
 #[global_allocator]
 static TEST_ALLOCATOR: Counting = Counting;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(loom), feature = "test-hooks"))]
 mod tests {
     use super::*;
 

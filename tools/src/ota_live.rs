@@ -58,6 +58,8 @@ fn exchange(
                     }
                     b
                 });
+                // The first phase (reading and verifying) knows no total yet.
+                b.set_length(total_bytes);
                 b.set_message(phase);
                 b.set_position(done_bytes);
             }

@@ -43,6 +43,7 @@
 mod app_main;
 pub mod host;
 mod notify;
+pub mod peer;
 pub mod policy;
 pub mod shm;
 mod spawn;

@@ -26,19 +26,30 @@ use crate::time::{format_ns, monotonic_now_ns};
 
 use super::host::tasks_of;
 use super::notify::Notifier;
+use super::peer::{self, PeerCred};
 use super::policy::{Decision, ExitKind, RestartHistory};
 use super::shm::{SharedControl, MAX_APPS};
 use super::spawn::{kill_hard, set_umask, spawn_bound_to_parent};
 use super::wire::{self, AppRun, AppState, AppStatus, Request, Response, StatusReport, WireError};
 
+mod staged_file;
 mod update;
 pub use update::{offline_report, KILL_POINTS};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
-/// Most control connections open at once; more are closed on accept.
-const MAX_CONNECTIONS: usize = 64;
+/// Most connections of clients (`takt status|mode|stop|ota`) open at once. App processes'
+/// connections are counted apart ([`MAX_APP_CONNECTIONS`]), so clients can never keep an
+/// app (or a new version's standby) from registering. At the cap, the oldest client that
+/// has not sent a request yet is closed for the new one (issue #12.5).
+const MAX_CLIENTS: usize = 128;
+/// Most connections of app processes: every app's process and one standing by, twice over
+/// for connections of processes that are ending.
+const MAX_APP_CONNECTIONS: usize = 4 * MAX_APPS;
+/// How long a client may take to deliver its request after it connected; an idle or
+/// half-sent one is closed after this (issue #12.5).
+const CLIENT_REQUEST_TIMEOUT_NS: u64 = 5_000_000_000;
 /// The longest the loop sleeps while apps run: heartbeats are checked this often.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -160,6 +171,13 @@ struct Conn {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     close_after_flush: bool,
+    /// Who connected, as the kernel says (`SO_PEERCRED`).
+    peer: PeerCred,
+    /// Whether the peer was one of the run's app processes when it connected.
+    app_process: bool,
+    accepted_ns: u64,
+    /// Whether a whole request arrived (an idle client has none).
+    requested: bool,
 }
 
 /// Removes the socket file when the supervisor ends (however it ends, short of `kill -9`).
@@ -203,6 +221,8 @@ struct Supervisor<'a> {
     requested_mode: Option<usize>,
     /// Updates, when enabled.
     updates: Option<update::Updates>,
+    /// The supervisor's effective uid: its owner.
+    owner_uid: u32,
 }
 
 /// Binds the control socket owner-only, replacing a stale socket file of a dead supervisor.
@@ -325,6 +345,8 @@ pub fn supervise(
         next_watchdog_ns: now,
         requested_mode: None,
         updates: None,
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        owner_uid: unsafe { libc::geteuid() },
     };
     if let Some(o) = &opts.ota {
         sup.updates = Some(update::Updates::open(d, o, &mut apps)?);
@@ -351,7 +373,7 @@ pub fn supervise(
         }
         for ev in events.iter() {
             match ev.token() {
-                LISTENER => sup.accept(&poll, &mut listener),
+                LISTENER => sup.accept(apps, &poll, &mut listener),
                 SIGNALS => {
                     for sig in signals.pending() {
                         if sig == SIGTERM || sig == SIGINT {
@@ -517,12 +539,69 @@ impl Supervisor<'_> {
         );
     }
 
-    fn accept(&mut self, poll: &Poll, listener: &mut UnixListener) {
+    /// Whether `pid` is a process of this run's apps (an owner or one standing by).
+    fn is_app_process(&self, apps: &[App], pid: u32) -> bool {
+        apps.iter().any(|a| a.pid == Some(pid)) || self.is_spare_process(pid)
+    }
+
+    /// Makes room for one more client: `false` when every client slot holds a client that
+    /// sent its request (and waits for the answer); otherwise the oldest idle one is closed.
+    fn client_slot(&mut self) -> bool {
+        let clients = self.conns.values().filter(|c| !c.app_process).count();
+        if clients < MAX_CLIENTS {
+            return true;
+        }
+        let oldest_idle = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.app_process && !c.requested)
+            .min_by_key(|(_, c)| c.accepted_ns)
+            .map(|(t, _)| *t);
+        match oldest_idle {
+            Some(t) => {
+                if let Some(c) = self.conns.remove(&t) {
+                    eprintln!(
+                        "takt run: control socket: {MAX_CLIENTS} clients are connected; closed the oldest idle one (pid {})",
+                        c.peer.pid
+                    );
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn accept(&mut self, apps: &[App], poll: &Poll, listener: &mut UnixListener) {
         loop {
             match listener.accept() {
                 Ok((mut stream, _)) => {
-                    if self.conns.len() >= MAX_CONNECTIONS {
-                        continue; // dropped: closes the connection
+                    let peer = match peer::credentials(&stream) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            eprintln!("takt run: control socket: refused a connection whose peer is unknown ({e})");
+                            continue; // dropped: closes the connection
+                        }
+                    };
+                    if peer.uid != self.owner_uid && peer.uid != 0 {
+                        eprintln!(
+                            "takt run: control socket: refused pid {} of uid {}: only uid {} (the supervisor's) or root may connect",
+                            peer.pid, peer.uid, self.owner_uid
+                        );
+                        continue;
+                    }
+                    let app_process = self.is_app_process(apps, peer.pid);
+                    if app_process {
+                        let n = self.conns.values().filter(|c| c.app_process).count();
+                        if n >= MAX_APP_CONNECTIONS {
+                            eprintln!("takt run: control socket: app process {} refused: {n} app connections are open", peer.pid);
+                            continue;
+                        }
+                    } else if !self.client_slot() {
+                        eprintln!(
+                            "takt run: control socket: refused pid {}: {MAX_CLIENTS} clients wait for answers",
+                            peer.pid
+                        );
+                        continue;
                     }
                     let t = Token(self.next_token);
                     self.next_token += 1;
@@ -538,6 +617,10 @@ impl Supervisor<'_> {
                                 inbuf: Vec::new(),
                                 outbuf: Vec::new(),
                                 close_after_flush: false,
+                                peer,
+                                app_process,
+                                accepted_ns: monotonic_now_ns(),
+                                requested: false,
                             },
                         );
                     }
@@ -581,11 +664,13 @@ impl Supervisor<'_> {
                 let prefix = [c.inbuf[0], c.inbuf[1], c.inbuf[2], c.inbuf[3]];
                 match wire::check_length(prefix) {
                     Err(e) => {
+                        c.requested = true;
                         frames.push(Err(e));
                         c.inbuf.clear();
                         break;
                     }
                     Ok(n) if c.inbuf.len() >= 4 + n => {
+                        c.requested = true;
                         frames.push(wire::decode::<Request>(&c.inbuf[4..4 + n]));
                         c.inbuf.drain(..4 + n);
                     }
@@ -664,7 +749,66 @@ impl Supervisor<'_> {
         apps.iter().position(|a| a.name == name)
     }
 
+    /// Refuses `req` unless connection `t`'s peer may ask it: app processes speak only for
+    /// themselves (checked where they register), and everything else (status, stop, modes,
+    /// updates) is the owner's: the supervisor's uid or root, from a process that is
+    /// neither an app process nor started by one (issue #12.6).
+    fn authorize(&self, apps: &[App], t: Token, req: &Request) -> Result<(), String> {
+        let Some(peer) = self.conns.get(&t).map(|c| c.peer) else {
+            return Err("the connection is gone".into());
+        };
+        if matches!(req, Request::AppReady { .. } | Request::AppFinished { .. }) {
+            return Ok(());
+        }
+        let what = match req {
+            Request::Status => "read the status",
+            Request::SetMode { .. } => "switch modes",
+            Request::Stop => "stop the run",
+            _ => "touch updates",
+        };
+        let rule = format!(
+            "only the deployment's owner (uid {}, or root), from outside the apps' process trees, may {what}",
+            self.owner_uid
+        );
+        if peer.uid != self.owner_uid && peer.uid != 0 {
+            return Err(format!(
+                "peer pid {} runs as uid {}; {rule}",
+                peer.pid, peer.uid
+            ));
+        }
+        let me = std::process::id();
+        match peer::app_ancestor(peer.pid, me, |p| self.is_app_process(apps, p)) {
+            Ok(None) => Ok(()),
+            Ok(Some(p)) => {
+                let name = apps
+                    .iter()
+                    .find(|a| a.pid == Some(p))
+                    .map(|a| a.name.clone())
+                    .or_else(|| self.spare_app_name(p))
+                    .unwrap_or_default();
+                let who = if p == peer.pid {
+                    format!("peer pid {} is a process of app `{name}`", peer.pid)
+                } else {
+                    format!(
+                        "peer pid {} was started by app `{name}` (its process {p})",
+                        peer.pid
+                    )
+                };
+                Err(format!("{who}; {rule}"))
+            }
+            Err(why) => Err(format!(
+                "peer pid {}: {why}, so it cannot be told from an app's process; {rule}",
+                peer.pid
+            )),
+        }
+    }
+
     fn handle(&mut self, apps: &mut [App], t: Token, req: Request) {
+        if let Err(why) = self.authorize(apps, t, &req) {
+            eprintln!("takt run: control socket: refused: {why}");
+            self.reply(t, &Response::Refused(why), true);
+            return;
+        }
         match req {
             Request::Status => {
                 let s = self.status(apps);
@@ -713,6 +857,20 @@ impl Supervisor<'_> {
                     self.reply(t, &Response::Refused(format!("no app `{app}`")), true);
                     return;
                 };
+                let peer = self.conns.get(&t).map_or(0, |c| c.peer.pid);
+                if peer != pid {
+                    eprintln!(
+                        "takt run: control socket: refused: peer pid {peer} claims to be process {pid} of app `{app}`"
+                    );
+                    self.reply(
+                        t,
+                        &Response::Refused(format!(
+                            "peer pid {peer} claims to be process {pid} of app `{app}`; an app process speaks only for itself"
+                        )),
+                        true,
+                    );
+                    return;
+                }
                 if apps[i].pid != Some(pid) {
                     if self.spare_ready(apps, i, pid, &version, t) {
                         return;
@@ -885,6 +1043,26 @@ impl Supervisor<'_> {
     fn timers(&mut self, apps: &mut [App]) -> Result<(), String> {
         self.update_tick(apps);
         let now = monotonic_now_ns();
+        // Clients that connected and sent no whole request in time hold a slot for nothing.
+        let idle: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.app_process
+                    && !c.requested
+                    && now > c.accepted_ns.saturating_add(CLIENT_REQUEST_TIMEOUT_NS)
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in idle {
+            if let Some(c) = self.conns.remove(&t) {
+                eprintln!(
+                    "takt run: control socket: closed pid {}'s connection: no whole request within {}",
+                    c.peer.pid,
+                    format_ns(CLIENT_REQUEST_TIMEOUT_NS)
+                );
+            }
+        }
         if let Some(n) = &self.notifier {
             if now >= self.next_watchdog_ns {
                 n.send("WATCHDOG=1");
@@ -938,6 +1116,8 @@ impl Supervisor<'_> {
         };
         if let Some(end) = end {
             if now > end.saturating_add(self.grace_ns()) {
+                // Standby and dismissed processes too (#12.8): the run ends.
+                self.kill_spares();
                 for a in apps.iter_mut() {
                     if let Some(pid) = a.pid {
                         eprintln!(

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 
 use mio::Token;
 
-use super::{App, Supervisor};
+use super::{staged_file, App, Supervisor};
 use crate::dispatch::{HandoverError, MAX_MODES, STOP};
 use crate::lifecycle::wire::{
     AppRun, OtaAppReport, OtaReport, OtaSlotReport, ProbationReport, Request, Response,
@@ -51,7 +51,10 @@ use crate::time::{format_ns, monotonic_now_ns};
 const PROGRESS_EVERY_NS: u64 = 200_000_000;
 
 /// Test hook: `TAKT_OTA_KILL_AT=<point>` makes the supervisor `SIGKILL` itself right after
-/// that step is durable, so the recovery test kills it at every journal transition.
+/// that step is durable, so the recovery test kills it at every journal transition. Only in
+/// a build with the `test-hooks` feature (tests); a shipped binary neither reads the
+/// variable nor contains its name (issue #12.11).
+#[cfg(feature = "test-hooks")]
 const KILL_AT_ENV: &str = "TAKT_OTA_KILL_AT";
 
 /// The steps after which the kill hook can fire, in the order of an update.
@@ -81,7 +84,17 @@ struct Spare {
     /// Dismissed (or told to end): its exit is no failure.
     expected_exit: bool,
     exit: Option<ExitStatus>,
+    /// When its dismissal went into the shared block (monotonic ns): it is killed if it
+    /// has not ended [`DISMISS_GRACE_NS`] (plus three hyperperiods) later.
+    dismissed_ns: Option<u64>,
+    /// Dismissed while another dismissal was still in the shared block: waits in line.
+    dismiss_queued: bool,
 }
+
+/// How long a dismissed process may take to leave its walk, report and exit (beyond three
+/// hyperperiods) before it is killed: a hung or stopped process must neither keep the run
+/// from ending nor hold its ports into the next update (#12.8).
+const DISMISS_GRACE_NS: u64 = 5_000_000_000;
 
 enum Phase {
     /// The new version's process is starting; it reports ready, then stands by.
@@ -94,6 +107,14 @@ enum Phase {
 
 enum Op {
     Idle,
+    /// A worker thread reads the bundle file (bounded) and verifies its signature, off the
+    /// event loop (issue #12.3); the checks against the running system follow on the loop.
+    Verifying {
+        conn: Token,
+        path: String,
+        next_progress_ns: u64,
+        worker: Option<JoinHandle<Result<bundle::Verified, String>>>,
+    },
     Staging {
         app: usize,
         conn: Token,
@@ -151,6 +172,7 @@ pub(super) struct Updates {
     last_result: Vec<Option<String>>,
     spares: Vec<Spare>,
     op: Op,
+    #[cfg(feature = "test-hooks")]
     kill_at: Option<String>,
     /// The exclusive lock on `state_dir`, held for the supervisor's life.
     _lock: crate::ota::lock::StateLock,
@@ -216,6 +238,7 @@ impl Updates {
             last_result: vec![None; apps.len()],
             spares: Vec::new(),
             op: Op::Idle,
+            #[cfg(feature = "test-hooks")]
             kill_at: std::env::var(KILL_AT_ENV).ok(),
         };
         for app in apps.iter_mut() {
@@ -280,12 +303,59 @@ impl Updates {
         Ok(u)
     }
 
+    #[cfg(not(feature = "test-hooks"))]
+    fn kill_point(&self, _point: &str) {}
+
+    #[cfg(feature = "test-hooks")]
     fn kill_point(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
             eprintln!("takt run: {KILL_AT_ENV}={point}: the supervisor kills itself (SIGKILL)");
             // SAFETY: kill(2) on our own pid with SIGKILL has no memory-safety concerns.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Dismisses spare `k`: out of its walk at its next boundary, then it ends. The shared
+    /// block holds one dismissal; a second one written before the first process saw it
+    /// would orphan that process (#12.8), so a dismissal waits in line while an earlier
+    /// dismissed process still lives ([`Updates::next_dismissal`] issues it).
+    fn dismiss(&mut self, run: &crate::dispatch::RunControl, k: usize) {
+        self.spares[k].expected_exit = true;
+        if self.spares[k].dismissed_ns.is_some() || self.spares[k].dismiss_queued {
+            return;
+        }
+        let busy = self
+            .spares
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != k && s.child.is_some() && s.dismissed_ns.is_some());
+        if busy {
+            self.spares[k].dismiss_queued = true;
+        } else {
+            run.dismiss(self.spares[k].app, self.spares[k].incarnation);
+            self.spares[k].dismissed_ns = Some(monotonic_now_ns());
+        }
+    }
+
+    /// Issues the dismissal waiting in line once no dismissed process lives any more.
+    fn next_dismissal(&mut self, run: &crate::dispatch::RunControl) {
+        if self
+            .spares
+            .iter()
+            .any(|s| s.child.is_some() && s.dismissed_ns.is_some())
+        {
+            return;
+        }
+        for s in &mut self.spares {
+            if s.dismiss_queued {
+                s.dismiss_queued = false;
+                if s.child.is_some() {
+                    run.dismiss(s.app, s.incarnation);
+                    s.dismissed_ns = Some(monotonic_now_ns());
+                    return;
+                }
             }
         }
     }
@@ -438,7 +508,7 @@ impl Supervisor<'_> {
                 self.reply(t, &Response::Ota(r), true);
             }
             Request::OtaStage { bundle } => {
-                if let Err(why) = self.stage(apps, t, Path::new(&bundle)) {
+                if let Err(why) = self.start_stage(t, bundle.clone()) {
                     self.refuse(t, format!("{bundle}: {why}; nothing was changed"));
                 }
             }
@@ -507,30 +577,46 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Checks a bundle completely, then hands the unpack to a worker thread (the event
-    /// loop keeps supervising; progress goes to the client every 200 ms).
-    fn stage(&mut self, apps: &[App], t: Token, path: &Path) -> Result<(), String> {
+    /// Hands the read and the signature check of a bundle file to a worker thread: a
+    /// large bundle, a slow disk or a file whose size lies never stalls the event loop.
+    fn start_stage(&mut self, t: Token, path: String) -> Result<(), String> {
+        let u = self.updates.as_mut().ok_or("updates are off")?;
+        if !matches!(u.op, Op::Idle) {
+            return Err("another update is in progress (see `takt ota status`)".into());
+        }
+        // Without a readable key document nothing can be judged: it may revoke the signer.
+        if let Some(e) = &u.key_doc_error {
+            return Err(e.clone());
+        }
+        let trusted = u.trusted.clone();
+        let key_doc = u.key_doc.clone();
+        let file = PathBuf::from(&path);
+        let worker = std::thread::Builder::new()
+            .name("takt-ota-read".into())
+            .spawn(move || {
+                let bytes = staged_file::read_bounded(&file, MAX_BUNDLE_BYTES)?;
+                bundle::verify(&bytes, &trusted, key_doc.as_ref(), bundle::now_unix_s())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("cannot start the read: {e}"))?;
+        u.op = Op::Verifying {
+            conn: t,
+            path,
+            next_progress_ns: monotonic_now_ns() + PROGRESS_EVERY_NS,
+            worker: Some(worker),
+        };
+        Ok(())
+    }
+
+    /// Checks a verified bundle against the running system, then hands the unpack to a
+    /// worker thread (the event loop keeps supervising; progress goes to the client every
+    /// 200 ms).
+    fn stage(&mut self, apps: &[App], t: Token, verified: bundle::Verified) -> Result<(), String> {
         let d = self.d;
         let u = self.updates.as_mut().ok_or("updates are off")?;
         if !matches!(u.op, Op::Idle) {
             return Err("another update is in progress (see `takt ota status`)".into());
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
-        if meta.len() > MAX_BUNDLE_BYTES {
-            return Err(format!(
-                "the file has {} bytes; a bundle has at most {MAX_BUNDLE_BYTES}",
-                meta.len()
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        if let Some(e) = &u.key_doc_error {
-            return Err(e.clone());
-        }
-        let verified = bundle::verify(&bytes, &u.trusted, u.key_doc.as_ref(), bundle::now_unix_s())
-            .map_err(|e| e.to_string())?;
         let new_key_doc = verified.new_key_document;
         let b: Bundle = verified.bundle;
         let fr = &b.fragment;
@@ -548,12 +634,19 @@ impl Supervisor<'_> {
             return Err(format!("app `{}` has no tasks to run", fr.app));
         }
         let record = u.records[app].clone().ok_or("the app's journal is busy")?;
-        if !record.state.is_rest() {
+        // A staged update nobody activated is replaced (journal transition 1b); one that is
+        // switching or on probation must end first.
+        let staged = matches!(
+            record.state,
+            crate::ota::journal::UpdateState::Staged { .. }
+        );
+        if !record.state.is_rest() && !staged {
             return Err(format!(
-                "app `{}` has an update that is {} (version {:?}); finish or roll it back first",
+                "app `{}` has an update that is {} (version {} running); wait for its commit or roll it back (`takt ota rollback {}`) first",
                 fr.app,
                 record.state.name(),
-                record.running()
+                record.running().1,
+                fr.app
             ));
         }
         let installed = Installed {
@@ -702,6 +795,8 @@ impl Supervisor<'_> {
             result: None,
             expected_exit: false,
             exit: None,
+            dismissed_ns: None,
+            dismiss_queued: false,
         });
         u.op = Op::Activating {
             app,
@@ -809,6 +904,20 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Whether `pid` is a live process standing by or dismissed (an app process).
+    pub(super) fn is_spare_process(&self, pid: u32) -> bool {
+        self.updates
+            .as_ref()
+            .is_some_and(|u| u.spares.iter().any(|s| s.child.is_some() && s.pid == pid))
+    }
+
+    /// The app whose spare process `pid` is.
+    pub(super) fn spare_app_name(&self, pid: u32) -> Option<String> {
+        let u = self.updates.as_ref()?;
+        let s = u.spares.iter().find(|s| s.pid == pid)?;
+        Some(self.d.apps[s.app].name.clone())
+    }
+
     pub(super) fn spares_gone(&self) -> bool {
         self.updates
             .as_ref()
@@ -831,9 +940,28 @@ impl Supervisor<'_> {
     }
 
     pub(super) fn reap_spares(&mut self) {
+        let grace_ns = DISMISS_GRACE_NS + self.plan.hyperperiod_ns.saturating_mul(3);
         let Some(u) = self.updates.as_mut() else {
             return;
         };
+        let now = monotonic_now_ns();
+        for s in &mut u.spares {
+            // A dismissed process that does not end (hung, stopped, or its dismissal never
+            // reached it) is killed: it is tracked until reaped, never left behind.
+            if let (Some(c), Some(at)) = (s.child.as_mut(), s.dismissed_ns) {
+                if now > at.saturating_add(grace_ns) {
+                    eprintln!(
+                        "takt run: OTA: app `{}` version {} (pid {}) was dismissed {} ago and has not ended; killing it",
+                        self.d.apps[s.app].name,
+                        s.version,
+                        s.pid,
+                        format_ns(now - at)
+                    );
+                    let _ = c.kill();
+                    s.dismissed_ns = Some(now); // one kill per grace; the exit is reaped next
+                }
+            }
+        }
         for s in &mut u.spares {
             let status = match s.child.as_mut().map(|c| c.try_wait()) {
                 Some(Ok(Some(st))) => st,
@@ -849,6 +977,23 @@ impl Supervisor<'_> {
                     "takt run: OTA: app `{}` version {} (pid {}) ended: {status}",
                     self.d.apps[s.app].name, s.version, s.pid
                 );
+            }
+        }
+        u.next_dismissal(&self.shared.block().run);
+    }
+
+    /// Kills every spare process still alive long after the run's end (see `timers`).
+    pub(super) fn kill_spares(&mut self) {
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        for s in &mut u.spares {
+            if let Some(c) = s.child.as_mut() {
+                eprintln!(
+                    "takt run: OTA: app `{}` version {} (pid {}) did not end after the run; killing it",
+                    self.d.apps[s.app].name, s.version, s.pid
+                );
+                let _ = c.kill();
             }
         }
     }
@@ -881,6 +1026,22 @@ impl Supervisor<'_> {
         else {
             return;
         };
+        if u.spares[old].child.is_none() {
+            // Its standby died: nothing to hand over to. The tick rolls back without it
+            // (`roll_back_without_standby`).
+            eprintln!(
+                "takt run: OTA: app `{}` version {version} failed probation ({why}); its standby has ended, so the installed version is restarted",
+                self.d.apps[app].name
+            );
+            u.op = Op::RollingBack {
+                app,
+                old,
+                version,
+                serial: 0,
+                why,
+            };
+            return;
+        }
         let owner = u.spares[old].incarnation;
         match self
             .shared
@@ -908,6 +1069,56 @@ impl Supervisor<'_> {
                 );
             }
         }
+    }
+
+    /// Rolls back although the installed version's standby process has ended (#12.4): the
+    /// app record returns to the installed version (without a process), the candidate is
+    /// dismissed at the next boundary (handed over to the incarnation the restart gets, or
+    /// killed when no handover can be requested), the journal rolls back, and the app's
+    /// restart policy decides, as for any process of the app that ended, whether the
+    /// installed version is restarted or the failure escalates. Never an app record that
+    /// says running without a process.
+    fn roll_back_without_standby(
+        &mut self,
+        apps: &mut [App],
+        app: usize,
+        k: usize,
+        version: u64,
+        why: String,
+    ) {
+        let run = &self.shared.block().run;
+        // A handover to the dead standby may still be pending: withdraw it.
+        let _ = run.cancel_handover();
+        let Some(u) = self.updates.as_mut() else {
+            return;
+        };
+        let exit = u.spares[k].exit;
+        swap_owner(&mut apps[app], &mut u.spares[k]);
+        // Now apps[app] is the installed version without a process, spares[k] the candidate.
+        let restart_incarnation = apps[app].next_incarnation;
+        u.spares[k].expected_exit = true;
+        match run.request_handover(app, restart_incarnation, u64::MAX) {
+            Ok(_) => u.dismiss(run, k),
+            Err(_) => {
+                if let Some(c) = u.spares[k].child.as_mut() {
+                    let _ = c.kill();
+                }
+            }
+        }
+        let _ = u.transition(app, |j| j.roll_back());
+        u.kill_point("rolled-back");
+        let status = exit.unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            ExitStatus::from_raw(libc::SIGKILL)
+        });
+        let msg = format!(
+            "app `{}` version {version} rolled back ({why}); marked bad; version {}'s standby had ended ({status}), so the app's restart policy decides whether it is restarted",
+            apps[app].name, apps[app].ota_version
+        );
+        eprintln!("takt run: OTA: {msg}");
+        u.last_result[app] = Some(msg);
+        u.op = Op::Idle;
+        self.ended(apps, app, status);
     }
 
     /// Withdraws an activation before its switch: the standing-by process is dismissed
@@ -942,9 +1153,8 @@ impl Supervisor<'_> {
                 return; // decided meanwhile: the switch stands, the tick sees it
             }
         }
+        u.dismiss(&self.shared.block().run, spare);
         let s = &mut u.spares[spare];
-        s.expected_exit = true;
-        self.shared.block().run.dismiss(app, s.incarnation);
         if let Some(c) = &mut s.child {
             // A joined process leaves its walk by the dismissal; a bad one is ended.
             if bad || !s.joined {
@@ -976,6 +1186,38 @@ impl Supervisor<'_> {
         let cycle = self.shared.block().run.cycle();
         match &mut u.op {
             Op::Idle => {}
+            Op::Verifying {
+                conn,
+                path,
+                next_progress_ns,
+                worker,
+            } => {
+                let conn = *conn;
+                if !worker.as_ref().is_some_and(|w| w.is_finished()) {
+                    if now >= *next_progress_ns {
+                        *next_progress_ns = now + PROGRESS_EVERY_NS;
+                        self.reply(
+                            conn,
+                            &Response::Progress {
+                                phase: "reading and verifying".into(),
+                                done_bytes: 0,
+                                total_bytes: 0,
+                            },
+                            false,
+                        );
+                    }
+                    return;
+                }
+                let path = std::mem::take(path);
+                let Some(w) = worker.take() else { return };
+                u.op = Op::Idle;
+                let verified = w
+                    .join()
+                    .unwrap_or_else(|_| Err("the read thread panicked".into()));
+                if let Err(why) = verified.and_then(|b| self.stage(apps, conn, b)) {
+                    self.refuse(conn, format!("{path}: {why}; nothing was changed"));
+                }
+            }
             Op::Staging {
                 app,
                 conn,
@@ -1164,9 +1406,8 @@ impl Supervisor<'_> {
                         }
                     }
                     u.kill_point("committed");
-                    let s = &mut u.spares[old];
-                    s.expected_exit = true;
-                    self.shared.block().run.dismiss(app, s.incarnation);
+                    u.dismiss(&self.shared.block().run, old);
+                    let s = &u.spares[old];
                     let msg = format!(
                         "app `{name}` version {version} committed after a clean probation (0 overruns, 0 missed releases); version {} dismissed",
                         s.version
@@ -1184,6 +1425,12 @@ impl Supervisor<'_> {
                 why,
             } => {
                 let (app, k, version, serial) = (*app, *old, *version, *serial);
+                if u.spares[k].child.is_none() {
+                    // The version to return to has no process any more (#12.4).
+                    let why = why.clone();
+                    self.roll_back_without_standby(apps, app, k, version, why);
+                    return;
+                }
                 let decided = self
                     .shared
                     .block()
@@ -1198,9 +1445,7 @@ impl Supervisor<'_> {
                 apps[app].last_beat_ns = now;
                 let _ = u.transition(app, |j| j.roll_back());
                 u.kill_point("rolled-back");
-                let failed = &mut u.spares[k];
-                failed.expected_exit = true;
-                self.shared.block().run.dismiss(app, failed.incarnation);
+                u.dismiss(&self.shared.block().run, k);
                 let msg = format!(
                     "app `{}` version {version} rolled back at hyperperiod {at} ({why}); marked bad, version {} runs",
                     apps[app].name, apps[app].ota_version
