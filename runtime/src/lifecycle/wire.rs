@@ -123,8 +123,14 @@ pub struct OtaSlotReport {
 pub struct ProbationReport {
     pub from_cycle: u64,
     pub until_cycle: u64,
+    /// All overruns and missed releases since the switch, whoever caused them.
     pub overruns: u64,
     pub missed: u64,
+    /// Of those, the platform's (not held against the version).
+    pub overruns_platform: u64,
+    pub missed_platform: u64,
+    /// The supervisor's own lateness excused from the heartbeat check so far.
+    pub supervisor_late_ns: u64,
 }
 
 /// The lifecycle of one app, as `takt status` shows it.
