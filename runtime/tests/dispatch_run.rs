@@ -280,6 +280,48 @@ fn sim_injected_stalls_are_attributed_to_the_platform() {
     );
 }
 
+/// What probation reads: the app's shared health record counts the platform's overruns and
+/// misses apart from the task's, and its CPU-time histogram holds the job's own time (per
+/// budget), not the stall. Injected stalls in simulated time: every overrun and miss in the
+/// record is the platform's, so a probation over it holds nothing against the version.
+#[test]
+fn sim_stalls_reach_the_shared_health_record_as_the_platforms() {
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let health = dispatch::AppHealth::new();
+    let opts = dispatch::RunOptions {
+        clock: ClockKind::Sim,
+        duration_ns: 400 * MS,
+        namespace: Some(common::unique("health")),
+        platform_stall: Some(dispatch::PlatformStall {
+            seed: 9,
+            every_jobs: 3,
+            stall_ns: 12 * MS,
+        }),
+        ..dispatch::RunOptions::default()
+    };
+    let hooks = dispatch::Hooks {
+        health: Some(&health),
+        ..dispatch::Hooks::default()
+    };
+    let r = dispatch::run_hosted(
+        &d,
+        &common::plan(&d),
+        &common::registry(),
+        &opts,
+        &RunControl::new(0),
+        hooks,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(health.overruns() >= 4, "{:?}", r.tasks);
+    assert!(health.missed() >= 4, "{:?}", r.tasks);
+    assert_eq!(health.overruns_platform(), health.overruns());
+    assert_eq!(health.missed_platform(), health.missed());
+    let cpu = health.cpu_histogram();
+    let jobs: u64 = r.tasks.iter().map(|t| t.jobs).sum();
+    assert_eq!(cpu.iter().sum::<u64>(), jobs, "one histogram entry per job");
+    assert_eq!(cpu[0], jobs, "no job used CPU time in simulated time");
+}
+
 /// The attribution with a real SCHED_FIFO thread: a job that sleeps inside its window (its
 /// thread off the CPU, as in a host stall) overruns on the platform's account; a job that
 /// busy-loops past its budget on the CPU overruns on the task's.
