@@ -233,6 +233,156 @@ fn real_a_mode_that_idles_a_core_keeps_cycles_on_wall_time_and_takes_later_reque
     );
 }
 
+/// Simulated host stalls (the thread off its CPU inside its job, no CPU time used): every
+/// overrun and deadline miss they cause is the platform's, and the task's own budget is
+/// untouched; without them the run is exactly the plain one.
+#[test]
+fn sim_injected_stalls_are_attributed_to_the_platform() {
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let plain = run(&d, ClockKind::Sim, 400 * MS, "nostall", &RunControl::new(0));
+    assert!(plain
+        .tasks
+        .iter()
+        .all(|t| t.overruns + t.deadline_misses == 0 && t.off_cpu_max_ns == 0));
+    // 12 ms off the CPU in one job of four: over the 1 ms budget and past the 10 ms LET.
+    let stall = dispatch::PlatformStall {
+        seed: 3,
+        every_jobs: 4,
+        stall_ns: 12 * MS,
+    };
+    let r = common::run_opts(
+        &d,
+        &common::registry(),
+        ClockKind::Sim,
+        400 * MS,
+        "stall",
+        &RunControl::new(0),
+        Some(stall),
+    );
+    let (overruns, misses): (u64, u64) = r
+        .tasks
+        .iter()
+        .fold((0, 0), |(o, m), t| (o + t.overruns, m + t.deadline_misses));
+    assert!(overruns >= 4, "stalls made jobs overrun: {:?}", r.tasks);
+    assert!(misses >= 4, "and miss their deadlines: {:?}", r.tasks);
+    for t in &r.tasks {
+        assert_eq!(t.platform.overruns, t.overruns, "{t:?}");
+        assert_eq!(t.platform.deadline_misses, t.deadline_misses, "{t:?}");
+        assert_eq!(t.takt_misses(), 0, "{t:?}");
+        assert!(
+            t.cpu.max_ns < MS,
+            "the task's own time stayed in budget: {t:?}"
+        );
+    }
+    assert_eq!(
+        r.tasks.iter().map(|t| t.off_cpu_max_ns).max(),
+        Some(12 * MS)
+    );
+}
+
+/// What probation reads: the app's shared health record counts the platform's overruns and
+/// misses apart from the task's, and its CPU-time histogram holds the job's own time (per
+/// budget), not the stall. Injected stalls in simulated time: every overrun and miss in the
+/// record is the platform's, so a probation over it holds nothing against the version.
+#[test]
+fn sim_stalls_reach_the_shared_health_record_as_the_platforms() {
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let health = dispatch::AppHealth::new();
+    let opts = dispatch::RunOptions {
+        clock: ClockKind::Sim,
+        duration_ns: 400 * MS,
+        namespace: Some(common::unique("health")),
+        platform_stall: Some(dispatch::PlatformStall {
+            seed: 9,
+            every_jobs: 3,
+            stall_ns: 12 * MS,
+        }),
+        ..dispatch::RunOptions::default()
+    };
+    let hooks = dispatch::Hooks {
+        health: Some(&health),
+        ..dispatch::Hooks::default()
+    };
+    let r = dispatch::run_hosted(
+        &d,
+        &common::plan(&d),
+        &common::registry(),
+        &opts,
+        &RunControl::new(0),
+        hooks,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(health.overruns() >= 4, "{:?}", r.tasks);
+    assert!(health.missed() >= 4, "{:?}", r.tasks);
+    assert_eq!(health.overruns_platform(), health.overruns());
+    assert_eq!(health.missed_platform(), health.missed());
+    let cpu = health.cpu_histogram();
+    let jobs: u64 = r.tasks.iter().map(|t| t.jobs).sum();
+    assert_eq!(cpu.iter().sum::<u64>(), jobs, "one histogram entry per job");
+    assert_eq!(cpu[0], jobs, "no job used CPU time in simulated time");
+}
+
+/// The attribution with a real SCHED_FIFO thread: a job that sleeps inside its window (its
+/// thread off the CPU, as in a host stall) overruns on the platform's account; a job that
+/// busy-loops past its budget on the CPU overruns on the task's.
+#[test]
+fn real_attribution_tells_a_stalled_job_from_a_busy_one() {
+    let name = "real_attribution_tells_a_stalled_job_from_a_busy_one";
+    if !realtime_or_skip(name) {
+        return;
+    }
+    let _g = REALTIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let stall = dispatch::PlatformStall {
+        seed: 5,
+        every_jobs: 4,
+        stall_ns: 3 * MS,
+    };
+    let stalled = common::run_opts(
+        &d,
+        &common::registry(),
+        ClockKind::Real,
+        300 * MS,
+        "rstall",
+        &RunControl::new(0),
+        Some(stall),
+    );
+    assert!(stalled.realtime);
+    let overruns: u64 = stalled.tasks.iter().map(|t| t.overruns).sum();
+    assert!(overruns >= 4, "the sleeps overran: {:?}", stalled.tasks);
+    for t in &stalled.tasks {
+        assert_eq!(
+            t.platform.overruns, t.overruns,
+            "{}: every overrun of a sleeping job is the platform's: {t:?}",
+            t.name
+        );
+        assert!(t.off_cpu_max_ns >= 3 * MS, "{t:?}");
+    }
+    // Every 4th writer job spins 3 ms of CPU time against its 1 ms budget.
+    let d = deployment(1, OverrunPolicy::Report, 3 * MS);
+    let busy = run(&d, ClockKind::Real, 200 * MS, "rbusy", &RunControl::new(0));
+    let w = busy
+        .tasks
+        .iter()
+        .find(|t| t.name == "w")
+        .expect("writer stats");
+    assert!(w.overruns >= 4, "the busy jobs overran: {w:?}");
+    assert_eq!(
+        w.platform.overruns, 0,
+        "a job over its CPU budget is the task's, whatever else happened: {w:?}"
+    );
+    assert!(w.cpu.max_ns >= 3 * MS, "{w:?}");
+    eprintln!(
+        "attribution on this host: stalled run {:?}, busy run {:?}",
+        stalled
+            .tasks
+            .iter()
+            .map(|t| (&t.name, t.overruns, t.platform.overruns, t.off_cpu_max_ns))
+            .collect::<Vec<_>>(),
+        (w.overruns, w.platform.overruns, w.cpu.max_ns)
+    );
+}
+
 /// A constructor may be a closure that captures state: here a shared counter of instances
 /// built and a value the built task reports. Each task instance is built once.
 #[test]

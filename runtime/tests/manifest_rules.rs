@@ -1842,3 +1842,47 @@ fn first_app() -> String {
     let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
     d.apps[0].name.clone()
 }
+#[test]
+fn probation_thresholds_are_read_defaulted_and_bounded() {
+    let d = parse(&with_ota("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota.limits, takt::manifest::ProbationLimits::default());
+    assert_eq!(d.ota.limits.max_overruns, 0);
+    assert_eq!(d.ota.limits.exec_p99_max_percent, 200);
+    assert_eq!(
+        d.ota.limits.heartbeat_timeout_ns(20 * MS),
+        200 * MS,
+        "three hyperperiods, at least 200 ms"
+    );
+    let d = parse(&with_ota(
+        "probation_max_overruns = 2\nprobation_exec_p99_max_percent = 150\nprobation_heartbeat_timeout = \"500ms\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.ota.limits.max_overruns, 2);
+    assert_eq!(d.ota.limits.exec_p99_max_percent, 150);
+    assert_eq!(d.ota.limits.heartbeat_timeout_ns(20 * MS), 500 * MS);
+
+    let text = with_ota("probation_exec_p99_max_percent = 50\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation_exec_p99_max_percent", 0),
+        "ota.probation_exec_p99_max_percent",
+        &["probation_exec_p99_max_percent 50 is out of range; allowed: 100..=10000"],
+    );
+    let text = with_ota("probation_max_overruns = -1\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation_max_overruns", 0),
+        "ota.probation_max_overruns",
+        &["out of range; allowed: 0..=1000000"],
+    );
+    let text = with_ota("probation_heartbeat_timeout = \"1ms\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation_heartbeat_timeout", 0),
+        "ota.probation_heartbeat_timeout",
+        &[
+            "the heartbeat timeout 1ms is out of range",
+            "e.g. probation_heartbeat_timeout = \"500ms\"",
+        ],
+    );
+}

@@ -68,7 +68,7 @@ fn record(core: u8, job: u64) -> TraceRecord {
         ),
         1 => TraceRecord::start(core, u32::from(core), job, job * 1_000, t),
         2 => TraceRecord::publish(core, u32::from(core), job, job * 1_000, t, 1, job, t + 500),
-        _ => TraceRecord::end(core, u32::from(core), job, job * 1_000, t, 400),
+        _ => TraceRecord::end(core, u32::from(core), job, job * 1_000, t, 400, 7),
     }
 }
 

@@ -116,6 +116,24 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
     let overruns: u64 = r.tasks.iter().map(|t| t.overruns).sum();
     let misses: u64 = r.tasks.iter().map(|t| t.deadline_misses).sum();
     let _ = writeln!(out, "overruns: {overruns}, deadline misses: {misses}");
+    // Who caused them (see takt::dispatch::attribution): only takt's count against takt.
+    let sum = |f: fn(&takt::dispatch::TaskStats) -> u64| r.tasks.iter().map(f).sum::<u64>();
+    let (p_over, p_miss, p_skip) = (
+        sum(|t| t.platform.overruns),
+        sum(|t| t.platform.deadline_misses),
+        sum(|t| t.platform.skipped),
+    );
+    let skips = sum(|t| t.skipped);
+    let _ = writeln!(
+        out,
+        "attribution: platform {} (overruns {p_over}, deadline misses {p_miss}, skips {p_skip}), takt/task {} (overruns {}, deadline misses {}, skips {}); longest time off the CPU in one job {}",
+        p_over + p_miss + p_skip,
+        (overruns + misses + skips).saturating_sub(p_over + p_miss + p_skip),
+        overruns - p_over,
+        misses - p_miss,
+        skips - p_skip,
+        format_ns(r.tasks.iter().map(|t| t.off_cpu_max_ns).max().unwrap_or(0)),
+    );
     if r.mode_history.len() > 1 {
         let modes: Vec<String> = r
             .mode_history

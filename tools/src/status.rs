@@ -41,6 +41,10 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
                     "heartbeat_age_ns": a.heartbeat_age_ns,
                     "overruns": a.overruns,
                     "missed": a.missed,
+                    "overruns_platform": a.overruns_platform,
+                    "missed_platform": a.missed_platform,
+                    "overruns_takt": a.overruns.saturating_sub(a.overruns_platform),
+                    "missed_takt": a.missed.saturating_sub(a.missed_platform),
                     "version": a.version,
                 })
             })
@@ -71,13 +75,13 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7}  version",
-        "app", "pid", "state", "restarts", "heartbeat age", "overruns", "missed"
+        "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17}  version",
+        "app", "pid", "state", "restarts", "heartbeat age", "overruns", "missed", "platform/takt"
     );
     for a in &s.apps {
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7}  {}",
+            "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17}  {}",
             a.name,
             a.pid.map_or("-".to_string(), |p| p.to_string()),
             a.state.as_str(),
@@ -85,6 +89,12 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
             a.heartbeat_age_ns.map_or("-".to_string(), format_ns),
             a.overruns,
             a.missed,
+            {
+                // Overruns and misses together, split by who caused them.
+                let platform = a.overruns_platform + a.missed_platform;
+                let all = a.overruns + a.missed;
+                format!("{platform}/{}", all.saturating_sub(platform))
+            },
             if a.version.is_empty() {
                 "-"
             } else {

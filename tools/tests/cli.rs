@@ -2,7 +2,7 @@
 //! and what a running deployment looks like from the outside (SCHED_FIFO, pinning).
 
 mod common;
-use common::absolute_executables;
+use common::{absolute_executables, inconclusive, run_verdict, RunVerdict};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -318,24 +318,19 @@ fn dispatcher_threads_of(pid: u32) -> Vec<(String, String, String)> {
     found
 }
 
-/// Whether the run's summary says it kept its schedule (no deadline misses, no skips).
-fn kept_schedule(out: &Output) -> bool {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .any(|l| l.starts_with("overruns:") && l.ends_with("deadline misses: 0"))
-}
-
 #[test]
 fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
     if !is_root() {
         eprintln!("SKIPPED real_run_pins_dispatchers_under_fifo_and_matches_sim: needs root for SCHED_FIFO");
         return;
     }
+    let name = "real_run_pins_dispatchers_under_fifo_and_matches_sim";
     let manifest = repo("config/acc.toml");
-    // This shared VM sometimes stalls even SCHED_FIFO threads for tens of milliseconds; a run
-    // that misses LET deadlines proves nothing about determinism, so it is run again (at most
-    // three times) and the last one is judged whatever it did.
+    // This shared VM sometimes stalls even SCHED_FIFO threads for tens of milliseconds. The
+    // run's summary attributes every miss: one that is takt's fails the test at once; a run
+    // whose misses are all the platform's proves nothing about determinism, so it is run
+    // again (at most three attempts, each printed) and, if the last is spoilt too, the test
+    // is INCONCLUSIVE, never passed.
     let mut attempt = 0;
     let (seen, out) = loop {
         attempt += 1;
@@ -364,13 +359,12 @@ fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
             }
         }
         let out = child.wait_with_output().unwrap();
-        if kept_schedule(&out) || attempt == 3 {
-            break (seen, out);
+        match run_verdict(&String::from_utf8_lossy(&out.stdout)) {
+            RunVerdict::PlatformOnly(_, line) if attempt < 3 => eprintln!(
+                "RETRY {name}: attempt {attempt} of 3: every miss was the platform's: {line}"
+            ),
+            _ => break (seen, out),
         }
-        eprintln!(
-            "RETRY real_run_pins_dispatchers_under_fifo_and_matches_sim: attempt {attempt} missed deadlines:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
     };
     assert!(
         out.status.success(),
@@ -388,11 +382,17 @@ fn real_run_pins_dispatchers_under_fifo_and_matches_sim() {
             "{name} is pinned to a single CPU, got {cpus:?}"
         );
     }
-    assert!(
-        kept_schedule(&out),
-        "the run kept its schedule:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    match run_verdict(&String::from_utf8_lossy(&out.stdout)) {
+        RunVerdict::Kept => {}
+        RunVerdict::PlatformOnly(n, line) => {
+            inconclusive(name, &format!("{n} platform misses ({line})"));
+            return;
+        }
+        RunVerdict::Takt(line) => panic!(
+            "{name}: takt missed its schedule: {line}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    }
     let real = digest_of(&out);
     let sim = digest_of(&run_ok(&[
         "run",

@@ -7,8 +7,12 @@
 //! tree's `Cargo.lock`, in a target directory kept under the workspace's `target/`, so only
 //! the first build pays for compiling the dependencies.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use common::{inconclusive, run_verdict, RunVerdict};
 use std::time::{Duration, Instant};
 
 fn takt() -> Command {
@@ -266,7 +270,10 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
         return;
     }
     let sock = tmp.path().join("ctl.sock");
-    // A run that misses LET deadlines (this VM stalls now and then) is not compared.
+    // A run whose misses are all the platform's (this VM stalls now and then) is not
+    // compared: it is repeated, at most three attempts, each printed, then INCONCLUSIVE. A
+    // miss that is takt's fails at once.
+    let name = "a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt";
     for attempt in 1..=3 {
         let real = run(
             {
@@ -278,20 +285,27 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
             Duration::from_secs(120),
         );
         assert!(real.status.success(), "real run:\n{}", text(&real));
-        if String::from_utf8_lossy(&real.stdout).contains("deadline misses: 0") {
-            assert_eq!(
-                digest_of(&real),
-                sim_digest,
-                "real time equals simulated time"
-            );
-            return;
+        match run_verdict(&String::from_utf8_lossy(&real.stdout)) {
+            RunVerdict::Kept => {
+                assert_eq!(
+                    digest_of(&real),
+                    sim_digest,
+                    "real time equals simulated time"
+                );
+                return;
+            }
+            RunVerdict::PlatformOnly(n, line) if attempt == 3 => {
+                inconclusive(name, &format!("{n} platform misses ({line})"));
+                return;
+            }
+            RunVerdict::PlatformOnly(_, line) => eprintln!(
+                "RETRY {name}: attempt {attempt} of 3: every miss was the platform's: {line}"
+            ),
+            RunVerdict::Takt(line) => {
+                panic!("{name}: takt missed its schedule: {line}\n{}", text(&real))
+            }
         }
-        eprintln!(
-            "RETRY attempt {attempt}: the real run missed deadlines:\n{}",
-            text(&real)
-        );
     }
-    panic!("three real runs in a row missed deadlines");
 }
 
 #[test]

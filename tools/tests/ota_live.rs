@@ -1158,25 +1158,10 @@ fn kill_9_at_every_journal_transition_recovers_old_or_new() {
     ];
     let mut covered = Vec::new();
     for point in cycle {
-        // v2 is a correct version: when its probation fails, a host stall made one of its
-        // jobs overrun (this VM stalls SCHED_FIFO threads for milliseconds now and then), and
-        // the "committed" point is never reached. Such an attempt says nothing about the
-        // journal; it is repeated (at most three attempts, each printed) until issue #12's
-        // probation that tells the platform from the candidate lands.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                kill_and_recover(point, 2, &v2)
-            }));
-            match tried {
-                Ok(()) => break,
-                Err(e) if attempt < 3 && panic_says(&e, "failed probation") => {
-                    eprintln!("RETRY kill point {point}: a host stall failed v2's probation (attempt {attempt} of 3)");
-                }
-                Err(e) => std::panic::resume_unwind(e),
-            }
-        }
+        // v2 is a correct version. A host stall that makes one of its jobs overrun is the
+        // platform's (its CPU time fit its budget), which probation reports but does not
+        // hold against it, so every attempt must reach "committed": no retry.
+        kill_and_recover(point, 2, &v2);
         covered.push(point);
     }
     println!("kill points covered: {}", covered.len());
@@ -1191,12 +1176,4 @@ fn kill_9_at_every_journal_transition_recovers_old_or_new() {
         "every kill point of the supervisor is covered"
     );
     println!("kill points covered with the rollback: {}", covered.len());
-}
-
-/// Whether a caught panic's message contains `what`.
-fn panic_says(p: &Box<dyn std::any::Any + Send>, what: &str) -> bool {
-    p.downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| p.downcast_ref::<&str>().copied())
-        .is_some_and(|m| m.contains(what))
 }

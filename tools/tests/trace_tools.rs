@@ -189,7 +189,7 @@ fn sensor_jobs() -> Vec<Vec<TraceRecord>> {
             TraceRecord::release(0, 0, k, r, at, r, MS),
             TraceRecord::start(0, 0, k, r, at),
             TraceRecord::publish(0, 0, k, r, end, 0, k + 1, r + 2 * MS),
-            TraceRecord::end(0, 0, k, r, end, SENSOR_EXEC_NS),
+            TraceRecord::end(0, 0, k, r, end, SENSOR_EXEC_NS, 0),
         ];
         if k == 2 {
             v.push(TraceRecord::mode_switch(
@@ -214,7 +214,8 @@ fn filter_jobs() -> Vec<Vec<TraceRecord>> {
         let at = EPOCH_NS + r + FILTER_LATE_NS;
         let mut v = vec![TraceRecord::release(1, 1, m, r, at, r, MS / 2)];
         if m == 12 {
-            v.push(TraceRecord::skip(1, 1, m, r, at));
+            // After job 9's overrun, which was the task's own (attribution 2).
+            v.push(TraceRecord::skip(1, 1, m, r, at, 2));
             jobs.push(v);
             continue;
         }
@@ -227,9 +228,22 @@ fn filter_jobs() -> Vec<Vec<TraceRecord>> {
         let seq = if m == 0 { 0 } else { (m - 1) / 2 + 1 };
         v.push(TraceRecord::start(1, 1, m, r, at));
         v.push(TraceRecord::read(1, 1, m, r, end, 0, seq));
-        v.push(TraceRecord::end(1, 1, m, r, end, exec));
+        // Job 7's overrun is a host stall (off the CPU for most of it: the platform's,
+        // attribution 1); job 9 used its time on the CPU (the task's, attribution 2).
+        let off_cpu = if m == 7 { 500_000 } else { 0 };
+        v.push(TraceRecord::end(1, 1, m, r, end, exec, off_cpu));
         if exec > MS / 2 {
-            v.push(TraceRecord::overrun(1, 1, m, r, end, exec, MS / 2));
+            let attribution = if m == 7 { 1 } else { 2 };
+            v.push(TraceRecord::overrun(
+                1,
+                1,
+                m,
+                r,
+                end,
+                exec,
+                MS / 2,
+                attribution,
+            ));
         }
         if m == 4 {
             v.push(TraceRecord::mode_switch(
@@ -346,6 +360,22 @@ fn report_json_gives_the_hand_computed_figures() {
         .map(u),
         [20, 19, 1, 2, 1, 0]
     );
+    // Who caused them, as the records say: job 7's overrun the platform, job 9's overrun
+    // and the skip after it the task; the deadline miss has no `Miss` record here, so it
+    // stays unattributed (as in a file of an older format).
+    let attribution = &filter["attribution"];
+    assert_eq!(
+        [
+            &attribution["platform"]["overruns"],
+            &attribution["takt"]["overruns"],
+            &attribution["takt"]["skips"],
+            &attribution["unattributed"]["deadline_misses"],
+        ]
+        .map(u),
+        [1, 1, 1, 1],
+        "{filter:#}"
+    );
+    assert_eq!(u(&filter["off_cpu_ns_max"]), 500_000);
     for q in ["min", "p50", "p99", "max"] {
         assert_eq!(
             u(&filter[format!("lateness_ns_{q}")]),
@@ -1035,7 +1065,7 @@ fn task_cycles(task: u32, cycles: std::ops::Range<u64>) -> Vec<Vec<TraceRecord>>
             jobs.push(vec![
                 TraceRecord::release(core, task, job, r, at, r, MS),
                 TraceRecord::start(core, task, job, r, at),
-                TraceRecord::end(core, task, job, r, at + 100_000, 100_000),
+                TraceRecord::end(core, task, job, r, at + 100_000, 100_000, 0),
             ]);
         }
     }

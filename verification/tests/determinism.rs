@@ -1,11 +1,18 @@
 //! The determinism contract, end to end on the ACC demo: the output digest is the same
 //! across repeated real-time runs, real vs simulated time, under CPU stress, and with
 //! injected execution-time jitter.
+//!
+//! The contract holds for runs that keep their schedule. A real-time run that missed is
+//! judged by the attribution of its misses ([`v::schedule_verdict`]): a miss that is takt's
+//! (a task over its CPU budget, takt's own dispatching late) fails the test; a run whose
+//! misses are all the platform's (the host stalled a job or woke it late) proves nothing
+//! either way and is reported `INCONCLUSIVE <test>: ...`, never as passed, after at most
+//! [`v::PLATFORM_ATTEMPTS`] attempts, each printed.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-use takt::dispatch::ClockKind;
+use takt::dispatch::{ClockKind, RunReport};
 use takt_verification as v;
 
 const RUN_NS: u64 = 2_000_000_000;
@@ -37,12 +44,21 @@ fn real_time_equals_simulated_time_and_repeats() {
         );
         return;
     }
+    let name = "real_time_equals_simulated_time_and_repeats";
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "rs-sim");
-    let real1 = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "rs-real1", 3);
-    let real2 = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "rs-real2", 3);
+    let Some(real1) = judged(
+        name,
+        v::run_attributed(&d, &p, &reg, RUN_NS, None, "rs-real1"),
+    ) else {
+        return;
+    };
+    let Some(real2) = judged(
+        name,
+        v::run_attributed(&d, &p, &reg, RUN_NS, None, "rs-real2"),
+    ) else {
+        return;
+    };
     assert!(real1.realtime, "the real run used SCHED_FIFO");
-    assert!(v::kept_schedule(&real1), "run 1: {}", v::problems(&real1));
-    assert!(v::kept_schedule(&real2), "run 2: {}", v::problems(&real2));
     assert_eq!(
         real1.digest_hex(),
         sim.digest_hex(),
@@ -74,8 +90,12 @@ fn injected_jitter_within_budget_does_not_change_outputs() {
         );
         return;
     }
-    let real_j = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, Some(11), "jit-real", 3);
-    assert!(v::kept_schedule(&real_j), "{}", v::problems(&real_j));
+    let Some(real_j) = judged(
+        "injected_jitter_within_budget_does_not_change_outputs",
+        v::run_attributed(&d, &p, &reg, RUN_NS, Some(11), "jit-real"),
+    ) else {
+        return;
+    };
     let exec_p50: u64 = real_j.tasks.iter().map(|t| t.execution.p50_ns).sum();
     assert!(exec_p50 > 0, "jobs were measured");
     assert_eq!(
@@ -84,6 +104,24 @@ fn injected_jitter_within_budget_does_not_change_outputs() {
         "real with jitter == sim ({})",
         v::problems(&real_j)
     );
+}
+
+/// The run to compare, or `None` (after printing `INCONCLUSIVE <test>: ...`) when every
+/// miss was the platform's. A miss that is takt's fails the test here.
+fn judged(test: &str, (r, verdict): (RunReport, v::ScheduleVerdict)) -> Option<RunReport> {
+    match verdict {
+        v::ScheduleVerdict::Kept => Some(r),
+        v::ScheduleVerdict::PlatformOnly(why) => {
+            let platform: u64 = r
+                .tasks
+                .iter()
+                .map(|t| t.platform.deadline_misses + t.platform.skipped)
+                .sum();
+            v::inconclusive(test, &format!("{platform} platform misses ({why})"));
+            None
+        }
+        v::ScheduleVerdict::Takt(why) => panic!("{test}: takt missed its schedule: {why}"),
+    }
 }
 
 /// Ends the stress-ng process group (parent and workers) when dropped.
@@ -128,15 +166,13 @@ fn cpu_stress_on_both_cores_does_not_change_outputs() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let sim = v::run(&d, &p, &reg, ClockKind::Sim, RUN_NS, None, "st-sim");
     // Under stress-ng on both cores this VM's host stalls even SCHED_FIFO threads for 5-25 ms
-    // now and then (RETRY lines name the misses), so this run gets five attempts, not three.
-    // A stopgap: issue #12 asks for per-miss attribution (platform or takt) instead.
-    let real = v::run_keeping_schedule(&d, &p, &reg, RUN_NS, None, "st-real", 5);
+    // now and then: such misses are the platform's and make the run inconclusive; a miss
+    // that is takt's fails it.
+    let verdict = v::run_attributed(&d, &p, &reg, RUN_NS, None, "st-real");
     drop(stress);
-    assert!(
-        v::kept_schedule(&real),
-        "SCHED_FIFO dispatchers kept the schedule under stress: {}",
-        v::problems(&real)
-    );
+    let Some(real) = judged("cpu_stress_on_both_cores_does_not_change_outputs", verdict) else {
+        return;
+    };
     assert_eq!(
         real.digest_hex(),
         sim.digest_hex(),

@@ -410,9 +410,20 @@ impl RunControl {
     }
 }
 
+/// Buckets of [`AppHealth::cpu_histogram`]: a job's CPU time as a fraction of its budget,
+/// in steps of 1/[`CPU_BUCKETS_PER_BUDGET`]; the last bucket holds everything from
+/// `(CPU_BUCKETS - 1) / CPU_BUCKETS_PER_BUDGET` budgets up.
+pub const CPU_BUCKETS: usize = 64;
+/// Buckets per budget in [`AppHealth::cpu_histogram`] (resolution: 1/32 of the budget).
+pub const CPU_BUCKETS_PER_BUDGET: u64 = 32;
+
 /// One app process's health, as its dispatchers measure it: read by the lifecycle
 /// manager's supervisor. Plain atomics with a fixed layout, so it may live in shared memory.
 /// Every counter is a statistic that orders nothing, so all accesses are Relaxed.
+///
+/// The app's own processes write these counters, so a misbehaving app can rewrite them:
+/// the supervisor's probation weighs them against what it observes itself (see
+/// `lifecycle::supervisor::update`).
 #[derive(Debug)]
 #[repr(C)]
 pub struct AppHealth {
@@ -421,6 +432,12 @@ pub struct AppHealth {
     overruns: AtomicU64,
     /// Jobs that were skipped or ended after their LET deadline.
     missed: AtomicU64,
+    /// Of `overruns`: those the platform caused (see [`super::attribution`]).
+    overruns_platform: AtomicU64,
+    /// Of `missed`: those the platform caused.
+    missed_platform: AtomicU64,
+    /// Jobs by CPU time as a fraction of their budget (see [`CPU_BUCKETS`]).
+    cpu_histogram: [AtomicU64; CPU_BUCKETS],
 }
 
 impl Default for AppHealth {
@@ -435,17 +452,43 @@ impl AppHealth {
             heartbeat: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
             missed: AtomicU64::new(0),
+            overruns_platform: AtomicU64::new(0),
+            missed_platform: AtomicU64::new(0),
+            cpu_histogram: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
     /// Once per cycle per dispatcher: the heartbeat moves once per hyperperiod.
     pub(crate) fn beat(&self, cycle: u64) {
         self.heartbeat.fetch_max(cycle + 1, Ordering::Relaxed);
     }
-    pub(crate) fn note_overrun(&self) {
+    pub(crate) fn note_overrun(&self, by: super::Attribution) {
         self.overruns.fetch_add(1, Ordering::Relaxed);
+        if by == super::Attribution::Platform {
+            self.overruns_platform.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    pub(crate) fn note_missed(&self) {
+    pub(crate) fn note_missed(&self, by: super::Attribution) {
         self.missed.fetch_add(1, Ordering::Relaxed);
+        if by == super::Attribution::Platform {
+            self.missed_platform.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    /// Counts one job that used `cpu_ns` of CPU time against a budget of `budget_ns`.
+    pub(crate) fn note_cpu(&self, cpu_ns: u64, budget_ns: u64) {
+        let bucket = cpu_bucket(cpu_ns, budget_ns);
+        self.cpu_histogram[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Of [`AppHealth::overruns`], those the platform caused.
+    pub fn overruns_platform(&self) -> u64 {
+        self.overruns_platform.load(Ordering::Relaxed)
+    }
+    /// Of [`AppHealth::missed`], those the platform caused.
+    pub fn missed_platform(&self) -> u64 {
+        self.missed_platform.load(Ordering::Relaxed)
+    }
+    /// Jobs so far by CPU time per budget (see [`CPU_BUCKETS`]).
+    pub fn cpu_histogram(&self) -> [u64; CPU_BUCKETS] {
+        std::array::from_fn(|i| self.cpu_histogram[i].load(Ordering::Relaxed))
     }
     /// 1 + the newest cycle started, 0 before the first.
     pub fn heartbeat(&self) -> u64 {
@@ -464,9 +507,54 @@ impl AppHealth {
     }
 }
 
+/// The [`AppHealth::cpu_histogram`] bucket of a job that used `cpu_ns` of a `budget_ns`
+/// budget.
+pub fn cpu_bucket(cpu_ns: u64, budget_ns: u64) -> usize {
+    let steps =
+        (u128::from(cpu_ns) * u128::from(CPU_BUCKETS_PER_BUDGET)) / u128::from(budget_ns.max(1));
+    steps.min(CPU_BUCKETS as u128 - 1) as usize
+}
+
+/// The bucket under which `quantile` (0..=1) of the jobs counted in `h` fall (its upper
+/// edge, in budgets, is `(bucket + 1) / CPU_BUCKETS_PER_BUDGET`); `None` for no jobs.
+pub fn cpu_quantile_bucket(h: &[u64; CPU_BUCKETS], quantile: f64) -> Option<usize> {
+    let total: u64 = h.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = ((total as f64) * quantile.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+    let mut seen = 0u64;
+    for (i, n) in h.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return Some(i);
+        }
+    }
+    Some(CPU_BUCKETS - 1)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_buckets_and_quantiles() {
+        assert_eq!(cpu_bucket(0, 100), 0);
+        assert_eq!(cpu_bucket(50, 100), 16);
+        assert_eq!(cpu_bucket(100, 100), 32);
+        assert_eq!(cpu_bucket(u64::MAX, 1), CPU_BUCKETS - 1);
+        assert_eq!(
+            cpu_bucket(5, 0),
+            CPU_BUCKETS - 1,
+            "a zero budget does not divide"
+        );
+        let mut h = [0u64; CPU_BUCKETS];
+        assert_eq!(cpu_quantile_bucket(&h, 0.99), None);
+        h[3] = 99;
+        h[40] = 1;
+        assert_eq!(cpu_quantile_bucket(&h, 0.99), Some(3));
+        assert_eq!(cpu_quantile_bucket(&h, 1.0), Some(40));
+    }
 
     #[test]
     fn t2_first_dispatcher_decides_and_t3_others_read_the_same() {

@@ -67,3 +67,24 @@ pub fn unlock_memory() {
         libc::munlockall();
     }
 }
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), in ns: the time it actually
+/// ran, which excludes every moment it was off the CPU (preempted, or its vCPU stolen by
+/// the host). Measured on the development VM: about 470 ns per call, a real syscall (the
+/// vDSO does not serve this clock), against about 23 ns for `CLOCK_MONOTONIC`.
+/// Allocation and lock free; 0 if the clock cannot be read (never on Linux).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec on our stack; the clock id is a constant
+    // Linux supports for the calling thread.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}

@@ -1,5 +1,6 @@
-//! Per-task measurements: release lateness and execution time as HDR histograms, counted
-//! overruns, skips and deadline misses. Histograms are allocated when the run starts;
+//! Per-task measurements: release lateness, execution time and CPU time as HDR histograms,
+//! counted overruns, skips and deadline misses, each also counted when the platform caused
+//! it (see [`super::attribution`]). Histograms are allocated when the run starts;
 //! recording a value never allocates.
 
 use hdrhistogram::Histogram;
@@ -43,10 +44,37 @@ pub struct TaskStats {
     pub overruns: u64,
     /// Jobs that ended after their LET deadline (their output was late).
     pub deadline_misses: u64,
+    /// Of `skipped`, `overruns` and `deadline_misses`: those the platform caused (the
+    /// rest are takt's or the task's).
+    pub platform: PlatformShare,
     /// Actual start minus planned window start.
     pub lateness: Quantiles,
     /// Execution time of the job (wake-up to end of `step`, injected jitter included).
     pub execution: Quantiles,
+    /// CPU time the job used (`CLOCK_THREAD_CPUTIME_ID`; simulated: the injected
+    /// execution time).
+    pub cpu: Quantiles,
+    /// The longest time one job's thread was off the CPU while the job ran.
+    pub off_cpu_max_ns: u64,
+}
+
+/// The platform-attributed part of a task's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlatformShare {
+    pub skipped: u64,
+    pub overruns: u64,
+    pub deadline_misses: u64,
+}
+
+impl TaskStats {
+    /// Skips, overruns and deadline misses that are takt's or the task's.
+    pub fn takt_misses(&self) -> u64 {
+        (self.skipped + self.overruns + self.deadline_misses).saturating_sub(self.platform_misses())
+    }
+    /// Skips, overruns and deadline misses the platform caused.
+    pub fn platform_misses(&self) -> u64 {
+        self.platform.skipped + self.platform.overruns + self.platform.deadline_misses
+    }
 }
 
 /// The recorder a dispatcher keeps per task. Not shared between threads.
@@ -55,8 +83,13 @@ pub(crate) struct TaskRecorder {
     pub skipped: u64,
     pub overruns: u64,
     pub deadline_misses: u64,
+    pub skipped_platform: u64,
+    pub overruns_platform: u64,
+    pub deadline_misses_platform: u64,
+    off_cpu_max_ns: u64,
     lateness: Histogram<u64>,
     execution: Histogram<u64>,
+    cpu: Histogram<u64>,
 }
 
 impl TaskRecorder {
@@ -74,14 +107,21 @@ impl TaskRecorder {
             skipped: 0,
             overruns: 0,
             deadline_misses: 0,
+            skipped_platform: 0,
+            overruns_platform: 0,
+            deadline_misses_platform: 0,
+            off_cpu_max_ns: 0,
             lateness: h(),
             execution: h(),
+            cpu: h(),
         }
     }
 
     /// Records one job. Allocation free.
-    pub fn record(&mut self, lateness_ns: u64, execution_ns: u64) {
+    pub fn record(&mut self, lateness_ns: u64, execution_ns: u64, cpu_ns: u64, off_cpu_ns: u64) {
         self.jobs += 1;
+        self.off_cpu_max_ns = self.off_cpu_max_ns.max(off_cpu_ns);
+        self.cpu.saturating_record(cpu_ns.min(HIGHEST_NS));
         self.lateness.saturating_record(lateness_ns.min(HIGHEST_NS));
         self.execution
             .saturating_record(execution_ns.min(HIGHEST_NS));
@@ -95,8 +135,15 @@ impl TaskRecorder {
             skipped: self.skipped,
             overruns: self.overruns,
             deadline_misses: self.deadline_misses,
+            platform: PlatformShare {
+                skipped: self.skipped_platform,
+                overruns: self.overruns_platform,
+                deadline_misses: self.deadline_misses_platform,
+            },
             lateness: Quantiles::of(&self.lateness),
             execution: Quantiles::of(&self.execution),
+            cpu: Quantiles::of(&self.cpu),
+            off_cpu_max_ns: self.off_cpu_max_ns,
         }
     }
 }
@@ -109,7 +156,7 @@ mod tests {
     fn quantiles_follow_the_recorded_values() {
         let mut r = TaskRecorder::new();
         for v in 1..=100u64 {
-            r.record(v * 1000, v * 10);
+            r.record(v * 1000, v * 10, v, 0);
         }
         let s = r.finish("t", 1);
         assert_eq!(s.jobs, 100);

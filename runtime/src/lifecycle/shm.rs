@@ -15,8 +15,9 @@ use crate::sync::{AtomicU64, Ordering};
 /// The most apps one supervised deployment may declare.
 pub const MAX_APPS: usize = 64;
 
-/// "TAKTCTL" + layout version 1: written last by the creator, checked by every opener.
-const MAGIC: u64 = 0x5441_4B54_4354_4C01;
+/// "TAKTCTL" + layout version 2 (version 2: [`AppHealth`] counts platform-attributed
+/// misses and a CPU-time histogram): written last by the creator, checked by every opener.
+const MAGIC: u64 = 0x5441_4B54_4354_4C02;
 
 /// Prefix of every control block's name (`/dev/shm/takt-ctl-<deployment>-<pid>`).
 const NAME_PREFIX: &str = "takt-ctl-";

@@ -1176,6 +1176,8 @@ impl Supervisor<'_> {
                     heartbeat: b.apps[i].heartbeat(),
                     overruns: b.apps[i].overruns(),
                     missed: b.apps[i].missed(),
+                    overruns_platform: b.apps[i].overruns_platform(),
+                    missed_platform: b.apps[i].missed_platform(),
                     version: a.version.clone(),
                 })
                 .collect(),

@@ -123,8 +123,14 @@ pub struct OtaSlotReport {
 pub struct ProbationReport {
     pub from_cycle: u64,
     pub until_cycle: u64,
+    /// All overruns and missed releases since the switch, whoever caused them.
     pub overruns: u64,
     pub missed: u64,
+    /// Of those, the platform's (not held against the version).
+    pub overruns_platform: u64,
+    pub missed_platform: u64,
+    /// The supervisor's own lateness excused from the heartbeat check so far.
+    pub supervisor_late_ns: u64,
 }
 
 /// The lifecycle of one app, as `takt status` shows it.
@@ -164,6 +170,10 @@ pub struct AppStatus {
     pub overruns: u64,
     /// Jobs skipped or ended after their deadline.
     pub missed: u64,
+    /// Of `overruns` and `missed`: those the platform caused (the rest are takt's or the
+    /// task's; see `takt::dispatch::attribution`).
+    pub overruns_platform: u64,
+    pub missed_platform: u64,
     /// The takt version the app process reported.
     pub version: String,
 }
@@ -193,9 +203,13 @@ pub struct WireTaskStats {
     pub skipped: u64,
     pub overruns: u64,
     pub deadline_misses: u64,
+    /// The platform-attributed skips, overruns and deadline misses.
+    pub platform: [u64; 3],
     /// min, p50, p99, max
     pub lateness_ns: [u64; 4],
     pub execution_ns: [u64; 4],
+    pub cpu_ns: [u64; 4],
+    pub off_cpu_max_ns: u64,
 }
 
 fn q_to(q: &Quantiles) -> [u64; 4] {
@@ -220,8 +234,15 @@ impl From<&TaskStats> for WireTaskStats {
             skipped: s.skipped,
             overruns: s.overruns,
             deadline_misses: s.deadline_misses,
+            platform: [
+                s.platform.skipped,
+                s.platform.overruns,
+                s.platform.deadline_misses,
+            ],
             lateness_ns: q_to(&s.lateness),
             execution_ns: q_to(&s.execution),
+            cpu_ns: q_to(&s.cpu),
+            off_cpu_max_ns: s.off_cpu_max_ns,
         }
     }
 }
@@ -235,8 +256,15 @@ impl From<&WireTaskStats> for TaskStats {
             skipped: s.skipped,
             overruns: s.overruns,
             deadline_misses: s.deadline_misses,
+            platform: crate::dispatch::PlatformShare {
+                skipped: s.platform[0],
+                overruns: s.platform[1],
+                deadline_misses: s.platform[2],
+            },
             lateness: q_from(s.lateness_ns),
             execution: q_from(s.execution_ns),
+            cpu: q_from(s.cpu_ns),
+            off_cpu_max_ns: s.off_cpu_max_ns,
         }
     }
 }

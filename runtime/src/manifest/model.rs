@@ -255,6 +255,46 @@ pub struct OtaSpec {
     pub scoped_keys: Vec<([u8; 32], Option<Vec<String>>)>,
     /// `root_keys`: keys that sign key documents (rotation, revocation), never bundles.
     pub root_keys: Vec<[u8; 32]>,
+    /// What probation holds against a new version (see [`ProbationLimits`]).
+    pub limits: ProbationLimits,
+}
+
+/// The thresholds of probation. Only misses attributed to the version itself count (see
+/// `dispatch::attribution`); the platform's are reported, never held against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbationLimits {
+    /// `probation_max_overruns`: overruns, skips and deadline misses attributed to takt or
+    /// the task that a new version may show in its window and still be committed.
+    pub max_overruns: u64,
+    /// `probation_exec_p99_max_percent`: the new version's p99 CPU time per job (as a
+    /// fraction of the budget) may be at most this percentage of the replaced version's,
+    /// measured before the switch.
+    pub exec_p99_max_percent: u64,
+    /// `probation_heartbeat_timeout`: how long the supervisor may see no heartbeat of the
+    /// new version, not counting time the supervisor itself was late, before rolling it
+    /// back. `None`: three hyperperiods, at least 200 ms.
+    pub heartbeat_timeout_ns: Option<u64>,
+}
+
+impl Default for ProbationLimits {
+    fn default() -> Self {
+        ProbationLimits {
+            max_overruns: 0,
+            exec_p99_max_percent: DEFAULT_EXEC_P99_MAX_PERCENT,
+            heartbeat_timeout_ns: None,
+        }
+    }
+}
+
+/// The default of `probation_exec_p99_max_percent`: twice the replaced version's p99.
+pub const DEFAULT_EXEC_P99_MAX_PERCENT: u64 = 200;
+
+impl ProbationLimits {
+    /// The heartbeat timeout for a deployment with hyperperiod `hyperperiod_ns`.
+    pub fn heartbeat_timeout_ns(&self, hyperperiod_ns: u64) -> u64 {
+        self.heartbeat_timeout_ns
+            .unwrap_or_else(|| hyperperiod_ns.saturating_mul(3).max(200_000_000))
+    }
 }
 
 /// A probation window: a count of hyperperiods, or a duration the supervisor rounds up to
@@ -378,4 +418,13 @@ pub mod limits {
     pub const MAX_PROBATION_NS: u64 = 3_600_000_000_000;
     /// Most hyperperiods an OTA probation window may declare.
     pub const MAX_PROBATION_HYPERPERIODS: u64 = 100_000;
+    /// Largest `probation_max_overruns`.
+    pub const MAX_PROBATION_OVERRUNS: u64 = 1_000_000;
+    /// `probation_exec_p99_max_percent` range: at least 100 (no faster than the old one
+    /// is asked), at most 10000 (100 times).
+    pub const MIN_EXEC_P99_PERCENT: u64 = 100;
+    pub const MAX_EXEC_P99_PERCENT: u64 = 10_000;
+    /// `probation_heartbeat_timeout` range: 10 ms to 1 minute.
+    pub const MIN_HEARTBEAT_TIMEOUT_NS: u64 = 10_000_000;
+    pub const MAX_HEARTBEAT_TIMEOUT_NS: u64 = 60_000_000_000;
 }

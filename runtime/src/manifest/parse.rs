@@ -151,6 +151,9 @@ pub(super) struct RawOta {
     pub probation_ns: Optional<u64>,
     pub probation_hyperperiods: Optional<u64>,
     pub state_dir: Optional<String>,
+    pub probation_max_overruns: Optional<u64>,
+    pub probation_exec_p99_max_percent: Optional<u64>,
+    pub probation_heartbeat_timeout_ns: Optional<u64>,
     /// `root_keys`, like `trusted_keys`.
     pub root_keys: Option<At<Vec<At<RawKey>>>>,
     /// `[[ota.key]]` entries whose key is valid; `None` when one was unusable (reported).
@@ -193,7 +196,7 @@ const TOP_KEYS: Keys = &[
     ("mode", "one [[mode]] table per operating mode"),
     (
         "ota",
-        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir",
+        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir, probation_max_overruns, probation_exec_p99_max_percent, probation_heartbeat_timeout",
     ),
 ];
 
@@ -325,6 +328,18 @@ const OTA_KEYS: Keys = &[
     (
         "state_dir",
         "where update slots and journals live, relative to the manifest's directory",
+    ),
+    (
+        "probation_max_overruns",
+        "overruns, skips and deadline misses of the new version's own making (not the platform's) allowed in probation, 0..=1000000 (default 0)",
+    ),
+    (
+        "probation_exec_p99_max_percent",
+        "the new version's p99 CPU time per job may be at most this percentage of the replaced version's, 100..=10000 (default 200)",
+    ),
+    (
+        "probation_heartbeat_timeout",
+        "how long the new version's heartbeat may stand still, not counting the supervisor's own lateness, e.g. \"500ms\" (10ms..=1min; default 3 hyperperiods, at least 200ms)",
     ),
     (
         "root_keys",
@@ -608,6 +623,44 @@ fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
         None => Some(Vec::new()),
         Some(v) => scoped_keys(cx, v),
     };
+    let probation_max_overruns = optional(cx, t, path, "probation_max_overruns", |cx, f, v| {
+        bounded_integer(cx, f, v, 0, limits::MAX_PROBATION_OVERRUNS)
+    });
+    let probation_exec_p99_max_percent =
+        optional(cx, t, path, "probation_exec_p99_max_percent", |cx, f, v| {
+            bounded_integer(
+                cx,
+                f,
+                v,
+                limits::MIN_EXEC_P99_PERCENT,
+                limits::MAX_EXEC_P99_PERCENT,
+            )
+        });
+    let probation_heartbeat_timeout_ns = optional(
+        cx,
+        t,
+        path,
+        "probation_heartbeat_timeout",
+        |cx, f, v| {
+            let d = duration(cx, f, v)?;
+            if (limits::MIN_HEARTBEAT_TIMEOUT_NS..=limits::MAX_HEARTBEAT_TIMEOUT_NS)
+                .contains(&d.value)
+            {
+                return Some(d);
+            }
+            cx.error(
+                d.at,
+                f,
+                format!(
+                    "the heartbeat timeout {} is out of range; allowed: {} to {}, e.g. probation_heartbeat_timeout = \"500ms\"",
+                    format_ns(d.value),
+                    format_ns(limits::MIN_HEARTBEAT_TIMEOUT_NS),
+                    format_ns(limits::MAX_HEARTBEAT_TIMEOUT_NS)
+                ),
+            );
+            None
+        },
+    );
     RawOta {
         trusted_keys,
         probation_ns,
@@ -615,6 +668,32 @@ fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
         state_dir,
         root_keys,
         scoped_keys,
+        probation_max_overruns,
+        probation_exec_p99_max_percent,
+        probation_heartbeat_timeout_ns,
+    }
+}
+
+/// An integer in `min..=max`, or an error naming the range.
+fn bounded_integer(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+    min: u64,
+    max: u64,
+) -> Option<At<u64>> {
+    let n = integer(cx, field, v)?;
+    match u64::try_from(n.value) {
+        Ok(value) if (min..=max).contains(&value) => Some(At { value, at: n.at }),
+        _ => {
+            let key = field.rsplit('.').next().unwrap_or(field);
+            cx.error(
+                n.at,
+                field,
+                format!("{key} {} is out of range; allowed: {min}..={max}", n.value),
+            );
+            None
+        }
     }
 }
 

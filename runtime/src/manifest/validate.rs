@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
     limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
-    OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ScalarKind, Supervision, TaskId,
-    TaskSpec,
+    OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits, ScalarKind,
+    Supervision, TaskId, TaskSpec,
 };
 use super::parse::{
     closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
@@ -1101,12 +1101,25 @@ impl Check<'_, '_, '_> {
             }
             out
         });
+        let given = |o: &Optional<u64>| match o {
+            Optional::Absent => Some(None),
+            Optional::Given(v) => Some(Some(v.value)),
+            Optional::Invalid => None,
+        };
+        let defaults = ProbationLimits::default();
+        let limits = ProbationLimits {
+            max_overruns: given(&raw.probation_max_overruns)?.unwrap_or(defaults.max_overruns),
+            exec_p99_max_percent: given(&raw.probation_exec_p99_max_percent)?
+                .unwrap_or(defaults.exec_p99_max_percent),
+            heartbeat_timeout_ns: given(&raw.probation_heartbeat_timeout_ns)?,
+        };
         Some(OtaSpec {
             trusted_keys: keys,
             probation: probation?,
             state_dir: state_dir?,
             scoped_keys: scoped.flatten()?,
             root_keys: roots?,
+            limits,
         })
     }
 

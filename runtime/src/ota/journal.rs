@@ -640,6 +640,20 @@ impl<S: Storage> Journal<S> {
         }
     }
 
+    /// Transition 5 without blame: the version was rolled back for something that was not
+    /// its doing (the platform stalled the whole deployment during its probation), so it is
+    /// not marked bad and may be activated again, as after recovery R3.
+    pub fn roll_back_blameless(&mut self) -> Result<(), JournalError> {
+        match self.record.state {
+            UpdateState::Probation { slot, version } => self.transition(UpdateState::RolledBack {
+                slot,
+                version,
+                bad: false,
+            }),
+            _ => self.require(false, "roll back"),
+        }
+    }
+
     fn require(&self, ok: bool, transition: &'static str) -> Result<(), JournalError> {
         if ok {
             Ok(())

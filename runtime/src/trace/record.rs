@@ -18,14 +18,19 @@
 //! |---|---|---|---|
 //! | Release | - | planned window start (logical ns) | - |
 //! | Start | - | - | - |
-//! | End | - | execution ns | - |
+//! | End | - | execution ns | off-CPU ns (wall minus thread CPU time; 0 before format 3) |
 //! | Publish | port id | sample sequence | visible at (logical ns) |
 //! | Read | port id | sequence taken, 0 for none | - |
-//! | Overrun | - | execution ns | budget ns |
-//! | Skip | - | - | - |
+//! | Overrun | attribution | execution ns | budget ns |
+//! | Skip | attribution | - | - |
 //! | ModeSwitch | - | from mode | to mode |
 //! | Lifecycle | - | code | value |
 //! | Dropped | - | records lost | time of the last loss (ns) |
+//! | Miss | attribution | ns past the LET deadline | the platform's share of the delay (ns) |
+//!
+//! `attribution` is [`Attribution::code`](crate::dispatch::Attribution::code): 1 platform,
+//! 2 takt/task, 0 not attributed (files before format 3, and any other value a hostile file
+//! holds: readers treat it as unattributed, never fail on it).
 //!
 //! For `Dropped`, `time_ns` is the time of the first lost record. Only the drainer writes
 //! `Dropped` markers; a producer that finds its ring full just counts (see `ring`).
@@ -54,11 +59,13 @@ pub enum EventKind {
     ModeSwitch = 8,
     Lifecycle = 9,
     Dropped = 10,
+    /// A job ended after its LET deadline (format 3 on).
+    Miss = 11,
 }
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Release,
         EventKind::Start,
         EventKind::End,
@@ -69,6 +76,7 @@ impl EventKind {
         EventKind::ModeSwitch,
         EventKind::Lifecycle,
         EventKind::Dropped,
+        EventKind::Miss,
     ];
 
     /// The kind's name as tools print it.
@@ -84,6 +92,7 @@ impl EventKind {
             EventKind::ModeSwitch => "mode_switch",
             EventKind::Lifecycle => "lifecycle",
             EventKind::Dropped => "dropped",
+            EventKind::Miss => "miss",
         }
     }
 }
@@ -117,7 +126,7 @@ impl fmt::Display for UnknownEventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown trace event kind {}; known kinds are 1 (release) to 10 (dropped)",
+            "unknown trace event kind {}; known kinds are 1 (release) to 11 (miss)",
             self.kind
         )
     }
@@ -138,8 +147,9 @@ pub enum TraceEvent {
     },
     /// The job started executing at `time_ns`.
     Start,
-    /// The job finished at `time_ns` after `execution_ns` of execution.
-    End { execution_ns: u64 },
+    /// The job finished at `time_ns` after `execution_ns` of execution, `off_cpu_ns` of
+    /// which its thread was off the CPU (0 in files before format 3).
+    End { execution_ns: u64, off_cpu_ns: u64 },
     /// The job published sample `seq` on `port`; it becomes visible at `visible_at_ns`.
     Publish {
         port: u16,
@@ -148,10 +158,16 @@ pub enum TraceEvent {
     },
     /// The job read `port` and took sample `seq` (0: no sample was visible).
     Read { port: u16, seq: u64 },
-    /// The job ran `execution_ns` against a budget of `budget_ns`.
-    Overrun { execution_ns: u64, budget_ns: u64 },
-    /// The release at `logical_ns` was skipped by the task's overrun policy.
-    Skip,
+    /// The job ran `execution_ns` against a budget of `budget_ns`; `attribution` as in the
+    /// module docs (0: not attributed).
+    Overrun {
+        execution_ns: u64,
+        budget_ns: u64,
+        attribution: u16,
+    },
+    /// The release at `logical_ns` was skipped by the task's overrun policy; `attribution`
+    /// is the overrun's.
+    Skip { attribution: u16 },
     /// The deployment switched from mode `from_mode` to `to_mode` at the start of hyperperiod
     /// cycle `job`.
     ModeSwitch { from_mode: u64, to_mode: u64 },
@@ -159,6 +175,13 @@ pub enum TraceEvent {
     Lifecycle { code: u64, value: u64 },
     /// `count` records were lost between `time_ns` (first loss) and `last_lost_ns`.
     Dropped { count: u64, last_lost_ns: u64 },
+    /// The job ended `late_ns` after its LET deadline; `platform_ns` of its delay was the
+    /// platform's (late wake-up, off-CPU time); `attribution` as in the module docs.
+    Miss {
+        late_ns: u64,
+        platform_ns: u64,
+        attribution: u16,
+    },
 }
 
 impl TraceEvent {
@@ -171,10 +194,11 @@ impl TraceEvent {
             TraceEvent::Publish { .. } => EventKind::Publish,
             TraceEvent::Read { .. } => EventKind::Read,
             TraceEvent::Overrun { .. } => EventKind::Overrun,
-            TraceEvent::Skip => EventKind::Skip,
+            TraceEvent::Skip { .. } => EventKind::Skip,
             TraceEvent::ModeSwitch { .. } => EventKind::ModeSwitch,
             TraceEvent::Lifecycle { .. } => EventKind::Lifecycle,
             TraceEvent::Dropped { .. } => EventKind::Dropped,
+            TraceEvent::Miss { .. } => EventKind::Miss,
         }
     }
 }
@@ -228,7 +252,10 @@ impl TraceRecord {
                 budget_ns,
             } => (EventKind::Release, 0, window_start_ns, budget_ns),
             TraceEvent::Start => (EventKind::Start, 0, 0, 0),
-            TraceEvent::End { execution_ns } => (EventKind::End, 0, execution_ns, 0),
+            TraceEvent::End {
+                execution_ns,
+                off_cpu_ns,
+            } => (EventKind::End, 0, execution_ns, off_cpu_ns),
             TraceEvent::Publish {
                 port,
                 seq,
@@ -238,8 +265,9 @@ impl TraceRecord {
             TraceEvent::Overrun {
                 execution_ns,
                 budget_ns,
-            } => (EventKind::Overrun, 0, execution_ns, budget_ns),
-            TraceEvent::Skip => (EventKind::Skip, 0, 0, 0),
+                attribution,
+            } => (EventKind::Overrun, attribution, execution_ns, budget_ns),
+            TraceEvent::Skip { attribution } => (EventKind::Skip, attribution, 0, 0),
             TraceEvent::ModeSwitch { from_mode, to_mode } => {
                 (EventKind::ModeSwitch, 0, from_mode, to_mode)
             }
@@ -248,6 +276,11 @@ impl TraceRecord {
                 count,
                 last_lost_ns,
             } => (EventKind::Dropped, 0, count, last_lost_ns),
+            TraceEvent::Miss {
+                late_ns,
+                platform_ns,
+                attribution,
+            } => (EventKind::Miss, attribution, late_ns, platform_ns),
         };
         TraceRecord {
             kind: kind as u8,
@@ -292,7 +325,8 @@ impl TraceRecord {
         Self::new(core, task, job, time_ns, logical_ns, TraceEvent::Start)
     }
 
-    /// The job finished at `time_ns` after `execution_ns`.
+    /// The job finished at `time_ns` after `execution_ns`, `off_cpu_ns` of it off the CPU.
+    #[allow(clippy::too_many_arguments)]
     pub const fn end(
         core: u8,
         task: u32,
@@ -300,6 +334,7 @@ impl TraceRecord {
         logical_ns: u64,
         time_ns: u64,
         execution_ns: u64,
+        off_cpu_ns: u64,
     ) -> Self {
         Self::new(
             core,
@@ -307,7 +342,10 @@ impl TraceRecord {
             job,
             time_ns,
             logical_ns,
-            TraceEvent::End { execution_ns },
+            TraceEvent::End {
+                execution_ns,
+                off_cpu_ns,
+            },
         )
     }
 
@@ -357,7 +395,9 @@ impl TraceRecord {
         )
     }
 
-    /// The job ran `execution_ns`, more than its `budget_ns`.
+    /// The job ran `execution_ns`, more than its `budget_ns`; `attribution` is an
+    /// [`Attribution::code`](crate::dispatch::Attribution::code).
+    #[allow(clippy::too_many_arguments)]
     pub const fn overrun(
         core: u8,
         task: u32,
@@ -366,6 +406,7 @@ impl TraceRecord {
         time_ns: u64,
         execution_ns: u64,
         budget_ns: u64,
+        attribution: u16,
     ) -> Self {
         Self::new(
             core,
@@ -376,13 +417,56 @@ impl TraceRecord {
             TraceEvent::Overrun {
                 execution_ns,
                 budget_ns,
+                attribution,
             },
         )
     }
 
-    /// The release at `logical_ns` was skipped.
-    pub const fn skip(core: u8, task: u32, job: u64, logical_ns: u64, time_ns: u64) -> Self {
-        Self::new(core, task, job, time_ns, logical_ns, TraceEvent::Skip)
+    /// The release at `logical_ns` was skipped after an overrun of class `attribution`.
+    pub const fn skip(
+        core: u8,
+        task: u32,
+        job: u64,
+        logical_ns: u64,
+        time_ns: u64,
+        attribution: u16,
+    ) -> Self {
+        Self::new(
+            core,
+            task,
+            job,
+            time_ns,
+            logical_ns,
+            TraceEvent::Skip { attribution },
+        )
+    }
+
+    /// The job ended at `time_ns`, `late_ns` after its LET deadline, `platform_ns` of its
+    /// delay the platform's; `attribution` is an
+    /// [`Attribution::code`](crate::dispatch::Attribution::code).
+    #[allow(clippy::too_many_arguments)]
+    pub const fn miss(
+        core: u8,
+        task: u32,
+        job: u64,
+        logical_ns: u64,
+        time_ns: u64,
+        late_ns: u64,
+        platform_ns: u64,
+        attribution: u16,
+    ) -> Self {
+        Self::new(
+            core,
+            task,
+            job,
+            time_ns,
+            logical_ns,
+            TraceEvent::Miss {
+                late_ns,
+                platform_ns,
+                attribution,
+            },
+        )
     }
 
     /// A mode switch at the boundary `logical_ns` that starts hyperperiod `cycle`.
@@ -453,7 +537,10 @@ impl TraceRecord {
                 budget_ns: b,
             },
             EventKind::Start => TraceEvent::Start,
-            EventKind::End => TraceEvent::End { execution_ns: a },
+            EventKind::End => TraceEvent::End {
+                execution_ns: a,
+                off_cpu_ns: b,
+            },
             EventKind::Publish => TraceEvent::Publish {
                 port: aux,
                 seq: a,
@@ -463,8 +550,9 @@ impl TraceRecord {
             EventKind::Overrun => TraceEvent::Overrun {
                 execution_ns: a,
                 budget_ns: b,
+                attribution: aux,
             },
-            EventKind::Skip => TraceEvent::Skip,
+            EventKind::Skip => TraceEvent::Skip { attribution: aux },
             EventKind::ModeSwitch => TraceEvent::ModeSwitch {
                 from_mode: a,
                 to_mode: b,
@@ -473,6 +561,11 @@ impl TraceRecord {
             EventKind::Dropped => TraceEvent::Dropped {
                 count: a,
                 last_lost_ns: b,
+            },
+            EventKind::Miss => TraceEvent::Miss {
+                late_ns: a,
+                platform_ns: b,
+                attribution: aux,
             },
         })
     }
@@ -496,6 +589,7 @@ mod tests {
             TraceEvent::Start,
             TraceEvent::End {
                 execution_ns: 123_456,
+                off_cpu_ns: 456,
             },
             TraceEvent::Publish {
                 port: 7,
@@ -510,8 +604,9 @@ mod tests {
             TraceEvent::Overrun {
                 execution_ns: 2_100_000,
                 budget_ns: 2_000_000,
+                attribution: 1,
             },
-            TraceEvent::Skip,
+            TraceEvent::Skip { attribution: 2 },
             TraceEvent::ModeSwitch {
                 from_mode: 0,
                 to_mode: 2,
@@ -520,6 +615,11 @@ mod tests {
             TraceEvent::Dropped {
                 count: 17,
                 last_lost_ns: 77,
+            },
+            TraceEvent::Miss {
+                late_ns: 3_000,
+                platform_ns: 4_000,
+                attribution: 1,
             },
         ]
     }
@@ -560,14 +660,18 @@ mod tests {
         let p = TraceRecord::publish(0, 4, 9, 100, 180, 12, 77, 200);
         assert_eq!((p.aux, p.a, p.b, p.task, p.job), (12, 77, 200, 4, 9));
 
-        let o = TraceRecord::overrun(0, 1, 2, 0, 50, 3_000, 2_000);
+        let o = TraceRecord::overrun(0, 1, 2, 0, 50, 3_000, 2_000, 2);
         assert_eq!(
             o.event(),
             Ok(TraceEvent::Overrun {
                 execution_ns: 3_000,
-                budget_ns: 2_000
+                budget_ns: 2_000,
+                attribution: 2,
             })
         );
+        assert_eq!(o.aux, 2, "the attribution rides in `aux`");
+        let miss = TraceRecord::miss(0, 1, 2, 0, 50, 300, 700, 1);
+        assert_eq!((miss.aux, miss.a, miss.b), (1, 300, 700));
 
         let m = TraceRecord::mode_switch(2, 8, 400, 401, 1, 2);
         assert_eq!((m.task, m.job, m.a, m.b), (NO_TASK, 8, 1, 2));
@@ -582,12 +686,18 @@ mod tests {
 
         let s = TraceRecord::start(0, 1, 2, 3, 4);
         assert_eq!((s.logical_ns, s.time_ns), (3, 4));
-        let e = TraceRecord::end(0, 1, 2, 3, 9, 5);
-        assert_eq!(e.event(), Ok(TraceEvent::End { execution_ns: 5 }));
+        let e = TraceRecord::end(0, 1, 2, 3, 9, 5, 1);
+        assert_eq!(
+            e.event(),
+            Ok(TraceEvent::End {
+                execution_ns: 5,
+                off_cpu_ns: 1
+            })
+        );
         let rd = TraceRecord::read(0, 1, 2, 3, 4, 6, 0);
         assert_eq!(rd.event(), Ok(TraceEvent::Read { port: 6, seq: 0 }));
-        let sk = TraceRecord::skip(0, 1, 2, 3, 4);
-        assert_eq!(sk.event(), Ok(TraceEvent::Skip));
+        let sk = TraceRecord::skip(0, 1, 2, 3, 4, 1);
+        assert_eq!(sk.event(), Ok(TraceEvent::Skip { attribution: 1 }));
         let l = TraceRecord::lifecycle(0, NO_TASK, 4, 1, 2);
         assert_eq!(l.event(), Ok(TraceEvent::Lifecycle { code: 1, value: 2 }));
     }
@@ -599,7 +709,7 @@ mod tests {
                 kind: byte,
                 ..TraceRecord::default()
             };
-            let known = (1..=10).contains(&byte);
+            let known = (1..=11).contains(&byte);
             assert_eq!(rec.kind().is_ok(), known, "kind byte {byte}");
             assert_eq!(rec.event().is_ok(), known, "kind byte {byte}");
             if !known {

@@ -29,15 +29,18 @@ takt::message! {
 
 struct Producer {
     out: Writer<Tick>,
-    /// Spend this long (busy) in jobs 1, 5, 9, ... (0 = never).
+    /// Spend this long (busy, on the CPU) in jobs 1, 5, 9, ... (0 = never).
     slow_ns: u64,
 }
 
 impl Task for Producer {
     fn step(&mut self, ctx: &StepContext) {
         if self.slow_ns > 0 && ctx.job_index() % 4 == 1 {
+            // Until the thread has *used* that much CPU time and that much wall time, so a
+            // host stall during the spin cannot make the job look cheaper than it is.
             let until = monotonic_now_ns() + self.slow_ns;
-            while monotonic_now_ns() < until {
+            let until_cpu = dispatch::thread_cpu_ns() + self.slow_ns;
+            while monotonic_now_ns() < until || dispatch::thread_cpu_ns() < until_cpu {
                 std::hint::spin_loop();
             }
         }
@@ -233,10 +236,24 @@ pub fn run_with(
     tag: &str,
     control: &RunControl,
 ) -> RunReport {
+    run_opts(d, registry, clock, duration_ns, tag, control, None)
+}
+
+/// Like [`run_with`], with injected platform stalls (off-CPU time inside jobs).
+pub fn run_opts(
+    d: &Deployment,
+    registry: &Registry,
+    clock: ClockKind,
+    duration_ns: u64,
+    tag: &str,
+    control: &RunControl,
+    platform_stall: Option<dispatch::PlatformStall>,
+) -> RunReport {
     let opts = RunOptions {
         clock,
         duration_ns,
         namespace: Some(unique(tag)),
+        platform_stall,
         ..RunOptions::default()
     };
     dispatch::run(d, &plan(d), registry, &opts, control)

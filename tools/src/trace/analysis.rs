@@ -12,8 +12,10 @@
 //! Per job, all with the task, the job index and `logical_ns` = the logical release since
 //! the epoch: `Release` (`time_ns` = actual wake-up, `a` = planned window start in logical
 //! ns since the epoch, `b` = budget), then either `Skip` and nothing else, or `Start`, one
-//! `Read`/`Publish` per port the job used, `End` (`a` = execution ns) and `Overrun` if the
-//! job ran over its budget. `ModeSwitch` records carry the hyperperiod cycle in `job` and
+//! `Read`/`Publish` per port the job used, `End` (`a` = execution ns, `b` = off-CPU ns),
+//! `Miss` if it ended after its LET deadline and `Overrun` if the job ran over its budget.
+//! `Skip`, `Overrun` and `Miss` carry in `aux` who caused them (1 platform, 2 takt/task, 0
+//! or anything else: not attributed, as in files before trace format 3). `ModeSwitch` records carry the hyperperiod cycle in `job` and
 //! may come once per core for the same switch.
 //!
 //! # Definitions
@@ -21,7 +23,8 @@
 //! * Release lateness = `Release.time_ns - (epoch_ns + window_start_ns)`, for every released
 //!   job that was not skipped.
 //! * Deadline miss = `End.time_ns > epoch_ns + logical release + let_ns` (the LET deadline),
-//!   the same test the dispatcher makes.
+//!   the same test the dispatcher makes. Its attribution is the job's `Miss` record's; a miss
+//!   without one (an older file, a lost record) is counted as not attributed.
 //! * Data age and reaction time use exactly the definitions of `takt::plan::ChainBound`, in
 //!   logical time, so "measured <= bound" is meaningful. A job's *origin* is found by
 //!   following the chain backwards: the last task's job read sample `seq` on the chain's last
@@ -153,8 +156,14 @@ pub struct Job {
     pub end_ns: Option<u64>,
     pub execution_ns: Option<u64>,
     pub skipped: bool,
-    /// `(execution_ns, budget_ns)` of an `Overrun` record.
-    pub overrun: Option<(u64, u64)>,
+    /// The skip's attribution code (see the module docs).
+    pub skip_attribution: u16,
+    /// `(execution_ns, budget_ns, attribution code)` of an `Overrun` record.
+    pub overrun: Option<(u64, u64, u16)>,
+    /// Time off the CPU during the job (`End.b`; 0 in files before format 3).
+    pub off_cpu_ns: Option<u64>,
+    /// `(ns past the deadline, platform share ns, attribution code)` of a `Miss` record.
+    pub miss: Option<(u64, u64, u16)>,
     /// `(port, seq)` of every `Read`; seq 0 = no sample was visible.
     pub reads: Vec<(u16, u64)>,
     pub publishes: Vec<Published>,
@@ -174,7 +183,10 @@ impl Job {
             end_ns: None,
             execution_ns: None,
             skipped: false,
+            skip_attribution: 0,
             overrun: None,
+            off_cpu_ns: None,
+            miss: None,
             reads: Vec::new(),
             publishes: Vec::new(),
         }
@@ -236,9 +248,13 @@ pub fn jobs(records: &[TraceRecord]) -> Vec<Job> {
                 job.budget_ns = Some(budget_ns);
             }
             TraceEvent::Start => job.start_ns = Some(r.time_ns),
-            TraceEvent::End { execution_ns } => {
+            TraceEvent::End {
+                execution_ns,
+                off_cpu_ns,
+            } => {
                 job.end_ns = Some(r.time_ns);
                 job.execution_ns = Some(execution_ns);
+                job.off_cpu_ns = Some(off_cpu_ns);
             }
             TraceEvent::Publish {
                 port,
@@ -253,8 +269,17 @@ pub fn jobs(records: &[TraceRecord]) -> Vec<Job> {
             TraceEvent::Overrun {
                 execution_ns,
                 budget_ns,
-            } => job.overrun = Some((execution_ns, budget_ns)),
-            TraceEvent::Skip => job.skipped = true,
+                attribution,
+            } => job.overrun = Some((execution_ns, budget_ns, attribution)),
+            TraceEvent::Skip { attribution } => {
+                job.skipped = true;
+                job.skip_attribution = attribution;
+            }
+            TraceEvent::Miss {
+                late_ns,
+                platform_ns,
+                attribution,
+            } => job.miss = Some((late_ns, platform_ns, attribution)),
             TraceEvent::ModeSwitch { .. }
             | TraceEvent::Lifecycle { .. }
             | TraceEvent::Dropped { .. } => {}
@@ -280,12 +305,66 @@ pub struct TaskFigures {
     pub skips: u64,
     pub overruns: u64,
     pub deadline_misses: u64,
+    /// Who caused the skips, overruns and deadline misses above.
+    pub attribution: MissAttribution,
     /// Jobs neither skipped nor complete: their records were lost or cut off.
     pub incomplete: u64,
     pub lateness_samples_ns: Vec<u64>,
     pub execution_samples_ns: Vec<u64>,
+    /// Per executed job: time off the CPU while it ran (0 in files before format 3).
+    pub off_cpu_samples_ns: Vec<u64>,
     pub lateness: Option<Quantiles>,
     pub execution: Option<Quantiles>,
+    pub off_cpu: Option<Quantiles>,
+}
+
+/// The skips, overruns and deadline misses of a task by who caused them. Each of them is
+/// in exactly one of `platform`, `takt` and `unattributed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MissAttribution {
+    /// The job's CPU time fit; the excess was time off the CPU or a late wake-up.
+    pub platform: MissCounts,
+    /// The task used more CPU than its budget, or takt's dispatching made it late.
+    pub takt: MissCounts,
+    /// No attribution recorded (files before trace format 3, lost `Miss` records).
+    pub unattributed: MissCounts,
+}
+
+/// Counts of one attribution class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MissCounts {
+    pub skips: u64,
+    pub overruns: u64,
+    pub deadline_misses: u64,
+}
+
+impl MissCounts {
+    pub fn total(&self) -> u64 {
+        self.skips + self.overruns + self.deadline_misses
+    }
+}
+
+impl MissAttribution {
+    /// The class a record's attribution code names.
+    fn class(&mut self, code: u16) -> &mut MissCounts {
+        match takt::dispatch::Attribution::from_code(code) {
+            Some(takt::dispatch::Attribution::Platform) => &mut self.platform,
+            Some(takt::dispatch::Attribution::Takt) => &mut self.takt,
+            None => &mut self.unattributed,
+        }
+    }
+    /// Adds another task's (or file's) counts.
+    pub fn add(&mut self, o: &MissAttribution) {
+        for (a, b) in [
+            (&mut self.platform, &o.platform),
+            (&mut self.takt, &o.takt),
+            (&mut self.unattributed, &o.unattributed),
+        ] {
+            a.skips += b.skips;
+            a.overruns += b.overruns;
+            a.deadline_misses += b.deadline_misses;
+        }
+    }
 }
 
 /// How a chain instance (one job of the chain's last task) traces back.
@@ -525,23 +604,28 @@ fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFig
             skips: 0,
             overruns: 0,
             deadline_misses: 0,
+            attribution: MissAttribution::default(),
             incomplete: 0,
             lateness_samples_ns: Vec::new(),
             execution_samples_ns: Vec::new(),
+            off_cpu_samples_ns: Vec::new(),
             lateness: None,
             execution: None,
+            off_cpu: None,
         };
         for j in mine {
             if j.skipped {
                 f.skips += 1;
+                f.attribution.class(j.skip_attribution).skips += 1;
                 continue;
             }
             if let (Some(at), Some(window)) = (j.released_at_ns, j.window_start_ns) {
                 let planned = header.epoch_ns.saturating_add(window);
                 f.lateness_samples_ns.push(at.saturating_sub(planned));
             }
-            if j.overrun.is_some() {
+            if let Some((_, _, code)) = j.overrun {
                 f.overruns += 1;
+                f.attribution.class(code).overruns += 1;
             }
             if !j.executed() {
                 f.incomplete += 1;
@@ -551,6 +635,9 @@ fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFig
             if let Some(e) = j.execution_ns {
                 f.execution_samples_ns.push(e);
             }
+            if let Some(off) = j.off_cpu_ns {
+                f.off_cpu_samples_ns.push(off);
+            }
             if let (Some(end), Some(let_ns)) = (j.end_ns, let_ns) {
                 let deadline = header
                     .epoch_ns
@@ -558,11 +645,15 @@ fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFig
                     .saturating_add(let_ns);
                 if end > deadline {
                     f.deadline_misses += 1;
+                    f.attribution
+                        .class(j.miss.map_or(0, |(_, _, code)| code))
+                        .deadline_misses += 1;
                 }
             }
         }
         f.lateness = quantiles(&f.lateness_samples_ns);
         f.execution = quantiles(&f.execution_samples_ns);
+        f.off_cpu = quantiles(&f.off_cpu_samples_ns);
         out.push(f);
     }
     out
@@ -1309,14 +1400,14 @@ mod tests {
                 k + 1,
                 r + 2 * MS,
             ));
-            out.push(TraceRecord::end(0, 0, k, r, r + 300_000, 300_000));
+            out.push(TraceRecord::end(0, 0, k, r, r + 300_000, 300_000, 0));
             for m in [2 * k, 2 * k + 1] {
                 let rf = 5 * MS * m + MS;
                 let seq = if m == 0 { 0 } else { (m - 1) / 2 + 1 };
                 out.push(TraceRecord::release(1, 1, m, rf, rf + 10, rf, MS / 2));
                 out.push(TraceRecord::start(1, 1, m, rf, rf + 10));
                 out.push(TraceRecord::read(1, 1, m, rf, rf + 110, 0, seq));
-                out.push(TraceRecord::end(1, 1, m, rf, rf + 110, 100));
+                out.push(TraceRecord::end(1, 1, m, rf, rf + 110, 100, 0));
             }
         }
         out.sort_by_key(|r| r.time_ns);
@@ -1412,6 +1503,7 @@ mod tests {
                 r.a = MS - 9;
             }
         }
+        // The task itself ran over its budget (takt's) and so missed its deadline (takt's).
         records.push(TraceRecord::overrun(
             1,
             1,
@@ -1420,10 +1512,13 @@ mod tests {
             7 * MS + 1,
             MS - 9,
             MS / 2,
+            2,
         ));
-        // Sensor job 2 is skipped; filter job 4 is released and then the trace ends.
+        records.push(TraceRecord::miss(1, 1, 1, 6 * MS, 7 * MS + 1, 1, 0, 2));
+        // Sensor job 2 is skipped after an overrun the platform caused; filter job 4 is
+        // released and then the trace ends.
         records.push(TraceRecord::release(0, 0, 2, 20 * MS, 20 * MS, 20 * MS, MS));
-        records.push(TraceRecord::skip(0, 0, 2, 20 * MS, 20 * MS));
+        records.push(TraceRecord::skip(0, 0, 2, 20 * MS, 20 * MS, 1));
         records.push(TraceRecord::release(
             1,
             1,
@@ -1448,6 +1543,17 @@ mod tests {
         assert_eq!(filter.lateness.unwrap().count, 5);
         let sensor = &a.tasks[0];
         assert_eq!((sensor.jobs, sensor.executed, sensor.skips), (3, 2, 1));
+        // Each miss is counted in the class its record names.
+        assert_eq!(
+            (
+                filter.attribution.takt.overruns,
+                filter.attribution.takt.deadline_misses
+            ),
+            (1, 1)
+        );
+        assert_eq!(filter.attribution.platform.total(), 0);
+        assert_eq!(sensor.attribution.platform.skips, 1);
+        assert_eq!(sensor.attribution.takt.total(), 0);
         // A skipped job has no lateness sample (the dispatcher measures none either).
         assert_eq!(sensor.lateness.unwrap().count, 2);
     }
@@ -1560,7 +1666,7 @@ mod tests {
             1,
             402 * MS,
         ));
-        records.push(TraceRecord::end(0, 0, 40, 400 * MS, 400 * MS, 1));
+        records.push(TraceRecord::end(0, 0, 40, 400 * MS, 400 * MS, 1, 0));
         let a = analyze(&header(), &records);
         assert_eq!(a.chains[0].data_age.unwrap().max_ns, 12 * MS);
         assert_eq!(a.chains[0].data_age.unwrap().min_ns, 7 * MS);

@@ -147,13 +147,25 @@ pub fn write_events(loaded: &Loaded, a: &Analysis, w: &mut impl Write) -> std::i
                        "ts": us(slice.0), "dur": us(slice.1), "args": args}),
             )?;
         }
-        if let Some((execution_ns, budget_ns)) = job.overrun {
+        if let Some((execution_ns, budget_ns, code)) = job.overrun {
             let at = job.end_ns.unwrap_or(epoch).saturating_sub(epoch);
             emit(
                 w,
                 json!({"ph": "i", "s": "t", "pid": PID, "tid": tid, "cat": "overrun",
                        "name": format!("overrun {name}"), "ts": us(at),
-                       "args": {"execution_ns": execution_ns, "budget_ns": budget_ns}}),
+                       "args": {"execution_ns": execution_ns, "budget_ns": budget_ns,
+                                "off_cpu_ns": job.off_cpu_ns.unwrap_or(0),
+                                "attribution": attribution_name(code)}}),
+            )?;
+        }
+        if let Some((late_ns, platform_ns, code)) = job.miss {
+            let at = job.end_ns.unwrap_or(epoch).saturating_sub(epoch);
+            emit(
+                w,
+                json!({"ph": "i", "s": "t", "pid": PID, "tid": tid, "cat": "miss",
+                       "name": format!("deadline miss {name}"), "ts": us(at),
+                       "args": {"late_ns": late_ns, "platform_ns": platform_ns,
+                                "attribution": attribution_name(code)}}),
             )?;
         }
         if job.skipped {
@@ -266,4 +278,9 @@ pub fn write_events(loaded: &Loaded, a: &Analysis, w: &mut impl Write) -> std::i
 
     w.write_all(b"\n]}\n")?;
     Ok(n)
+}
+
+/// The name of a record's attribution code: `platform`, `takt`, or `unattributed`.
+fn attribution_name(code: u16) -> &'static str {
+    takt::dispatch::Attribution::from_code(code).map_or("unattributed", |a| a.name())
 }

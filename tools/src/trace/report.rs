@@ -29,6 +29,12 @@
 //!     "jobs": 100,                       // jobs seen (released, skipped or partly recorded)
 //!     "executed": 100,                   // with Start and End
 //!     "skips": 0, "overruns": 0, "deadline_misses": 0,  // miss: End > LET deadline
+//!     "attribution": {                   // who caused the skips, overruns and misses above
+//!       "platform": {"skips": 0, "overruns": 0, "deadline_misses": 0},  // host stall, late wake-up
+//!       "takt": {"skips": 0, "overruns": 0, "deadline_misses": 0},      // the task or takt itself
+//!       "unattributed": {"skips": 0, "overruns": 0, "deadline_misses": 0} // trace format < 3
+//!     },
+//!     "off_cpu_ns_p99": 0, "off_cpu_ns_max": 0,  // time off the CPU during a job
 //!     "incomplete": 0,                   // neither skipped nor complete (records lost or cut)
 //!     "lateness_ns_min": 0, "lateness_ns_p50": 0, "lateness_ns_p99": 0, "lateness_ns_max": 0,
 //!                                        // actual wake-up - planned window start
@@ -101,7 +107,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use takt::trace::{ClockKind, TraceBreak};
 
-use super::analysis::{self, Analysis, JobRange, Quantiles, ReleaseBasis, TaskReleases};
+use super::analysis::{
+    self, Analysis, JobRange, MissAttribution, MissCounts, Quantiles, ReleaseBasis, TaskReleases,
+};
 use super::{load, Loaded};
 use crate::common::Failure;
 
@@ -234,6 +242,9 @@ struct TaskJson {
     skips: u64,
     overruns: u64,
     deadline_misses: u64,
+    attribution: AttributionJson,
+    off_cpu_ns_p99: Option<u64>,
+    off_cpu_ns_max: Option<u64>,
     incomplete: u64,
     lateness_ns_min: Option<u64>,
     lateness_ns_p50: Option<u64>,
@@ -244,6 +255,30 @@ struct TaskJson {
     execution_ns_p99: Option<u64>,
     execution_ns_max: Option<u64>,
     releases: Option<TaskReleasesJson>,
+}
+
+#[derive(Serialize)]
+struct AttributionJson {
+    platform: CountsJson,
+    takt: CountsJson,
+    unattributed: CountsJson,
+}
+
+#[derive(Serialize)]
+struct CountsJson {
+    skips: u64,
+    overruns: u64,
+    deadline_misses: u64,
+}
+
+impl From<&MissCounts> for CountsJson {
+    fn from(c: &MissCounts) -> Self {
+        CountsJson {
+            skips: c.skips,
+            overruns: c.overruns,
+            deadline_misses: c.deadline_misses,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -361,6 +396,13 @@ fn to_json(loaded: &Loaded, a: &Analysis) -> ReportJson {
                     skips: t.skips,
                     overruns: t.overruns,
                     deadline_misses: t.deadline_misses,
+                    attribution: AttributionJson {
+                        platform: (&t.attribution.platform).into(),
+                        takt: (&t.attribution.takt).into(),
+                        unattributed: (&t.attribution.unattributed).into(),
+                    },
+                    off_cpu_ns_p99: t.off_cpu.map(|q| q.p99_ns),
+                    off_cpu_ns_max: t.off_cpu.map(|q| q.max_ns),
                     incomplete: t.incomplete,
                     lateness_ns_min,
                     lateness_ns_p50,
@@ -571,6 +613,7 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
         ],
         &rows,
     ));
+    attribution_text(&mut out, a);
     let incomplete: Vec<String> = a
         .tasks
         .iter()
@@ -688,6 +731,57 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
 }
 
 /// `job 7 (cycle 3` or `jobs 8..=11 (cycles 4..=5`, for a detail line.
+/// Who caused the skips, overruns and deadline misses: the platform (the job's CPU time
+/// fit; the rest was time off the CPU or a late wake-up) or takt/the task.
+fn attribution_text(out: &mut String, a: &Analysis) {
+    let mut all = MissAttribution::default();
+    for t in &a.tasks {
+        all.add(&t.attribution);
+    }
+    let counts = |c: &MissCounts| {
+        format!(
+            "{} (skips {}, overruns {}, deadline misses {})",
+            c.total(),
+            c.skips,
+            c.overruns,
+            c.deadline_misses
+        )
+    };
+    let off_cpu_max = a
+        .tasks
+        .iter()
+        .filter_map(|t| t.off_cpu.map(|q| q.max_ns))
+        .max();
+    let _ = writeln!(
+        out,
+        "  attribution: platform {}, takt/task {}{}; longest time off the CPU in one job {}",
+        counts(&all.platform),
+        counts(&all.takt),
+        if all.unattributed.total() > 0 {
+            format!(
+                ", not attributed (trace format before 3) {}",
+                counts(&all.unattributed)
+            )
+        } else {
+            String::new()
+        },
+        human_ns(off_cpu_max)
+    );
+    for t in a
+        .tasks
+        .iter()
+        .filter(|t| t.attribution.platform.total() + t.attribution.takt.total() > 0)
+    {
+        let _ = writeln!(
+            out,
+            "    {}: platform {}, takt/task {}",
+            t.name,
+            counts(&t.attribution.platform),
+            counts(&t.attribution.takt)
+        );
+    }
+}
+
 fn jobs_and_cycles(t: &TaskReleases, r: &JobRange) -> String {
     let jobs = if r.first == r.last {
         format!("job {}", r.first)

@@ -16,9 +16,13 @@
 //!             and follows the schedule without running a window or publishing
 //!   switch    handover requested; decided with the next cycle (hot swap) or the next
 //!             cycle of an update-safe mode; the old version now stands by  [Probation]
-//!   probation no overrun, no missed release, no missed heartbeat, no crash for the
-//!             manifest's window: [Committed], the old version is dismissed
-//!             otherwise: handover back at the next boundary, [RolledBack] marked bad
+//!   probation for the manifest's window, judged by [`probation::judge`]: only
+//!             overruns and misses attributed to the version itself count (not the
+//!             platform's), its p99 CPU time against the replaced version's, its
+//!             heartbeat against the supervisor's own lateness, no crash:
+//!             [Committed], the old version is dismissed
+//!             otherwise: handover back at the next boundary, [RolledBack] marked bad,
+//!             or not marked bad when the platform stalled the whole deployment
 //! ```
 //!
 //! A kill of the supervisor at any point ends every app (PDEATHSIG); the next start reads
@@ -32,6 +36,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::Token;
+
+mod probation;
 
 use super::{staged_file, App, Supervisor};
 use crate::dispatch::{HandoverError, MAX_MODES, STOP};
@@ -139,8 +145,16 @@ enum Op {
         version: u64,
         from_cycle: u64,
         until_cycle: u64,
-        base_overruns: u64,
-        base_missed: u64,
+        /// The app's health counters at the switch (boxed: the histogram is 512 bytes).
+        base: Box<HealthSnapshot>,
+        /// When the supervisor last looked (its own lateness is measured between looks).
+        last_look_ns: u64,
+        /// The supervisor's lateness in the window, and since the heartbeat last moved.
+        late_ns: u64,
+        late_since_beat_ns: u64,
+        /// The heartbeat the supervisor last saw and when it saw it move.
+        beat: u64,
+        beat_seen_ns: u64,
     },
     RollingBack {
         app: usize,
@@ -149,10 +163,48 @@ enum Op {
         version: u64,
         serial: u64,
         why: String,
+        /// Whether the version is to blame (marked bad) or the platform is.
+        bad: bool,
     },
 }
 
 type StageResult = (Journal<FsStorage>, Result<Slot, JournalError>);
+
+/// An app's health counters at one instant (the switch of a probation).
+#[derive(Clone, Debug)]
+struct HealthSnapshot {
+    overruns: u64,
+    overruns_platform: u64,
+    missed: u64,
+    missed_platform: u64,
+    cpu: [u64; crate::dispatch::CPU_BUCKETS],
+}
+
+impl HealthSnapshot {
+    fn of(h: &crate::dispatch::AppHealth) -> HealthSnapshot {
+        HealthSnapshot {
+            overruns: h.overruns(),
+            overruns_platform: h.overruns_platform(),
+            missed: h.missed(),
+            missed_platform: h.missed_platform(),
+            cpu: h.cpu_histogram(),
+        }
+    }
+    /// What happened between `self` and `now`.
+    fn since(&self, now: &HealthSnapshot) -> HealthSnapshot {
+        HealthSnapshot {
+            overruns: now.overruns.saturating_sub(self.overruns),
+            overruns_platform: now.overruns_platform.saturating_sub(self.overruns_platform),
+            missed: now.missed.saturating_sub(self.missed),
+            missed_platform: now.missed_platform.saturating_sub(self.missed_platform),
+            cpu: std::array::from_fn(|i| now.cpu[i].saturating_sub(self.cpu[i])),
+        }
+    }
+}
+
+/// How late the supervisor's loop may look again before the excess counts as its own
+/// lateness: it sleeps at most [`super::TICK`], plus scheduling slack.
+const LOOK_SLACK_NS: u64 = 20_000_000;
 
 /// The supervisor's update state.
 pub(super) struct Updates {
@@ -162,6 +214,9 @@ pub(super) struct Updates {
     layouts: crate::ota::bundle::Layouts,
     warm_up_cycles: u64,
     probation_cycles: u64,
+    /// The manifest's probation thresholds.
+    limits: crate::manifest::ProbationLimits,
+    heartbeat_timeout_ns: u64,
     /// Bit m: mode m is update-safe.
     safe_mask: u64,
     /// Per app (manifest order); `None` for an app without tasks or while a stage has it.
@@ -227,6 +282,8 @@ impl Updates {
             layouts: o.layouts.clone(),
             warm_up_cycles: o.warm_up_cycles.max(1),
             probation_cycles: d.ota.probation.hyperperiods(d.hyperperiod_ns),
+            limits: d.ota.limits,
+            heartbeat_timeout_ns: d.ota.limits.heartbeat_timeout_ns(d.hyperperiod_ns),
             safe_mask: d
                 .update_safe_modes
                 .iter()
@@ -549,15 +606,21 @@ impl Supervisor<'_> {
                         app,
                         from_cycle,
                         until_cycle,
-                        base_overruns,
-                        base_missed,
+                        base,
+                        late_ns,
                         ..
-                    } if *app == i => Some(ProbationReport {
-                        from_cycle: *from_cycle,
-                        until_cycle: *until_cycle,
-                        overruns: b.apps[i].overruns().saturating_sub(*base_overruns),
-                        missed: b.apps[i].missed().saturating_sub(*base_missed),
-                    }),
+                    } if *app == i => {
+                        let seen = base.since(&HealthSnapshot::of(&b.apps[i]));
+                        Some(ProbationReport {
+                            from_cycle: *from_cycle,
+                            until_cycle: *until_cycle,
+                            overruns: seen.overruns,
+                            missed: seen.missed,
+                            overruns_platform: seen.overruns_platform,
+                            missed_platform: seen.missed_platform,
+                            supervisor_late_ns: *late_ns,
+                        })
+                    }
                     _ => None,
                 };
                 app_report(
@@ -819,7 +882,7 @@ impl Supervisor<'_> {
         let u = self.updates.as_ref().ok_or("updates are off")?;
         match &u.op {
             Op::Probation { app: a, .. } if *a == app => {
-                self.start_rollback("the integrator asked (`takt ota rollback`)".into());
+                self.start_rollback("the integrator asked (`takt ota rollback`)".into(), true);
                 Ok(format!(
                     "rolling app `{name}` back at the next hyperperiod boundary"
                 ))
@@ -1006,7 +1069,7 @@ impl Supervisor<'_> {
         };
         match &u.op {
             Op::Probation { app, .. } if *app == i => {
-                self.start_rollback(format!("its process ended: {status}"));
+                self.start_rollback(format!("its process ended: {status}"), true);
                 true
             }
             Op::RollingBack { app, .. } if *app == i => true,
@@ -1015,8 +1078,8 @@ impl Supervisor<'_> {
     }
 
     /// Requests the handover back to the replaced version (standing by) at the next
-    /// boundary.
-    fn start_rollback(&mut self, why: String) {
+    /// boundary; `bad`: the version is to blame and is marked bad once it is rolled back.
+    fn start_rollback(&mut self, why: String, bad: bool) {
         let Some(u) = self.updates.as_mut() else {
             return;
         };
@@ -1039,6 +1102,7 @@ impl Supervisor<'_> {
                 version,
                 serial: 0,
                 why,
+                bad,
             };
             return;
         }
@@ -1060,6 +1124,7 @@ impl Supervisor<'_> {
                     version,
                     serial: h.serial,
                     why,
+                    bad,
                 };
             }
             Err(e) => {
@@ -1085,6 +1150,7 @@ impl Supervisor<'_> {
         k: usize,
         version: u64,
         why: String,
+        bad: bool,
     ) {
         let run = &self.shared.block().run;
         // A handover to the dead standby may still be pending: withdraw it.
@@ -1105,15 +1171,23 @@ impl Supervisor<'_> {
                 }
             }
         }
-        let _ = u.transition(app, |j| j.roll_back());
+        let _ = u.transition(app, |j| {
+            if bad {
+                j.roll_back()
+            } else {
+                j.roll_back_blameless()
+            }
+        });
         u.kill_point("rolled-back");
         let status = exit.unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             ExitStatus::from_raw(libc::SIGKILL)
         });
         let msg = format!(
-            "app `{}` version {version} rolled back ({why}); marked bad; version {}'s standby had ended ({status}), so the app's restart policy decides whether it is restarted",
-            apps[app].name, apps[app].ota_version
+            "app `{}` version {version} rolled back ({why}); {}; version {}'s standby had ended ({status}), so the app's restart policy decides whether it is restarted",
+            apps[app].name,
+            if bad { "marked bad" } else { "not marked bad: the platform, not the version, failed" },
+            apps[app].ota_version
         );
         eprintln!("takt run: OTA: {msg}");
         u.last_result[app] = Some(msg);
@@ -1346,8 +1420,12 @@ impl Supervisor<'_> {
                                 version,
                                 from_cycle: at,
                                 until_cycle,
-                                base_overruns: b.overruns(),
-                                base_missed: b.missed(),
+                                base: Box::new(HealthSnapshot::of(b)),
+                                last_look_ns: now,
+                                late_ns: 0,
+                                late_since_beat_ns: 0,
+                                beat: b.heartbeat(),
+                                beat_seen_ns: now,
                             };
                             let msg = format!(
                                 "app `{}` switched to version {version} at hyperperiod {at} ({}); probation until hyperperiod {until_cycle}",
@@ -1374,27 +1452,81 @@ impl Supervisor<'_> {
                 old,
                 version,
                 until_cycle,
-                base_overruns,
-                base_missed,
+                base,
+                last_look_ns,
+                late_ns,
+                late_since_beat_ns,
+                beat,
+                beat_seen_ns,
                 ..
             } => {
                 let (app, old, version, until_cycle) = (*app, *old, *version, *until_cycle);
-                let b = &self.shared.block().apps[app];
-                let overruns = b.overruns().saturating_sub(*base_overruns);
-                let missed = b.missed().saturating_sub(*base_missed);
-                let h = self.plan.hyperperiod_ns;
-                let beat_stale = now
-                    > apps[app]
-                        .last_beat_ns
-                        .saturating_add(h.saturating_mul(3).max(200_000_000));
-                if overruns > 0 || missed > 0 || beat_stale {
-                    let why = if overruns > 0 || missed > 0 {
-                        format!("{overruns} overrun(s) and {missed} missed release(s) on probation")
-                    } else {
-                        "its heartbeat stopped".to_string()
-                    };
-                    self.start_rollback(why);
-                } else if cycle >= until_cycle {
+                let block = self.shared.block();
+                // The supervisor's own lateness: a look later than its loop's longest sleep
+                // means it was not running (host stall, preemption). Every heartbeat looks
+                // late by as much, so that time is not held against the version. Measured
+                // here, before the heartbeat is read, so the order of the loop's timers
+                // cannot make a heartbeat look older than it is.
+                let tick_ns = super::TICK.as_nanos() as u64;
+                let late = now
+                    .saturating_sub(*last_look_ns)
+                    .saturating_sub(tick_ns + LOOK_SLACK_NS);
+                *last_look_ns = now;
+                *late_ns += late;
+                *late_since_beat_ns += late;
+                let hb = block.apps[app].heartbeat();
+                if hb != *beat {
+                    *beat = hb;
+                    *beat_seen_ns = now;
+                    *late_since_beat_ns = 0;
+                }
+                let beat_stale_ns = now
+                    .saturating_sub(*beat_seen_ns)
+                    .saturating_sub(*late_since_beat_ns);
+                // Evidence the version cannot write: did every other app's heartbeat stand
+                // still as long (behind the cycle wall time says it should have started)?
+                let h = self.plan.hyperperiod_ns.max(1);
+                let others_stalled = self.epoch_ns.is_some_and(|epoch| {
+                    let due = now.saturating_sub(epoch) / h + 1;
+                    let mut others = apps
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, a)| *j != app && a.hosted && a.child.is_some())
+                        .peekable();
+                    others.peek().is_some()
+                        && others.all(|(j, _)| {
+                            due.saturating_sub(block.apps[j].heartbeat())
+                                .saturating_mul(h)
+                                >= beat_stale_ns
+                        })
+                });
+                let seen = base.since(&HealthSnapshot::of(&block.apps[app]));
+                let evidence = probation::Evidence {
+                    overruns: seen.overruns,
+                    overruns_platform: seen.overruns_platform,
+                    missed: seen.missed,
+                    missed_platform: seen.missed_platform,
+                    cpu: seen.cpu.to_vec(),
+                    baseline_cpu: base.cpu.to_vec(),
+                    beat_stale_ns,
+                    supervisor_late_ns: *late_ns,
+                    others_stalled,
+                };
+                let verdict = probation::judge(
+                    &evidence,
+                    &u.limits,
+                    u.heartbeat_timeout_ns,
+                    cycle >= until_cycle,
+                );
+                let summary = match verdict {
+                    probation::Verdict::Watch => return,
+                    probation::Verdict::RollBack { why, bad } => {
+                        self.start_rollback(why, bad);
+                        return;
+                    }
+                    probation::Verdict::Commit(summary) => summary,
+                };
+                {
                     let name = apps[app].name.clone();
                     if let Err(e) = u.transition(app, |j| j.commit()) {
                         eprintln!("takt run: OTA: journal: {e}");
@@ -1409,7 +1541,7 @@ impl Supervisor<'_> {
                     u.dismiss(&self.shared.block().run, old);
                     let s = &u.spares[old];
                     let msg = format!(
-                        "app `{name}` version {version} committed after a clean probation (0 overruns, 0 missed releases); version {} dismissed",
+                        "app `{name}` version {version} committed after a clean probation ({summary}); version {} dismissed",
                         s.version
                     );
                     eprintln!("takt run: OTA: {msg}");
@@ -1423,12 +1555,13 @@ impl Supervisor<'_> {
                 version,
                 serial,
                 why,
+                bad,
             } => {
-                let (app, k, version, serial) = (*app, *old, *version, *serial);
+                let (app, k, version, serial, bad) = (*app, *old, *version, *serial, *bad);
                 if u.spares[k].child.is_none() {
                     // The version to return to has no process any more (#12.4).
                     let why = why.clone();
-                    self.roll_back_without_standby(apps, app, k, version, why);
+                    self.roll_back_without_standby(apps, app, k, version, why, bad);
                     return;
                 }
                 let decided = self
@@ -1443,12 +1576,22 @@ impl Supervisor<'_> {
                 let why = why.clone();
                 swap_owner(&mut apps[app], &mut u.spares[k]);
                 apps[app].last_beat_ns = now;
-                let _ = u.transition(app, |j| j.roll_back());
+                if bad {
+                    let _ = u.transition(app, |j| j.roll_back());
+                } else {
+                    let _ = u.transition(app, |j| j.roll_back_blameless());
+                }
                 u.kill_point("rolled-back");
                 u.dismiss(&self.shared.block().run, k);
                 let msg = format!(
-                    "app `{}` version {version} rolled back at hyperperiod {at} ({why}); marked bad, version {} runs",
-                    apps[app].name, apps[app].ota_version
+                    "app `{}` version {version} rolled back at hyperperiod {at} ({why}); {}, version {} runs",
+                    apps[app].name,
+                    if bad {
+                        "marked bad"
+                    } else {
+                        "not marked bad (the platform's doing, not the version's): it may be activated again"
+                    },
+                    apps[app].ota_version
                 );
                 eprintln!("takt run: OTA: {msg}");
                 u.last_result[app] = Some(msg);

@@ -1,0 +1,308 @@
+//! The probation verdict: whether a new version on probation is committed, rolled back and
+//! marked bad, or rolled back without blame.
+//!
+//! Owns: the pure decision from the figures the supervisor gathered ([`Evidence`]) and the
+//! manifest's thresholds ([`ProbationLimits`]). It reads no clock and no shared memory, so
+//! every rule below is tested with made-up figures.
+//!
+//! # The rules
+//!
+//! 1. Overruns, skips and deadline misses count against the version only when they are
+//!    attributed to takt or the task (`dispatch::attribution`): the job used more CPU than
+//!    its budget, or was late by takt's own doing. The platform's (a host stall, a late
+//!    wake-up) are reported with the verdict, never held against it. More than
+//!    `probation_max_overruns` of its own: rolled back, marked bad.
+//! 2. Its p99 CPU time per job (as a fraction of the budget, over the window) is compared
+//!    with the replaced version's p99 measured before the switch: more than
+//!    `probation_exec_p99_max_percent` of it (with at least [`MIN_JOBS`] jobs on each side,
+//!    else not judged): rolled back, marked bad.
+//! 3. Its heartbeat may stand still at most `probation_heartbeat_timeout`, counted in
+//!    wall time minus the time the supervisor's own loop was late (a supervisor that
+//!    wakes late sees every heartbeat late). When every other app's heartbeat stood still
+//!    as long, the platform stalled the whole deployment: rolled back (a stopped version
+//!    cannot be kept) but not marked bad. Otherwise: rolled back, marked bad.
+//! 4. The window ran out with none of the above: committed.
+//!
+//! # What probation trusts
+//!
+//! The overrun and miss counters and the CPU-time histogram live in the app's
+//! shared-memory health record, which the app's own processes write: a version that wants
+//! to pass can rewrite them. The heartbeat it cannot fake forwards without running its
+//! cycles' dispatch, and the supervisor measures its own lateness and the other apps'
+//! heartbeats itself. So rules 1 and 2 catch an honest but slow or overrunning version, not
+//! a malicious one; rule 3 and process exit are the evidence the candidate cannot forge.
+
+use crate::dispatch::{cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
+use crate::manifest::ProbationLimits;
+use crate::time::format_ns;
+
+/// Fewest jobs on each side before the p99 CPU times are compared.
+pub const MIN_JOBS: u64 = 100;
+
+/// What the supervisor saw of a version on probation, since its switch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    pub overruns: u64,
+    pub overruns_platform: u64,
+    /// Skips and deadline misses.
+    pub missed: u64,
+    pub missed_platform: u64,
+    /// Its jobs by CPU time per budget, since the switch.
+    pub cpu: Vec<u64>,
+    /// The replaced version's jobs by CPU time per budget, before the switch.
+    pub baseline_cpu: Vec<u64>,
+    /// How long its heartbeat has stood still, minus the supervisor's own lateness.
+    pub beat_stale_ns: u64,
+    /// The supervisor's own lateness excused so far in the window (reported).
+    pub supervisor_late_ns: u64,
+    /// Every other running app's heartbeat stood still at least as long (the platform
+    /// stalled the deployment, not just this version). `false` when there is no other app.
+    pub others_stalled: bool,
+}
+
+/// What to do with the version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep watching.
+    Watch,
+    /// The window ran out clean: commit, with a summary of what was excused.
+    Commit(String),
+    /// Roll back: why (with figures and attribution), and whether the version is to blame
+    /// (marked bad, never activated again) or the platform is (it stays installable).
+    RollBack { why: String, bad: bool },
+}
+
+impl Evidence {
+    fn takt_overruns(&self) -> u64 {
+        self.overruns.saturating_sub(self.overruns_platform)
+    }
+    fn takt_missed(&self) -> u64 {
+        self.missed.saturating_sub(self.missed_platform)
+    }
+    /// The platform's share, as reported with any verdict.
+    pub fn platform_text(&self) -> String {
+        format!(
+            "{} overrun(s) and {} missed release(s) attributed to the platform, not counted; supervisor late by {} in total, not counted",
+            self.overruns_platform,
+            self.missed_platform,
+            format_ns(self.supervisor_late_ns)
+        )
+    }
+}
+
+/// The p99 bucket and job count of a CPU histogram.
+fn p99(h: &[u64]) -> (Option<usize>, u64) {
+    let mut a = [0u64; CPU_BUCKETS];
+    for (d, s) in a.iter_mut().zip(h) {
+        *d = *s;
+    }
+    (cpu_quantile_bucket(&a, 0.99), a.iter().sum())
+}
+
+/// Judges a version on probation; `window_over` once its last probation cycle has started.
+pub fn judge(
+    e: &Evidence,
+    limits: &ProbationLimits,
+    heartbeat_timeout_ns: u64,
+    window_over: bool,
+) -> Verdict {
+    let own = e.takt_overruns() + e.takt_missed();
+    if own > limits.max_overruns {
+        return Verdict::RollBack {
+            why: format!(
+                "{} overrun(s) and {} missed release(s) of its own (the job used more CPU than its budget or takt made it late), more than probation_max_overruns = {}; {}",
+                e.takt_overruns(),
+                e.takt_missed(),
+                limits.max_overruns,
+                e.platform_text()
+            ),
+            bad: true,
+        };
+    }
+    let (cand, cand_jobs) = p99(&e.cpu);
+    let (base, base_jobs) = p99(&e.baseline_cpu);
+    if let (Some(c), Some(b)) = (cand, base) {
+        // Bucket upper edges, so a version whose jobs all fall in the lowest bucket
+        // compares as equal, not as infinitely slower.
+        let percent = ((c as u64 + 1) * 100) / (b as u64 + 1);
+        if cand_jobs >= MIN_JOBS && base_jobs >= MIN_JOBS && percent > limits.exec_p99_max_percent {
+            return Verdict::RollBack {
+                why: format!(
+                    "its p99 CPU time per job is {}/{} of the budget, {percent}% of the replaced version's {}/{} (limit probation_exec_p99_max_percent = {}%; {cand_jobs} jobs against {base_jobs}); {}",
+                    c + 1,
+                    CPU_BUCKETS_PER_BUDGET,
+                    b + 1,
+                    CPU_BUCKETS_PER_BUDGET,
+                    limits.exec_p99_max_percent,
+                    e.platform_text()
+                ),
+                bad: true,
+            };
+        }
+    }
+    if e.beat_stale_ns > heartbeat_timeout_ns {
+        let figures = format!(
+            "its heartbeat stood still for {} beyond the supervisor's own lateness (timeout {})",
+            format_ns(e.beat_stale_ns),
+            format_ns(heartbeat_timeout_ns)
+        );
+        return if e.others_stalled {
+            Verdict::RollBack {
+                why: format!(
+                    "{figures}, and so did every other app's: the platform stalled the deployment, so the version is not marked bad; {}",
+                    e.platform_text()
+                ),
+                bad: false,
+            }
+        } else {
+            Verdict::RollBack {
+                why: format!(
+                    "{figures} while the other apps kept beating; {}",
+                    e.platform_text()
+                ),
+                bad: true,
+            }
+        };
+    }
+    if window_over {
+        return Verdict::Commit(format!(
+            "{} overrun(s) and {} missed release(s) of its own (limit {}); p99 CPU time per job {} (replaced version {}); {}",
+            e.takt_overruns(),
+            e.takt_missed(),
+            limits.max_overruns,
+            cand.map_or("-".to_string(), |c| format!("{}/{CPU_BUCKETS_PER_BUDGET} of the budget", c + 1)),
+            base.map_or("-".to_string(), |b| format!("{}/{CPU_BUCKETS_PER_BUDGET}", b + 1)),
+            e.platform_text()
+        ));
+    }
+    Verdict::Watch
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: u64 = 200_000_000;
+
+    fn hist(bucket: usize, jobs: u64) -> Vec<u64> {
+        let mut h = vec![0; CPU_BUCKETS];
+        h[bucket] = jobs;
+        h
+    }
+
+    fn clean() -> Evidence {
+        Evidence {
+            cpu: hist(3, 500),
+            baseline_cpu: hist(3, 2_000),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn platform_overruns_and_misses_do_not_count_and_are_reported() {
+        let e = Evidence {
+            overruns: 3,
+            overruns_platform: 3,
+            missed: 2,
+            missed_platform: 2,
+            ..clean()
+        };
+        let limits = ProbationLimits::default();
+        assert_eq!(judge(&e, &limits, TIMEOUT, false), Verdict::Watch);
+        match judge(&e, &limits, TIMEOUT, true) {
+            Verdict::Commit(text) => assert!(
+                text.contains("3 overrun(s) and 2 missed release(s) attributed to the platform"),
+                "{text}"
+            ),
+            v => panic!("committed, got {v:?}"),
+        }
+    }
+
+    #[test]
+    fn an_overrun_of_its_own_rolls_back_and_marks_bad_with_figures() {
+        let e = Evidence {
+            overruns: 2,
+            overruns_platform: 1,
+            ..clean()
+        };
+        match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad);
+                assert!(
+                    why.contains("1 overrun(s) and 0 missed release(s) of its own"),
+                    "{why}"
+                );
+                assert!(
+                    why.contains("1 overrun(s) and 0 missed release(s) attributed to the platform"),
+                    "{why}"
+                );
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        let lenient = ProbationLimits {
+            max_overruns: 1,
+            ..ProbationLimits::default()
+        };
+        assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+    }
+
+    #[test]
+    fn a_p99_cpu_time_far_above_the_replaced_versions_rolls_back() {
+        // 13/32 of the budget against 4/32: 325%.
+        let slow = Evidence {
+            cpu: hist(12, 500),
+            ..clean()
+        };
+        assert!(matches!(
+            judge(&slow, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::RollBack { bad: true, .. }
+        ));
+        // Too few jobs to judge: not judged.
+        let few = Evidence {
+            cpu: hist(12, 10),
+            ..clean()
+        };
+        assert_eq!(
+            judge(&few, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::Watch
+        );
+        // Within the limit.
+        let close = Evidence {
+            cpu: hist(6, 500),
+            ..clean()
+        };
+        assert_eq!(
+            judge(&close, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::Watch
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_stalled_with_every_other_app_is_the_platforms() {
+        let e = Evidence {
+            beat_stale_ns: TIMEOUT + 1,
+            others_stalled: true,
+            ..clean()
+        };
+        assert!(matches!(
+            judge(&e, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::RollBack { bad: false, .. }
+        ));
+        let alone = Evidence {
+            others_stalled: false,
+            ..e
+        };
+        assert!(matches!(
+            judge(&alone, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::RollBack { bad: true, .. }
+        ));
+        let within = Evidence {
+            beat_stale_ns: TIMEOUT,
+            ..alone
+        };
+        assert_eq!(
+            judge(&within, &ProbationLimits::default(), TIMEOUT, false),
+            Verdict::Watch
+        );
+    }
+}
