@@ -1372,10 +1372,21 @@ impl Supervisor<'_> {
             } => {
                 let (app, k, version, hot_swap, conn) = (*app, *spare, *version, *hot_swap, *conn);
                 if u.spares[k].child.is_none() {
-                    let st = u.spares[k]
-                        .exit
-                        .map_or_else(|| "ended".to_string(), |s| s.to_string());
-                    self.fail_activation(format!("its process ended while standing by: {st}"));
+                    let exit = u.spares[k].exit;
+                    let st = exit.map_or_else(|| "ended".to_string(), |s| s.to_string());
+                    // SIGKILL is never what a program does to itself: the OOM killer, an
+                    // operator or a test sent it, and the supervisor's own kills end
+                    // activations before they get here. It says nothing against the
+                    // version, which stays staged; any other end (an exit code, a crash
+                    // signal) is the version's doing.
+                    use std::os::unix::process::ExitStatusExt;
+                    if exit.and_then(|e| e.signal()) == Some(libc::SIGKILL) {
+                        self.abort_activation(format!(
+                            "its process was killed from outside while standing by ({st}); not held against the version"
+                        ));
+                    } else {
+                        self.fail_activation(format!("its process ended while standing by: {st}"));
+                    }
                     return;
                 }
                 match *phase {
@@ -1511,6 +1522,11 @@ impl Supervisor<'_> {
                     beat_stale_ns,
                     supervisor_late_ns: *late_ns,
                     others_stalled,
+                    required_jobs: u
+                        .probation_cycles
+                        .saturating_mul(fewest_jobs_per_hyperperiod(self.d, app)),
+                    overdue: cycle
+                        >= until_cycle.saturating_add(u.probation_cycles.saturating_mul(9)),
                 };
                 let verdict = probation::judge(
                     &evidence,
@@ -1603,6 +1619,25 @@ impl Supervisor<'_> {
 
 /// Exchanges which process is the app's owner: the app record takes the spare's process
 /// and the spare the app's.
+/// The fewest jobs app `app` runs in one hyperperiod of any mode that releases any of its
+/// tasks (0 when no mode does): what one hyperperiod of probation shows at least.
+fn fewest_jobs_per_hyperperiod(d: &Deployment, app: usize) -> u64 {
+    let h = d.hyperperiod_ns.max(1);
+    d.modes
+        .iter()
+        .map(|m| {
+            m.tasks
+                .iter()
+                .filter_map(|&t| d.tasks.get(t))
+                .filter(|t| t.app == app)
+                .map(|t| h / t.period_ns.max(1))
+                .sum::<u64>()
+        })
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0)
+}
+
 fn swap_owner(a: &mut App, s: &mut Spare) {
     let a_pid = a.pid.unwrap_or(0);
     std::mem::swap(&mut a.child, &mut s.child);

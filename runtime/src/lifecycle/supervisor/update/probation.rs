@@ -21,7 +21,11 @@
 //!    wakes late sees every heartbeat late). When every other app's heartbeat stood still
 //!    as long, the platform stalled the whole deployment: rolled back (a stopped version
 //!    cannot be kept) but not marked bad. Otherwise: rolled back, marked bad.
-//! 4. The window ran out with none of the above: committed.
+//! 4. The window ran out with none of the above and the version ran at least the jobs of
+//!    its window (`probation` hyperperiods at its fewest jobs per hyperperiod in any mode
+//!    that releases it): committed. A window spent in a mode that releases none of its
+//!    tasks proves nothing, so the window goes on; ten windows without the jobs: rolled
+//!    back, not marked bad.
 //!
 //! # What probation trusts
 //!
@@ -58,6 +62,11 @@ pub struct Evidence {
     /// Every other running app's heartbeat stood still at least as long (the platform
     /// stalled the deployment, not just this version). `false` when there is no other app.
     pub others_stalled: bool,
+    /// Jobs it must have run before the window can end in a commit (0: no requirement):
+    /// a window spent in a mode that releases none of its tasks proves nothing.
+    pub required_jobs: u64,
+    /// The window is long over (ten times its length) and the jobs are still missing.
+    pub overdue: bool,
 }
 
 /// What to do with the version.
@@ -165,6 +174,19 @@ pub fn judge(
         };
     }
     if window_over {
+        let jobs: u64 = e.cpu.iter().sum();
+        if jobs < e.required_jobs {
+            if !e.overdue {
+                return Verdict::Watch;
+            }
+            return Verdict::RollBack {
+                why: format!(
+                    "its probation saw {jobs} of the {} jobs it must run to be judged (its tasks were hardly released: a mode without them?); not marked bad: activate it again in a mode that runs it",
+                    e.required_jobs
+                ),
+                bad: false,
+            };
+        }
         return Verdict::Commit(format!(
             "{} overrun(s) and {} missed release(s) of its own (limit {}); p99 CPU time per job {} (replaced version {}); {}",
             e.takt_overruns(),
@@ -275,6 +297,32 @@ mod tests {
             judge(&close, &ProbationLimits::default(), TIMEOUT, false),
             Verdict::Watch
         );
+    }
+
+    #[test]
+    fn a_window_without_its_jobs_never_commits() {
+        // Before, a window spent in a mode without the version's tasks committed it on
+        // no evidence at all (found by the soak: an overrunning version committed in `parked`).
+        let limits = ProbationLimits::default();
+        let mut e = Evidence {
+            cpu: hist(3, 149),
+            required_jobs: 150,
+            ..clean()
+        };
+        assert_eq!(judge(&e, &limits, TIMEOUT, true), Verdict::Watch);
+        e.overdue = true;
+        match judge(&e, &limits, TIMEOUT, true) {
+            Verdict::RollBack { why, bad } => {
+                assert!(!bad);
+                assert!(why.contains("149 of the 150 jobs"), "{why}");
+            }
+            v => panic!("rolled back without blame, got {v:?}"),
+        }
+        e.cpu = hist(3, 150);
+        assert!(matches!(
+            judge(&e, &limits, TIMEOUT, true),
+            Verdict::Commit(_)
+        ));
     }
 
     #[test]
