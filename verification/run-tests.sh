@@ -19,6 +19,11 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "build"
 cargo build --release --workspace
+# The takt binary as shipped (no test hooks): `cargo test` below rebuilds target/release/takt
+# with them, so tools/tests/shipped_binary.rs checks this copy instead of building again.
+mkdir -p target/shipped-copy
+cp target/release/takt target/shipped-copy/takt
+export TAKT_SHIPPED_BINARY="$PWD/target/shipped-copy/takt"
 
 step "tests"
 # A real-time test whose run was spoilt only by the platform (every miss attributed to a host

@@ -21,8 +21,19 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `takt` as shipped and returns the executable's path.
+/// Builds `takt` as shipped and returns the executable's path. The README's test command
+/// has just built the workspace as `cargo build --release` does and hands that binary over
+/// in `TAKT_SHIPPED_BINARY` (a copy made before `cargo test` rebuilt `target/release/takt`
+/// with the hooks), which saves a second build of everything.
 fn shipped_takt() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAKT_SHIPPED_BINARY").map(PathBuf::from) {
+        assert!(
+            p.is_file(),
+            "TAKT_SHIPPED_BINARY={} is no file",
+            p.display()
+        );
+        return p;
+    }
     let target = workspace().join("target").join("shipped");
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "takt-cli", "--bin", "takt"])
