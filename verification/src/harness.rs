@@ -510,17 +510,14 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGKILL to any pid (not only our children), through the system's `kill`.
+/// SIGKILL to any pid (not only our children), as a crash or the OOM killer would end it.
+/// Through the runtime (no `kill` program needed on the machine).
 pub fn kill_9(pid: u32) -> Result<(), String> {
-    let st = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .map_err(|e| format!("kill -9 {pid}: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("kill -9 {pid}: {st}"))
+    if !alive(pid) {
+        return Err(format!("kill -9 {pid}: no such live process"));
     }
+    takt::lifecycle::kill_hard(pid);
+    Ok(())
 }
 
 /// Invariant: no process of the world remains (any whose command line names a path in its

@@ -52,6 +52,7 @@ pub mod wire;
 
 pub use app_main::{app_main, host_with_args, AppArgs};
 pub use host::{host_app, HostOptions};
+pub use spawn::kill_hard;
 pub use supervisor::{
     default_control_path, offline_report, request, supervise, HostCommand, OtaOptions,
     SuperviseOptions, SuperviseOutcome, KILL_POINTS,

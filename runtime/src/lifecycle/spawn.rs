@@ -34,10 +34,11 @@ pub fn spawn_bound_to_parent(cmd: &mut Command) -> io::Result<Child> {
     cmd.spawn()
 }
 
-/// Sends `SIGKILL` to process `pid` (a child of ours). Errors (already gone) are ignored.
+/// Sends `SIGKILL` to process `pid` (the supervisor's children; fault-injection tools use
+/// it on any process of a run). Errors (already gone, not permitted) are ignored.
 pub fn kill_hard(pid: u32) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill takes plain integers; `pid` is one of our children.
+        // SAFETY: kill takes plain integers and touches no memory of ours.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }

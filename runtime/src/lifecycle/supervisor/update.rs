@@ -147,6 +147,10 @@ enum Op {
         until_cycle: u64,
         /// The app's health counters at the switch (boxed: the histogram is 512 bytes).
         base: Box<HealthSnapshot>,
+        /// The counters at the supervisor's first look after the switch's hyperperiod: the
+        /// new process's warm-up (cold caches, first-touch page faults) ends there. What it
+        /// did before is reported, not judged; `None` until then.
+        warm: Option<Box<HealthSnapshot>>,
         /// When the supervisor last looked (its own lateness is measured between looks).
         last_look_ns: u64,
         /// The supervisor's lateness in the window, and since the heartbeat last moved.
@@ -1432,6 +1436,7 @@ impl Supervisor<'_> {
                                 from_cycle: at,
                                 until_cycle,
                                 base: Box::new(HealthSnapshot::of(b)),
+                                warm: None,
                                 last_look_ns: now,
                                 late_ns: 0,
                                 late_since_beat_ns: 0,
@@ -1462,8 +1467,10 @@ impl Supervisor<'_> {
                 app,
                 old,
                 version,
+                from_cycle,
                 until_cycle,
                 base,
+                warm,
                 last_look_ns,
                 late_ns,
                 late_since_beat_ns,
@@ -1511,7 +1518,23 @@ impl Supervisor<'_> {
                                 >= beat_stale_ns
                         })
                 });
-                let seen = base.since(&HealthSnapshot::of(&block.apps[app]));
+                let current = HealthSnapshot::of(&block.apps[app]);
+                let Some(warm) = warm else {
+                    if cycle > *from_cycle {
+                        let warmup = base.since(&current);
+                        eprintln!(
+                            "takt run: OTA: app `{}` version {version}: warm-up until hyperperiod {cycle}: {} overrun(s) and {} missed release(s) ({} and {} the platform's), reported, not judged",
+                            apps[app].name,
+                            warmup.overruns,
+                            warmup.missed,
+                            warmup.overruns_platform,
+                            warmup.missed_platform
+                        );
+                        *warm = Some(Box::new(current));
+                    }
+                    return;
+                };
+                let seen = warm.since(&current);
                 let evidence = probation::Evidence {
                     overruns: seen.overruns,
                     overruns_platform: seen.overruns_platform,
