@@ -173,6 +173,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
         crate::fsio::ReadBoundedError::TooLarge { size, max_bytes } => format!(
             "the file is {size} bytes or more, larger than the {max_bytes} bytes a manifest may have"
         ),
+        other => format!("cannot read the manifest: {other}"),
     })
 }
 

@@ -179,6 +179,10 @@ impl Storage for FsStorage {
             Err(crate::fsio::ReadBoundedError::TooLarge { size, max_bytes }) => {
                 Err(too_large(path, size, max_bytes))
             }
+            Err(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{path}: {other}"),
+            )),
         }
     }
 
