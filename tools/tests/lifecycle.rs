@@ -6,7 +6,7 @@
 //! Every wait has a timeout; a guard kills whatever a failing test leaves running.
 
 mod common;
-use common::{absolute_executables, inconclusive, run_verdict, RunVerdict};
+use common::{absolute_executables, inconclusive, is_root, run_verdict, takt, RunVerdict, REALTIME};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -14,29 +14,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
-
 fn manifest() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../config/acc.toml")
         .to_string_lossy()
         .into_owned()
 }
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Real-time runs of one deployment on the same cores at the same SCHED_FIFO priority
-/// would take each other's windows: the tests of this file run one at a time.
-static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Skips the test without root, and otherwise holds the one-real-time-run-at-a-time lock
 /// until the test ends (a failed test's poisoned lock is taken over: it only orders runs).

@@ -16,8 +16,9 @@
 //! Real-time runs need root and SCHED_FIFO; without them every test says SKIPPED by name.
 //! Run as `flock /tmp/takt-rt.lock cargo test --release -p takt-cli --test ota_durable`.
 
+#[macro_use]
 mod common;
-use common::absolute_executables;
+use common::{absolute_executables, s, takt, text, CLI_TIMEOUT, START_TIMEOUT};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,46 +29,6 @@ use takt::ota::bundle::Entry;
 use takt::ota::journal::Journal;
 use takt::ota::storage::FsStorage;
 
-const RT_PRIORITY: u8 = 80;
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-macro_rules! needs_realtime {
-    ($name:literal) => {
-        if !is_root() {
-            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
-            return;
-        }
-        if let Err(why) = takt::dispatch::probe_realtime(RT_PRIORITY) {
-            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
-            return;
-        }
-        let _realtime = REALTIME.lock().unwrap_or_else(|p| p.into_inner());
-    };
-}
 
 /// A process whose output is drained by threads (a full pipe never blocks it); killed
 /// when dropped unfinished.

@@ -8,133 +8,15 @@
 //! SKIPPED by name. Every wait has a timeout; a guard kills the run a failing test leaves
 //! behind (its apps follow it through their parent-death signal).
 
+#[macro_use]
 mod common;
-use common::absolute_executables;
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const RT_PRIORITY: u8 = 80;
-/// How long a CLI call may take before the test gives up on it (catches hangs).
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a supervisor may take to answer its first status after it was started.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
-
-fn source_manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-macro_rules! needs_realtime {
-    ($name:literal) => {
-        if !is_root() {
-            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
-            return;
-        }
-        if let Err(why) = takt::dispatch::probe_realtime(RT_PRIORITY) {
-            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
-            return;
-        }
-        let _realtime = REALTIME.lock().unwrap_or_else(|p| p.into_inner());
-    };
-}
-
-/// A started command whose output is read while it runs, so a large report cannot fill a
-/// pipe and stall it.
-struct Running {
-    child: Child,
-    stdout: std::thread::JoinHandle<Vec<u8>>,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("takt runs");
-        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut bytes);
-                }
-                bytes
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits at most `timeout` for the command to end (then kills it and fails).
-    fn wait(mut self, timeout: Duration, what: &str) -> Output {
-        let until = Instant::now() + timeout;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    let err = self.stderr.join().unwrap_or_default();
-                    panic!("{what} did not end within {timeout:?}\n{}", text(&err));
-                }
-            }
-        };
-        Output {
-            status,
-            stdout: self.stdout.join().expect("the stdout reader"),
-            stderr: self.stderr.join().expect("the stderr reader"),
-        }
-    }
-}
-
-/// Runs `takt args...` and waits for it at most `timeout` (then kills it and fails).
-fn cli(args: &[&str], timeout: Duration) -> Output {
-    Running::spawn(takt().args(args)).wait(timeout, &format!("takt {args:?}"))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs `takt args...`, which must succeed; returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = cli(args, CLI_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "takt {args:?}: {}\n{}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// Runs `takt args...`, which must be refused; returns its stderr.
 fn refused(args: &[&str]) -> String {
@@ -309,8 +191,7 @@ impl Run {
 impl Drop for Run {
     fn drop(&mut self) {
         if let Some(mut r) = self.0.take() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
+            r.kill();
         }
     }
 }

@@ -327,9 +327,62 @@ fn kill_9_of_an_app_a_standby_and_a_dismissed_process_keeps_every_other_release(
         "version 3 runs in a new process: {v}"
     );
 
+    // 4. The next version is killed from outside while on probation: it is rolled back
+    // (version 3 runs again) and, SIGKILL being nobody's own doing, not marked bad.
+    let b4 = must(world.sign("planning", 4, &exe));
+    must(takt_ok(&["ota", "stage", s(&b4), "--control", s(&ctl)]));
+    let v3_pid = pid_of(&v, "planning");
+    must(takt_ok(&[
+        "ota",
+        "activate",
+        "planning",
+        "--hot-swap",
+        "--control",
+        s(&ctl),
+    ]));
+    let candidate = must(harness::poll(
+        Duration::from_secs(15),
+        "version 4 on probation",
+        || {
+            let out = takt_ok(&["ota", "status", "--json", "--control", s(&ctl)])?;
+            let o: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            let a = app(&o, "planning").cloned().unwrap_or_default();
+            let (v, _) = status(&ctl)?;
+            let pid = pid_of(&v, "planning");
+            (a["state"] == "probation" && pid != v3_pid)
+                .then_some(pid)
+                .ok_or(format!("{a}"))
+        },
+    ));
+    println!("{case}: kill -9 of version 4 on probation, pid {candidate}");
+    must(kill_9(candidate));
+    let rolled = must(harness::poll(
+        Duration::from_secs(15),
+        "version 4 rolled back",
+        || {
+            let out = takt_ok(&["ota", "status", "--json", "--control", s(&ctl)])?;
+            let o: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            let a = app(&o, "planning").cloned().unwrap_or_default();
+            (a["state"] == "rolled-back" && a["running_version"] == 3)
+                .then_some(a.clone())
+                .ok_or(format!("{a}"))
+        },
+    ));
+    assert_eq!(
+        rolled["bad_versions"],
+        serde_json::json!([]),
+        "a version killed from outside is not marked bad: {rolled}"
+    );
+    let v = must(wait_running(&ctl));
+    assert_eq!(
+        pid_of(&v, "planning"),
+        v3_pid,
+        "version 3's process, standing by, owns the app again: {v}"
+    );
+
     check_probe(case, probe);
     stop(&world, run);
-    after_run(&world, "run", &baseline, &[("sensing", 1)]);
+    after_run(&world, "run", &baseline, &[("sensing", 1), ("planning", 1)]);
 }
 
 /// A frame as the control protocol writes it, with any body.

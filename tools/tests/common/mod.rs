@@ -1,6 +1,8 @@
 //! What several test files of the CLI share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// `config/acc.toml`'s text with its apps' executables made absolute, so a copy written
 /// elsewhere still names the demo's executables (relative paths resolve against the
@@ -95,4 +97,157 @@ fn run_verdicts_follow_the_attribution_line() {
         RunVerdict::Takt(_)
     ));
     assert!(matches!(run_verdict("digest: 00\n"), RunVerdict::Takt(_)));
+}
+
+/// The manifest's SCHED_FIFO priority: the probe asks for what the runs will ask for.
+#[allow(dead_code)]
+pub const RT_PRIORITY: u8 = 80;
+/// How long a CLI call may take before a test gives up on it (catches hangs). A stage of a
+/// 35 MB bundle takes about a second; an activation waits for its switch.
+#[allow(dead_code)]
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a supervisor may take to answer its first status after it was started.
+#[allow(dead_code)]
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The `takt` binary this test build made.
+#[allow(dead_code)]
+pub fn takt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_takt"))
+}
+
+/// The demo deployment's manifest in the source tree.
+#[allow(dead_code)]
+pub fn source_manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml")
+}
+
+#[allow(dead_code)]
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+#[allow(dead_code)]
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[allow(dead_code)]
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Real-time runs of one deployment on the same cores at the same SCHED_FIFO priority
+/// would take each other's windows: the tests of one file run one at a time.
+#[allow(dead_code)]
+pub static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Skips the test without root or without SCHED_FIFO, and otherwise holds the
+/// one-real-time-run-at-a-time lock until the test ends (a failed test's poisoned lock is
+/// taken over: it only orders runs). Needs `mod common;` with `#[macro_use]`.
+#[allow(unused_macros)]
+macro_rules! needs_realtime {
+    ($name:literal) => {
+        if !common::is_root() {
+            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
+            return;
+        }
+        if let Err(why) = takt::dispatch::probe_realtime(common::RT_PRIORITY) {
+            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
+            return;
+        }
+        let _realtime = common::REALTIME.lock().unwrap_or_else(|p| p.into_inner());
+    };
+}
+
+/// A started command whose output is read while it runs, so a large report cannot fill a
+/// pipe and stall it.
+#[allow(dead_code)]
+pub struct Running {
+    child: Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+#[allow(dead_code)]
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("takt runs");
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the command and reaps it (a test that fails before the command ended).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits at most `timeout` for the command to end (then kills it and fails).
+    pub fn wait(mut self, timeout: Duration, what: &str) -> Output {
+        let until = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    let err = self.stderr.join().unwrap_or_default();
+                    panic!("{what} did not end within {timeout:?}\n{}", text(&err));
+                }
+            }
+        };
+        Output {
+            status,
+            stdout: self.stdout.join().expect("the stdout reader"),
+            stderr: self.stderr.join().expect("the stderr reader"),
+        }
+    }
+}
+
+/// Runs `takt args...` and waits for it at most `timeout` (then kills it and fails).
+#[allow(dead_code)]
+pub fn cli(args: &[&str], timeout: Duration) -> Output {
+    Running::spawn(takt().args(args)).wait(timeout, &format!("takt {args:?}"))
+}
+
+/// Runs `takt args...`, which must succeed; returns its stdout.
+#[allow(dead_code)]
+pub fn ok(args: &[&str]) -> String {
+    let out = cli(args, CLI_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "takt {args:?}: {}\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }

@@ -38,6 +38,7 @@ use std::thread::JoinHandle;
 use mio::Token;
 
 mod probation;
+use probation::Verdict;
 
 use super::{staged_file, App, Supervisor};
 use crate::dispatch::{HandoverError, MAX_MODES, STOP};
@@ -1073,7 +1074,12 @@ impl Supervisor<'_> {
         };
         match &u.op {
             Op::Probation { app, .. } if *app == i => {
-                self.start_rollback(format!("its process ended: {status}"), true);
+                // Probation rule 5: a kill from outside ends the probation without blame.
+                if let Verdict::RollBack { why, bad } =
+                    probation::process_ended(Some(status), "on probation")
+                {
+                    self.start_rollback(why, bad);
+                }
                 true
             }
             Op::RollingBack { app, .. } if *app == i => true,
@@ -1376,20 +1382,11 @@ impl Supervisor<'_> {
             } => {
                 let (app, k, version, hot_swap, conn) = (*app, *spare, *version, *hot_swap, *conn);
                 if u.spares[k].child.is_none() {
-                    let exit = u.spares[k].exit;
-                    let st = exit.map_or_else(|| "ended".to_string(), |s| s.to_string());
-                    // SIGKILL is never what a program does to itself: the OOM killer, an
-                    // operator or a test sent it, and the supervisor's own kills end
-                    // activations before they get here. It says nothing against the
-                    // version, which stays staged; any other end (an exit code, a crash
-                    // signal) is the version's doing.
-                    use std::os::unix::process::ExitStatusExt;
-                    if exit.and_then(|e| e.signal()) == Some(libc::SIGKILL) {
-                        self.abort_activation(format!(
-                            "its process was killed from outside while standing by ({st}); not held against the version"
-                        ));
-                    } else {
-                        self.fail_activation(format!("its process ended while standing by: {st}"));
+                    // Probation rule 5: who is to blame for the end of the process.
+                    match probation::process_ended(u.spares[k].exit, "standing by") {
+                        Verdict::RollBack { why, bad: false } => self.abort_activation(why),
+                        Verdict::RollBack { why, .. } => self.fail_activation(why),
+                        Verdict::Watch | Verdict::Commit(_) => {}
                     }
                     return;
                 }

@@ -26,6 +26,13 @@
 //!    that releases it): committed. A window spent in a mode that releases none of its
 //!    tasks proves nothing, so the window goes on; ten windows without the jobs: rolled
 //!    back, not marked bad.
+//! 5. The new version's process ended on its own, standing by before the switch or on
+//!    probation ([`process_ended`]): an exit code or a crash signal is the version's doing
+//!    (marked bad). `SIGKILL` is not: no program sends it to itself, and the supervisor's
+//!    own kills end the update before it looks, so an operator, a test or the kernel's
+//!    out-of-memory killer sent it. The update ends (a version without a process cannot be
+//!    kept) and the version stays installable. An out-of-memory kill is not told apart from
+//!    an operator's here.
 //!
 //! # What probation trusts
 //!
@@ -106,6 +113,27 @@ fn p99(h: &[u64]) -> (Option<usize>, u64) {
         *d = *s;
     }
     (cpu_quantile_bucket(&a, 0.99), a.iter().sum())
+}
+
+/// Rule 5: the new version's process ended with `status` (`None`: no status was had)
+/// `while_doing` ("standing by", "on probation"). Always a roll-back (or, before the
+/// switch, a withdrawn activation); `bad` says whether the version is to blame.
+pub fn process_ended(status: Option<std::process::ExitStatus>, while_doing: &str) -> Verdict {
+    use std::os::unix::process::ExitStatusExt;
+    let st = status.map_or_else(|| "ended".to_string(), |s| s.to_string());
+    if status.and_then(|s| s.signal()) == Some(libc::SIGKILL) {
+        Verdict::RollBack {
+            why: format!(
+                "its process was killed from outside while {while_doing} ({st}); not held against the version"
+            ),
+            bad: false,
+        }
+    } else {
+        Verdict::RollBack {
+            why: format!("its process ended while {while_doing}: {st}"),
+            bad: true,
+        }
+    }
 }
 
 /// Judges a version on probation; `window_over` once its last probation cycle has started.
