@@ -1219,7 +1219,21 @@ impl Supervisor<'_> {
                         }
                     }
                 }
-                None => {}
+                None => {
+                    // It ended mid-run without an error and without its report (a clean
+                    // exit, or a report the supervisor could not read): its tasks are
+                    // missing from the summary and the digest, so the run did not do
+                    // what it was asked.
+                    if a.state == AppState::Stopped
+                        && failure.is_none()
+                        && !matches!(a.supervision.escalate, Escalation::Mode(_))
+                    {
+                        failure = Some(format!(
+                            "app `{}` ended before the end of the run without sending its report; its tasks are missing from the results",
+                            a.name
+                        ));
+                    }
+                }
             }
         }
         // Versions an update replaced ran part of the run: their jobs count too, under
