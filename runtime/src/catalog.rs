@@ -46,9 +46,11 @@ use crate::manifest::{
 use crate::port::layout::TypeLayout;
 use crate::task::Registry;
 
-/// The version of the contract between `takt` and app executables: the catalog's content
-/// and the app command line. An executable built against another version is refused.
-pub const API_VERSION: u32 = 1;
+/// The version of the contract between `takt` and app executables: the catalog's content,
+/// the app command line and the messages an app process sends the supervisor (its end
+/// report carries per-task figures: a new figure is a new version). An executable built
+/// against another version is refused before anything starts.
+pub const API_VERSION: u32 = 2;
 
 /// The framing's own version (what follows the magic).
 const FRAME_VERSION: u32 = 1;

@@ -100,6 +100,7 @@ fn deployment(
         update_safe_modes: Vec::new(),
         hyperperiod_ns,
         ota: Default::default(),
+        wake: Default::default(),
     }
 }
 

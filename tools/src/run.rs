@@ -134,6 +134,16 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
         skips - p_skip,
         format_ns(r.tasks.iter().map(|t| t.off_cpu_max_ns).max().unwrap_or(0)),
     );
+    let (spun, spin_ns) = (sum(|t| t.spun_jobs), sum(|t| t.spin_ns));
+    if spun > 0 {
+        let _ = writeln!(
+            out,
+            "wake: spun before {spun} of {} jobs, {} in total ({} per spun job on average)",
+            sum(|t| t.jobs),
+            format_ns(spin_ns),
+            format_ns(spin_ns / spun)
+        );
+    }
     if r.mode_history.len() > 1 {
         let modes: Vec<String> = r
             .mode_history

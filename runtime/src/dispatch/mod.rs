@@ -665,6 +665,28 @@ impl RunClock<'_> {
             }
         }
     }
+    /// Waits for a window's start `t`: sleeps to it, or with a spin margin sleeps to
+    /// `t - margin_ns` and spins on the clock to `t`. Returns the time spun (0 when the
+    /// kernel woke the thread at or after `t`). Simulated time never spins.
+    fn wake_at_ns(&self, t: u64, margin_ns: u64) -> u64 {
+        match self {
+            RunClock::Real(c) if margin_ns > 0 => {
+                c.sleep_until_ns(t.saturating_sub(margin_ns));
+                // The clock read is a vDSO call, not a system call.
+                let from = c.now_ns();
+                let mut now = from;
+                while now < t {
+                    std::hint::spin_loop();
+                    now = c.now_ns();
+                }
+                now - from
+            }
+            _ => {
+                self.sleep_until_ns(t);
+                0
+            }
+        }
+    }
     /// Spends `ns` of execution time: a busy wait on the real clock (the job keeps its
     /// core, as a slower `step` would), a jump of the simulated one.
     fn spend_ns(&self, ns: u64) {
@@ -714,6 +736,9 @@ struct Dispatcher<'a> {
     previous_end_cpu_ns: u64,
     /// The platform's share of the previous job's delay, which a backlog passes on.
     carry_platform_ns: u64,
+    /// How long before each window the dispatcher stops sleeping and spins (0: it
+    /// sleeps to the start). The deployment's `wake` for this dispatcher's core.
+    spin_margin_ns: u64,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -741,6 +766,7 @@ impl<'a> Dispatcher<'a> {
             previous_end_ns: 0,
             previous_end_cpu_ns: 0,
             carry_platform_ns: 0,
+            spin_margin_ns: 0,
         }
     }
 
@@ -839,7 +865,7 @@ impl<'a> Dispatcher<'a> {
     /// Runs one window's job in the cycle starting at logical `cycle_ns`.
     fn job(&mut self, w: &Window, cycle_ns: u64) {
         let planned_ns = self.epoch_ns + cycle_ns + w.start_ns;
-        self.clock.sleep_until_ns(planned_ns);
+        let spun_ns = self.clock.wake_at_ns(planned_ns, self.spin_margin_ns);
         let start_ns = self.clock.now_ns();
         let real = matches!(self.clock, RunClock::Real(_));
         // The thread's CPU time: see the module docs (Attribution) for its cost.
@@ -930,8 +956,11 @@ impl<'a> Dispatcher<'a> {
             budget_ns: w.budget_ns,
             cpu_ns,
             previous_end_ns: self.previous_end_ns,
+            // Spinning to the start is waiting, not takt's work that delays the job.
             between_cpu_ns: if real && self.previous_end_ns != 0 {
-                start_cpu_ns.saturating_sub(self.previous_end_cpu_ns)
+                start_cpu_ns
+                    .saturating_sub(self.previous_end_cpu_ns)
+                    .saturating_sub(spun_ns)
             } else {
                 0
             },
@@ -971,6 +1000,10 @@ impl<'a> Dispatcher<'a> {
         };
         h.rec
             .record(lateness_ns, execution_ns, cpu_ns, verdict.off_cpu_ns);
+        if spun_ns > 0 {
+            h.rec.spun_jobs += 1;
+            h.rec.spin_ns += spun_ns;
+        }
         if let Some(health) = self.setup.health {
             health.note_cpu(cpu_ns, w.budget_ns);
         }
@@ -1385,6 +1418,7 @@ fn core_thread(
         control,
         ring,
     );
+    disp.spin_margin_ns = setup.d.wake.for_core(core).margin_ns();
     if ready_tx.send((core, Ok(()))).is_err() {
         return Ok(None);
     }

@@ -56,6 +56,11 @@ pub struct TaskStats {
     pub cpu: Quantiles,
     /// The longest time one job's thread was off the CPU while the job ran.
     pub off_cpu_max_ns: u64,
+    /// Jobs before which the dispatcher spun on the clock (`wake = { spin = ... }`): the
+    /// kernel woke it before the window's start.
+    pub spun_jobs: u64,
+    /// Time spent spinning before this task's jobs, in total.
+    pub spin_ns: u64,
 }
 
 /// The platform-attributed part of a task's counters.
@@ -87,6 +92,8 @@ pub(crate) struct TaskRecorder {
     pub overruns_platform: u64,
     pub deadline_misses_platform: u64,
     off_cpu_max_ns: u64,
+    pub spun_jobs: u64,
+    pub spin_ns: u64,
     lateness: Histogram<u64>,
     execution: Histogram<u64>,
     cpu: Histogram<u64>,
@@ -111,6 +118,8 @@ impl TaskRecorder {
             overruns_platform: 0,
             deadline_misses_platform: 0,
             off_cpu_max_ns: 0,
+            spun_jobs: 0,
+            spin_ns: 0,
             lateness: h(),
             execution: h(),
             cpu: h(),
@@ -144,6 +153,8 @@ impl TaskRecorder {
             execution: Quantiles::of(&self.execution),
             cpu: Quantiles::of(&self.cpu),
             off_cpu_max_ns: self.off_cpu_max_ns,
+            spun_jobs: self.spun_jobs,
+            spin_ns: self.spin_ns,
         }
     }
 }

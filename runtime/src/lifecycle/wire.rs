@@ -210,6 +210,8 @@ pub struct WireTaskStats {
     pub execution_ns: [u64; 4],
     pub cpu_ns: [u64; 4],
     pub off_cpu_max_ns: u64,
+    /// Jobs spun before, and the time spun.
+    pub spin: [u64; 2],
 }
 
 fn q_to(q: &Quantiles) -> [u64; 4] {
@@ -243,6 +245,7 @@ impl From<&TaskStats> for WireTaskStats {
             execution_ns: q_to(&s.execution),
             cpu_ns: q_to(&s.cpu),
             off_cpu_max_ns: s.off_cpu_max_ns,
+            spin: [s.spun_jobs, s.spin_ns],
         }
     }
 }
@@ -265,6 +268,8 @@ impl From<&WireTaskStats> for TaskStats {
             execution: q_from(s.execution_ns),
             cpu: q_from(s.cpu_ns),
             off_cpu_max_ns: s.off_cpu_max_ns,
+            spun_jobs: s.spin[0],
+            spin_ns: s.spin[1],
         }
     }
 }

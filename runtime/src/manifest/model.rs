@@ -236,6 +236,48 @@ pub struct Deployment {
     /// Over-the-air updates: trusted signing keys, probation window, state directory
     /// (`[ota]`; all defaults when the table is absent).
     pub ota: OtaSpec,
+    /// How the dispatchers wake for their windows (`[deployment] wake`, per core
+    /// `[deployment.wake_by_core]`).
+    pub wake: WakeSpec,
+}
+
+/// How a dispatcher reaches a window's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Wake {
+    /// Sleep until the start (`clock_nanosleep(TIMER_ABSTIME)`): the kernel's wake-up
+    /// latency is the release lateness.
+    #[default]
+    Sleep,
+    /// Sleep until `margin_ns` before the start, then spin on the clock to the start: the
+    /// release is as late as the clock read, as long as the kernel wakes the thread within
+    /// the margin. The spinning is busy time on the core, which the plan counts.
+    Spin { margin_ns: u64 },
+}
+
+impl Wake {
+    /// The spin margin (0 for sleeping).
+    pub fn margin_ns(self) -> u64 {
+        match self {
+            Wake::Sleep => 0,
+            Wake::Spin { margin_ns } => margin_ns,
+        }
+    }
+}
+
+/// The deployment's wake-up choice and its per-core overrides.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct WakeSpec {
+    /// Every core's, unless overridden.
+    pub default: Wake,
+    /// Core number to its own choice; every key is one of the deployment's cores.
+    pub by_core: BTreeMap<usize, Wake>,
+}
+
+impl WakeSpec {
+    /// What core `core` does.
+    pub fn for_core(&self, core: usize) -> Wake {
+        self.by_core.get(&core).copied().unwrap_or(self.default)
+    }
 }
 
 /// The `[ota]` table: what an update of this deployment must be signed with, how long a
@@ -424,6 +466,9 @@ pub mod limits {
     /// is asked), at most 10000 (100 times).
     pub const MIN_EXEC_P99_PERCENT: u64 = 100;
     pub const MAX_EXEC_P99_PERCENT: u64 = 10_000;
+    /// Longest spin margin of `wake = { spin = ... }`: 1 ms (a kernel that wakes a
+    /// SCHED_FIFO thread later than that is stalled, not slow).
+    pub const MAX_SPIN_MARGIN_NS: u64 = 1_000_000;
     /// `probation_heartbeat_timeout` range: 10 ms to 1 minute.
     pub const MIN_HEARTBEAT_TIMEOUT_NS: u64 = 10_000_000;
     pub const MAX_HEARTBEAT_TIMEOUT_NS: u64 = 60_000_000_000;

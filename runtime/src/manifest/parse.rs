@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::model::{limits, ParamValue, RestartPolicy};
+use super::model::{limits, ParamValue, RestartPolicy, Wake};
 use super::source::Diagnostics;
 use crate::time::{format_ns, parse_duration_ns};
 
@@ -59,6 +59,10 @@ pub(super) struct RawDeployment {
     pub cores: Option<At<Vec<At<u64>>>>,
     pub priority: Option<At<u8>>,
     pub update_safe_modes: Option<At<Vec<At<String>>>>,
+    /// `wake`: `Some` when valid or absent (then sleep).
+    pub wake: Option<At<Wake>>,
+    /// `[deployment.wake_by_core]`: core number (as written) to its choice.
+    pub wake_by_core: Vec<(At<u64>, At<Wake>)>,
 }
 
 /// Fields every named section shares: where its table starts and how errors name it.
@@ -187,7 +191,7 @@ type Keys = &'static [(&'static str, &'static str)];
 const TOP_KEYS: Keys = &[
     (
         "deployment",
-        "the [deployment] table: name, cores, priority, update_safe_modes",
+        "the [deployment] table: name, cores, priority, update_safe_modes, wake, wake_by_core",
     ),
     ("app", "one [[app]] table per application"),
     ("task", "one [[task]] table per periodic task"),
@@ -213,6 +217,14 @@ const DEPLOYMENT_KEYS: Keys = &[
     (
         "update_safe_modes",
         "modes in which an update may be activated, e.g. [\"parked\"]",
+    ),
+    (
+        "wake",
+        "how dispatchers reach a window's start: \"sleep\" (default) or { spin = \"80us\" }",
+    ),
+    (
+        "wake_by_core",
+        "per-core wake choices, e.g. [deployment.wake_by_core] 1 = { spin = \"50us\" }",
     ),
 ];
 
@@ -563,11 +575,113 @@ fn deployment(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawDeploy
     .or_default(DEFAULT_PRIORITY, at);
     let update_safe_modes =
         optional(cx, t, path, "update_safe_modes", string_list).or_default(Vec::new(), at);
+    let wake_choice = optional(cx, t, path, "wake", wake).or_default(Wake::Sleep, at);
+    let mut wake_by_core = Vec::new();
+    if let Some(v) = t.get("wake_by_core") {
+        let field = format!("{path}.wake_by_core");
+        match v.get_ref() {
+            DeValue::Table(cores) => {
+                for (key, value) in cores.iter() {
+                    let key_text: &str = key.get_ref();
+                    let item = format!("{field}.{key_text}");
+                    let core = match key_text.parse::<u64>() {
+                        Ok(n) => Some(At {
+                            value: n,
+                            at: key.span().start,
+                        }),
+                        Err(_) => {
+                            cx.error(
+                                key.span().start,
+                                &item,
+                                format!(
+                                    "{key_text:?} is not a core number; the keys of wake_by_core are core numbers from `cores`, e.g. 1 = \"sleep\""
+                                ),
+                            );
+                            None
+                        }
+                    };
+                    if let (Some(core), Some(w)) = (core, wake(cx, &item, value)) {
+                        wake_by_core.push((core, w));
+                    }
+                }
+            }
+            _ => expected(
+                cx,
+                &field,
+                v,
+                "a table of core numbers: [deployment.wake_by_core] 1 = { spin = \"50us\" }",
+            ),
+        }
+    }
     RawDeployment {
         name,
         cores,
         priority,
         update_safe_modes,
+        wake: wake_choice,
+        wake_by_core,
+    }
+}
+
+const WAKE_HELP: &str = "allowed: \"sleep\", or { spin = \"<duration>\" } with a margin from 1us to 1ms (e.g. { spin = \"80us\" })";
+
+/// `wake = "sleep"` or `wake = { spin = "80us" }`.
+fn wake(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<Wake>> {
+    let at = v.span().start;
+    match v.get_ref() {
+        DeValue::String(s) if s.trim() == "sleep" => Some(At {
+            value: Wake::Sleep,
+            at,
+        }),
+        DeValue::Table(t) => {
+            let keys: Vec<&str> = t.iter().map(|(k, _)| -> &str { k.get_ref() }).collect();
+            if keys != ["spin"] {
+                cx.error(
+                    at,
+                    field,
+                    format!(
+                        "a wake table has exactly one key, `spin`; found {}; {WAKE_HELP}",
+                        if keys.is_empty() {
+                            "none".to_string()
+                        } else {
+                            keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                );
+                return None;
+            }
+            let spin = t.get("spin")?;
+            let margin = duration(cx, &format!("{field}.spin"), spin)?;
+            if margin.value == 0 || margin.value > limits::MAX_SPIN_MARGIN_NS {
+                cx.error(
+                    margin.at,
+                    &format!("{field}.spin"),
+                    format!(
+                        "a spin margin of {} is out of range; {WAKE_HELP}",
+                        format_ns(margin.value)
+                    ),
+                );
+                return None;
+            }
+            Some(At {
+                value: Wake::Spin {
+                    margin_ns: margin.value,
+                },
+                at,
+            })
+        }
+        DeValue::String(s) => {
+            cx.error(
+                at,
+                field,
+                format!("{s:?} is not a wake choice; {WAKE_HELP}"),
+            );
+            None
+        }
+        _ => {
+            expected(cx, field, v, &format!("\"sleep\" or a table; {WAKE_HELP}"));
+            None
+        }
     }
 }
 

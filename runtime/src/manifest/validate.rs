@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::{
     limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
     OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits, ScalarKind,
-    Supervision, TaskId, TaskSpec,
+    Supervision, TaskId, TaskSpec, WakeSpec,
 };
 use super::parse::{
     closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
@@ -120,6 +120,7 @@ pub(super) fn validate(
     let default_mode = check.default_mode();
     let update_safe_modes = check.update_safe_modes(&names);
     let ota = check.ota(source);
+    let wake = check.wake(deployment_cores.as_ref());
     let hyperperiod_ns = check.hyperperiod(&checked);
     if let Some(h) = hyperperiod_ns {
         check.jobs_per_core(h, &checked, &names);
@@ -157,6 +158,7 @@ pub(super) fn validate(
         update_safe_modes: update_safe_modes?,
         hyperperiod_ns: hyperperiod_ns?,
         ota: ota?,
+        wake: wake?,
     })
 }
 
@@ -270,6 +272,38 @@ impl Check<'_, '_, '_> {
             out.push(self.machine_core(core, "deployment.cores"));
         }
         Some(out)
+    }
+
+    /// `wake` and `[deployment.wake_by_core]`: every overridden core is one of `cores`,
+    /// and none is named twice.
+    fn wake(&mut self, cores: Option<&Vec<Option<usize>>>) -> Option<WakeSpec> {
+        let deployment = self.raw.deployment.as_ref()?;
+        let default = deployment.wake.as_ref()?.value;
+        let listed: Vec<u64> = cores
+            .map(|c| c.iter().flatten().map(|&c| c as u64).collect())
+            .unwrap_or_default();
+        let mut by_core = BTreeMap::new();
+        let mut ok = true;
+        for (core, w) in &deployment.wake_by_core {
+            let field = format!("deployment.wake_by_core.{}", core.value);
+            if cores.is_some() && !listed.contains(&core.value) {
+                self.cx.error(
+                    core.at,
+                    &field,
+                    format!(
+                        "core {} is not one of the deployment's cores {listed:?}; wake_by_core names cores from `cores`",
+                        core.value
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if by_core.insert(core.value as usize, w.value).is_some() {
+                self.cx.error(core.at, &field, format!("core {} is named twice", core.value));
+                ok = false;
+            }
+        }
+        ok.then_some(WakeSpec { default, by_core })
     }
 
     /// A core number this machine has, as an index.

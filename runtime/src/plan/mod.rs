@@ -93,6 +93,15 @@ pub struct CoreTable {
     /// Sum of the windows' budgets over the hyperperiod, in parts per million of it,
     /// rounded down.
     pub utilization_ppm: u64,
+    /// Spinning on this core per hyperperiod (`wake = { spin = ... }`; 0 when it sleeps),
+    /// counted as busy time. Between the starts of two consecutive windows (cyclically,
+    /// `gap` apart) the dispatcher runs the first job (`e` of its budget `b`) and spins at
+    /// most the margin `m` before the second: busy `e + min(m, gap - e) = min(e + m, gap)`,
+    /// largest when the job uses its budget. So this is `sum of min(m, gap - b)` and
+    /// `budgets + spin_ns` is the most CPU the core's dispatcher can take per hyperperiod
+    /// (never more than the hyperperiod). A job that ends early spins longer but is busy
+    /// less in total.
+    pub spin_ns: u64,
 }
 
 /// The tables of one mode: one per core that hosts at least one of its tasks, in ascending

@@ -43,6 +43,19 @@ pub(super) fn render_text(d: &Deployment, p: &Plan) -> String {
                 format_ns(h),
                 table.windows.len()
             );
+            if let crate::manifest::Wake::Spin { margin_ns } = d.wake.for_core(table.core) {
+                let total = (busy_ns.saturating_add(table.spin_ns) as u128 * 1_000_000
+                    / h.max(1) as u128) as u64;
+                let _ = writeln!(
+                    out,
+                    "    wake: spin {} before each window: up to {} spinning per {}, busy with it up to {}.{:04}%",
+                    format_ns(margin_ns),
+                    format_ns(table.spin_ns),
+                    format_ns(h),
+                    total / 10_000,
+                    total % 10_000
+                );
+            }
             let width = table
                 .windows
                 .iter()

@@ -371,11 +371,35 @@ fn plan_core(
         })
         .collect();
     let busy_ns: u128 = jobs.budget_ns.iter().map(|&b| b as u128).sum();
+    let spin_ns = spin_ns(&windows, d.wake.for_core(core).margin_ns(), hyperperiod_ns);
     Ok(CoreTable {
         core,
         windows,
         utilization_ppm: (busy_ns * 1_000_000 / hyperperiod_ns as u128) as u64,
+        spin_ns,
     })
+}
+
+/// [`CoreTable::spin_ns`] of `windows` (sorted by start) with spin margin `margin_ns`.
+pub(super) fn spin_ns(windows: &[Window], margin_ns: u64, hyperperiod_ns: u64) -> u64 {
+    if margin_ns == 0 {
+        return 0;
+    }
+    let mut spin = 0u64;
+    let mut previous = windows.last();
+    for w in windows {
+        let Some(p) = previous else { break };
+        // The previous window of the first is the last one, a hyperperiod earlier.
+        let previous_start = if p.start_ns > w.start_ns || std::ptr::eq(p, w) {
+            p.start_ns as i128 - hyperperiod_ns as i128
+        } else {
+            p.start_ns as i128
+        };
+        let free = (w.start_ns as i128 - previous_start - p.budget_ns as i128).max(0) as u64;
+        spin = spin.saturating_add(free.min(margin_ns));
+        previous = Some(w);
+    }
+    spin
 }
 
 /// Every job of `tasks` in one hyperperiod, task by task and in job order within a task.

@@ -61,6 +61,7 @@ fn deployment(tasks: Vec<TaskSpec>, modes: Vec<Vec<usize>>) -> Deployment {
         update_safe_modes: Vec::new(),
         hyperperiod_ns,
         ota: Default::default(),
+        wake: Default::default(),
     }
 }
 
@@ -767,6 +768,7 @@ fn bad_input_gives_errors_not_panics() {
                     job_in_cycle: u64::MAX,
                 }],
                 utilization_ppm: 0,
+                spin_ns: 0,
             }],
         }],
         channels: Vec::new(),

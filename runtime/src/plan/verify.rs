@@ -388,6 +388,28 @@ fn check_mode(
             }
         }
         check_order(c, m, table, r);
+        // The spin before each window: the margin, or what the previous window (a
+        // hyperperiod earlier for the first) leaves of the gap when it uses its budget.
+        let margin = c.d.wake.for_core(core).margin_ns();
+        let n = table.windows.len();
+        let spin: u64 = (0..n)
+            .map(|i| {
+                let w = &table.windows[i];
+                let p = &table.windows[(i + n - 1) % n];
+                let p_end = if i == 0 {
+                    p.start_ns + p.budget_ns
+                } else {
+                    p.start_ns + p.budget_ns + c.h
+                };
+                (w.start_ns + c.h).saturating_sub(p_end).min(margin)
+            })
+            .sum();
+        if table.spin_ns != spin {
+            r.push(format!(
+                "mode `{}`, core {core}: spin_ns is {} but a spin margin of {} before its windows makes {spin}",
+                mode.name, table.spin_ns, format_ns(margin)
+            ));
+        }
         let ppm = (busy_ns * 1_000_000 / c.h as u128) as u64;
         if table.utilization_ppm != ppm {
             r.push(format!(

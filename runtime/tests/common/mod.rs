@@ -156,6 +156,7 @@ pub fn deployment(reader_core: usize, overrun: OverrunPolicy, slow_ns: u64) -> D
         update_safe_modes: vec![],
         hyperperiod_ns: 10 * MS,
         ota: Default::default(),
+        wake: Default::default(),
     }
 }
 
@@ -187,6 +188,7 @@ pub fn plan(d: &Deployment) -> Plan {
                     core,
                     windows: vec![window(t, start)],
                     utilization_ppm: 0,
+                    spin_ns: 0,
                 }),
             }
         }

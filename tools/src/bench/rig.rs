@@ -137,6 +137,7 @@ pub fn deployment(
         update_safe_modes: vec![],
         hyperperiod_ns,
         ota: Default::default(),
+        wake: Default::default(),
     })
 }
 
@@ -171,6 +172,7 @@ pub fn one_window_plan(d: &Deployment) -> Result<Plan, String> {
                     job_in_cycle: 0,
                 }],
                 utilization_ppm: t.budget_ns * 1_000_000 / d.hyperperiod_ns,
+                spin_ns: 0,
             }],
         }],
         channels: vec![],
