@@ -1,8 +1,9 @@
-//! `takt trace export FILE... --perfetto OUT.json`: the run as Chrome trace-event JSON,
-//! which ui.perfetto.dev (and chrome://tracing) opens.
+//! The run as Chrome trace-event JSON, which ui.perfetto.dev (and chrome://tracing) opens;
+//! `takt trace export FILE... --perfetto OUT.json` writes it.
 //!
-//! Owns: the mapping of jobs onto trace events. It must never change a figure: what the
-//! slices and their args show is what `analysis` rebuilt from the records.
+//! Owns: the mapping of jobs onto trace events ([`write_events`]). It must never change a
+//! figure (what the slices and their args show is what [`crate::analysis`] rebuilt from the
+//! records) and never open a file itself: it writes into any `io::Write` it is given.
 //!
 //! # Mapping
 //!
@@ -21,47 +22,22 @@
 //!   and for mode switches on the process (`"s":"p"`).
 //! * Timestamps are microseconds (floats, nanosecond resolution) relative to the epoch.
 //!
-//! Events are written one by one through a buffered writer, so an hour of trace never
+//! Events are written one by one (give it a buffered writer), so an hour of trace never
 //! needs its whole JSON in memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
 
 use serde_json::{json, Value};
 use takt::trace::ClockKind;
 
-use super::analysis::{self, Analysis, Job};
-use super::{load, Loaded};
-use crate::common::Failure;
+use crate::analysis::{self, Analysis, Job};
+use crate::load::Loaded;
 
 /// (producer task, port, seq) -> `(visible_at_ns, publishing job)`, sorted by time.
 type Publishers<'a> = HashMap<(u32, u16, u64), Vec<(u64, &'a Job)>>;
 
 const PID: u64 = 1;
-
-pub fn export(paths: &[PathBuf], out: &Path) -> Result<(), Failure> {
-    let loaded = load(paths)?;
-    loaded.warn_about_damage();
-    let a = analysis::analyze(&loaded.header, &loaded.records);
-    let write_err =
-        |e: std::io::Error| Failure::run_failed(format!("{}: cannot write: {e}", out.display()));
-    let file = File::create(out).map_err(write_err)?;
-    let mut w = BufWriter::new(file);
-    let count = write_events(&loaded, &a, &mut w).map_err(write_err)?;
-    w.flush().map_err(write_err)?;
-    w.into_inner()
-        .map_err(|e| write_err(e.into_error()))?
-        .sync_all()
-        .map_err(write_err)?;
-    eprintln!(
-        "wrote {} trace events to {} (open it in ui.perfetto.dev)",
-        count,
-        out.display()
-    );
-    Ok(())
-}
 
 /// Microseconds since the epoch, for `ts` and `dur`.
 fn us(ns_since_epoch: u64) -> f64 {
@@ -86,7 +62,8 @@ fn anchor_ns(slice: (u64, u64, bool)) -> u64 {
     slice.0 + slice.1 / 2
 }
 
-/// Writes the whole JSON document; returns the number of events.
+/// Writes the whole JSON document of `loaded` and its analysis `a` into `w`; returns the
+/// number of events.
 pub fn write_events(loaded: &Loaded, a: &Analysis, w: &mut impl Write) -> std::io::Result<u64> {
     let h = &loaded.header;
     let mut n = 0u64;
