@@ -14,20 +14,22 @@
 //! `break`); only files that cannot be read at all are a [`LoadError`].
 //!
 //! ```no_run
-//! # fn main() -> Result<(), takt_trace::LoadError> {
-//! let run = takt_trace::load(&["run.trc.sensing", "run.trc.planning"])?;
-//! for warning in run.warnings() {
-//!     eprintln!("warning: {warning}");
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let files: Vec<String> = std::env::args().skip(1).collect();
+//!     let run = takt_trace::load(&files)?; // e.g. t.takt.sensing t.takt.planning t.takt.vehicle
+//!     for w in run.warnings() {
+//!         eprintln!("warning: {w}"); // a damaged file, records lost in a full ring
+//!     }
+//!     let report = takt_trace::Report::new(&run, &run.analyze());
+//!     for c in &report.chains {
+//!         let (age, bound) = (c.measured.data_age_ns_max, c.bound.bound_data_age_ns);
+//!         println!("{}: data age max {age:?} ns, bound {bound:?} ns", c.name);
+//!     }
+//!     Ok(())
 //! }
-//! let analysis = run.analyze();
-//! let report = takt_trace::Report::new(&run, &analysis);
-//! for task in &report.tasks {
-//!     println!("{}: lateness max {:?} ns, {} missed releases", task.name,
-//!              task.lateness_ns_max, task.releases.as_ref().map_or(0, |r| r.missed));
-//! }
-//! # Ok(())
-//! # }
 //! ```
+//!
+//! (The README's example; `examples/latency_check.rs` is a complete tool.)
 #![deny(unsafe_code)]
 
 pub mod analysis;
