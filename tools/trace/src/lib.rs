@@ -1,7 +1,7 @@
 //! takt-trace: the latency analyst's library for takt trace files.
 //!
 //! Owns: reading the trace files of one deployment run (one per process, merged by time;
-//! [`load`]), the analyses over their records ([`analysis`]: jobs, per-task lateness and
+//! [`load()`]), the analyses over their records ([`analysis`]: jobs, per-task lateness and
 //! execution, chains, mode switches, release accounting), the report they make together
 //! ([`report::Report`], the JSON `takt trace report --json` prints) and the Chrome/Perfetto
 //! trace-event export ([`perfetto`]). It must never print, parse a command line or exit:
@@ -41,7 +41,7 @@ pub use analysis::{analyze, Analysis};
 pub use load::{load, FileInfo, LoadError, LoadWarning, Loaded, MAX_TRACE_BYTES};
 pub use report::{Report, FORMAT_VERSION};
 
-/// Reads `paths` as the files of one run and computes its report: [`load`], then
+/// Reads `paths` as the files of one run and computes its report: [`load()`], then
 /// [`Loaded::analyze`], then [`Report::new`]. Damage and ring losses show in the report
 /// (`break`, `dropped_events`); an empty file left out of several shows only in
 /// [`Loaded::warnings`], so a tool that wants those calls the three steps itself.

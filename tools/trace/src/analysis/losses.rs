@@ -1,7 +1,7 @@
 //! Where full trace rings lost records.
 //!
 //! Owns: the loss windows of a run, from its `Dropped` markers ([`LossWindow`]), and the
-//! merged spans that answer "was anything lost between two instants" ([`LostSpans`]). It
+//! merged spans that answer "was anything lost between two instants" (`LostSpans`). It
 //! must never estimate what was lost: the analyses that meet a loss report their figure as
 //! unknown instead.
 

@@ -3,12 +3,12 @@
 //! Owns: [`analyze`], which runs the five analyses below over the merged records of one
 //! deployment run and gathers their results in an [`Analysis`], and the names of tasks,
 //! topics and modes as the figures print them. It must never do I/O, read a clock or print:
-//! [`crate::load`] reads the files, [`crate::report`] and [`crate::perfetto`] (and the
+//! [`crate::load()`] reads the files, [`mod@crate::report`] and [`crate::perfetto`] (and the
 //! `takt trace` verbs) present what it returns, and its tests feed it hand-made records.
 //!
 //! One module per analysis, each with its definitions:
 //!
-//! * [`jobs`]: every job rebuilt from its records ([`Job`]);
+//! * [`mod@jobs`]: every job rebuilt from its records ([`Job`]);
 //! * [`tasks`]: per-task release lateness, execution time, deadline misses, overruns, skips
 //!   and who caused them ([`TaskFigures`]);
 //! * [`chains`]: the measured data age and reaction time of every declared chain, found by
@@ -18,7 +18,7 @@
 //!   duplicate or unplanned ([`Releases`]);
 //!
 //! with [`losses`] (where full rings lost records, so that nothing is guessed across them)
-//! and [`quantiles`] (min/p50/p99/max) beside them.
+//! and [`mod@quantiles`] (min/p50/p99/max) beside them.
 //!
 //! # What the records say (see `takt::dispatch`, function `job`)
 //!

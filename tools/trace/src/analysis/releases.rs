@@ -134,7 +134,7 @@ impl TaskReleases {
     }
 }
 
-/// Every task's [`TaskReleases`] (same order and index as [`Analysis::tasks`]) and the
+/// Every task's [`TaskReleases`] (same order and index as [`Analysis::tasks`](super::Analysis::tasks)) and the
 /// totals over all tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Releases {
