@@ -163,7 +163,7 @@ pub enum TraceCommand {
     Report {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Print JSON (schema: `## Trace report JSON` in tools/src/trace/report.rs).
+        /// Print JSON (schema: `## Trace report JSON` in tools/trace/src/report.rs).
         #[arg(long)]
         json: bool,
     },

@@ -1,9 +1,9 @@
 //! `takt trace report | export | plot` and `takt plan --svg` end to end, through the binary.
 //!
-//! The main fixture is a synthetic run written with `takt::trace::TraceWriter`: two
-//! processes (one trace file each) of a two-task chain whose every time and sequence number
-//! is chosen by hand, so the expected figures are computed by hand below and asserted
-//! exactly. A real `takt run --clock sim --trace` of the ACC demo checks the same tools on
+//! The main fixture is a synthetic run written with `takt::trace::TraceWriter` (`fixture`,
+//! shared with takt-trace's own tests): two processes (one trace file each) of a two-task
+//! chain whose every time and sequence number is chosen by hand, so the expected figures
+//! are computed by hand and asserted exactly. A real `takt run --clock sim --trace` of the ACC demo checks the same tools on
 //! what the dispatcher really writes, and damaged copies of the fixture check that a broken
 //! file gives a partial report or a clear error, never a panic. Every child is killed after
 //! a generous timeout so a hang fails the test instead of blocking it; nothing about time is
@@ -16,18 +16,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use takt::trace::file::ModeTasks;
-use takt::trace::{ChainInfo, ClockKind, TaskInfo, TraceHeader, TraceRecord, TraceWriter};
+use takt::trace::{ClockKind, TaskInfo, TraceHeader, TraceRecord};
+
+// The synthetic two-process run, shared with takt-trace's tests of the same figures.
+#[path = "../trace/tests/fixture/mod.rs"]
+mod fixture;
+use fixture::{
+    header, sensor_jobs, write_trace, EPOCH_NS, FILTER_EXEC_NS, FILTER_LATE_NS, MS, SENSOR_EXEC_NS,
+    SENSOR_JOBS, SENSOR_LATE_NS,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
-const MS: u64 = 1_000_000;
-/// The synthetic run's epoch on its (pretend CLOCK_MONOTONIC) clock.
-const EPOCH_NS: u64 = 5_000_000_000;
-/// Sensor jobs in the synthetic run; the filter runs twice as many.
-const SENSOR_JOBS: u64 = 10;
-const SENSOR_LATE_NS: u64 = 5_000;
-const FILTER_LATE_NS: u64 = 12_000;
-const SENSOR_EXEC_NS: u64 = 300_000;
-const FILTER_EXEC_NS: u64 = 100_000;
 
 /// What a finished child left behind.
 struct Outcome {
@@ -122,162 +121,15 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------
-// The synthetic run
+// The synthetic run: written by `fixture` (shared with takt-trace's own tests), into this
+// test's scratch directory.
 // ---------------------------------------------------------------------------------------
-//
-// `sensor` (task 0, core 0): period 10 ms, offset 0, budget 1 ms, LET 2 ms; job k wakes
-// 5 us late, runs 300 us and publishes sample k + 1 on port 0, visible at its deadline
-// 10k + 2 ms.
-// `filter` (task 1, core 1): period 5 ms, offset 1 ms, budget 500 us, LET 1 ms; job m wakes
-// 12 us late and runs 100 us, except job 7 (600 us: an overrun) and job 9 (990 us: an
-// overrun that ends 2 us after its LET deadline of 47 ms: a miss). Job 12 is skipped.
-// Under LET job m (release 5m + 1 ms) reads the newest sample visible then: none for m = 0,
-// else that of sensor job floor((m - 1) / 2), i.e. seq floor((m - 1) / 2) + 1.
-//
-// Chain `s2f` = sensor -> filter over port 0. By hand:
-// * data age of filter job m = its deadline 5m + 2 ms - the release of its origin:
-//   odd m = 2i + 1: 10i + 7 - 10i = 7 ms (m = 1, 3, ..., 19: 10 samples);
-//   even m = 2i >= 2: 10i + 2 - 10(i - 1) = 12 ms (m = 2, ..., 18 without 12: 8 samples);
-//   m = 0 has no data yet.
-// * reaction for sensor job j >= 1: the first filter job carrying j's data is 2j + 1, its
-//   deadline 10j + 7 ms - the release of job j - 1 at 10(j - 1) ms = 17 ms, for j = 1..=9.
-// A mode switch drive -> limp at cycle 2 (hyperperiod 10 ms) is recorded by both cores;
-// the filter's process lost 3 records after the last job (a Dropped marker).
-
-fn header(app: &str, bound_data_age_ns: u64) -> TraceHeader {
-    let mut h = TraceHeader::new(app, ClockKind::Real);
-    h.manifest_hash = [42; 32];
-    h.epoch_ns = EPOCH_NS;
-    h.hyperperiod_ns = 10 * MS;
-    h.task_names = vec!["sensor".into(), "filter".into()];
-    h.topic_names = vec!["raw".into()];
-    h.mode_names = vec!["drive".into(), "limp".into()];
-    h.tasks = vec![
-        TaskInfo {
-            core: 0,
-            period_ns: 10 * MS,
-            offset_ns: 0,
-            budget_ns: MS,
-            let_ns: 2 * MS,
-        },
-        TaskInfo {
-            core: 1,
-            period_ns: 5 * MS,
-            offset_ns: MS,
-            budget_ns: MS / 2,
-            let_ns: MS,
-        },
-    ];
-    h.chains = vec![ChainInfo {
-        name: "s2f".into(),
-        tasks: vec![0, 1],
-        ports: vec![0],
-        max_data_age_ns: bound_data_age_ns,
-        max_reaction_ns: 17 * MS,
-    }];
-    h
-}
-
-/// The sensor process's records, in job order (one `Vec` per job).
-fn sensor_jobs() -> Vec<Vec<TraceRecord>> {
-    let mut jobs = Vec::new();
-    for k in 0..SENSOR_JOBS {
-        let r = 10 * MS * k;
-        let at = EPOCH_NS + r + SENSOR_LATE_NS;
-        let end = at + SENSOR_EXEC_NS;
-        let mut v = vec![
-            TraceRecord::release(0, 0, k, r, at, r, MS),
-            TraceRecord::start(0, 0, k, r, at),
-            TraceRecord::publish(0, 0, k, r, end, 0, k + 1, r + 2 * MS),
-            TraceRecord::end(0, 0, k, r, end, SENSOR_EXEC_NS, 0),
-        ];
-        if k == 2 {
-            v.push(TraceRecord::mode_switch(
-                0,
-                2,
-                20 * MS,
-                EPOCH_NS + 20 * MS + 900,
-                0,
-                1,
-            ));
-        }
-        jobs.push(v);
-    }
-    jobs
-}
-
-/// The filter process's records, in job order.
-fn filter_jobs() -> Vec<Vec<TraceRecord>> {
-    let mut jobs = Vec::new();
-    for m in 0..2 * SENSOR_JOBS {
-        let r = 5 * MS * m + MS;
-        let at = EPOCH_NS + r + FILTER_LATE_NS;
-        let mut v = vec![TraceRecord::release(1, 1, m, r, at, r, MS / 2)];
-        if m == 12 {
-            // After job 9's overrun, which was the task's own (attribution 2).
-            v.push(TraceRecord::skip(1, 1, m, r, at, 2));
-            jobs.push(v);
-            continue;
-        }
-        let exec = match m {
-            7 => 600_000,
-            9 => 990_000,
-            _ => FILTER_EXEC_NS,
-        };
-        let end = at + exec;
-        let seq = if m == 0 { 0 } else { (m - 1) / 2 + 1 };
-        v.push(TraceRecord::start(1, 1, m, r, at));
-        v.push(TraceRecord::read(1, 1, m, r, end, 0, seq));
-        // Job 7's overrun is a host stall (off the CPU for most of it: the platform's,
-        // attribution 1); job 9 used its time on the CPU (the task's, attribution 2).
-        let off_cpu = if m == 7 { 500_000 } else { 0 };
-        v.push(TraceRecord::end(1, 1, m, r, end, exec, off_cpu));
-        if exec > MS / 2 {
-            let attribution = if m == 7 { 1 } else { 2 };
-            v.push(TraceRecord::overrun(
-                1,
-                1,
-                m,
-                r,
-                end,
-                exec,
-                MS / 2,
-                attribution,
-            ));
-        }
-        if m == 4 {
-            v.push(TraceRecord::mode_switch(
-                1,
-                2,
-                20 * MS,
-                EPOCH_NS + 20 * MS + 1_500,
-                0,
-                1,
-            ));
-        }
-        jobs.push(v);
-    }
-    let last = EPOCH_NS + 100 * MS;
-    jobs.push(vec![TraceRecord::dropped(1, 999, 3, last, last + 10)]);
-    jobs
-}
-
-/// Writes `jobs` to `path`, two jobs per chunk, so a cut anywhere leaves whole chunks before it.
-fn write_trace(path: &Path, header: &TraceHeader, jobs: &[Vec<TraceRecord>]) {
-    let mut w = TraceWriter::create(path, header).expect("create trace");
-    for pair in jobs.chunks(2) {
-        let batch: Vec<TraceRecord> = pair.iter().flatten().copied().collect();
-        w.write_records(&batch).expect("write records");
-    }
-    w.finish().expect("finish trace");
-}
 
 /// The two files of the synthetic run.
 fn synthetic(name: &str, bound_data_age_ns: u64) -> (PathBuf, PathBuf) {
     let a = scratch(&format!("{name}-sensing.trc"));
     let b = scratch(&format!("{name}-filtering.trc"));
-    write_trace(&a, &header("sensing", bound_data_age_ns), &sensor_jobs());
-    write_trace(&b, &header("filtering", bound_data_age_ns), &filter_jobs());
+    fixture::write_synthetic(&a, &b, bound_data_age_ns);
     (a, b)
 }
 
@@ -433,6 +285,26 @@ fn report_json_gives_the_hand_computed_figures() {
     assert_eq!((u(&sw["cycle"]), u(&sw["at_ns"])), (2, 20 * MS));
     assert_eq!(u(&sw["time_ns"]), EPOCH_NS + 20 * MS + 900);
     assert_eq!(sw["cores"], serde_json::json!([0, 1]));
+}
+
+#[test]
+fn the_json_report_is_the_librarys_report_byte_for_byte() {
+    // `takt trace report --json` is a thin layer over takt-trace: on a complete run and on
+    // one whose second file is cut in half (a partial report with its break), the CLI
+    // prints exactly what the library's report serializes to.
+    let (a, b) = synthetic("library", 12 * MS);
+    let cut = scratch("library-cut.trc");
+    let bytes = std::fs::read(&b).expect("read");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    for files in [[a.clone(), b], [a, cut]] {
+        let out = takt(&["trace", "report", s(&files[0]), s(&files[1]), "--json"]);
+        assert!(out.ok(), "report failed: {}", out.stderr);
+        let library = takt_trace::report(&files).expect("takt-trace reads the run");
+        assert_eq!(
+            out.stdout,
+            serde_json::to_string_pretty(&library).expect("JSON") + "\n"
+        );
+    }
 }
 
 #[test]
@@ -936,6 +808,12 @@ fn a_real_simulated_acc_run_reports_chains_at_their_exact_bounds() {
     args.push("--json");
     let rep = takt(&args);
     assert!(rep.ok(), "{}", rep.stderr);
+    // The CLI prints the takt-trace library's report of the same files, byte for byte.
+    let library = takt_trace::report(&files).expect("takt-trace reads the run");
+    assert_eq!(
+        rep.stdout,
+        serde_json::to_string_pretty(&library).expect("JSON") + "\n"
+    );
     let r = rep.json();
     assert_eq!(r["clock"], "sim");
     assert_eq!(

@@ -40,6 +40,7 @@
 //! * A restarted app's statistics cover its last process only (jobs before the crash are
 //!   lost with it); the summary shows its restarts.
 
+#[cfg(feature = "app-main")]
 mod app_main;
 pub mod host;
 mod notify;
@@ -50,6 +51,7 @@ mod spawn;
 pub mod supervisor;
 pub mod wire;
 
+#[cfg(feature = "app-main")]
 pub use app_main::{app_main, host_with_args, AppArgs};
 pub use host::{host_app, HostOptions};
 pub use spawn::kill_hard;

@@ -16,7 +16,7 @@
 //! chain index appended. Drawing uses plotters' SVG backend without fonts: text is written
 //! as SVG `<text>` and laid out by an estimate, so nothing here reads system fonts. Labels
 //! from the file are stripped of control characters, which XML cannot hold. It must never
-//! compute a figure (that is `analysis`); a task or chain without samples still gets its
+//! compute a figure (that is `takt_trace::analysis`); a task or chain without samples still gets its
 //! file, saying so, so the set of files depends only on the header.
 
 use std::collections::HashSet;
@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use takt::trace::ClockKind;
 
-use super::analysis::{self, Analysis};
+use takt_trace::analysis::{self, Analysis};
+
 use super::{file_stem, load};
 use crate::common::Failure;
 
@@ -40,8 +41,7 @@ const LEGEND_LINE_PX: u32 = 24;
 
 pub fn plot(paths: &[PathBuf], dir: &Path, cycle: Option<u64>) -> Result<(), Failure> {
     let loaded = load(paths)?;
-    loaded.warn_about_damage();
-    let a = analysis::analyze(&loaded.header, &loaded.records);
+    let a = loaded.analyze();
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::run_failed(format!("{}: cannot create: {e}", dir.display())))?;
     let mut files: Vec<(String, String)> = Vec::new();
@@ -532,7 +532,7 @@ fn trace_gantt(
     let mut g = Gantt {
         title: format!(
             "{deployment}: cycle {c} ({} clock), planned windows and actual executions",
-            super::report::clock_name(a.clock)
+            takt_trace::report::Clock::from(a.clock).name()
         ),
         rows: cores
             .iter()
