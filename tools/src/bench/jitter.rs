@@ -1,11 +1,14 @@
-//! Part 2, release jitter: the takt dispatcher against cyclictest.
+//! Part 2, release jitter: the takt dispatcher, sleeping and spinning, against cyclictest.
 //!
-//! Owns: real-time runs of a single 1 ms probe task (SCHED_FIFO 80, pinned to one core) and
-//! cyclictest runs with the same priority, interval, core and count (`--mlockall`), as child
-//! processes of the same bench run. The N releases of each are split into chunks that
-//! alternate (takt first in even chunks, cyclictest first in odd ones), so a change in the
-//! machine's load during the bench (it is shared) falls on both alike; each side's chunks
-//! are merged into one distribution.
+//! Owns: real-time runs of a single 1 ms probe task (SCHED_FIFO 80, pinned to one core),
+//! once with the dispatcher sleeping to each window (`wake = "sleep"`) and once spinning the
+//! last [`SPIN_MARGIN_NS`] (`wake = { spin = "100us" }`), and cyclictest runs with the same
+//! priority, interval, core and count (`--mlockall`), as child processes of the same bench
+//! run. The N releases of each are split into chunks that alternate (the three sides
+//! rotate their order chunk by chunk), so a change in the machine's load during the bench
+//! (it is shared) falls on all alike; each side's chunks are merged into one distribution.
+//! The spinning side's CPU cost is the time it spun over the time it ran
+//! (`spin_cpu_fraction`).
 //!
 //! Which lateness: takt's figure is a per-job capture inside the task, step entry
 //! (`monotonic_now_ns()`) minus planned start (`epoch + ctx.release_ns()`, the epoch
@@ -22,7 +25,7 @@
 //! middle of their 1 µs bin (`v + 0.5` µs), which also keeps a 0 µs bin from dividing by
 //! zero. The JSON keeps takt's exact nanoseconds beside cyclictest's microseconds.
 
-use takt::dispatch::ClockKind;
+use takt::manifest::Wake;
 
 use super::cyclictest::{self, Cyclictest};
 use super::report::{fmt_ns, ratio, Report, Row};
@@ -47,7 +50,18 @@ pub const KEYS: &[&str] = &[
     "jitter_cyclictest_us_max",
     "jitter_releases",
     "jitter_chunks",
+    "spin_lateness_ratio_p50",
+    "spin_lateness_ratio_p99",
+    "spin_lateness_ratio_max",
+    "spin_takt_ns_p50",
+    "spin_takt_ns_p99",
+    "spin_takt_ns_max",
+    "spin_cpu_fraction",
+    "spin_margin_ns",
 ];
+
+/// The spinning side's margin: about twice this VM's median wake-up latency (50 us).
+pub const SPIN_MARGIN_NS: u64 = 100_000;
 
 /// The middle of the 1 µs bin holding `ns`, in µs.
 fn bin_middle_us_of_ns(ns: u64) -> f64 {
@@ -61,6 +75,7 @@ fn bin_middle_us(us: u64) -> f64 {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
     Takt,
+    TaktSpinning,
     Cyclictest,
 }
 
@@ -80,28 +95,39 @@ pub fn run(env: &Env, r: &mut Report) {
     r.set_count("jitter_chunks", chunks);
 
     let mut takt = rig::histogram();
+    let mut spin = rig::histogram();
     let mut takt_wakeup_max_ns = 0u64;
     let mut takt_error: Option<String> = None;
+    let mut spin_error: Option<String> = None;
+    let (mut spun_ns, mut spin_run_ns) = (0u64, 0u64);
     let mut baseline: Option<Cyclictest> = None;
     let mut baseline_error: Option<String> = env.cyclictest.as_ref().err().cloned();
+    r.set_count("spin_margin_ns", SPIN_MARGIN_NS);
+    let sides = [Side::Takt, Side::TaktSpinning, Side::Cyclictest];
     for chunk in 0..chunks {
-        let order = if chunk % 2 == 0 {
-            [Side::Takt, Side::Cyclictest]
-        } else {
-            [Side::Cyclictest, Side::Takt]
-        };
+        let order = [0, 1, 2].map(|k| sides[(k + chunk as usize) % 3]);
         for side in order {
             match (side, &env.cyclictest) {
-                (Side::Takt, _) if takt_error.is_none() => {
-                    let run = rig::run_probe(
-                        format!("{}-jitter-{chunk}", env.namespace),
+                (Side::Takt | Side::TaktSpinning, _) => {
+                    let spinning = side == Side::TaktSpinning;
+                    let error = if spinning { &mut spin_error } else { &mut takt_error };
+                    if error.is_some() {
+                        continue;
+                    }
+                    let (wake, label) = if spinning {
+                        (Wake::Spin { margin_ns: SPIN_MARGIN_NS }, "takt dispatcher spinning the last 100 us")
+                    } else {
+                        (Wake::Sleep, "takt dispatcher sleeping")
+                    };
+                    let run = rig::run_probe_waking(
+                        format!("{}-jitter-{chunk}-{}", env.namespace, if spinning { "spin" } else { "sleep" }),
                         core,
-                        ClockKind::Real,
+                        wake,
                         per_chunk,
                         per_chunk,
                         |c| {
                             env.step(format!(
-                                "chunk {}/{chunks}: takt dispatcher, {}/{per_chunk} releases at 1 ms on core {core}",
+                                "chunk {}/{chunks}: {label}, {}/{per_chunk} releases at 1 ms on core {core}",
                                 chunk + 1,
                                 c.jobs_done()
                             ))
@@ -109,14 +135,19 @@ pub fn run(env: &Env, r: &mut Report) {
                     );
                     match run {
                         Ok(run) => {
-                            if let Some(t) = run.report.tasks.first() {
+                            let t = run.report.tasks.first();
+                            if spinning {
+                                spun_ns += t.map_or(0, |t| t.spin_ns);
+                                spin_run_ns += run.report.wall_ns;
+                            } else if let Some(t) = t {
                                 takt_wakeup_max_ns = takt_wakeup_max_ns.max(t.lateness.max_ns);
                             }
-                            if !rig::record_step_entry_lateness(&mut takt, &run) {
-                                takt_error = Some("the probe captured no step entries".into());
+                            let h = if spinning { &mut spin } else { &mut takt };
+                            if !rig::record_step_entry_lateness(h, &run) {
+                                *error = Some("the probe captured no step entries".into());
                             }
                         }
-                        Err(e) => takt_error = Some(e),
+                        Err(e) => *error = Some(e),
                     }
                 }
                 (Side::Cyclictest, Ok(program)) if baseline_error.is_none() => {
@@ -134,6 +165,21 @@ pub fn run(env: &Env, r: &mut Report) {
                 }
                 _ => {}
             }
+        }
+    }
+    let spin = match spin_error {
+        Some(e) => {
+            env.fail(r, PART, format!("takt dispatcher spinning: {e}"));
+            None
+        }
+        None => Some(rig::quantiles(&spin)),
+    };
+    if let Some(q) = spin {
+        r.set("spin_takt_ns_p50", q.p50_ns as f64);
+        r.set("spin_takt_ns_p99", q.p99_ns as f64);
+        r.set("spin_takt_ns_max", q.max_ns as f64);
+        if spin_run_ns > 0 {
+            r.set("spin_cpu_fraction", spun_ns as f64 / spin_run_ns as f64);
         }
     }
     let takt = match takt_error {
@@ -213,6 +259,56 @@ pub fn run(env: &Env, r: &mut Report) {
             row = row.at_most(rt, limit, text);
         }
         r.row(row);
+    }
+    // The spinning dispatcher against the same cyclictest distribution.
+    let spin_lines: [Line; 3] = [
+        (
+            "p50",
+            "spin_lateness_ratio_p50",
+            spin.map(|q| q.p50_ns),
+            baseline.as_ref().map(|c| c.quantile_us(0.5)),
+            None,
+        ),
+        (
+            "p99",
+            "spin_lateness_ratio_p99",
+            spin.map(|q| q.p99_ns),
+            baseline.as_ref().map(|c| c.quantile_us(0.99)),
+            Some((0.5, "<= 0.50x cyclictest")),
+        ),
+        (
+            "max",
+            "spin_lateness_ratio_max",
+            spin.map(|q| q.max_ns),
+            baseline.as_ref().map(|c| c.max_us),
+            None,
+        ),
+    ];
+    for (name, key, takt_ns, base_us, target) in spin_lines {
+        let rt = ratio(takt_ns.map(bin_middle_us_of_ns), base_us.map(bin_middle_us));
+        if let Some(v) = rt {
+            r.set(key, v);
+        }
+        let mut row = Row::new(
+            PART,
+            format!(
+                "release lateness {name}, spinning the last 100 us ({} x 1 ms, core {core})",
+                per_chunk * chunks
+            ),
+        )
+        .takt(takt_ns.map_or_else(|| "-".into(), |ns| fmt_ns(ns as f64)))
+        .baseline(base_us.map_or_else(|| "-".into(), |us| format!("{us} us cyclictest")))
+        .ratio(rt);
+        if let Some((limit, text)) = target {
+            row = row.at_most(rt, limit, text);
+        }
+        r.row(row);
+    }
+    if spin_run_ns > 0 {
+        r.row(
+            Row::new(PART, "CPU spent spinning (spinning side)")
+                .takt(format!("{:.1}%", spun_ns as f64 * 100.0 / spin_run_ns as f64)),
+        );
     }
 }
 

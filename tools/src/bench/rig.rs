@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use takt::dispatch::{self, ClockKind, Quantiles, RunControl, RunOptions, RunReport};
-use takt::manifest::{AppSpec, Deployment, ModeSpec, OverrunPolicy, ParamValue, TaskSpec};
+use takt::manifest::{AppSpec, Deployment, ModeSpec, OverrunPolicy, ParamValue, TaskSpec, Wake};
 use takt::plan::{CoreTable, ModePlan, Plan, Window};
 use takt::task::{
     Ports, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskConstructor, TaskReport,
@@ -172,7 +172,13 @@ pub fn one_window_plan(d: &Deployment) -> Result<Plan, String> {
                     job_in_cycle: 0,
                 }],
                 utilization_ppm: t.budget_ns * 1_000_000 / d.hyperperiod_ns,
-                spin_ns: 0,
+                // One window: the spin before it is the margin, at most what its own
+                // budget leaves of the cycle.
+                spin_ns: d
+                    .wake
+                    .for_core(t.core)
+                    .margin_ns()
+                    .min(d.hyperperiod_ns - t.budget_ns),
             }],
         }],
         channels: vec![],
@@ -324,6 +330,18 @@ pub fn run_probe(
     run_probe_traced(namespace, core, clock, jobs, capture, None, tick)
 }
 
+/// [`run_probe`] with the dispatcher waking by `wake` (sleeping or spinning to the start).
+pub fn run_probe_waking(
+    namespace: String,
+    core: usize,
+    wake: Wake,
+    jobs: u64,
+    capture: u64,
+    tick: impl FnMut(&RunControl),
+) -> Result<ProbeRun, String> {
+    probe(namespace, core, ClockKind::Real, jobs, capture, None, wake, tick)
+}
+
 /// [`run_probe`], recording a trace of every job when `trace` is given.
 pub fn run_probe_traced(
     namespace: String,
@@ -334,12 +352,27 @@ pub fn run_probe_traced(
     trace: Option<takt::dispatch::TraceOptions>,
     tick: impl FnMut(&RunControl),
 ) -> Result<ProbeRun, String> {
+    probe(namespace, core, clock, jobs, capture, trace, Wake::Sleep, tick)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    namespace: String,
+    core: usize,
+    clock: ClockKind,
+    jobs: u64,
+    capture: u64,
+    trace: Option<takt::dispatch::TraceOptions>,
+    wake: Wake,
+    tick: impl FnMut(&RunControl),
+) -> Result<ProbeRun, String> {
     let mut params = BTreeMap::new();
     let capture =
         i64::try_from(capture).map_err(|_| format!("capture count {capture} is too large"))?;
     params.insert("capture".to_string(), ParamValue::Int(capture));
     let task = task_spec("probe", MS_NS, PROBE_BUDGET_NS, core, params);
-    let d = deployment("bench-probe", vec![core], vec![task])?;
+    let mut d = deployment("bench-probe", vec![core], vec![task])?;
+    d.wake.default = wake;
     let plan = one_window_plan(&d)?;
     let registry = registry(&d, build_probe);
     let duration_ns = jobs * MS_NS;
