@@ -30,6 +30,7 @@ mod supervise;
 // --- takt ota ---
 mod ota;
 mod ota_live;
+mod ota_strip;
 // --- end takt ota ---
 
 pub use common::{Failure, EXIT_BAD_INPUT, EXIT_RUN_FAILED};

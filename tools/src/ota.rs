@@ -278,10 +278,37 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
                 a.executable.display()
             ))
         })?;
+    let exe_bytes = read_bounded(a.executable, bundle::MAX_ENTRY_BYTES, true)?;
+    // A bundle carries the code, not its debug info (a release build here has tens of MB of
+    // it): strip it, and keep the debug info beside the bundle under the build id.
+    let exe_bytes = match super::ota_strip::inspect(&exe_bytes) {
+        Some(info) if info.debug_bytes > 0 => {
+            let debug_dir = with_suffix(a.out, ".debug");
+            let stripped = super::ota_strip::strip(
+                a.executable,
+                &info,
+                &debug_dir,
+                &with_suffix(a.out, ".stripping"),
+                bundle::MAX_ENTRY_BYTES,
+            )
+            .map_err(|e| Failure::bad_input(format!("--executable: {e}")))?;
+            eprintln!(
+                "takt ota sign: note: {} carries {} of debug info; the bundle carries it stripped ({} -> {}), the debug info is kept in {} (build id {})",
+                a.executable.display(),
+                super::ota_strip::mib(info.debug_bytes),
+                super::ota_strip::mib(exe_bytes.len() as u64),
+                super::ota_strip::mib(stripped.bytes.len() as u64),
+                stripped.debug_file.display(),
+                stripped.build_id
+            );
+            stripped.bytes
+        }
+        _ => exe_bytes,
+    };
     let mut entries = vec![Entry {
         name: exe_name,
         mode: 0o755,
-        bytes: read_bounded(a.executable, bundle::MAX_ENTRY_BYTES, true)?,
+        bytes: exe_bytes,
     }];
     for spec in a.files {
         let (name, path) = spec.split_once('=').ok_or_else(|| {
@@ -345,8 +372,13 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
 }
 
 fn pub_tmp(out: &Path) -> PathBuf {
-    let mut p = out.as_os_str().to_owned();
-    p.push(".tmp");
+    with_suffix(out, ".tmp")
+}
+
+/// `path` with `suffix` appended to its last component.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
     PathBuf::from(p)
 }
 

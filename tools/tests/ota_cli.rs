@@ -540,3 +540,71 @@ fn expiry_scope_and_key_documents_on_the_cli() {
 fn bundle_now() -> u64 {
     takt::ota::bundle::now_unix_s()
 }
+
+/// #15.3: a release build carries tens of MiB of debug info. `takt ota sign` ships the
+/// executable stripped and keeps the debug info beside the bundle under the build id; the
+/// stripped executable is the same program (same catalog, same build id).
+#[test]
+fn sign_ships_a_stripped_executable_and_keeps_its_debug_info_by_build_id() {
+    let exe = planning_exe();
+    let original = std::fs::read(&exe).expect("the planning executable is built");
+    let has_debug = |bytes: &[u8]| {
+        use object::{Object, ObjectSection};
+        let f = object::File::parse(bytes).expect("an ELF file");
+        let found = f.sections().any(|s| s.name() == Ok(".debug_info"));
+        found
+    };
+    if !has_debug(&original) {
+        eprintln!("SKIPPED sign_ships_a_stripped_executable_and_keeps_its_debug_info_by_build_id: {} has no debug info to strip (a build without debug = 1)", exe.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (key, _) = keygen(dir.path(), "k");
+    let out = dir.path().join("v2.takt");
+    let o = sign_planning(&key, "2", Path::new(&manifest()), &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("of debug info; the bundle carries it stripped"), "{err}");
+    let bundle_bytes = std::fs::read(&out).expect("bundle");
+    let b = takt::ota::bundle::parse_unverified(&bundle_bytes).expect("bundle parses");
+    let shipped = &b.entries[0].bytes;
+    assert!(!has_debug(shipped), "the shipped executable carries no .debug_info");
+    assert!(
+        (shipped.len() as u64) * 3 < original.len() as u64,
+        "stripped {} B of {} B",
+        shipped.len(),
+        original.len()
+    );
+    println!(
+        "planning v2: executable {} B, bundle {} B",
+        original.len(),
+        bundle_bytes.len()
+    );
+    // The debug file is named by the build id, which both executables still carry.
+    let debug_dir = dir.path().join("v2.takt.debug");
+    let files: Vec<_> = std::fs::read_dir(&debug_dir)
+        .expect("the debug directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let id = files[0].strip_suffix(".debug").expect("<build-id>.debug");
+    assert_eq!(id.len(), 40, "a 20-byte GNU build id: {id}");
+    let note = |bytes: &[u8]| {
+        let raw: Vec<u8> = (0..id.len() / 2)
+            .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        bytes.windows(raw.len()).any(|w| w == raw.as_slice())
+    };
+    assert!(note(shipped) && note(&original), "both carry build id {id}");
+    let debug = std::fs::read(debug_dir.join(&files[0])).expect("debug file");
+    assert!(has_debug(&debug), "the debug file has the debug sections");
+    // The stripped program still answers the catalog handshake, with the same catalog.
+    let run = dir.path().join("shipped");
+    std::fs::write(&run, shipped).expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_eq!(
+        takt::catalog::read_from_executable(&run).expect("stripped catalog"),
+        takt::catalog::read_from_executable(&exe).expect("original catalog")
+    );
+}
