@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open_or_create()?;
     let publisher = service.publisher_builder().create()?;
     let subscriber = service.subscriber_builder().create()?;
-    let mut round = |i: u64| -> Result<(), Box<dyn std::error::Error>> {
+    let round = |i: u64| -> Result<(), Box<dyn std::error::Error>> {
         let sample = publisher.loan_uninit()?;
         sample.write_payload(i).send()?;
         while let Some(s) = subscriber.receive()? {
@@ -42,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..10_000 {
         round(i)?;
     }
-    let (a0, b0) = (takt::alloc_count::allocations(), takt::alloc_count::allocated_bytes());
+    let (a0, b0) = (
+        takt::alloc_count::allocations(),
+        takt::alloc_count::allocated_bytes(),
+    );
     let start = Instant::now();
     for i in 0..ROUNDS {
         round(i)?;
@@ -51,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let allocs = takt::alloc_count::allocations() - a0;
     let bytes = takt::alloc_count::allocated_bytes() - b0;
     let per_round = allocs as f64 / ROUNDS as f64;
-    let size = if allocs > 0 { (bytes / allocs) as usize } else { 0 };
+    let size = bytes.checked_div(allocs).unwrap_or(0) as usize;
     // One allocation and free of the size iceoryx2 asks for, in the same process.
     let start = Instant::now();
     for _ in 0..ROUNDS {

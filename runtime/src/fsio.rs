@@ -237,7 +237,10 @@ mod tests {
         assert_eq!(read_bounded(&link, 10).unwrap(), b"abc");
         let e = read_bounded_with(&link, 10, Links::Refuse).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
-        assert_eq!(read_bounded_with(&target, 10, Links::Refuse).unwrap(), b"abc");
+        assert_eq!(
+            read_bounded_with(&target, 10, Links::Refuse).unwrap(),
+            b"abc"
+        );
     }
 
     #[test]
@@ -274,7 +277,8 @@ mod tests {
         // reads of odd sizes: the page-sized reads reach the bound instead of an EINVAL.
         let e = read_bounded(Path::new("/proc/self/pagemap"), 1 << 20).unwrap_err();
         assert!(
-            e.to_string().contains("more than 1048576 bytes can be read"),
+            e.to_string()
+                .contains("more than 1048576 bytes can be read"),
             "{e}"
         );
         assert!(!read_bounded(Path::new("/proc/self/maps"), 1 << 20)

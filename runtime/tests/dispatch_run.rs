@@ -432,12 +432,9 @@ fn real_spin_wake_is_honoured_on_its_core_only_and_changes_no_output() {
     // nothing, so the check is that some jobs of the spinning core spun and none of the
     // sleeping core did.
     let mut d = deployment(1, OverrunPolicy::Report, 0);
-    d.wake.by_core.insert(
-        1,
-        takt::manifest::Wake::Spin {
-            margin_ns: 300_000,
-        },
-    );
+    d.wake
+        .by_core
+        .insert(1, takt::manifest::Wake::Spin { margin_ns: 300_000 });
     let real = run(&d, ClockKind::Real, 300 * MS, "spin", &RunControl::new(0));
     let of = |name: &str| real.tasks.iter().find(|t| t.name == name).expect(name);
     let (w, r) = (of("w"), of("r"));
@@ -452,6 +449,9 @@ fn real_spin_wake_is_honoured_on_its_core_only_and_changes_no_output() {
     // Spinning changes when jobs start, never what they compute.
     assert_let_flow(&reader_log(&real));
     let sim = run(&d, ClockKind::Sim, 300 * MS, "spinsim", &RunControl::new(0));
-    assert!(sim.tasks.iter().all(|t| t.spun_jobs == 0), "simulated time never spins");
+    assert!(
+        sim.tasks.iter().all(|t| t.spun_jobs == 0),
+        "simulated time never spins"
+    );
     assert_eq!(real.digest_hex(), sim.digest_hex());
 }

@@ -1892,32 +1892,69 @@ fn wake_is_sleep_by_default_spin_with_a_margin_and_per_core_overrides() {
     use takt::manifest::Wake;
     let d = parse(GOOD).expect("good manifest");
     assert_eq!(d.wake.for_core(0), Wake::Sleep);
-    let text = edit(&[(
-        "priority = 70\n",
-        "priority = 70\nwake = { spin = \"80us\" }\n",
-    ), (
-        "update_safe_modes = [\"parked\"]\n",
-        "update_safe_modes = [\"parked\"]\n[deployment.wake_by_core]\n1 = \"sleep\"\n",
-    )]);
+    let text = edit(&[
+        (
+            "priority = 70\n",
+            "priority = 70\nwake = { spin = \"80us\" }\n",
+        ),
+        (
+            "update_safe_modes = [\"parked\"]\n",
+            "update_safe_modes = [\"parked\"]\n[deployment.wake_by_core]\n1 = \"sleep\"\n",
+        ),
+    ]);
     let d = parse(&text).expect("spin on core 0, sleep on core 1");
     assert_eq!(d.wake.for_core(0), Wake::Spin { margin_ns: 80 * US });
     assert_eq!(d.wake.for_core(1), Wake::Sleep);
     let text = edit(&[("priority = 70\n", "priority = 70\nwake = \"sleep\"\n")]);
-    assert_eq!(parse(&text).expect("explicit sleep").wake.for_core(1), Wake::Sleep);
+    assert_eq!(
+        parse(&text).expect("explicit sleep").wake.for_core(1),
+        Wake::Sleep
+    );
 }
 
 #[test]
 fn wake_choices_out_of_range_or_misspelt_are_refused_with_what_is_allowed() {
     for (value, field, phrases) in [
-        ("\"spin\"", "deployment.wake", &["\"spin\" is not a wake choice", "allowed: \"sleep\""][..]),
-        ("{ spin = \"0us\" }", "deployment.wake.spin", &["0ns is out of range", "1us to 1ms"][..]),
-        ("{ spin = \"2ms\" }", "deployment.wake.spin", &["2ms is out of range"][..]),
-        ("{ spin = 80 }", "deployment.wake.spin", &["bare number 80"][..]),
-        ("{ spin = \"80us\", sleep = true }", "deployment.wake", &["exactly one key, `spin`", "`sleep`"][..]),
-        ("{}", "deployment.wake", &["exactly one key, `spin`; found none"][..]),
-        ("3", "deployment.wake", &["expected \"sleep\" or a table"][..]),
+        (
+            "\"spin\"",
+            "deployment.wake",
+            &["\"spin\" is not a wake choice", "allowed: \"sleep\""][..],
+        ),
+        (
+            "{ spin = \"0us\" }",
+            "deployment.wake.spin",
+            &["0ns is out of range", "1us to 1ms"][..],
+        ),
+        (
+            "{ spin = \"2ms\" }",
+            "deployment.wake.spin",
+            &["2ms is out of range"][..],
+        ),
+        (
+            "{ spin = 80 }",
+            "deployment.wake.spin",
+            &["bare number 80"][..],
+        ),
+        (
+            "{ spin = \"80us\", sleep = true }",
+            "deployment.wake",
+            &["exactly one key, `spin`", "`sleep`"][..],
+        ),
+        (
+            "{}",
+            "deployment.wake",
+            &["exactly one key, `spin`; found none"][..],
+        ),
+        (
+            "3",
+            "deployment.wake",
+            &["expected \"sleep\" or a table"][..],
+        ),
     ] {
-        let text = edit(&[("priority = 70\n", &format!("priority = 70\nwake = {value}\n"))]);
+        let text = edit(&[(
+            "priority = 70\n",
+            &format!("priority = 70\nwake = {value}\n"),
+        )]);
         expect_error(&text, line_of(&text, "wake", 0), field, phrases);
     }
     // An override for a core the deployment does not use, and a key that is no number.

@@ -15,7 +15,6 @@ use std::process::Command;
 
 use object::{Object, ObjectSection};
 
-
 /// What an executable carries besides code.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DebugInfo {
@@ -79,13 +78,12 @@ pub fn strip(
             mib(info.debug_bytes)
         ));
     };
-    std::fs::create_dir_all(debug_dir)
-        .map_err(|e| format!("{}: {e}", debug_dir.display()))?;
+    std::fs::create_dir_all(debug_dir).map_err(|e| format!("{}: {e}", debug_dir.display()))?;
     let debug_file = debug_dir.join(format!("{build_id}.debug"));
     objcopy(&["--only-keep-debug"], exe, &debug_file)?;
     objcopy(&["--strip-debug"], exe, work)?;
-    let bytes = takt::fsio::read_bounded(work, max_bytes)
-        .map_err(|e| format!("{}: {e}", work.display()));
+    let bytes =
+        takt::fsio::read_bounded(work, max_bytes).map_err(|e| format!("{}: {e}", work.display()));
     let _ = std::fs::remove_file(work);
     let bytes = bytes?;
     match inspect(&bytes) {

@@ -135,13 +135,13 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
         format_ns(r.tasks.iter().map(|t| t.off_cpu_max_ns).max().unwrap_or(0)),
     );
     let (spun, spin_ns) = (sum(|t| t.spun_jobs), sum(|t| t.spin_ns));
-    if spun > 0 {
+    if let Some(mean_ns) = spin_ns.checked_div(spun) {
         let _ = writeln!(
             out,
             "wake: spun before {spun} of {} jobs, {} in total ({} per spun job on average)",
             sum(|t| t.jobs),
             format_ns(spin_ns),
-            format_ns(spin_ns / spun)
+            format_ns(mean_ns)
         );
     }
     if r.mode_history.len() > 1 {

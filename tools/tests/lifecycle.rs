@@ -6,7 +6,9 @@
 //! Every wait has a timeout; a guard kills whatever a failing test leaves running.
 
 mod common;
-use common::{absolute_executables, inconclusive, is_root, run_verdict, takt, RunVerdict, REALTIME};
+use common::{
+    absolute_executables, inconclusive, is_root, run_verdict, takt, RunVerdict, REALTIME,
+};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -564,11 +564,17 @@ fn sign_ships_a_stripped_executable_and_keeps_its_debug_info_by_build_id() {
     let o = sign_planning(&key, "2", Path::new(&manifest()), &out, &[]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("of debug info; the bundle carries it stripped"), "{err}");
+    assert!(
+        err.contains("of debug info; the bundle carries it stripped"),
+        "{err}"
+    );
     let bundle_bytes = std::fs::read(&out).expect("bundle");
     let b = takt::ota::bundle::parse_unverified(&bundle_bytes).expect("bundle parses");
     let shipped = &b.entries[0].bytes;
-    assert!(!has_debug(shipped), "the shipped executable carries no .debug_info");
+    assert!(
+        !has_debug(shipped),
+        "the shipped executable carries no .debug_info"
+    );
     assert!(
         (shipped.len() as u64) * 3 < original.len() as u64,
         "stripped {} B of {} B",

@@ -29,7 +29,6 @@ use takt::ota::bundle::Entry;
 use takt::ota::journal::Journal;
 use takt::ota::storage::FsStorage;
 
-
 /// A process whose output is drained by threads (a full pipe never blocks it); killed
 /// when dropped unfinished.
 struct Running {

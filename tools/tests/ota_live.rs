@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use takt::ota::bundle::{self, Entry, Fragment};
 
-
 /// The directory the takt binary was built into; the ACC app executables are built there.
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_takt"))

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-
 /// Runs `takt args...`, which must be refused; returns its stderr.
 fn refused(args: &[&str]) -> String {
     let out = cli(args, CLI_TIMEOUT);

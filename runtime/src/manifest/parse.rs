@@ -644,18 +644,22 @@ fn wake(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Opti
                         if keys.is_empty() {
                             "none".to_string()
                         } else {
-                            keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            keys.iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         }
                     ),
                 );
                 return None;
             }
             let spin = t.get("spin")?;
-            let margin = duration(cx, &format!("{field}.spin"), spin)?;
+            let spin_field = format!("{field}.spin");
+            let margin = duration(cx, &spin_field, spin)?;
             if margin.value == 0 || margin.value > limits::MAX_SPIN_MARGIN_NS {
                 cx.error(
                     margin.at,
-                    &format!("{field}.spin"),
+                    &spin_field,
                     format!(
                         "a spin margin of {} is out of range; {WAKE_HELP}",
                         format_ns(margin.value)

@@ -299,7 +299,11 @@ impl Check<'_, '_, '_> {
                 continue;
             }
             if by_core.insert(core.value as usize, w.value).is_some() {
-                self.cx.error(core.at, &field, format!("core {} is named twice", core.value));
+                self.cx.error(
+                    core.at,
+                    &field,
+                    format!("core {} is named twice", core.value),
+                );
                 ok = false;
             }
         }

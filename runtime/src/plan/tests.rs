@@ -889,12 +889,19 @@ fn a_spin_margin_is_counted_as_busy_time_before_every_window_and_verified() {
     // in 20 ms. With a 3 ms margin: before a0 the gap from a1's end (12) to 20 is 8 ms, so
     // 3; before b0 a0 leaves nothing (b0 starts at a0's end); before a1 b0 leaves 3 ms, so 3.
     let mut d = one_mode(vec![task("a", 10, 0, 10, 2, 0), task("b", 20, 0, 20, 5, 0)]);
-    assert_eq!(planned(&d).modes[0].cores[0].spin_ns, 0, "sleeping spins nothing");
+    assert_eq!(
+        planned(&d).modes[0].cores[0].spin_ns,
+        0,
+        "sleeping spins nothing"
+    );
     d.wake.default = crate::manifest::Wake::Spin { margin_ns: 3 * MS };
     let p = planned(&d);
     let core = &p.modes[0].cores[0];
     assert_eq!(core.spin_ns, 6 * MS);
-    assert_eq!(core.utilization_ppm, 450_000, "the budgets' share is unchanged");
+    assert_eq!(
+        core.utilization_ppm, 450_000,
+        "the budgets' share is unchanged"
+    );
     // A per-core override: sleeping on core 0 again.
     let mut sleeping = d.clone();
     sleeping
@@ -905,7 +912,11 @@ fn a_spin_margin_is_counted_as_busy_time_before_every_window_and_verified() {
     // One window alone spins before itself, a hyperperiod after its own start.
     let mut one = one_mode(vec![task("a", 10, 0, 10, 2, 0)]);
     one.wake.default = crate::manifest::Wake::Spin { margin_ns: 9 * MS };
-    assert_eq!(planned(&one).modes[0].cores[0].spin_ns, 8 * MS, "10 - 2 left, 8 < 9");
+    assert_eq!(
+        planned(&one).modes[0].cores[0].spin_ns,
+        8 * MS,
+        "10 - 2 left, 8 < 9"
+    );
     // The verifier recomputes it.
     let mut wrong = p.clone();
     wrong.modes[0].cores[0].spin_ns -= 1;

@@ -110,17 +110,30 @@ pub fn run(env: &Env, r: &mut Report) {
             match (side, &env.cyclictest) {
                 (Side::Takt | Side::TaktSpinning, _) => {
                     let spinning = side == Side::TaktSpinning;
-                    let error = if spinning { &mut spin_error } else { &mut takt_error };
+                    let error = if spinning {
+                        &mut spin_error
+                    } else {
+                        &mut takt_error
+                    };
                     if error.is_some() {
                         continue;
                     }
                     let (wake, label) = if spinning {
-                        (Wake::Spin { margin_ns: SPIN_MARGIN_NS }, "takt dispatcher spinning the last 100 us")
+                        (
+                            Wake::Spin {
+                                margin_ns: SPIN_MARGIN_NS,
+                            },
+                            "takt dispatcher spinning the last 100 us",
+                        )
                     } else {
                         (Wake::Sleep, "takt dispatcher sleeping")
                     };
                     let run = rig::run_probe_waking(
-                        format!("{}-jitter-{chunk}-{}", env.namespace, if spinning { "spin" } else { "sleep" }),
+                        format!(
+                            "{}-jitter-{chunk}-{}",
+                            env.namespace,
+                            if spinning { "spin" } else { "sleep" }
+                        ),
                         core,
                         wake,
                         per_chunk,
@@ -306,8 +319,10 @@ pub fn run(env: &Env, r: &mut Report) {
     }
     if spin_run_ns > 0 {
         r.row(
-            Row::new(PART, "CPU spent spinning (spinning side)")
-                .takt(format!("{:.1}%", spun_ns as f64 * 100.0 / spin_run_ns as f64)),
+            Row::new(PART, "CPU spent spinning (spinning side)").takt(format!(
+                "{:.1}%",
+                spun_ns as f64 * 100.0 / spin_run_ns as f64
+            )),
         );
     }
 }

@@ -339,7 +339,16 @@ pub fn run_probe_waking(
     capture: u64,
     tick: impl FnMut(&RunControl),
 ) -> Result<ProbeRun, String> {
-    probe(namespace, core, ClockKind::Real, jobs, capture, None, wake, tick)
+    probe(
+        namespace,
+        core,
+        ClockKind::Real,
+        jobs,
+        capture,
+        None,
+        wake,
+        tick,
+    )
 }
 
 /// [`run_probe`], recording a trace of every job when `trace` is given.
@@ -352,7 +361,16 @@ pub fn run_probe_traced(
     trace: Option<takt::dispatch::TraceOptions>,
     tick: impl FnMut(&RunControl),
 ) -> Result<ProbeRun, String> {
-    probe(namespace, core, clock, jobs, capture, trace, Wake::Sleep, tick)
+    probe(
+        namespace,
+        core,
+        clock,
+        jobs,
+        capture,
+        trace,
+        Wake::Sleep,
+        tick,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
