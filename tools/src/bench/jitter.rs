@@ -223,99 +223,68 @@ pub fn run(env: &Env, r: &mut Report) {
         r.set("jitter_cyclictest_us_p99", c.quantile_us(0.99) as f64);
         r.set("jitter_cyclictest_us_max", c.max_us as f64);
     }
-    type Line<'a> = (
-        &'a str,
-        &'a str,
-        Option<u64>,
-        Option<u64>,
-        Option<(f64, &'a str)>,
-    );
-    let lines: [Line; 3] = [
+    let sides = [
         (
-            "p50",
-            "jitter_ratio_p50",
-            takt.map(|q| q.p50_ns),
-            baseline.as_ref().map(|c| c.quantile_us(0.5)),
-            None,
+            "",
+            ["jitter_ratio_p50", "jitter_ratio_p99", "jitter_ratio_max"],
+            takt,
+            [
+                None,
+                Some((1.10, "<= 1.10x cyclictest")),
+                Some((1.5, "<= 1.50x cyclictest")),
+            ],
         ),
         (
-            "p99",
-            "jitter_ratio_p99",
-            takt.map(|q| q.p99_ns),
-            baseline.as_ref().map(|c| c.quantile_us(0.99)),
-            Some((1.10, "<= 1.10x cyclictest")),
-        ),
-        (
-            "max",
-            "jitter_ratio_max",
-            takt.map(|q| q.max_ns),
-            baseline.as_ref().map(|c| c.max_us),
-            Some((1.5, "<= 1.50x cyclictest")),
+            ", spinning the last 100 us",
+            [
+                "spin_lateness_ratio_p50",
+                "spin_lateness_ratio_p99",
+                "spin_lateness_ratio_max",
+            ],
+            spin,
+            [None, Some((0.5, "<= 0.50x cyclictest")), None],
         ),
     ];
-    for (name, key, takt_ns, base_us, target) in lines {
-        let rt = ratio(takt_ns.map(bin_middle_us_of_ns), base_us.map(bin_middle_us));
-        if let Some(v) = rt {
-            r.set(key, v);
-        }
-        let mut row = Row::new(
-            PART,
-            format!(
-                "release lateness {name} ({} x 1 ms in {chunks} alternating chunks, core {core})",
-                per_chunk * chunks
+    for (how, keys, q, targets) in sides {
+        let quantiles = [
+            (
+                "p50",
+                q.map(|q| q.p50_ns),
+                baseline.as_ref().map(|c| c.quantile_us(0.5)),
             ),
-        )
-        .takt(takt_ns.map_or_else(|| "-".into(), |ns| fmt_ns(ns as f64)))
-        .baseline(base_us.map_or_else(|| "-".into(), |us| format!("{us} us cyclictest")))
-        .ratio(rt);
-        if let Some((limit, text)) = target {
-            row = row.at_most(rt, limit, text);
-        }
-        r.row(row);
-    }
-    // The spinning dispatcher against the same cyclictest distribution.
-    let spin_lines: [Line; 3] = [
-        (
-            "p50",
-            "spin_lateness_ratio_p50",
-            spin.map(|q| q.p50_ns),
-            baseline.as_ref().map(|c| c.quantile_us(0.5)),
-            None,
-        ),
-        (
-            "p99",
-            "spin_lateness_ratio_p99",
-            spin.map(|q| q.p99_ns),
-            baseline.as_ref().map(|c| c.quantile_us(0.99)),
-            Some((0.5, "<= 0.50x cyclictest")),
-        ),
-        (
-            "max",
-            "spin_lateness_ratio_max",
-            spin.map(|q| q.max_ns),
-            baseline.as_ref().map(|c| c.max_us),
-            None,
-        ),
-    ];
-    for (name, key, takt_ns, base_us, target) in spin_lines {
-        let rt = ratio(takt_ns.map(bin_middle_us_of_ns), base_us.map(bin_middle_us));
-        if let Some(v) = rt {
-            r.set(key, v);
-        }
-        let mut row = Row::new(
-            PART,
-            format!(
-                "release lateness {name}, spinning the last 100 us ({} x 1 ms, core {core})",
-                per_chunk * chunks
+            (
+                "p99",
+                q.map(|q| q.p99_ns),
+                baseline.as_ref().map(|c| c.quantile_us(0.99)),
             ),
-        )
-        .takt(takt_ns.map_or_else(|| "-".into(), |ns| fmt_ns(ns as f64)))
-        .baseline(base_us.map_or_else(|| "-".into(), |us| format!("{us} us cyclictest")))
-        .ratio(rt);
-        if let Some((limit, text)) = target {
-            row = row.at_most(rt, limit, text);
+            (
+                "max",
+                q.map(|q| q.max_ns),
+                baseline.as_ref().map(|c| c.max_us),
+            ),
+        ];
+        for (((name, takt_ns, base_us), key), target) in
+            quantiles.into_iter().zip(keys).zip(targets)
+        {
+            let rt = ratio(takt_ns.map(bin_middle_us_of_ns), base_us.map(bin_middle_us));
+            if let Some(v) = rt {
+                r.set(key, v);
+            }
+            let mut row = Row::new(
+                PART,
+                format!(
+                    "release lateness {name}{how} ({} x 1 ms in {chunks} rotating chunks, core {core})",
+                    per_chunk * chunks
+                ),
+            )
+            .takt(takt_ns.map_or_else(|| "-".into(), |ns| fmt_ns(ns as f64)))
+            .baseline(base_us.map_or_else(|| "-".into(), |us| format!("{us} us cyclictest")))
+            .ratio(rt);
+            if let Some((limit, text)) = target {
+                row = row.at_most(rt, limit, text);
+            }
+            r.row(row);
         }
-        r.row(row);
     }
     if spin_run_ns > 0 {
         r.row(
