@@ -27,6 +27,10 @@ const KEYS: &[(&str, &str)] = &[
     ("plan_ms_1000_tasks", "scale"),
     ("dispatch_cost_ratio_1000_over_10", "scale"),
     ("sim_speedup", "sim"),
+    ("sim_speedup_with_setup", "sim"),
+    ("spin_lateness_ratio_p50", "jitter"),
+    ("spin_lateness_ratio_p99", "jitter"),
+    ("spin_cpu_fraction", "jitter"),
     // Raw figures behind the ratios.
     ("port_takt_8b_ns_p50", "ports"),
     ("port_raw_8b_ns_p50", "ports"),
