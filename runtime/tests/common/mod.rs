@@ -113,6 +113,7 @@ pub fn task(
         let_ns: 10 * MS,
         core,
         overrun,
+        on_fault: Default::default(),
         params,
         line: 1,
     }

@@ -164,6 +164,8 @@ pub struct Job {
     pub off_cpu_ns: Option<u64>,
     /// `(ns past the deadline, platform share ns, attribution code)` of a `Miss` record.
     pub miss: Option<(u64, u64, u16)>,
+    /// `(first code, reports)` of a `Fault` record (trace format 4 on).
+    pub fault: Option<(u16, u64)>,
     /// `(port, seq)` of every `Read`; seq 0 = no sample was visible.
     pub reads: Vec<(u16, u64)>,
     pub publishes: Vec<Published>,
@@ -187,6 +189,7 @@ impl Job {
             overrun: None,
             off_cpu_ns: None,
             miss: None,
+            fault: None,
             reads: Vec::new(),
             publishes: Vec::new(),
         }
@@ -280,6 +283,7 @@ pub fn jobs(records: &[TraceRecord]) -> Vec<Job> {
                 platform_ns,
                 attribution,
             } => job.miss = Some((late_ns, platform_ns, attribution)),
+            TraceEvent::Fault { code, reports } => job.fault = Some((code, reports)),
             TraceEvent::ModeSwitch { .. }
             | TraceEvent::Lifecycle { .. }
             | TraceEvent::Dropped { .. } => {}
@@ -307,6 +311,8 @@ pub struct TaskFigures {
     pub deadline_misses: u64,
     /// Who caused the skips, overruns and deadline misses above.
     pub attribution: MissAttribution,
+    /// The jobs that reported a fault (`Fault` records; none in files before format 4).
+    pub faults: FaultFigures,
     /// Jobs neither skipped nor complete: their records were lost or cut off.
     pub incomplete: u64,
     pub lateness_samples_ns: Vec<u64>,
@@ -317,6 +323,27 @@ pub struct TaskFigures {
     pub execution: Option<Quantiles>,
     pub off_cpu: Option<Quantiles>,
 }
+
+// --- fault reports (issue #11.5): `Fault` records per task ---
+/// A task's fault reports: jobs with a `Fault` record, their reports, and the codes of the
+/// first and the last such job (in job order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultFigures {
+    pub jobs: u64,
+    pub reports: u64,
+    pub first_code: Option<u16>,
+    pub last_code: Option<u16>,
+}
+
+impl FaultFigures {
+    fn add_job(&mut self, code: u16, reports: u64) {
+        self.jobs += 1;
+        self.reports = self.reports.saturating_add(reports);
+        self.first_code.get_or_insert(code);
+        self.last_code = Some(code);
+    }
+}
+// --- end fault reports ---
 
 /// The skips, overruns and deadline misses of a task by who caused them. Each of them is
 /// in exactly one of `platform`, `takt` and `unattributed`.
@@ -605,6 +632,7 @@ fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFig
             overruns: 0,
             deadline_misses: 0,
             attribution: MissAttribution::default(),
+            faults: FaultFigures::default(),
             incomplete: 0,
             lateness_samples_ns: Vec::new(),
             execution_samples_ns: Vec::new(),
@@ -614,6 +642,9 @@ fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> Vec<TaskFig
             off_cpu: None,
         };
         for j in mine {
+            if let Some((code, reports)) = j.fault {
+                f.faults.add_job(code, reports);
+            }
             if j.skipped {
                 f.skips += 1;
                 f.attribution.class(j.skip_attribution).skips += 1;

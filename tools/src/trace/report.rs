@@ -34,6 +34,9 @@
 //!       "takt": {"skips": 0, "overruns": 0, "deadline_misses": 0},      // the task or takt itself
 //!       "unattributed": {"skips": 0, "overruns": 0, "deadline_misses": 0} // trace format < 3
 //!     },
+//!     "faults": {"jobs": 0, "reports": 0,  // jobs that reported a fault, and every report
+//!                "first_code": null, "last_code": null},  // codes of the first/last such job
+
 //!     "off_cpu_ns_p99": 0, "off_cpu_ns_max": 0,  // time off the CPU during a job
 //!     "incomplete": 0,                   // neither skipped nor complete (records lost or cut)
 //!     "lateness_ns_min": 0, "lateness_ns_p50": 0, "lateness_ns_p99": 0, "lateness_ns_max": 0,
@@ -243,6 +246,7 @@ struct TaskJson {
     overruns: u64,
     deadline_misses: u64,
     attribution: AttributionJson,
+    faults: FaultsJson,
     off_cpu_ns_p99: Option<u64>,
     off_cpu_ns_max: Option<u64>,
     incomplete: u64,
@@ -256,6 +260,43 @@ struct TaskJson {
     execution_ns_max: Option<u64>,
     releases: Option<TaskReleasesJson>,
 }
+
+// --- fault reports (issue #11.5) ---
+#[derive(Serialize)]
+struct FaultsJson {
+    jobs: u64,
+    reports: u64,
+    first_code: Option<u16>,
+    last_code: Option<u16>,
+}
+
+impl From<&analysis::FaultFigures> for FaultsJson {
+    fn from(f: &analysis::FaultFigures) -> Self {
+        FaultsJson {
+            jobs: f.jobs,
+            reports: f.reports,
+            first_code: f.first_code,
+            last_code: f.last_code,
+        }
+    }
+}
+
+/// One line per task whose jobs reported faults.
+fn faults_text(out: &mut String, a: &Analysis) {
+    let code = |c: Option<u16>| c.map_or("-".to_string(), |c| c.to_string());
+    for t in a.tasks.iter().filter(|t| t.faults.jobs > 0) {
+        let _ = writeln!(
+            out,
+            "  faults: {} {} job(s) ({} report(s)), first code {}, last code {}",
+            t.name,
+            t.faults.jobs,
+            t.faults.reports,
+            code(t.faults.first_code),
+            code(t.faults.last_code)
+        );
+    }
+}
+// --- end fault reports ---
 
 #[derive(Serialize)]
 struct AttributionJson {
@@ -401,6 +442,7 @@ fn to_json(loaded: &Loaded, a: &Analysis) -> ReportJson {
                         takt: (&t.attribution.takt).into(),
                         unattributed: (&t.attribution.unattributed).into(),
                     },
+                    faults: (&t.faults).into(),
                     off_cpu_ns_p99: t.off_cpu.map(|q| q.p99_ns),
                     off_cpu_ns_max: t.off_cpu.map(|q| q.max_ns),
                     incomplete: t.incomplete,
@@ -600,6 +642,7 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
                 t.skips.to_string(),
                 t.overruns.to_string(),
                 t.deadline_misses.to_string(),
+                t.faults.jobs.to_string(),
             ];
             row.extend(four(t.lateness).map(human_ns));
             row.extend(four(t.execution).map(human_ns));
@@ -608,12 +651,14 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
         .collect();
     out.push_str(&table(
         &[
-            "task", "core", "jobs", "run", "skip", "overrun", "miss", "late min", "late p50",
+            "task", "core", "jobs", "run", "skip", "overrun", "miss", "fault", "late min",
+            "late p50",
             "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
         ],
         &rows,
     ));
     attribution_text(&mut out, a);
+    faults_text(&mut out, a);
     let incomplete: Vec<String> = a
         .tasks
         .iter()
