@@ -1525,6 +1525,30 @@ mod tests {
     }
 
     #[test]
+    fn fault_records_are_counted_per_task_with_the_first_and_last_code() {
+        let mut records = clean_run(2);
+        let a = analyze(&header(), &records);
+        assert!(
+            a.tasks.iter().all(|t| t.faults == FaultFigures::default()),
+            "a file without Fault records (any format before 4) has no faults"
+        );
+        // Filter jobs 3 and 1 report faults (out of order in the file: job order counts).
+        records.push(TraceRecord::fault(1, 1, 3, 16 * MS, 17 * MS, 9, 1));
+        records.push(TraceRecord::fault(1, 1, 1, 6 * MS, 7 * MS, 4, 2));
+        let a = analyze(&header(), &records);
+        assert_eq!(
+            a.tasks[1].faults,
+            FaultFigures {
+                jobs: 2,
+                reports: 3,
+                first_code: Some(4),
+                last_code: Some(9),
+            }
+        );
+        assert_eq!(a.tasks[0].faults, FaultFigures::default());
+    }
+
+    #[test]
     fn deadline_misses_overruns_skips_and_cut_off_jobs_are_counted() {
         let mut records = clean_run(2);
         // Filter job 1 (release 6 ms, LET deadline 7 ms) ends at 7 ms + 1: a miss and an overrun.
