@@ -460,7 +460,11 @@ fn sim_faults_are_counted_per_task_traced_and_reach_the_health_record() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // 20 jobs (0..=19); jobs 2, 7, 12 and 17 fault, twice each.
-    let w = r.tasks.iter().find(|t| t.name == "w").expect("writer stats");
+    let w = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "w")
+        .expect("writer stats");
     assert_eq!(w.jobs, 20);
     assert_eq!(
         w.faults,
@@ -472,7 +476,11 @@ fn sim_faults_are_counted_per_task_traced_and_reach_the_health_record() {
         },
         "one faulted job per job, every report counted, the first report's code"
     );
-    let rd = r.tasks.iter().find(|t| t.name == "r").expect("reader stats");
+    let rd = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "r")
+        .expect("reader stats");
     assert_eq!(rd.faults, dispatch::FaultCounts::default());
     assert_eq!(r.mode_history.len(), 1, "report only: {:?}", r.mode_history);
     assert_eq!(health.faults(), 4, "the health record counts faulted jobs");
@@ -506,16 +514,30 @@ fn sim_a_fault_escalates_to_a_mode_switch_at_the_next_boundary() {
     let mut d = deployment(1, OverrunPolicy::Report, 0);
     faulting(&mut d);
     d.tasks[0].on_fault = takt::manifest::FaultPolicy::Escalate(1);
-    let r = run(&d, ClockKind::Sim, 200 * MS, "faultesc", &RunControl::new(0));
+    let r = run(
+        &d,
+        ClockKind::Sim,
+        200 * MS,
+        "faultesc",
+        &RunControl::new(0),
+    );
     // Job 2 of `w` faults in cycle 2 (one job per 10 ms hyperperiod): the request is
     // decided at the next boundary, cycle 3, where `reader-only` drops the writer.
     assert_eq!(
         r.mode_history,
         vec![(0, "both".to_string()), (3, "reader-only".to_string())]
     );
-    let w = r.tasks.iter().find(|t| t.name == "w").expect("writer stats");
+    let w = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "w")
+        .expect("writer stats");
     assert_eq!(w.jobs, 3, "the writer ran exactly until the boundary");
     assert_eq!(w.faults.jobs, 1);
-    let rd = r.tasks.iter().find(|t| t.name == "r").expect("reader stats");
+    let rd = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "r")
+        .expect("reader stats");
     assert_eq!(rd.jobs, 20, "the reader kept every release");
 }

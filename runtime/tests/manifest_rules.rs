@@ -1054,7 +1054,11 @@ fn on_fault_defaults_to_report_and_escalates_to_a_declared_mode() {
     )]);
     let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
     let camera = d.tasks.iter().find(|t| t.name == "camera").expect("camera");
-    let degraded = d.modes.iter().position(|m| m.name == "degraded").expect("mode");
+    let degraded = d
+        .modes
+        .iter()
+        .position(|m| m.name == "degraded")
+        .expect("mode");
     assert_eq!(camera.on_fault, FaultPolicy::Escalate(degraded));
     let text = edit(&[("overrun = \"report\"", "on_fault = \"report\"")]);
     let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));

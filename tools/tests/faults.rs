@@ -104,8 +104,14 @@ impl Running {
         };
         Output {
             status,
-            stdout: self.stdout.take().map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
-            stderr: self.stderr.take().map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
+            stdout: self
+                .stdout
+                .take()
+                .map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
+            stderr: self
+                .stderr
+                .take()
+                .map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
         }
     }
 }
@@ -185,8 +191,7 @@ fn app_bin_dir() -> PathBuf {
                 );
             }
             let target = root.join("target/takt-new-app");
-            let mut build =
-                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             build
                 .args(["build", "--release", "--quiet"])
                 .current_dir(&dst)
@@ -361,7 +366,10 @@ fn simulated_faults_show_everywhere(layout: Layout, tag: &str) -> String {
     if let Some(a) = sink_app {
         assert!(health(a).ends_with(" faults=0"), "{stdout}");
     }
-    assert!(!stdout.contains("modes:"), "report only: no mode switch\n{stdout}");
+    assert!(
+        !stdout.contains("modes:"),
+        "report only: no mode switch\n{stdout}"
+    );
 
     // The trace files: one per app.
     let files: Vec<String> = match layout {
@@ -613,14 +621,9 @@ fn real_a_candidate_that_reports_faults_is_rolled_back_and_marked_bad() {
     let out = ok(&["ota", "activate", "act", "--hot-swap", "--control", s(&ctl)]);
     assert!(out.contains("switched to version 2"), "{out}");
     let v = poll(Duration::from_secs(15), "act rolled back", || {
-        let v: Value = serde_json::from_str(&ok(&[
-            "ota",
-            "status",
-            "--json",
-            "--control",
-            s(&ctl),
-        ]))
-        .expect("ota status is JSON");
+        let v: Value =
+            serde_json::from_str(&ok(&["ota", "status", "--json", "--control", s(&ctl)]))
+                .expect("ota status is JSON");
         if app(&v, "act")["state"] == "rolled-back" {
             Ok(v)
         } else {
@@ -628,7 +631,10 @@ fn real_a_candidate_that_reports_faults_is_rolled_back_and_marked_bad() {
         }
     });
     let a = app(&v, "act");
-    assert_eq!(a["running_version"], 0, "the manifest's version runs again: {v}");
+    assert_eq!(
+        a["running_version"], 0,
+        "the manifest's version runs again: {v}"
+    );
     assert!(
         a["bad_versions"]
             .as_array()
@@ -642,10 +648,7 @@ fn real_a_candidate_that_reports_faults_is_rolled_back_and_marked_bad() {
     );
     // The app's health saw them.
     let st = status(&ctl);
-    assert!(
-        app(&st, "act")["faults"].as_u64().unwrap_or(0) > 0,
-        "{st}"
-    );
+    assert!(app(&st, "act")["faults"].as_u64().unwrap_or(0) > 0, "{st}");
     assert_eq!(app(&st, "sense")["faults"], 0, "{st}");
     let out = running.wait(Duration::from_secs(60), "the run");
     assert!(out.status.success(), "{}", text(&out));

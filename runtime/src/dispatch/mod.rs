@@ -5,9 +5,10 @@
 //! deployment's priority (thread-priority), and walks the core's table of the current mode:
 //! it sleeps until each window's absolute start (`clock_nanosleep(TIMER_ABSTIME)` against
 //! the shared epoch), runs the job's `step`, measures release lateness and execution time,
-//! and applies the task's overrun policy and, when the job reported a fault
-//! (`StepContext::fault`), counts and traces it and applies the task's `on_fault` policy
-//! (an escalation is the same boundary mode request an overrun escalation makes). Memory is locked with `mlockall` for the run.
+//! and applies the task's overrun policy; when the job reported a fault
+//! (`StepContext::fault`) it counts and traces it and applies the task's `on_fault` policy
+//! (an escalation is the same boundary mode request an overrun escalation makes). Memory
+//! is locked with `mlockall` for the run.
 //! It never parses TOML, never plans, and never decides data visibility: LET is enforced by
 //! the ports from the logical times the dispatcher hands each job.
 //!

@@ -1555,7 +1555,11 @@ fn overrun(
 
 /// `on_fault`: like `overrun`'s `report` and `escalate:<mode>` (a fault has no time to
 /// give back, so there is no `skip-next`).
-fn on_fault(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Option<At<RawFault>> {
+fn on_fault(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<RawFault>> {
     let s = string(cx, field, v)?;
     let text = s.value.trim();
     let policy = match text {

@@ -12,13 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
-    FaultPolicy, OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits, ScalarKind,
-    Supervision, TaskId, TaskSpec,
+    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, FaultPolicy,
+    ModeSpec, OtaSpec, OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits,
+    ScalarKind, Supervision, TaskId, TaskSpec,
 };
 use super::parse::{
-    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
-    RawFault, RawMode, RawOverrun, RawScopedKey, RawTask, Section,
+    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawFault, RawKey,
+    RawManifest, RawMode, RawOverrun, RawScopedKey, RawTask, Section,
 };
 use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
 use crate::port::MAX_READERS_PER_TOPIC;

@@ -652,8 +652,7 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
     out.push_str(&table(
         &[
             "task", "core", "jobs", "run", "skip", "overrun", "miss", "fault", "late min",
-            "late p50",
-            "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
+            "late p50", "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
         ],
         &rows,
     ));
