@@ -12,22 +12,22 @@
 //!    its budget, or was late by takt's own doing. The platform's (a host stall, a late
 //!    wake-up) are reported with the verdict, never held against it. More than
 //!    `probation_max_overruns` of its own: rolled back, marked bad.
-//! 1b. Jobs that reported a fault (`StepContext::fault`) count against the version in the
+//! 2. Jobs that reported a fault (`StepContext::fault`) count against the version in the
 //!    whole window, its warm-up included: a fault is the version's own report of something
 //!    wrong, never the platform's timing. More than `probation_max_faults` (default 0):
 //!    rolled back, marked bad. The counter is the app's; after the switch only the new
 //!    version runs the app's jobs (the replaced one stands by), so what it counts from the
 //!    supervisor's first look after the switch on is the new version's.
-//! 2. Its p99 CPU time per job (as a fraction of the budget, over the window) is compared
+//! 3. Its p99 CPU time per job (as a fraction of the budget, over the window) is compared
 //!    with the replaced version's p99 measured before the switch: more than
 //!    `probation_exec_p99_max_percent` of it (with at least [`MIN_JOBS`] jobs on each side,
 //!    else not judged): rolled back, marked bad.
-//! 3. Its heartbeat may stand still at most `probation_heartbeat_timeout`, counted in
+//! 4. Its heartbeat may stand still at most `probation_heartbeat_timeout`, counted in
 //!    wall time minus the time the supervisor's own loop was late (a supervisor that
 //!    wakes late sees every heartbeat late). When every other app's heartbeat stood still
 //!    as long, the platform stalled the whole deployment: rolled back (a stopped version
 //!    cannot be kept) but not marked bad. Otherwise: rolled back, marked bad.
-//! 4. The window ran out with none of the above and the version ran at least the jobs of
+//! 5. The window ran out with none of the above and the version ran at least the jobs of
 //!    its window (`probation` hyperperiods at its fewest jobs per hyperperiod in any mode
 //!    that releases it): committed. A window spent in a mode that releases none of its
 //!    tasks proves nothing, so the window goes on; ten windows without the jobs: rolled
@@ -35,12 +35,13 @@
 //!
 //! # What probation trusts
 //!
-//! The overrun and miss counters and the CPU-time histogram live in the app's
+//! The overrun, miss and fault counters and the CPU-time histogram live in the app's
 //! shared-memory health record, which the app's own processes write: a version that wants
 //! to pass can rewrite them. The heartbeat it cannot fake forwards without running its
 //! cycles' dispatch, and the supervisor measures its own lateness and the other apps'
-//! heartbeats itself. So rules 1 and 2 catch an honest but slow or overrunning version, not
-//! a malicious one; rule 3 and process exit are the evidence the candidate cannot forge.
+//! heartbeats itself. So rules 1 to 3 catch an honest but slow, overrunning or faulting
+//! version, not a malicious one; rule 4 and process exit are the evidence the candidate
+//! cannot forge.
 
 use crate::dispatch::{cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
 use crate::manifest::ProbationLimits;
