@@ -3,8 +3,11 @@
 //! Owns: what an app developer writes. A task is a plain struct that opens its typed ports
 //! once, in its constructor (through a [`TaskBuilder`]), and then does one job per release
 //! in [`Task::step`]. `step` must not allocate, lock or block: the dispatcher calls it on a
-//! pinned SCHED_FIFO thread. This module never touches TOML, threads or the schedule.
+//! pinned SCHED_FIFO thread. A job that detects a fault reports it with
+//! [`StepContext::fault`] (see there). This module never touches TOML, threads or the
+//! schedule.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -18,16 +21,32 @@ use crate::port::{ActivityCell, PortNode, PortOpenError, Sizing};
 pub use crate::port::{Message, Reader, Sampled, Writer};
 use crate::time::JobTime;
 
-/// What a job sees: its logical times and index. Ports take it to stamp LET visibility
-/// (writers) and to pick the sample valid at the release (readers).
-#[derive(Clone, Copy, Debug)]
+/// A fault code a task reports with [`StepContext::fault`]. What a code means is the app's
+/// own business (a sensor timeout, a failed plausibility check, ...): takt counts, traces
+/// and reports codes, it never interprets them.
+pub type FaultCode = u16;
+
+/// What a job sees: its logical times and index, and where it reports a fault. Ports take
+/// it to stamp LET visibility (writers) and to pick the sample valid at the release
+/// (readers).
+///
+/// A fresh context is made for every job, so fault reports never leak into the next job.
+#[derive(Clone, Debug)]
 pub struct StepContext {
     job: JobTime,
+    /// Fault reports of this job so far (saturating).
+    fault_reports: Cell<u32>,
+    /// The code of the first report (meaningful when `fault_reports > 0`).
+    first_fault: Cell<FaultCode>,
 }
 
 impl StepContext {
     pub fn new(job: JobTime) -> Self {
-        StepContext { job }
+        StepContext {
+            job,
+            fault_reports: Cell::new(0),
+            first_fault: Cell::new(0),
+        }
     }
     /// Logical release instant, nanoseconds since the epoch.
     pub fn release_ns(&self) -> u64 {
@@ -43,6 +62,34 @@ impl StepContext {
     }
     pub fn job(&self) -> &JobTime {
         &self.job
+    }
+
+    /// Reports a fault of this job: the task detected something wrong (a sensor timed out,
+    /// a plausibility check failed) and goes on. `code` is the app's own: takt never
+    /// interprets it, it counts the job as faulted, traces it, reports it per task in the
+    /// run summary and to the supervisor's health record, and applies the task's `on_fault`
+    /// policy after the job.
+    ///
+    /// Several reports in one job: the job counts once as a faulted job, the reports are
+    /// counted, and the **first** code is the job's code (the first thing that went wrong
+    /// is usually the cause of the rest). Allowed on the hot path: two `Cell` writes, no
+    /// allocation, no lock, no syscall.
+    pub fn fault(&self, code: FaultCode) {
+        let n = self.fault_reports.get();
+        if n == 0 {
+            self.first_fault.set(code);
+        }
+        self.fault_reports.set(n.saturating_add(1));
+    }
+
+    /// How many faults this job has reported so far.
+    pub fn faults_reported(&self) -> u32 {
+        self.fault_reports.get()
+    }
+
+    /// The code of this job's first fault report, `None` while it reported none.
+    pub fn first_fault(&self) -> Option<FaultCode> {
+        (self.fault_reports.get() > 0).then(|| self.first_fault.get())
     }
 }
 
@@ -70,7 +117,7 @@ pub struct TaskReport {
 /// dispatcher constructs every task on the pinned thread that will run it, and it stays there.
 pub trait Task {
     /// One job: read inputs as of `ctx.release_ns()`, publish outputs (visible at
-    /// `ctx.deadline_ns()`).
+    /// `ctx.deadline_ns()`), and report a detected fault with `ctx.fault(code)`.
     fn step(&mut self, ctx: &StepContext);
 
     /// Called once after the last job, off the real-time path.
@@ -495,5 +542,45 @@ impl Registry {
                 task: name.to_string(),
                 known: self.constructors.keys().cloned().collect(),
             })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn ctx() -> StepContext {
+        StepContext::new(JobTime {
+            release_ns: 10,
+            deadline_ns: 20,
+            index: 1,
+        })
+    }
+
+    #[test]
+    fn a_job_without_reports_has_no_fault() {
+        let c = ctx();
+        assert_eq!((c.faults_reported(), c.first_fault()), (0, None));
+    }
+
+    #[test]
+    fn several_reports_in_one_job_are_counted_and_keep_the_first_code() {
+        let c = ctx();
+        c.fault(0);
+        c.fault(7);
+        c.fault(9);
+        assert_eq!((c.faults_reported(), c.first_fault()), (3, Some(0)));
+        // A fresh context per job: nothing carries over.
+        assert_eq!(ctx().first_fault(), None);
+    }
+
+    #[test]
+    fn the_report_count_saturates_instead_of_wrapping() {
+        let c = ctx();
+        c.fault(5);
+        c.fault_reports.set(u32::MAX - 1);
+        c.fault(6);
+        c.fault(6);
+        assert_eq!((c.faults_reported(), c.first_fault()), (u32::MAX, Some(5)));
     }
 }

@@ -62,6 +62,10 @@ struct Probe {
 impl Task for Probe {
     fn step(&mut self, ctx: &StepContext) {
         let _ = self.input.read(ctx);
+        // Every job reports two faults, so the dispatcher's fault path (count, policy) is
+        // part of what must not allocate.
+        ctx.fault(1);
+        ctx.fault(2);
         self.jobs += 1;
         let now = ALLOCATIONS.load(Ordering::Relaxed);
         if self.jobs == 5 {
@@ -122,6 +126,12 @@ fn takt_run(clock: ClockKind, cycles: u64, reader_only: bool, tag: &str) -> (u64
             .unwrap_or_else(|| panic!("probe reported {key}"))
     };
     let writer_jobs = r.tasks.iter().find(|t| t.name == "w").map_or(0, |t| t.jobs);
+    let probe = r.tasks.iter().find(|t| t.name == "r").expect("probe stats");
+    assert_eq!(
+        (probe.faults.jobs, probe.faults.reports),
+        (probe.jobs, 2 * probe.jobs),
+        "every probe job faulted twice"
+    );
     (
         outcome("steady_allocations"),
         outcome("steady_jobs"),

@@ -1,6 +1,7 @@
 //! The dispatcher on hand-built deployments and plans (independent of the manifest parser
 //! and the planner): LET data flow in simulated time, and in real time pinning, SCHED_FIFO,
-//! overrun policies and mode switches at hyperperiod boundaries on every core.
+//! overrun policies and mode switches at hyperperiod boundaries on every core, and fault
+//! reports (`StepContext::fault`): counted, traced, in the health record, escalated.
 //!
 //! Real-time tests need SCHED_FIFO permission; without it they print `SKIPPED <name>` and
 //! return.
@@ -454,4 +455,123 @@ fn real_spin_wake_is_honoured_on_its_core_only_and_changes_no_output() {
         "simulated time never spins"
     );
     assert_eq!(real.digest_hex(), sim.digest_hex());
+
+/// `w` reports two faults (codes `100 + k`, then 999) in jobs `k % 5 == 2` when built with
+/// these parameters.
+fn faulting(d: &mut takt::manifest::Deployment) {
+    use takt::manifest::ParamValue;
+    let w = &mut d.tasks[0];
+    w.params.insert("fault_every".into(), ParamValue::Int(5));
+    w.params.insert("fault_at".into(), ParamValue::Int(2));
+}
+
+#[test]
+fn sim_faults_are_counted_per_task_traced_and_reach_the_health_record() {
+    use takt::trace::{EventKind, TraceEvent};
+    let mut d = deployment(1, OverrunPolicy::Report, 0);
+    faulting(&mut d);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("faults.takttrace");
+    let health = dispatch::AppHealth::new();
+    let opts = dispatch::RunOptions {
+        clock: ClockKind::Sim,
+        duration_ns: 200 * MS,
+        namespace: Some(common::unique("faults")),
+        trace: Some(dispatch::TraceOptions::new(&path, [0; 32])),
+        ..dispatch::RunOptions::default()
+    };
+    let hooks = dispatch::Hooks {
+        health: Some(&health),
+        ..dispatch::Hooks::default()
+    };
+    let r = dispatch::run_hosted(
+        &d,
+        &common::plan(&d),
+        &common::registry(),
+        &opts,
+        &RunControl::new(0),
+        hooks,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // 20 jobs (0..=19); jobs 2, 7, 12 and 17 fault, twice each.
+    let w = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "w")
+        .expect("writer stats");
+    assert_eq!(w.jobs, 20);
+    assert_eq!(
+        w.faults,
+        dispatch::FaultCounts {
+            jobs: 4,
+            reports: 8,
+            first_code: Some(102),
+            last_code: Some(117),
+        },
+        "one faulted job per job, every report counted, the first report's code"
+    );
+    let rd = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "r")
+        .expect("reader stats");
+    assert_eq!(rd.faults, dispatch::FaultCounts::default());
+    assert_eq!(r.mode_history.len(), 1, "report only: {:?}", r.mode_history);
+    assert_eq!(health.faults(), 4, "the health record counts faulted jobs");
+
+    let t = takt::trace::read_all(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.error.is_none(), "{:?}", t.error);
+    let faults: Vec<(u32, u64, TraceEvent)> = t
+        .records
+        .iter()
+        .filter(|rec| rec.kind() == Ok(EventKind::Fault))
+        .map(|rec| (rec.task, rec.job, rec.event().expect("a known kind")))
+        .collect();
+    let expected: Vec<(u32, u64, TraceEvent)> = [2u64, 7, 12, 17]
+        .iter()
+        .map(|&k| {
+            (
+                0,
+                k,
+                TraceEvent::Fault {
+                    code: 100 + k as u16,
+                    reports: 2,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(faults, expected, "one Fault record per faulted job");
+}
+
+#[test]
+fn sim_a_fault_escalates_to_a_mode_switch_at_the_next_boundary() {
+    let mut d = deployment(1, OverrunPolicy::Report, 0);
+    faulting(&mut d);
+    d.tasks[0].on_fault = takt::manifest::FaultPolicy::Escalate(1);
+    let r = run(
+        &d,
+        ClockKind::Sim,
+        200 * MS,
+        "faultesc",
+        &RunControl::new(0),
+    );
+    // Job 2 of `w` faults in cycle 2 (one job per 10 ms hyperperiod): the request is
+    // decided at the next boundary, cycle 3, where `reader-only` drops the writer.
+    assert_eq!(
+        r.mode_history,
+        vec![(0, "both".to_string()), (3, "reader-only".to_string())]
+    );
+    let w = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "w")
+        .expect("writer stats");
+    assert_eq!(w.jobs, 3, "the writer ran exactly until the boundary");
+    assert_eq!(w.faults.jobs, 1);
+    let rd = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "r")
+        .expect("reader stats");
+    assert_eq!(rd.jobs, 20, "the reader kept every release");
 }

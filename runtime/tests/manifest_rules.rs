@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use takt::manifest::{
-    self, limits, Deployment, ManifestError, ManifestLoadError, OtaSpec, OverrunPolicy, ParamValue,
-    Probation,
+    self, limits, Deployment, FaultPolicy, ManifestError, ManifestLoadError, OtaSpec,
+    OverrunPolicy, ParamValue, Probation,
 };
 use takt::task::{Ports, Registry, Task, TaskBuildError, TaskBuilder};
 
@@ -1041,6 +1041,81 @@ fn escalation_and_update_safe_modes_must_name_declared_modes() {
     );
 }
 
+#[test]
+fn on_fault_defaults_to_report_and_escalates_to_a_declared_mode() {
+    let d = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        d.tasks.iter().all(|t| t.on_fault == FaultPolicy::Report),
+        "report is the default"
+    );
+    let text = edit(&[(
+        "overrun = \"skip-next\"",
+        "overrun = \"skip-next\"\non_fault = \" escalate: degraded \"",
+    )]);
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let camera = d.tasks.iter().find(|t| t.name == "camera").expect("camera");
+    let degraded = d
+        .modes
+        .iter()
+        .position(|m| m.name == "degraded")
+        .expect("mode");
+    assert_eq!(camera.on_fault, FaultPolicy::Escalate(degraded));
+    let text = edit(&[("overrun = \"report\"", "on_fault = \"report\"")]);
+    let d = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.tasks.iter().all(|t| t.on_fault == FaultPolicy::Report));
+}
+
+#[test]
+fn a_bad_on_fault_policy_is_refused_at_its_line() {
+    // An unknown mode, with the declared ones listed.
+    let text = edit(&[(
+        "overrun = \"skip-next\"",
+        "overrun = \"skip-next\"\non_fault = \"escalate:limp\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "escalate:limp", 0),
+        "task.camera.on_fault",
+        &["unknown mode `limp`", "`degraded`, `drive`, `parked`"],
+    );
+    // `skip-next` is an overrun policy only: a fault gives no time back.
+    let text = edit(&[(
+        "overrun = \"skip-next\"",
+        "overrun = \"skip-next\"\non_fault = \"skip-next\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "on_fault", 0),
+        "task.camera.on_fault",
+        &[
+            "\"skip-next\" is not a fault policy",
+            "allowed: \"report\", \"escalate:<mode name>\"",
+        ],
+    );
+    // `escalate:` without a mode.
+    let text = edit(&[(
+        "overrun = \"skip-next\"",
+        "overrun = \"skip-next\"\non_fault = \"escalate:\"",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "on_fault", 0),
+        "task.camera.on_fault",
+        &["`escalate:` needs the mode to switch to"],
+    );
+    // Not a string.
+    let text = edit(&[(
+        "overrun = \"skip-next\"",
+        "overrun = \"skip-next\"\non_fault = 3",
+    )]);
+    expect_error(
+        &text,
+        line_of(&text, "on_fault", 0),
+        "task.camera.on_fault",
+        &["expected a string"],
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Size limits.
 
@@ -1847,6 +1922,7 @@ fn probation_thresholds_are_read_defaulted_and_bounded() {
     let d = parse(&with_ota("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.ota.limits, takt::manifest::ProbationLimits::default());
     assert_eq!(d.ota.limits.max_overruns, 0);
+    assert_eq!(d.ota.limits.max_faults, 0, "no fault is allowed by default");
     assert_eq!(d.ota.limits.exec_p99_max_percent, 200);
     assert_eq!(
         d.ota.limits.heartbeat_timeout_ns(20 * MS),
@@ -1854,10 +1930,11 @@ fn probation_thresholds_are_read_defaulted_and_bounded() {
         "three hyperperiods, at least 200 ms"
     );
     let d = parse(&with_ota(
-        "probation_max_overruns = 2\nprobation_exec_p99_max_percent = 150\nprobation_heartbeat_timeout = \"500ms\"\n",
+        "probation_max_overruns = 2\nprobation_max_faults = 3\nprobation_exec_p99_max_percent = 150\nprobation_heartbeat_timeout = \"500ms\"\n",
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.ota.limits.max_overruns, 2);
+    assert_eq!(d.ota.limits.max_faults, 3);
     assert_eq!(d.ota.limits.exec_p99_max_percent, 150);
     assert_eq!(d.ota.limits.heartbeat_timeout_ns(20 * MS), 500 * MS);
 
@@ -1874,6 +1951,20 @@ fn probation_thresholds_are_read_defaulted_and_bounded() {
         line_of(&text, "probation_max_overruns", 0),
         "ota.probation_max_overruns",
         &["out of range; allowed: 0..=1000000"],
+    );
+    let text = with_ota("probation_max_faults = 1000001\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation_max_faults", 0),
+        "ota.probation_max_faults",
+        &["out of range; allowed: 0..=1000000"],
+    );
+    let text = with_ota("probation_max_faults = \"1\"\n");
+    expect_error(
+        &text,
+        line_of(&text, "probation_max_faults", 0),
+        "ota.probation_max_faults",
+        &["expected an integer"],
     );
     let text = with_ota("probation_heartbeat_timeout = \"1ms\"\n");
     expect_error(

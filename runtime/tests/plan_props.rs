@@ -60,6 +60,7 @@ fn task(
         let_ns,
         core,
         overrun: OverrunPolicy::Report,
+        on_fault: Default::default(),
         params: BTreeMap::new(),
         line: 1 + 10 * i,
     }

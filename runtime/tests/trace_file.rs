@@ -489,3 +489,34 @@ proptest! {
         let _ = read_bytes(&bytes);
     }
 }
+
+/// Format 4 only adds the `Fault` kind: a version-3 file (same header and chunks) is still
+/// read, record for record, and a version-4 file carries `Fault` records intact.
+#[test]
+fn a_version_3_file_is_still_read_and_fault_records_round_trip() {
+    let dir = TempDir::new("v3");
+    let path = dir.file("t");
+    let fault = TraceRecord::fault(0, 1, 7, 70, 75, 513, 3);
+    let mut chunks = sample_chunks();
+    chunks.push(vec![fault]);
+    write_chunks(&path, &chunks);
+    let read = read_all(&path).unwrap();
+    assert_eq!(read.records.last(), Some(&fault));
+    assert_eq!(
+        fault.event(),
+        Ok(takt::trace::TraceEvent::Fault {
+            code: 513,
+            reports: 3
+        })
+    );
+
+    let old = dir.file("old");
+    write_chunks(&old, &sample_chunks());
+    let mut bytes = std::fs::read(&old).unwrap();
+    assert_eq!(&bytes[8..10], &FORMAT_VERSION.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    std::fs::write(&old, &bytes).unwrap();
+    let read = read_all(&old).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.error, None);
+    assert_eq!(read.records, sample_chunks().concat());
+}

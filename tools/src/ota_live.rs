@@ -231,14 +231,15 @@ fn print_report(r: &OtaReport, json: bool) {
         if let Some(p) = &a.probation {
             let _ = writeln!(
                 out,
-                "  probation: hyperperiods {}..{}, {} overruns, {} missed releases so far ({} and {} of them the platform's, not counted against it; supervisor late by {} in total, not counted)",
+                "  probation: hyperperiods {}..{}, {} overruns, {} missed releases so far ({} and {} of them the platform's, not counted against it; supervisor late by {} in total, not counted); {} faulted job(s)",
                 p.from_cycle,
                 p.until_cycle,
                 p.overruns,
                 p.missed,
                 p.overruns_platform,
                 p.missed_platform,
-                takt::time::format_ns(p.supervisor_late_ns)
+                takt::time::format_ns(p.supervisor_late_ns),
+                p.faults
             );
         }
         if let Some(l) = &a.last_result {

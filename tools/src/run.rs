@@ -89,26 +89,28 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
     let w = r.tasks.iter().map(|t| t.name.len()).fold(12, usize::max);
     let _ = writeln!(
         out,
-        "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
+        "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5} {:>5}  {:<34} {:<34}",
         "task",
         "core",
         "jobs",
         "skip",
         "overrun",
         "miss",
+        "fault",
         "release lateness min/p50/p99/max",
         "execution min/p50/p99/max"
     );
     for t in &r.tasks {
         let _ = writeln!(
             out,
-            "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5}  {:<34} {:<34}",
+            "{:<w$} {:>4} {:>6} {:>5} {:>7} {:>5} {:>5}  {:<34} {:<34}",
             t.name,
             t.core,
             t.jobs,
             t.skipped,
             t.overruns,
             t.deadline_misses,
+            t.faults.jobs,
             q(&t.lateness),
             q(&t.execution)
         );
@@ -142,6 +144,19 @@ pub(crate) fn print_summary(d: &takt::manifest::Deployment, r: &RunReport) {
             sum(|t| t.jobs),
             format_ns(spin_ns),
             format_ns(mean_ns)
+        );
+    }
+    // Jobs that reported a fault (`StepContext::fault`), with the codes, per task.
+    for t in r.tasks.iter().filter(|t| t.faults.jobs > 0) {
+        let code = |c: Option<u16>| c.map_or("-".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "faults: {} {} job(s) ({} report(s)), first code {}, last code {}",
+            t.name,
+            t.faults.jobs,
+            t.faults.reports,
+            code(t.faults.first_code),
+            code(t.faults.last_code)
         );
     }
     if r.mode_history.len() > 1 {

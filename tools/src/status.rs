@@ -45,6 +45,7 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
                     "missed_platform": a.missed_platform,
                     "overruns_takt": a.overruns.saturating_sub(a.overruns_platform),
                     "missed_takt": a.missed.saturating_sub(a.missed_platform),
+                    "faults": a.faults,
                     "version": a.version,
                 })
             })
@@ -75,13 +76,21 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17}  version",
-        "app", "pid", "state", "restarts", "heartbeat age", "overruns", "missed", "platform/takt"
+        "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17} {:>6}  version",
+        "app",
+        "pid",
+        "state",
+        "restarts",
+        "heartbeat age",
+        "overruns",
+        "missed",
+        "platform/takt",
+        "faults"
     );
     for a in &s.apps {
         let _ = writeln!(
             out,
-            "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17}  {}",
+            "{:<12} {:>8} {:<11} {:>8} {:>13} {:>8} {:>7} {:>17} {:>6}  {}",
             a.name,
             a.pid.map_or("-".to_string(), |p| p.to_string()),
             a.state.as_str(),
@@ -95,6 +104,7 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
                 let all = a.overruns + a.missed;
                 format!("{platform}/{}", all.saturating_sub(platform))
             },
+            a.faults,
             if a.version.is_empty() {
                 "-"
             } else {

@@ -162,12 +162,13 @@ fn supervise_checked(
         for a in &outcome.apps {
             let _ = writeln!(
                 out,
-                "app: {} state={} restarts={} overruns={} missed={}",
+                "app: {} state={} restarts={} overruns={} missed={} faults={}",
                 a.name,
                 a.state.as_str(),
                 a.restarts,
                 a.overruns,
-                a.missed
+                a.missed,
+                a.faults
             );
         }
     }

@@ -436,6 +436,8 @@ pub struct AppHealth {
     overruns_platform: AtomicU64,
     /// Of `missed`: those the platform caused.
     missed_platform: AtomicU64,
+    /// Jobs that reported a fault (`StepContext::fault`).
+    faults: AtomicU64,
     /// Jobs by CPU time as a fraction of their budget (see [`CPU_BUCKETS`]).
     cpu_histogram: [AtomicU64; CPU_BUCKETS],
 }
@@ -454,6 +456,7 @@ impl AppHealth {
             missed: AtomicU64::new(0),
             overruns_platform: AtomicU64::new(0),
             missed_platform: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
             cpu_histogram: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -472,6 +475,14 @@ impl AppHealth {
         if by == super::Attribution::Platform {
             self.missed_platform.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    /// Counts one job that reported a fault.
+    pub(crate) fn note_fault(&self) {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Jobs that reported a fault so far, over the whole run (every incarnation).
+    pub fn faults(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
     }
     /// Counts one job that used `cpu_ns` of CPU time against a budget of `budget_ns`.
     pub(crate) fn note_cpu(&self, cpu_ns: u64, budget_ns: u64) {

@@ -5,7 +5,10 @@
 //! deployment's priority (thread-priority), and walks the core's table of the current mode:
 //! it sleeps until each window's absolute start (`clock_nanosleep(TIMER_ABSTIME)` against
 //! the shared epoch), runs the job's `step`, measures release lateness and execution time,
-//! and applies the task's overrun policy. Memory is locked with `mlockall` for the run.
+//! and applies the task's overrun policy; when the job reported a fault
+//! (`StepContext::fault`) it counts and traces it and applies the task's `on_fault` policy
+//! (an escalation is the same boundary mode request an overrun escalation makes). Memory
+//! is locked with `mlockall` for the run.
 //! It never parses TOML, never plans, and never decides data visibility: LET is enforced by
 //! the ports from the logical times the dispatcher hands each job.
 //!
@@ -54,11 +57,11 @@ pub use control::{cpu_bucket, cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_
 pub use control::{AppHealth, CycleDecision, Handover, HandoverError, RunControl, MAX_MODES, STOP};
 pub use rt::{probe_realtime, thread_cpu_ns};
 use stats::TaskRecorder;
-pub use stats::{PlatformShare, Quantiles, TaskStats};
+pub use stats::{FaultCounts, PlatformShare, Quantiles, TaskStats};
 use tracing::Emitter;
 pub use tracing::{TraceOptions, TraceSummary};
 
-use crate::manifest::{Deployment, OverrunPolicy, TaskId};
+use crate::manifest::{Deployment, FaultPolicy, OverrunPolicy, TaskId};
 use crate::plan::{Plan, Window};
 use crate::port::ActivityCell;
 use crate::port::{PortNode, Sizing};
@@ -1017,6 +1020,28 @@ impl<'a> Dispatcher<'a> {
             verdict.off_cpu_ns,
         ));
         self.control.note_job();
+        if let Some(code) = ctx.first_fault() {
+            let reports = ctx.faults_reported();
+            h.rec.faults.note(reports, code);
+            if let Some(health) = self.setup.health {
+                health.note_fault();
+            }
+            emit.emit(TraceRecord::fault(
+                core,
+                task,
+                index,
+                release_ns,
+                end_ns,
+                code,
+                u64::from(reports),
+            ));
+            match spec.on_fault {
+                FaultPolicy::Report => {}
+                // The same boundary request an overrun escalation makes (`RunControl`):
+                // every core switches at the next undecided hyperperiod boundary.
+                FaultPolicy::Escalate(mode) => self.control.request_mode(mode),
+            }
+        }
         if let Some(attribution) = verdict.miss {
             h.rec.deadline_misses += 1;
             if attribution == Attribution::Platform {

@@ -1,6 +1,7 @@
 //! Per-task measurements: release lateness, execution time and CPU time as HDR histograms,
 //! counted overruns, skips and deadline misses, each also counted when the platform caused
-//! it (see [`super::attribution`]). Histograms are allocated when the run starts;
+//! it (see [`super::attribution`]), and the jobs that reported a fault
+//! (`StepContext::fault`) with their codes. Histograms are allocated when the run starts;
 //! recording a value never allocates.
 
 use hdrhistogram::Histogram;
@@ -47,6 +48,8 @@ pub struct TaskStats {
     /// Of `skipped`, `overruns` and `deadline_misses`: those the platform caused (the
     /// rest are takt's or the task's).
     pub platform: PlatformShare,
+    /// What the task's jobs reported with `StepContext::fault`.
+    pub faults: FaultCounts,
     /// Actual start minus planned window start.
     pub lateness: Quantiles,
     /// Execution time of the job (wake-up to end of `step`, injected jitter included).
@@ -61,6 +64,33 @@ pub struct TaskStats {
     pub spun_jobs: u64,
     /// Time spent spinning before this task's jobs, in total.
     pub spin_ns: u64,
+}
+
+/// A task's fault reports over a run. A job that reports several faults counts once in
+/// `jobs` and once per report in `reports`; its code is its first report's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Jobs that reported at least one fault.
+    pub jobs: u64,
+    /// Every report, over all jobs.
+    pub reports: u64,
+    /// The code of the first faulted job of the run.
+    pub first_code: Option<u16>,
+    /// The code of the last faulted job of the run.
+    pub last_code: Option<u16>,
+}
+
+impl FaultCounts {
+    /// Counts one job that reported `reports` (more than 0) faults, the first with `code`.
+    /// Allocation free.
+    pub fn note(&mut self, reports: u32, code: u16) {
+        self.jobs += 1;
+        self.reports = self.reports.saturating_add(u64::from(reports));
+        if self.first_code.is_none() {
+            self.first_code = Some(code);
+        }
+        self.last_code = Some(code);
+    }
 }
 
 /// The platform-attributed part of a task's counters.
@@ -91,6 +121,7 @@ pub(crate) struct TaskRecorder {
     pub skipped_platform: u64,
     pub overruns_platform: u64,
     pub deadline_misses_platform: u64,
+    pub faults: FaultCounts,
     off_cpu_max_ns: u64,
     pub spun_jobs: u64,
     pub spin_ns: u64,
@@ -117,6 +148,7 @@ impl TaskRecorder {
             skipped_platform: 0,
             overruns_platform: 0,
             deadline_misses_platform: 0,
+            faults: FaultCounts::default(),
             off_cpu_max_ns: 0,
             spun_jobs: 0,
             spin_ns: 0,
@@ -149,6 +181,7 @@ impl TaskRecorder {
                 overruns: self.overruns_platform,
                 deadline_misses: self.deadline_misses_platform,
             },
+            faults: self.faults,
             lateness: Quantiles::of(&self.lateness),
             execution: Quantiles::of(&self.execution),
             cpu: Quantiles::of(&self.cpu),
@@ -180,6 +213,24 @@ mod tests {
         assert_eq!(
             TaskRecorder::new().finish("e", 0).execution,
             Quantiles::default()
+        );
+    }
+
+    #[test]
+    fn faults_count_jobs_and_reports_and_keep_the_first_and_last_codes() {
+        let mut r = TaskRecorder::new();
+        assert_eq!(r.finish("t", 0).faults, FaultCounts::default());
+        r.faults.note(1, 7);
+        r.faults.note(3, 2);
+        r.faults.note(1, 9);
+        assert_eq!(
+            r.finish("t", 0).faults,
+            FaultCounts {
+                jobs: 3,
+                reports: 5,
+                first_code: Some(7),
+                last_code: Some(9),
+            }
         );
     }
 }

@@ -15,9 +15,10 @@ use crate::sync::{AtomicU64, Ordering};
 /// The most apps one supervised deployment may declare.
 pub const MAX_APPS: usize = 64;
 
-/// "TAKTCTL" + layout version 2 (version 2: [`AppHealth`] counts platform-attributed
-/// misses and a CPU-time histogram): written last by the creator, checked by every opener.
-const MAGIC: u64 = 0x5441_4B54_4354_4C02;
+/// "TAKTCTL" + layout version 3 (version 2: [`AppHealth`] counts platform-attributed
+/// misses and a CPU-time histogram; version 3: it counts faulted jobs): written last by the
+/// creator, checked by every opener.
+const MAGIC: u64 = 0x5441_4B54_4354_4C03;
 
 /// Prefix of every control block's name (`/dev/shm/takt-ctl-<deployment>-<pid>`).
 const NAME_PREFIX: &str = "takt-ctl-";
@@ -33,7 +34,7 @@ pub struct ControlBlock {
     pub walked: AtomicU64,
     /// The packed mode/stop word every dispatcher of every process decides cycles with.
     pub run: RunControl,
-    /// Per app, in manifest order: heartbeat, overruns, missed releases.
+    /// Per app, in manifest order: heartbeat, overruns, missed releases, faulted jobs.
     pub apps: [AppHealth; MAX_APPS],
     /// Simulated-time progress of each app's process (see [`crate::dispatch::lockstep`]):
     /// [`DONE`](crate::dispatch::lockstep::DONE) for apps that host nothing or have ended.

@@ -1178,6 +1178,7 @@ impl Supervisor<'_> {
                     missed: b.apps[i].missed(),
                     overruns_platform: b.apps[i].overruns_platform(),
                     missed_platform: b.apps[i].missed_platform(),
+                    faults: b.apps[i].faults(),
                     version: a.version.clone(),
                 })
                 .collect(),

@@ -16,7 +16,8 @@ use crate::dispatch::{Quantiles, TaskStats};
 use crate::task::TaskReport;
 
 /// The version every frame carries; a peer with another version is refused by name.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// (3: app status, probation and task statistics carry fault counts.)
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest frame body accepted: 256 KiB (a status of 64 apps or an app's end-of-run report
 /// of hundreds of tasks fits easily).
@@ -129,6 +130,8 @@ pub struct ProbationReport {
     /// Of those, the platform's (not held against the version).
     pub overruns_platform: u64,
     pub missed_platform: u64,
+    /// Jobs that reported a fault since the switch (`StepContext::fault`).
+    pub faults: u64,
     /// The supervisor's own lateness excused from the heartbeat check so far.
     pub supervisor_late_ns: u64,
 }
@@ -174,6 +177,8 @@ pub struct AppStatus {
     /// task's; see `takt::dispatch::attribution`).
     pub overruns_platform: u64,
     pub missed_platform: u64,
+    /// Jobs that reported a fault (`StepContext::fault`), over the whole run.
+    pub faults: u64,
     /// The takt version the app process reported.
     pub version: String,
 }
@@ -205,6 +210,8 @@ pub struct WireTaskStats {
     pub deadline_misses: u64,
     /// The platform-attributed skips, overruns and deadline misses.
     pub platform: [u64; 3],
+    /// Faulted jobs, fault reports, first and last code (see [`crate::dispatch::FaultCounts`]).
+    pub faults: (u64, u64, Option<u16>, Option<u16>),
     /// min, p50, p99, max
     pub lateness_ns: [u64; 4],
     pub execution_ns: [u64; 4],
@@ -241,6 +248,12 @@ impl From<&TaskStats> for WireTaskStats {
                 s.platform.overruns,
                 s.platform.deadline_misses,
             ],
+            faults: (
+                s.faults.jobs,
+                s.faults.reports,
+                s.faults.first_code,
+                s.faults.last_code,
+            ),
             lateness_ns: q_to(&s.lateness),
             execution_ns: q_to(&s.execution),
             cpu_ns: q_to(&s.cpu),
@@ -263,6 +276,12 @@ impl From<&WireTaskStats> for TaskStats {
                 skipped: s.platform[0],
                 overruns: s.platform[1],
                 deadline_misses: s.platform[2],
+            },
+            faults: crate::dispatch::FaultCounts {
+                jobs: s.faults.0,
+                reports: s.faults.1,
+                first_code: s.faults.2,
+                last_code: s.faults.3,
             },
             lateness: q_from(s.lateness_ns),
             execution: q_from(s.execution_ns),

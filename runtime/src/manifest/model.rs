@@ -20,6 +20,19 @@ pub enum OverrunPolicy {
     Escalate(usize),
 }
 
+/// What the dispatcher does when a job reports a fault (`StepContext::fault`): `on_fault`.
+/// The fault is counted, traced and reported to the supervisor's health either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FaultPolicy {
+    /// Record the fault and go on (`on_fault = "report"`, the default).
+    #[default]
+    Report,
+    /// Record the fault and request a switch to the named mode at the next hyperperiod
+    /// boundary (`on_fault = "escalate:<mode>"`; the mode index into
+    /// [`Deployment::modes`]), through the same request an overrun escalation makes.
+    Escalate(usize),
+}
+
 /// One periodic task: where it runs, when it is released, how long it may run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSpec {
@@ -37,6 +50,8 @@ pub struct TaskSpec {
     /// Logical CPU the task is pinned to.
     pub core: usize,
     pub overrun: OverrunPolicy,
+    /// What a job's fault report leads to (`on_fault`).
+    pub on_fault: FaultPolicy,
     /// Free-form parameters for the task constructor (`[task.params]` in TOML).
     pub params: BTreeMap<String, ParamValue>,
     /// 1-based line of the task's table in the manifest, for errors found later (plan).
@@ -308,6 +323,9 @@ pub struct ProbationLimits {
     /// `probation_max_overruns`: overruns, skips and deadline misses attributed to takt or
     /// the task that a new version may show in its window and still be committed.
     pub max_overruns: u64,
+    /// `probation_max_faults`: jobs of the new version that may report a fault
+    /// (`StepContext::fault`) in its window before it is rolled back and marked bad.
+    pub max_faults: u64,
     /// `probation_exec_p99_max_percent`: the new version's p99 CPU time per job (as a
     /// fraction of the budget) may be at most this percentage of the replaced version's,
     /// measured before the switch.
@@ -322,6 +340,7 @@ impl Default for ProbationLimits {
     fn default() -> Self {
         ProbationLimits {
             max_overruns: 0,
+            max_faults: 0,
             exec_p99_max_percent: DEFAULT_EXEC_P99_MAX_PERCENT,
             heartbeat_timeout_ns: None,
         }
@@ -462,6 +481,8 @@ pub mod limits {
     pub const MAX_PROBATION_HYPERPERIODS: u64 = 100_000;
     /// Largest `probation_max_overruns`.
     pub const MAX_PROBATION_OVERRUNS: u64 = 1_000_000;
+    /// Most faulted jobs `probation_max_faults` may allow.
+    pub const MAX_PROBATION_FAULTS: u64 = 1_000_000;
     /// `probation_exec_p99_max_percent` range: at least 100 (no faster than the old one
     /// is asked), at most 10000 (100 times).
     pub const MIN_EXEC_P99_PERCENT: u64 = 100;

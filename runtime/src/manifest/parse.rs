@@ -53,6 +53,13 @@ pub(super) enum RawOverrun {
     Escalate(String),
 }
 
+/// What the `on_fault` key says, before the mode name of `escalate:` is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RawFault {
+    Report,
+    Escalate(String),
+}
+
 /// `[deployment]`. `None` fields are missing or invalid (already reported).
 pub(super) struct RawDeployment {
     pub name: Option<At<String>>,
@@ -110,6 +117,7 @@ pub(super) struct RawTask {
     pub let_ns: Optional<u64>,
     pub core: Option<At<u64>>,
     pub overrun: Option<At<RawOverrun>>,
+    pub on_fault: Option<At<RawFault>>,
     /// The usable parameters with where each value is; bad ones are reported and left out.
     pub params: BTreeMap<String, At<ParamValue>>,
 }
@@ -156,6 +164,7 @@ pub(super) struct RawOta {
     pub probation_hyperperiods: Optional<u64>,
     pub state_dir: Optional<String>,
     pub probation_max_overruns: Optional<u64>,
+    pub probation_max_faults: Optional<u64>,
     pub probation_exec_p99_max_percent: Optional<u64>,
     pub probation_heartbeat_timeout_ns: Optional<u64>,
     /// `root_keys`, like `trusted_keys`.
@@ -200,7 +209,7 @@ const TOP_KEYS: Keys = &[
     ("mode", "one [[mode]] table per operating mode"),
     (
         "ota",
-        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir, probation_max_overruns, probation_exec_p99_max_percent, probation_heartbeat_timeout",
+        "the [ota] table: trusted_keys, root_keys, [[ota.key]], probation or probation_hyperperiods, state_dir, probation_max_overruns, probation_max_faults, probation_exec_p99_max_percent, probation_heartbeat_timeout",
     ),
 ];
 
@@ -277,6 +286,10 @@ const TASK_KEYS: Keys = &[
         "\"report\" (default), \"skip-next\" or \"escalate:<mode name>\"",
     ),
     (
+        "on_fault",
+        "what a job's fault report (ctx.fault(code)) leads to: \"report\" (default) or \"escalate:<mode name>\"",
+    ),
+    (
         "params",
         "free-form constructor parameters: integers, floats, booleans, strings",
     ),
@@ -344,6 +357,10 @@ const OTA_KEYS: Keys = &[
     (
         "probation_max_overruns",
         "overruns, skips and deadline misses of the new version's own making (not the platform's) allowed in probation, 0..=1000000 (default 0)",
+    ),
+    (
+        "probation_max_faults",
+        "jobs of the new version that may report a fault (ctx.fault(code)) in probation, 0..=1000000 (default 0)",
     ),
     (
         "probation_exec_p99_max_percent",
@@ -744,6 +761,9 @@ fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
     let probation_max_overruns = optional(cx, t, path, "probation_max_overruns", |cx, f, v| {
         bounded_integer(cx, f, v, 0, limits::MAX_PROBATION_OVERRUNS)
     });
+    let probation_max_faults = optional(cx, t, path, "probation_max_faults", |cx, f, v| {
+        bounded_integer(cx, f, v, 0, limits::MAX_PROBATION_FAULTS)
+    });
     let probation_exec_p99_max_percent =
         optional(cx, t, path, "probation_exec_p99_max_percent", |cx, f, v| {
             bounded_integer(
@@ -787,6 +807,7 @@ fn ota(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize) -> RawOta {
         root_keys,
         scoped_keys,
         probation_max_overruns,
+        probation_max_faults,
         probation_exec_p99_max_percent,
         probation_heartbeat_timeout_ns,
     }
@@ -1236,6 +1257,7 @@ fn task(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> R
     let let_ns = optional(cx, t, &path, "let", duration);
     let core = required(cx, t, at, &path, TASK_KEYS, "core", core_number);
     let overrun = optional(cx, t, &path, "overrun", overrun).or_default(RawOverrun::Report, at);
+    let on_fault = optional(cx, t, &path, "on_fault", on_fault).or_default(RawFault::Report, at);
     let params = match t.get("params") {
         None => BTreeMap::new(),
         Some(v) => params(cx, &section.field("params"), v),
@@ -1250,6 +1272,7 @@ fn task(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> R
         let_ns,
         core,
         overrun,
+        on_fault,
         params,
     }
 }
@@ -1640,6 +1663,46 @@ fn overrun(
                 field,
                 format!(
                     "{:?} is not an overrun policy; allowed: \"report\", \"skip-next\", \"escalate:<mode name>\"",
+                    s.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `on_fault`: like `overrun`'s `report` and `escalate:<mode>` (a fault has no time to
+/// give back, so there is no `skip-next`).
+fn on_fault(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Option<At<RawFault>> {
+    let s = string(cx, field, v)?;
+    let text = s.value.trim();
+    let policy = match text {
+        "report" => Some(RawFault::Report),
+        _ => match text.strip_prefix("escalate:").map(str::trim) {
+            Some(mode) if !mode.is_empty() => Some(RawFault::Escalate(mode.to_string())),
+            Some(_) => {
+                cx.error(
+                    s.at,
+                    field,
+                    "`escalate:` needs the mode to switch to, e.g. \"escalate:degraded\"",
+                );
+                return None;
+            }
+            None => None,
+        },
+    };
+    match policy {
+        Some(value) => Some(At { value, at: s.at }),
+        None => {
+            cx.error(
+                s.at,
+                field,
+                format!(
+                    "{:?} is not a fault policy; allowed: \"report\", \"escalate:<mode name>\"",
                     s.value
                 ),
             );

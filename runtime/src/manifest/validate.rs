@@ -12,13 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{
-    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, ModeSpec, OtaSpec,
-    OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits, ScalarKind,
-    Supervision, TaskId, TaskSpec, WakeSpec,
+    limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, FaultPolicy,
+    ModeSpec, OtaSpec, OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits,
+    ScalarKind, Supervision, TaskId, TaskSpec, WakeSpec,
 };
 use super::parse::{
-    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawKey, RawManifest,
-    RawMode, RawOverrun, RawScopedKey, RawTask, Section,
+    closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawFault, RawKey,
+    RawManifest, RawMode, RawOverrun, RawScopedKey, RawTask, Section,
 };
 use super::source::{Diagnostics, MAX_REPORTED_ERRORS};
 use crate::port::MAX_READERS_PER_TOPIC;
@@ -589,6 +589,20 @@ impl Check<'_, '_, '_> {
                 )
                 .map(OverrunPolicy::Escalate),
         });
+        let on_fault = t.on_fault.as_ref().and_then(|o| match &o.value {
+            RawFault::Report => Some(FaultPolicy::Report),
+            RawFault::Escalate(mode) => names
+                .modes
+                .resolve(
+                    self.cx,
+                    &At {
+                        value: mode.clone(),
+                        at: o.at,
+                    },
+                    &section.field("on_fault"),
+                )
+                .map(FaultPolicy::Escalate),
+        });
 
         let line = self.cx.line(section.at);
         let spec = (|| {
@@ -601,6 +615,7 @@ impl Check<'_, '_, '_> {
                 let_ns: let_ns?,
                 core: core?,
                 overrun: overrun?,
+                on_fault: on_fault?,
                 params: t
                     .params
                     .iter()
@@ -1147,6 +1162,7 @@ impl Check<'_, '_, '_> {
         let defaults = ProbationLimits::default();
         let limits = ProbationLimits {
             max_overruns: given(&raw.probation_max_overruns)?.unwrap_or(defaults.max_overruns),
+            max_faults: given(&raw.probation_max_faults)?.unwrap_or(defaults.max_faults),
             exec_p99_max_percent: given(&raw.probation_exec_p99_max_percent)?
                 .unwrap_or(defaults.exec_p99_max_percent),
             heartbeat_timeout_ns: given(&raw.probation_heartbeat_timeout_ns)?,

@@ -19,6 +19,7 @@ fn task(name: &str, period: u64, offset: u64, let_: u64, budget: u64, core: usiz
         let_ns: let_ * MS,
         core,
         overrun: OverrunPolicy::Report,
+        on_fault: Default::default(),
         params: BTreeMap::new(),
         line: 10,
     }

@@ -13,7 +13,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "TAKTTRC\0"
-//! 8       2     format version (u16) = 3 (versions 1 and 2 are still read, see below)
+//! 8       2     format version (u16) = 4 (versions 1 to 3 are still read, see below)
 //! 10      4     header length H (u32), at most MAX_HEADER_BYTES
 //! 14      8     header checksum (u64, FNV-1a over the length field and the header bytes)
 //! 22      H     header: TraceHeader, bincode 2 (fixed-width little-endian integers)
@@ -43,6 +43,9 @@
 //!   `Miss` (11) marks a job that ended after its LET deadline. The header and the chunk
 //!   layout are those of version 2, so versions 2 and 3 decode alike; in an older file
 //!   these fields are 0, which tools show as "not attributed".
+//! * 4: the new kind `Fault` (12) marks a job that reported a fault (`StepContext::fault`),
+//!   with its first code and its count of reports. Nothing else changes, so versions 2 to 4
+//!   decode alike; an older file simply has no `Fault` records (tools show 0 faults).
 
 use std::fmt;
 use std::fs::File;
@@ -61,7 +64,7 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// The first eight bytes of every takt trace file.
 pub const MAGIC: [u8; 8] = *b"TAKTTRC\0";
 /// The format version this takt writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this takt still reads.
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Largest header the reader accepts (names of every task, topic and mode fit easily).
@@ -836,7 +839,7 @@ fn le_u64(bytes: &[u8]) -> u64 {
 
 impl TraceReader {
     /// Opens `path` and reads its preamble and header. Refuses anything that is not a
-    /// takt trace of a version this takt reads (1 to 3) with an intact header.
+    /// takt trace of a version this takt reads (1 to 4) with an intact header.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TraceOpenError> {
         let path = path.as_ref().to_path_buf();
         let io_err = |source| TraceOpenError::Io {

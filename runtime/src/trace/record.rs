@@ -27,6 +27,7 @@
 //! | Lifecycle | - | code | value |
 //! | Dropped | - | records lost | time of the last loss (ns) |
 //! | Miss | attribution | ns past the LET deadline | the platform's share of the delay (ns) |
+//! | Fault | the job's fault code (its first report's) | reports in the job | - |
 //!
 //! `attribution` is [`Attribution::code`](crate::dispatch::Attribution::code): 1 platform,
 //! 2 takt/task, 0 not attributed (files before format 3, and any other value a hostile file
@@ -61,11 +62,13 @@ pub enum EventKind {
     Dropped = 10,
     /// A job ended after its LET deadline (format 3 on).
     Miss = 11,
+    /// A job reported one or more faults (`StepContext::fault`; format 4 on).
+    Fault = 12,
 }
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Release,
         EventKind::Start,
         EventKind::End,
@@ -77,6 +80,7 @@ impl EventKind {
         EventKind::Lifecycle,
         EventKind::Dropped,
         EventKind::Miss,
+        EventKind::Fault,
     ];
 
     /// The kind's name as tools print it.
@@ -93,6 +97,7 @@ impl EventKind {
             EventKind::Lifecycle => "lifecycle",
             EventKind::Dropped => "dropped",
             EventKind::Miss => "miss",
+            EventKind::Fault => "fault",
         }
     }
 }
@@ -126,7 +131,7 @@ impl fmt::Display for UnknownEventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown trace event kind {}; known kinds are 1 (release) to 11 (miss)",
+            "unknown trace event kind {}; known kinds are 1 (release) to 12 (fault)",
             self.kind
         )
     }
@@ -182,6 +187,9 @@ pub enum TraceEvent {
         platform_ns: u64,
         attribution: u16,
     },
+    /// The job reported `reports` faults; `code` is the first report's (the app's own
+    /// meaning, see `StepContext::fault`).
+    Fault { code: u16, reports: u64 },
 }
 
 impl TraceEvent {
@@ -199,6 +207,7 @@ impl TraceEvent {
             TraceEvent::Lifecycle { .. } => EventKind::Lifecycle,
             TraceEvent::Dropped { .. } => EventKind::Dropped,
             TraceEvent::Miss { .. } => EventKind::Miss,
+            TraceEvent::Fault { .. } => EventKind::Fault,
         }
     }
 }
@@ -281,6 +290,7 @@ impl TraceRecord {
                 platform_ns,
                 attribution,
             } => (EventKind::Miss, attribution, late_ns, platform_ns),
+            TraceEvent::Fault { code, reports } => (EventKind::Fault, code, reports, 0),
         };
         TraceRecord {
             kind: kind as u8,
@@ -469,6 +479,26 @@ impl TraceRecord {
         )
     }
 
+    /// The job reported `reports` faults, the first with `code`; traced at its end.
+    pub const fn fault(
+        core: u8,
+        task: u32,
+        job: u64,
+        logical_ns: u64,
+        time_ns: u64,
+        code: u16,
+        reports: u64,
+    ) -> Self {
+        Self::new(
+            core,
+            task,
+            job,
+            time_ns,
+            logical_ns,
+            TraceEvent::Fault { code, reports },
+        )
+    }
+
     /// A mode switch at the boundary `logical_ns` that starts hyperperiod `cycle`.
     pub const fn mode_switch(
         core: u8,
@@ -567,6 +597,10 @@ impl TraceRecord {
                 platform_ns: b,
                 attribution: aux,
             },
+            EventKind::Fault => TraceEvent::Fault {
+                code: aux,
+                reports: a,
+            },
         })
     }
 
@@ -620,6 +654,10 @@ mod tests {
                 late_ns: 3_000,
                 platform_ns: 4_000,
                 attribution: 1,
+            },
+            TraceEvent::Fault {
+                code: 513,
+                reports: 3,
             },
         ]
     }
@@ -698,6 +736,15 @@ mod tests {
         assert_eq!(rd.event(), Ok(TraceEvent::Read { port: 6, seq: 0 }));
         let sk = TraceRecord::skip(0, 1, 2, 3, 4, 1);
         assert_eq!(sk.event(), Ok(TraceEvent::Skip { attribution: 1 }));
+        let f = TraceRecord::fault(0, 1, 2, 3, 4, 77, 2);
+        assert_eq!((f.aux, f.a, f.b, f.task, f.job), (77, 2, 0, 1, 2));
+        assert_eq!(
+            f.event(),
+            Ok(TraceEvent::Fault {
+                code: 77,
+                reports: 2
+            })
+        );
         let l = TraceRecord::lifecycle(0, NO_TASK, 4, 1, 2);
         assert_eq!(l.event(), Ok(TraceEvent::Lifecycle { code: 1, value: 2 }));
     }
@@ -709,7 +756,7 @@ mod tests {
                 kind: byte,
                 ..TraceRecord::default()
             };
-            let known = (1..=11).contains(&byte);
+            let known = (1..=12).contains(&byte);
             assert_eq!(rec.kind().is_ok(), known, "kind byte {byte}");
             assert_eq!(rec.event().is_ok(), known, "kind byte {byte}");
             if !known {

@@ -31,6 +31,10 @@ struct Producer {
     out: Writer<Tick>,
     /// Spend this long (busy, on the CPU) in jobs 1, 5, 9, ... (0 = never).
     slow_ns: u64,
+    /// Report faults in jobs `k` with `k % fault_every == fault_at` (0 = never): two
+    /// reports, codes `100 + k` then `999`.
+    fault_every: u64,
+    fault_at: u64,
 }
 
 impl Task for Producer {
@@ -45,6 +49,10 @@ impl Task for Producer {
             }
         }
         let job = ctx.job_index();
+        if self.fault_every > 0 && job % self.fault_every == self.fault_at {
+            ctx.fault(100 + job as u16);
+            ctx.fault(999);
+        }
         let _ = self.out.publish(ctx, |m| m.job = job);
     }
 }
@@ -76,6 +84,8 @@ pub fn build_producer(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildErr
     Ok(Box::new(Producer {
         out: b.writer("tick")?,
         slow_ns: b.param_i64("slow_ns", 0)? as u64,
+        fault_every: b.param_i64("fault_every", 0)?.max(0) as u64,
+        fault_at: b.param_i64("fault_at", 0)?.max(0) as u64,
     }))
 }
 
@@ -113,6 +123,7 @@ pub fn task(
         let_ns: 10 * MS,
         core,
         overrun,
+        on_fault: Default::default(),
         params,
         line: 1,
     }

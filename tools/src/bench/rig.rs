@@ -87,6 +87,7 @@ pub fn task_spec(
         let_ns: period_ns,
         core,
         overrun: OverrunPolicy::Report,
+        on_fault: Default::default(),
         params,
         line: 0,
     }

@@ -146,6 +146,7 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
                 t.skips.to_string(),
                 t.overruns.to_string(),
                 t.deadline_misses.to_string(),
+                t.faults.jobs.to_string(),
             ];
             row.extend(four(t.lateness).map(human_ns));
             row.extend(four(t.execution).map(human_ns));
@@ -154,12 +155,13 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
         .collect();
     out.push_str(&table(
         &[
-            "task", "core", "jobs", "run", "skip", "overrun", "miss", "late min", "late p50",
-            "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
+            "task", "core", "jobs", "run", "skip", "overrun", "miss", "fault", "late min",
+            "late p50", "late p99", "late max", "exec min", "exec p50", "exec p99", "exec max",
         ],
         &rows,
     ));
     attribution_text(&mut out, a);
+    faults_text(&mut out, a);
     let incomplete: Vec<String> = a
         .tasks
         .iter()
@@ -279,6 +281,22 @@ fn to_text(loaded: &Loaded, a: &Analysis) -> String {
 /// `job 7 (cycle 3` or `jobs 8..=11 (cycles 4..=5`, for a detail line.
 /// Who caused the skips, overruns and deadline misses: the platform (the job's CPU time
 /// fit; the rest was time off the CPU or a late wake-up) or takt/the task.
+/// One line per task whose jobs reported faults.
+fn faults_text(out: &mut String, a: &Analysis) {
+    let code = |c: Option<u16>| c.map_or("-".to_string(), |c| c.to_string());
+    for t in a.tasks.iter().filter(|t| t.faults.jobs > 0) {
+        let _ = writeln!(
+            out,
+            "  faults: {} {} job(s) ({} report(s)), first code {}, last code {}",
+            t.name,
+            t.faults.jobs,
+            t.faults.reports,
+            code(t.faults.first_code),
+            code(t.faults.last_code)
+        );
+    }
+}
+
 fn attribution_text(out: &mut String, a: &Analysis) {
     let mut all = MissAttribution::default();
     for t in &a.tasks {

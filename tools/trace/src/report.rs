@@ -33,6 +33,8 @@
 //!       "takt": {"skips": 0, "overruns": 0, "deadline_misses": 0},      // the task or takt itself
 //!       "unattributed": {"skips": 0, "overruns": 0, "deadline_misses": 0} // trace format < 3
 //!     },
+//!     "faults": {"jobs": 0, "reports": 0,  // jobs that reported a fault, and every report
+//!                "first_code": null, "last_code": null},  // codes of the first/last such job
 //!     "off_cpu_ns_p99": 0, "off_cpu_ns_max": 0,  // time off the CPU during a job
 //!     "incomplete": 0,                   // neither skipped nor complete (records lost or cut)
 //!     "lateness_ns_min": 0, "lateness_ns_p50": 0, "lateness_ns_p99": 0, "lateness_ns_max": 0,
@@ -273,6 +275,9 @@ pub struct TaskReport {
     pub overruns: u64,
     pub deadline_misses: u64,
     pub attribution: AttributionReport,
+    /// Jobs that reported a fault (`StepContext::fault`), every report, and the codes of
+    /// the first and the last such job (trace format 4 on; zeros and nulls before).
+    pub faults: FaultsReport,
     pub off_cpu_ns_p99: Option<u64>,
     pub off_cpu_ns_max: Option<u64>,
     pub incomplete: u64,
@@ -285,6 +290,26 @@ pub struct TaskReport {
     pub execution_ns_p99: Option<u64>,
     pub execution_ns_max: Option<u64>,
     pub releases: Option<TaskReleasesReport>,
+}
+
+/// A task's fault reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultsReport {
+    pub jobs: u64,
+    pub reports: u64,
+    pub first_code: Option<u16>,
+    pub last_code: Option<u16>,
+}
+
+impl From<&crate::analysis::FaultFigures> for FaultsReport {
+    fn from(f: &crate::analysis::FaultFigures) -> Self {
+        FaultsReport {
+            jobs: f.jobs,
+            reports: f.reports,
+            first_code: f.first_code,
+            last_code: f.last_code,
+        }
+    }
 }
 
 /// Who caused a task's skips, overruns and deadline misses.
@@ -412,6 +437,7 @@ impl Report {
                             takt: (&t.attribution.takt).into(),
                             unattributed: (&t.attribution.unattributed).into(),
                         },
+                        faults: (&t.faults).into(),
                         off_cpu_ns_p99: t.off_cpu.map(|q| q.p99_ns),
                         off_cpu_ns_max: t.off_cpu.map(|q| q.max_ns),
                         incomplete: t.incomplete,

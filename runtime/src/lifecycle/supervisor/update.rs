@@ -182,6 +182,8 @@ struct HealthSnapshot {
     overruns_platform: u64,
     missed: u64,
     missed_platform: u64,
+    /// Jobs that reported a fault (`StepContext::fault`).
+    faults: u64,
     cpu: [u64; crate::dispatch::CPU_BUCKETS],
 }
 
@@ -192,6 +194,7 @@ impl HealthSnapshot {
             overruns_platform: h.overruns_platform(),
             missed: h.missed(),
             missed_platform: h.missed_platform(),
+            faults: h.faults(),
             cpu: h.cpu_histogram(),
         }
     }
@@ -202,6 +205,7 @@ impl HealthSnapshot {
             overruns_platform: now.overruns_platform.saturating_sub(self.overruns_platform),
             missed: now.missed.saturating_sub(self.missed),
             missed_platform: now.missed_platform.saturating_sub(self.missed_platform),
+            faults: now.faults.saturating_sub(self.faults),
             cpu: std::array::from_fn(|i| now.cpu[i].saturating_sub(self.cpu[i])),
         }
     }
@@ -623,6 +627,7 @@ impl Supervisor<'_> {
                             missed: seen.missed,
                             overruns_platform: seen.overruns_platform,
                             missed_platform: seen.missed_platform,
+                            faults: seen.faults,
                             supervisor_late_ns: *late_ns,
                         })
                     }
@@ -1520,12 +1525,13 @@ impl Supervisor<'_> {
                     if cycle > *from_cycle {
                         let warmup = base.since(&current);
                         eprintln!(
-                            "takt run: OTA: app `{}` version {version}: warm-up until hyperperiod {cycle}: {} overrun(s) and {} missed release(s) ({} and {} the platform's), reported, not judged",
+                            "takt run: OTA: app `{}` version {version}: warm-up until hyperperiod {cycle}: {} overrun(s) and {} missed release(s) ({} and {} the platform's), reported, not judged; {} faulted job(s), judged with the window",
                             apps[app].name,
                             warmup.overruns,
                             warmup.missed,
                             warmup.overruns_platform,
-                            warmup.missed_platform
+                            warmup.missed_platform,
+                            warmup.faults
                         );
                         *warm = Some(Box::new(current));
                     }
@@ -1533,6 +1539,9 @@ impl Supervisor<'_> {
                 };
                 let seen = warm.since(&current);
                 let evidence = probation::Evidence {
+                    // Faults are the version's own report, not a cold start's timing: the
+                    // whole window counts, warm-up included.
+                    faults: base.since(&current).faults,
                     overruns: seen.overruns,
                     overruns_platform: seen.overruns_platform,
                     missed: seen.missed,

@@ -47,6 +47,8 @@ pub struct Job {
     pub off_cpu_ns: Option<u64>,
     /// `(ns past the deadline, platform share ns, attribution code)` of a `Miss` record.
     pub miss: Option<(u64, u64, u16)>,
+    /// `(first code, reports)` of a `Fault` record (trace format 4 on).
+    pub fault: Option<(u16, u64)>,
     /// `(port, seq)` of every `Read`; seq 0 = no sample was visible.
     pub reads: Vec<(u16, u64)>,
     pub publishes: Vec<Published>,
@@ -70,6 +72,7 @@ impl Job {
             overrun: None,
             off_cpu_ns: None,
             miss: None,
+            fault: None,
             reads: Vec::new(),
             publishes: Vec::new(),
         }
@@ -163,6 +166,7 @@ pub fn jobs(records: &[TraceRecord]) -> Vec<Job> {
                 platform_ns,
                 attribution,
             } => job.miss = Some((late_ns, platform_ns, attribution)),
+            TraceEvent::Fault { code, reports } => job.fault = Some((code, reports)),
             TraceEvent::ModeSwitch { .. }
             | TraceEvent::Lifecycle { .. }
             | TraceEvent::Dropped { .. } => {}

@@ -50,7 +50,7 @@ pub use losses::LossWindow;
 pub use modes::ModeSwitch;
 pub use quantiles::{quantiles, Quantiles};
 pub use releases::{Duplicate, JobRange, ReleaseBasis, Releases, TaskReleases, Unaccounted};
-pub use tasks::{MissAttribution, MissCounts, TaskFigures, MAX_UNDECLARED_TASK_ROWS};
+pub use tasks::{FaultFigures, MissAttribution, MissCounts, TaskFigures, MAX_UNDECLARED_TASK_ROWS};
 
 /// Everything the analyses found in one run: what reports print, export or plot.
 #[derive(Clone, Debug)]

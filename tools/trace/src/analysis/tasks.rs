@@ -36,6 +36,8 @@ pub struct TaskFigures {
     pub deadline_misses: u64,
     /// Who caused the skips, overruns and deadline misses above.
     pub attribution: MissAttribution,
+    /// The jobs that reported a fault (`Fault` records; none in files before format 4).
+    pub faults: FaultFigures,
     /// Jobs neither skipped nor complete: their records were lost or cut off.
     pub incomplete: u64,
     pub lateness_samples_ns: Vec<u64>,
@@ -45,6 +47,25 @@ pub struct TaskFigures {
     pub lateness: Option<Quantiles>,
     pub execution: Option<Quantiles>,
     pub off_cpu: Option<Quantiles>,
+}
+
+/// A task's fault reports: jobs with a `Fault` record, their reports, and the codes of the
+/// first and the last such job (in job order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultFigures {
+    pub jobs: u64,
+    pub reports: u64,
+    pub first_code: Option<u16>,
+    pub last_code: Option<u16>,
+}
+
+impl FaultFigures {
+    fn add_job(&mut self, code: u16, reports: u64) {
+        self.jobs += 1;
+        self.reports = self.reports.saturating_add(reports);
+        self.first_code.get_or_insert(code);
+        self.last_code = Some(code);
+    }
 }
 
 /// The skips, overruns and deadline misses of a task by who caused them. Each of them is
@@ -157,6 +178,7 @@ pub(crate) fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> 
             overruns: 0,
             deadline_misses: 0,
             attribution: MissAttribution::default(),
+            faults: FaultFigures::default(),
             incomplete: 0,
             lateness_samples_ns: Vec::new(),
             execution_samples_ns: Vec::new(),
@@ -166,6 +188,9 @@ pub(crate) fn task_figures(header: &TraceHeader, jobs: &[Job], rows: &[u32]) -> 
             off_cpu: None,
         };
         for j in mine {
+            if let Some((code, reports)) = j.fault {
+                f.faults.add_job(code, reports);
+            }
             if j.skipped {
                 f.skips += 1;
                 f.attribution.class(j.skip_attribution).skips += 1;
@@ -217,6 +242,30 @@ mod tests {
     use crate::analysis::analyze;
     use crate::analysis::testkit::*;
     use takt::trace::TraceRecord;
+
+    #[test]
+    fn fault_records_are_counted_per_task_with_the_first_and_last_code() {
+        let mut records = clean_run(2);
+        let a = analyze(&header(), &records);
+        assert!(
+            a.tasks.iter().all(|t| t.faults == FaultFigures::default()),
+            "a file without Fault records (any format before 4) has no faults"
+        );
+        // Filter jobs 3 and 1 report faults (out of order in the file: job order counts).
+        records.push(TraceRecord::fault(1, 1, 3, 16 * MS, 17 * MS, 9, 1));
+        records.push(TraceRecord::fault(1, 1, 1, 6 * MS, 7 * MS, 4, 2));
+        let a = analyze(&header(), &records);
+        assert_eq!(
+            a.tasks[1].faults,
+            FaultFigures {
+                jobs: 2,
+                reports: 3,
+                first_code: Some(4),
+                last_code: Some(9),
+            }
+        );
+        assert_eq!(a.tasks[0].faults, FaultFigures::default());
+    }
 
     #[test]
     fn task_figures_count_and_measure() {

@@ -12,16 +12,22 @@
 //!    its budget, or was late by takt's own doing. The platform's (a host stall, a late
 //!    wake-up) are reported with the verdict, never held against it. More than
 //!    `probation_max_overruns` of its own: rolled back, marked bad.
-//! 2. Its p99 CPU time per job (as a fraction of the budget, over the window) is compared
+//! 2. Jobs that reported a fault (`StepContext::fault`) count against the version in the
+//!    whole window, its warm-up included: a fault is the version's own report of something
+//!    wrong, never the platform's timing. More than `probation_max_faults` (default 0):
+//!    rolled back, marked bad. The counter is the app's; after the switch only the new
+//!    version runs the app's jobs (the replaced one stands by), so what it counts from the
+//!    supervisor's first look after the switch on is the new version's.
+//! 3. Its p99 CPU time per job (as a fraction of the budget, over the window) is compared
 //!    with the replaced version's p99 measured before the switch: more than
 //!    `probation_exec_p99_max_percent` of it (with at least [`MIN_JOBS`] jobs on each side,
 //!    else not judged): rolled back, marked bad.
-//! 3. Its heartbeat may stand still at most `probation_heartbeat_timeout`, counted in
+//! 4. Its heartbeat may stand still at most `probation_heartbeat_timeout`, counted in
 //!    wall time minus the time the supervisor's own loop was late (a supervisor that
 //!    wakes late sees every heartbeat late). When every other app's heartbeat stood still
 //!    as long, the platform stalled the whole deployment: rolled back (a stopped version
 //!    cannot be kept) but not marked bad. Otherwise: rolled back, marked bad.
-//! 4. The window ran out with none of the above and the version ran at least the jobs of
+//! 5. The window ran out with none of the above and the version ran at least the jobs of
 //!    its window (`probation` hyperperiods at its fewest jobs per hyperperiod in any mode
 //!    that releases it): committed. A window spent in a mode that releases none of its
 //!    tasks proves nothing, so the window goes on; ten windows without the jobs: rolled
@@ -36,12 +42,13 @@
 //!
 //! # What probation trusts
 //!
-//! The overrun and miss counters and the CPU-time histogram live in the app's
+//! The overrun, miss and fault counters and the CPU-time histogram live in the app's
 //! shared-memory health record, which the app's own processes write: a version that wants
 //! to pass can rewrite them. The heartbeat it cannot fake forwards without running its
 //! cycles' dispatch, and the supervisor measures its own lateness and the other apps'
-//! heartbeats itself. So rules 1 and 2 catch an honest but slow or overrunning version, not
-//! a malicious one; rule 3 and process exit are the evidence the candidate cannot forge.
+//! heartbeats itself. So rules 1 to 3 catch an honest but slow, overrunning or faulting
+//! version, not a malicious one; rule 4 and process exit are the evidence the candidate
+//! cannot forge.
 
 use crate::dispatch::{cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
 use crate::manifest::ProbationLimits;
@@ -58,6 +65,8 @@ pub struct Evidence {
     /// Skips and deadline misses.
     pub missed: u64,
     pub missed_platform: u64,
+    /// Its jobs that reported a fault, since the switch.
+    pub faults: u64,
     /// Its jobs by CPU time per budget, since the switch.
     pub cpu: Vec<u64>,
     /// The replaced version's jobs by CPU time per budget, before the switch.
@@ -156,6 +165,17 @@ pub fn judge(
             bad: true,
         };
     }
+    if e.faults > limits.max_faults {
+        return Verdict::RollBack {
+            why: format!(
+                "{} job(s) of the new version reported a fault (StepContext::fault) in its window, more than probation_max_faults = {}; a fault is the version's own report, so it is to blame; {}",
+                e.faults,
+                limits.max_faults,
+                e.platform_text()
+            ),
+            bad: true,
+        };
+    }
     let (cand, cand_jobs) = p99(&e.cpu);
     let (base, base_jobs) = p99(&e.baseline_cpu);
     if let (Some(c), Some(b)) = (cand, base) {
@@ -216,10 +236,12 @@ pub fn judge(
             };
         }
         return Verdict::Commit(format!(
-            "{} overrun(s) and {} missed release(s) of its own (limit {}); p99 CPU time per job {} (replaced version {}); {}",
+            "{} overrun(s) and {} missed release(s) of its own (limit {}); {} faulted job(s) (limit {}); p99 CPU time per job {} (replaced version {}); {}",
             e.takt_overruns(),
             e.takt_missed(),
             limits.max_overruns,
+            e.faults,
+            limits.max_faults,
             cand.map_or("-".to_string(), |c| format!("{}/{CPU_BUCKETS_PER_BUDGET} of the budget", c + 1)),
             base.map_or("-".to_string(), |b| format!("{}/{CPU_BUCKETS_PER_BUDGET}", b + 1)),
             e.platform_text()
@@ -294,6 +316,46 @@ mod tests {
             ..ProbationLimits::default()
         };
         assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+    }
+
+    #[test]
+    fn a_fault_report_above_the_limit_rolls_back_and_blames_the_version() {
+        let e = Evidence {
+            faults: 1,
+            ..clean()
+        };
+        match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad, "a fault is the version's own");
+                assert!(
+                    why.contains("1 job(s) of the new version reported a fault")
+                        && why.contains("probation_max_faults = 0"),
+                    "{why}"
+                );
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        // Within the limit: watched, then committed with the count in the summary.
+        let lenient = ProbationLimits {
+            max_faults: 1,
+            ..ProbationLimits::default()
+        };
+        assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+        match judge(&e, &lenient, TIMEOUT, true) {
+            Verdict::Commit(text) => assert!(text.contains("1 faulted job(s) (limit 1)"), "{text}"),
+            v => panic!("committed, got {v:?}"),
+        }
+        // Faults are never the platform's: a platform stall does not excuse them.
+        let stalled = Evidence {
+            faults: 2,
+            overruns: 2,
+            overruns_platform: 2,
+            ..clean()
+        };
+        assert!(matches!(
+            judge(&stalled, &lenient, TIMEOUT, false),
+            Verdict::RollBack { bad: true, .. }
+        ));
     }
 
     #[test]
