@@ -455,6 +455,7 @@ fn real_spin_wake_is_honoured_on_its_core_only_and_changes_no_output() {
         "simulated time never spins"
     );
     assert_eq!(real.digest_hex(), sim.digest_hex());
+}
 
 /// `w` reports two faults (codes `100 + k`, then 999) in jobs `k % 5 == 2` when built with
 /// these parameters.
