@@ -592,3 +592,96 @@ fn two_instances_run_on_their_own_topics_with_their_own_parameters_in_simulated_
     assert_eq!(fusion["front_last_m"], "38");
     assert_eq!(fusion["rear_last_m"], "9.5");
 }
+
+/// `GOOD` with the consumer in an app of its own, so the radars' app can be updated alone.
+fn two_apps() -> Deployment {
+    let text = GOOD
+        .replace(
+            "[[app]]\nname = \"sensors\"\n",
+            "[[app]]\nname = \"sensors\"\n\n[[app]]\nname = \"fuse\"\n",
+        )
+        .replace(
+            "name = \"fusion\"\napp = \"sensors\"",
+            "name = \"fusion\"\napp = \"fuse\"",
+        );
+    parse(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn stage(d: &Deployment, shipped: &Catalog) -> Result<Deployment, takt::ota::check::StageRefusal> {
+    use takt::ota::bundle::{self, Entry, Fragment, TrustedKeys};
+    let layouts = takt::catalog::AppCatalog::of(&registry()).layouts();
+    let fragment = Fragment::from_deployment(d, shipped, &layouts, "sensors", 2, "2")
+        .unwrap_or_else(|e| panic!("fragment: {e}"));
+    let seed = [7u8; 32];
+    let entries = vec![Entry {
+        name: "sensors".into(),
+        mode: 0o755,
+        bytes: b"\x7fELF".to_vec(),
+    }];
+    let bytes = bundle::sign(&fragment, &entries, &bundle::signing_key(&seed)).expect("signs");
+    let mut trusted = TrustedKeys::new();
+    trusted.add(&bundle::public_key(&seed)).expect("key");
+    let b = bundle::read(&bytes, &trusted).expect("verifies");
+    let installed = takt::ota::check::Installed {
+        version: 1,
+        bad_versions: vec![],
+    };
+    takt::ota::check::check_stage(d, registry().catalog(), &layouts, &installed, &b)
+}
+
+#[test]
+fn an_update_of_an_app_with_two_instances_lists_and_checks_their_mapped_topics() {
+    use takt::ota::bundle::{Fragment, FragmentError, PortDirection};
+    let d = two_apps();
+    let catalog = registry().catalog().clone();
+    let layouts = takt::catalog::AppCatalog::of(&registry()).layouts();
+    let fr = Fragment::from_deployment(&d, &catalog, &layouts, "sensors", 2, "2")
+        .unwrap_or_else(|e| panic!("fragment: {e}"));
+    let tasks: Vec<&str> = fr.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tasks, ["radar_front", "radar_rear"]);
+    let ports: Vec<(&str, PortDirection, &str)> = fr
+        .ports
+        .iter()
+        .map(|p| (p.topic.as_str(), p.direction, p.type_name.as_str()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("front_track", PortDirection::Write, "Track"),
+            ("rear_track", PortDirection::Write, "Track")
+        ]
+    );
+    stage(&d, &catalog).unwrap_or_else(|e| panic!("the same build stages: {e}"));
+
+    // A build whose radar writes another type on its declared port: refused at the mapped
+    // topics, before anything is written.
+    let mut other = catalog.clone();
+    other.tasks.get_mut("radar").expect("radar").writes[0].1 = "Objects";
+    let err = stage(&d, &other).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("port `front_track`") && text.contains("layout fingerprint"),
+        "{text}"
+    );
+
+    // A build that does not implement the instances' implementation cannot be signed.
+    let mut without = catalog.clone();
+    without.tasks.remove("radar");
+    let err =
+        Fragment::from_deployment(&d, &without, &layouts, "sensors", 2, "2").expect_err("refused");
+    assert!(
+        matches!(&err, FragmentError::MissingImplementation { task, implementation }
+            if task == "radar_front" && implementation == "radar"),
+        "{err}"
+    );
+    // A build whose radar declares its port on another topic, so the mapping misses it.
+    let mut moved = catalog.clone();
+    moved.tasks.get_mut("radar").expect("radar").writes[0].0 = "track".into();
+    let err =
+        Fragment::from_deployment(&d, &moved, &layouts, "sensors", 2, "2").expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("task `radar_front` writes topic `front_track`"),
+        "{err}"
+    );
+}
