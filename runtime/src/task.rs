@@ -391,7 +391,7 @@ pub type TaskConstructor = fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBui
 pub type SharedConstructor =
     std::sync::Arc<dyn Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync>;
 
-/// Maps manifest task names to constructors, and knows the message types apps use.
+/// Maps task implementation names to constructors, and knows the message types apps use.
 #[derive(Default, Clone)]
 pub struct Registry {
     catalog: Catalog,
@@ -499,8 +499,10 @@ impl Registry {
         self
     }
 
-    /// Registers the implementation of the manifest task `name`: a constructor `fn` or a
-    /// closure (see [`SharedConstructor`]).
+    /// Registers the task implementation `name`: a constructor `fn` or a closure (see
+    /// [`SharedConstructor`]). A manifest `[[task]]` runs it when it is named `name` or says
+    /// `impl = "name"`; the constructor is called once per such instance, and the ports it
+    /// opens by the topics declared here are moved to the instance's `[task.topics]`.
     pub fn task<F>(&mut self, name: &str, ports: Ports, ctor: F) -> &mut Self
     where
         F: Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync + 'static,
