@@ -7,8 +7,10 @@
 //! plans finite. A `[[task]]` is an instance of a task implementation (`impl`, else its own
 //! name); its ports are the implementation's declared ports moved onto the topics its
 //! `[task.topics]` maps them to, and every port rule (channels, writers, types) is checked
-//! on those mapped topics, while everything else refers to the instance by its name. It must never read files, clocks or TOML: it sees only the raw model
-//! `parse` produced and the catalog, both plain data. It never stops at the first
+//! on those mapped topics, while everything else refers to the instance by its name.
+//!
+//! It must never read files, clocks or TOML: it sees only the raw model `parse` produced
+//! and the catalog, both plain data. It never stops at the first
 //! error; a value that failed a rule is left out of the rules that depend on it, so one
 //! mistake is reported once, not again by every rule downstream.
 
