@@ -442,7 +442,7 @@ fn one_implementation_runs_as_two_instances_in_one_process_and_in_one_process_ea
 
     // The same implementation's instances both on one topic: refused before anything runs,
     // naming the line.
-    let clash = std::fs::read_to_string(&three).expect("manifest").replace(
+    let clash = std::fs::read_to_string(three).expect("manifest").replace(
         "radar_track = \"rear_track\"",
         "radar_track = \"front_track\"",
     );
