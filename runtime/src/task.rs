@@ -204,7 +204,7 @@ impl<'a> TaskBuilder<'a> {
 
     /// Builds an instance of `implementation` whose ports declared on a key of `topics` use
     /// the mapped topic instead (`[task.topics]`).
-    pub fn instance_of(
+    pub(crate) fn instance_of(
         mut self,
         implementation: &'a str,
         topics: &'a BTreeMap<String, String>,
