@@ -151,7 +151,7 @@ pub enum TaskBuildError {
         name: String,
         reason: String,
     },
-    /// No constructor is registered under this task name.
+    /// No constructor is registered under this task implementation name.
     UnknownTask {
         task: String,
         known: Vec<String>,
@@ -202,8 +202,17 @@ pub struct TaskTiming {
 }
 
 /// Handed to a task constructor: opens the task's ports and reads its parameters.
+///
+/// A constructor opens ports by the topics its implementation declares
+/// ([`Ports::reads`]/[`Ports::writes`]); the builder resolves each through the instance's
+/// `[task.topics]` mapping, so one implementation serves several instances on different
+/// topics without knowing it.
 pub struct TaskBuilder<'a> {
     task: &'a str,
+    /// The task implementation being built (the instance name unless the manifest says `impl`).
+    implementation: &'a str,
+    /// Declared topic → this instance's topic; empty: every port on its declared topic.
+    topics: Option<&'a BTreeMap<String, String>>,
     node: &'a PortNode,
     ports: &'a [PortBinding],
     params: &'a BTreeMap<String, ParamValue>,
@@ -230,12 +239,26 @@ impl<'a> TaskBuilder<'a> {
     ) -> Self {
         TaskBuilder {
             task,
+            implementation: task,
+            topics: None,
             node,
             ports,
             params,
             timing,
             probes: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Builds an instance of `implementation` whose ports declared on a key of `topics` use
+    /// the mapped topic instead (`[task.topics]`).
+    pub(crate) fn instance_of(
+        mut self,
+        implementation: &'a str,
+        topics: &'a BTreeMap<String, String>,
+    ) -> Self {
+        self.implementation = implementation;
+        self.topics = Some(topics);
+        self
     }
 
     /// The ports the task opened so far, with their activity cells.
@@ -259,9 +282,23 @@ impl<'a> TaskBuilder<'a> {
         self.timing
     }
 
-    /// The manifest name of the task being built.
+    /// The manifest name of the task being built: the instance name, which traces, reports
+    /// and the digest use.
     pub fn task_name(&self) -> &str {
         self.task
+    }
+
+    /// The task implementation being built (`impl` in the manifest; the task name when the
+    /// manifest gives none). Several instances of one implementation share it.
+    pub fn impl_name(&self) -> &str {
+        self.implementation
+    }
+
+    /// The topic this instance uses for the port its implementation declares on `declared`.
+    pub fn topic<'t>(&'t self, declared: &'t str) -> &'t str {
+        self.topics
+            .and_then(|m| m.get(declared))
+            .map_or(declared, String::as_str)
     }
 
     fn binding(&self, topic: &str, is_writer: bool) -> Result<&PortBinding, TaskBuildError> {
@@ -275,16 +312,22 @@ impl<'a> TaskBuilder<'a> {
             })
     }
 
-    /// Opens the writer of `topic`. The manifest must name this task as the channel's writer.
+    /// Opens the writer of `topic` (a topic the implementation declares; the instance's
+    /// `[task.topics]` may map it to another). The manifest must name this task as the
+    /// channel's writer.
     pub fn writer<T: Message>(&self, topic: &str) -> Result<Writer<T>, TaskBuildError> {
+        let topic = self.topic(topic);
         let b = self.binding(topic, true)?;
         let mut w = self.node.writer::<T>(topic, &b.fingerprint, b.sizing)?;
         w.attach_activity(self.probe(topic, true));
         Ok(w)
     }
 
-    /// Opens a reader of `topic`. The manifest must list this task among the channel's readers.
+    /// Opens a reader of `topic` (declared by the implementation, resolved through the
+    /// instance's `[task.topics]` like [`writer`](Self::writer)). The manifest must list this
+    /// task among the channel's readers.
     pub fn reader<T: Message>(&self, topic: &str) -> Result<Reader<T>, TaskBuildError> {
+        let topic = self.topic(topic);
         let b = self.binding(topic, false)?;
         let mut r = self.node.reader::<T>(topic, &b.fingerprint, b.sizing)?;
         r.attach_activity(self.probe(topic, false));
@@ -395,7 +438,7 @@ pub type TaskConstructor = fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBui
 pub type SharedConstructor =
     std::sync::Arc<dyn Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync>;
 
-/// Maps manifest task names to constructors, and knows the message types apps use.
+/// Maps task implementation names to constructors, and knows the message types apps use.
 #[derive(Default, Clone)]
 pub struct Registry {
     catalog: Catalog,
@@ -503,8 +546,10 @@ impl Registry {
         self
     }
 
-    /// Registers the implementation of the manifest task `name`: a constructor `fn` or a
-    /// closure (see [`SharedConstructor`]).
+    /// Registers the task implementation `name`: a constructor `fn` or a closure (see
+    /// [`SharedConstructor`]). A manifest `[[task]]` runs it when it is named `name` or says
+    /// `impl = "name"`; the constructor is called once per such instance, and the ports it
+    /// opens by the topics declared here are moved to the instance's `[task.topics]`.
     pub fn task<F>(&mut self, name: &str, ports: Ports, ctor: F) -> &mut Self
     where
         F: Fn(&TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> + Send + Sync + 'static,

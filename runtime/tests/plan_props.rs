@@ -53,6 +53,8 @@ fn task(
     let offset_ns = (period_ns - budget_ns) * offset_pm / 1000 / US * US;
     TaskSpec {
         name: format!("t{i}"),
+        implementation: format!("t{i}"),
+        topics: BTreeMap::new(),
         app: 0,
         period_ns,
         offset_ns,

@@ -593,11 +593,14 @@ fn build_tasks(
             budget_ns: spec.budget_ns,
             let_ns: spec.let_ns,
         };
-        let builder = TaskBuilder::new(&spec.name, node, &ports, &spec.params, timing);
+        // The constructor is the implementation's; the builder resolves its declared topics
+        // through the instance's mapping, so the implementation's code is unchanged.
+        let builder = TaskBuilder::new(&spec.name, node, &ports, &spec.params, timing)
+            .instance_of(&spec.implementation, &spec.topics);
         let ctor = setup
             .registry
-            .constructor(&spec.name)
-            .map_err(|e| e.to_string())?;
+            .constructor(&spec.implementation)
+            .map_err(|e| format!("task `{}`: {e}", spec.name))?;
         let task = ctor(&builder).map_err(|e| e.to_string())?;
         let probes = builder
             .take_probes()

@@ -36,7 +36,16 @@ pub enum FaultPolicy {
 /// One periodic task: where it runs, when it is released, how long it may run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSpec {
+    /// The instance name: what channels, chains, modes, traces and reports call the task.
     pub name: String,
+    /// The task implementation this instance runs (`impl` in TOML; the instance name when
+    /// absent): the registry entry whose constructor builds it and whose declared ports and
+    /// parameters it is checked against.
+    pub implementation: String,
+    /// `[task.topics]`: declared port topic of the implementation → the topic this instance
+    /// uses instead. Ports not listed keep their declared topic. Every key is a declared port
+    /// of the implementation and every value a valid topic name.
+    pub topics: BTreeMap<String, String>,
     /// Index into [`Deployment::apps`].
     pub app: usize,
     pub period_ns: u64,
@@ -389,6 +398,13 @@ impl Probation {
             Probation::Hyperperiods(n) => n.max(1),
             Probation::Duration { ns } => ns.div_ceil(hyperperiod_ns.max(1)).max(1),
         }
+    }
+}
+
+impl TaskSpec {
+    /// The topic this instance uses for its implementation's port declared on `declared`.
+    pub fn topic<'a>(&'a self, declared: &'a str) -> &'a str {
+        self.topics.get(declared).map_or(declared, String::as_str)
     }
 }
 

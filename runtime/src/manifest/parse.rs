@@ -110,6 +110,11 @@ const MAX_RESTARTS_LIMIT: i64 = 1000;
 pub(super) struct RawTask {
     pub section: Section,
     pub name: Option<At<String>>,
+    /// `impl`: the task implementation this instance runs; absent means the instance name.
+    pub implementation: Optional<String>,
+    /// `[task.topics]` entries whose value is a valid topic name, in file order; bad ones are
+    /// reported and left out.
+    pub topics: Vec<RawTopicMap>,
     pub app: Option<At<String>>,
     pub period_ns: Option<At<u64>>,
     pub offset_ns: Option<At<u64>>,
@@ -120,6 +125,14 @@ pub(super) struct RawTask {
     pub on_fault: Option<At<RawFault>>,
     /// The usable parameters with where each value is; bad ones are reported and left out.
     pub params: BTreeMap<String, At<ParamValue>>,
+}
+
+/// One `[task.topics]` entry: `declared = "actual"`.
+pub(super) struct RawTopicMap {
+    /// The implementation's declared port topic (the key), where the key is written.
+    pub declared: At<String>,
+    /// The topic this instance uses for it.
+    pub topic: At<String>,
 }
 
 pub(super) struct RawChannel {
@@ -261,7 +274,7 @@ const APP_KEYS: Keys = &[
 const TASK_KEYS: Keys = &[
     (
         "name",
-        "a registered task implementation, e.g. name = \"radar\"",
+        "the task's (instance) name, e.g. name = \"radar_front\"; without `impl` it names the task implementation too",
     ),
     (
         "app",
@@ -292,6 +305,14 @@ const TASK_KEYS: Keys = &[
     (
         "params",
         "free-form constructor parameters: integers, floats, booleans, strings",
+    ),
+    (
+        "impl",
+        "the task implementation this instance runs, e.g. impl = \"radar\" (default: the task's name)",
+    ),
+    (
+        "topics",
+        "this instance's topics for the implementation's ports: [task.topics] radar_track = \"radar_front_track\" (unlisted ports keep their declared topic)",
     ),
 ];
 
@@ -1262,9 +1283,18 @@ fn task(cx: &mut Diagnostics<'_>, t: &DeTable<'_>, at: usize, index: usize) -> R
         None => BTreeMap::new(),
         Some(v) => params(cx, &section.field("params"), v),
     };
+    let implementation = optional(cx, t, &path, "impl", |cx, f, v| {
+        self::name(cx, f, v, "task implementation name")
+    });
+    let topics = match t.get("topics") {
+        None => Vec::new(),
+        Some(v) => topic_map(cx, &section.field("topics"), v),
+    };
     RawTask {
         section,
         name,
+        implementation,
+        topics,
         app,
         period_ns,
         offset_ns,
@@ -1709,6 +1739,46 @@ fn on_fault(
             None
         }
     }
+}
+
+/// `[task.topics]`: a table of declared port topic → topic name. Whether a key is a port of
+/// the implementation is `validate`'s to say; here each value must be a usable topic name.
+fn topic_map(cx: &mut Diagnostics<'_>, field: &str, v: &Spanned<DeValue<'_>>) -> Vec<RawTopicMap> {
+    let DeValue::Table(t) = v.get_ref() else {
+        expected(
+            cx,
+            field,
+            v,
+            "a table: write [task.topics] or topics = { radar_track = \"radar_front_track\" }",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(t.len());
+    for (key, value) in t.iter() {
+        let item_field = format!("{field}.{}", key.get_ref());
+        let Some(topic) = string(cx, &item_field, value) else {
+            continue;
+        };
+        if let Some(problem) = name_problem(&topic.value) {
+            cx.error(
+                topic.at,
+                item_field,
+                format!(
+                    "topic name {:?} {problem}; names use only A-Z, a-z, 0-9, `_` and `-`, 1 to {MAX_NAME_CHARS} characters",
+                    topic.value
+                ),
+            );
+            continue;
+        }
+        out.push(RawTopicMap {
+            declared: At {
+                value: key.get_ref().to_string(),
+                at: key.span().start,
+            },
+            topic,
+        });
+    }
+    out
 }
 
 /// `[task.params]`: integers, floats, booleans, strings and arrays of one of those; anything

@@ -4,8 +4,13 @@
 //! implementations and message types, or to the machine: unique names, references
 //! between sections, timing (`0 < budget <= let <= period`, `offset < period`), cores,
 //! one writer per topic, port signatures, chains, modes, and the size limits that keep
-//! plans finite. It must never read files, clocks or TOML: it sees only the raw model
-//! `parse` produced and the catalog, both plain data. It never stops at the first
+//! plans finite. A `[[task]]` is an instance of a task implementation (`impl`, else its own
+//! name); its ports are the implementation's declared ports moved onto the topics its
+//! `[task.topics]` maps them to, and every port rule (channels, writers, types) is checked
+//! on those mapped topics, while everything else refers to the instance by its name.
+//!
+//! It must never read files, clocks or TOML: it sees only the raw model `parse` produced
+//! and the catalog, both plain data. It never stops at the first
 //! error; a value that failed a rule is left out of the rules that depend on it, so one
 //! mistake is reported once, not again by every rule downstream.
 
@@ -14,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::{
     limits, AppSpec, Catalog, ChainSpec, ChannelSpec, Deployment, Escalation, FaultPolicy,
     ModeSpec, OtaSpec, OverrunPolicy, ParamDecl, ParamKind, ParamValue, Probation, ProbationLimits,
-    ScalarKind, Supervision, TaskId, TaskSpec, WakeSpec,
+    ScalarKind, Supervision, TaskId, TaskSignature, TaskSpec, WakeSpec,
 };
 use super::parse::{
     closest, At, Optional, RawApp, RawChain, RawChannel, RawEscalation, RawFault, RawKey,
@@ -41,6 +46,7 @@ pub(super) fn validate(
         raw,
         catalog,
         machine_cores: cores,
+        instances: Vec::new(),
     };
     check.sections_present();
     let deployment_cores = check.deployment_cores();
@@ -84,10 +90,12 @@ pub(super) fn validate(
         topics,
     };
 
+    check.instances = raw.tasks.iter().map(|t| check.instance(t)).collect();
     let checked: Vec<CheckedTask> = raw
         .tasks
         .iter()
-        .map(|t| check.task(t, &names, deployment_cores.as_ref()))
+        .enumerate()
+        .map(|(i, t)| check.task(i, t, &names, deployment_cores.as_ref()))
         .collect();
     let channels: Vec<Option<ChannelSpec>> = raw
         .channels
@@ -168,6 +176,64 @@ struct Check<'c, 'a, 'r> {
     raw: &'r RawManifest,
     catalog: &'r Catalog,
     machine_cores: usize,
+    /// Per `[[task]]` (file order): the implementation it runs and its ports on this
+    /// instance's topics; `None` when the implementation is unknown or the mapping is bad
+    /// (reported where it is written).
+    instances: Vec<Option<Instance<'r>>>,
+}
+
+/// One task instance: its implementation and the ports it opens, after `[task.topics]`.
+struct Instance<'r> {
+    implementation: &'r str,
+    signature: &'r TaskSignature,
+    reads: Vec<InstancePort<'r>>,
+    writes: Vec<InstancePort<'r>>,
+}
+
+/// A port of an instance: the topic the implementation declares and the one it uses.
+struct InstancePort<'r> {
+    declared: &'r str,
+    topic: &'r str,
+    type_name: &'static str,
+}
+
+impl InstancePort<'_> {
+    /// `` `topic` (Type) ``, and the declared topic when the instance maps it elsewhere.
+    fn describe(&self) -> String {
+        if self.declared == self.topic {
+            format!("`{}` ({})", self.topic, self.type_name)
+        } else {
+            format!(
+                "`{}` ({}, its port `{}`)",
+                self.topic, self.type_name, self.declared
+            )
+        }
+    }
+}
+
+impl Instance<'_> {
+    /// How messages name the code of task `task`: `task `x`'s implementation` for a task
+    /// named after its implementation, `task `x` (implementation `radar`)` otherwise.
+    fn who(&self, task: &str) -> String {
+        if self.implementation == task {
+            format!("task `{task}`'s implementation")
+        } else {
+            format!("task `{task}` (implementation `{}`)", self.implementation)
+        }
+    }
+}
+
+/// A hint for two writers on one topic: how the second one gets a topic of its own, when it
+/// still uses its implementation's declared topic.
+fn own_topic_hint(task: &str, port: &InstancePort<'_>) -> String {
+    if port.declared == port.topic {
+        format!(
+            "; to run both, give task `{task}` a topic of its own under its [task.topics], e.g. {} = \"{task}_{}\"",
+            port.declared, port.declared
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// The declared names of every kind that other sections refer to.
@@ -187,7 +253,7 @@ struct CheckedTask {
     path: String,
 }
 
-impl Check<'_, '_, '_> {
+impl<'r> Check<'_, '_, 'r> {
     /// A manifest without tasks, apps or modes cannot run; say so once per missing kind
     /// instead of letting every reference to them fail.
     fn sections_present(&mut self) {
@@ -333,14 +399,157 @@ impl Check<'_, '_, '_> {
         }
     }
 
+    /// The implementation task `t` runs (`impl`, else its name) and its ports after
+    /// `[task.topics]`. Reports an unknown implementation, a mapping key that is not a declared
+    /// port of it, and two ports of one direction landing on one topic.
+    fn instance(&mut self, t: &'r RawTask) -> Option<Instance<'r>> {
+        let catalog = self.catalog;
+        let (implementation, given) = match &t.implementation {
+            Optional::Given(i) => (i, true),
+            Optional::Invalid => return None,
+            Optional::Absent => (t.name.as_ref()?, false),
+        };
+        let Some((key, signature)) = catalog.tasks.get_key_value(&implementation.value) else {
+            let registered = catalog.tasks.keys().map(String::as_str);
+            let hint = did_you_mean(self.cx, &implementation.value, registered.clone());
+            if given {
+                let list = implementations_listing(catalog);
+                self.cx.error(
+                    implementation.at,
+                    t.section.field("impl"),
+                    format!(
+                        "no task implementation `{}` is registered{hint}; {list}",
+                        implementation.value
+                    ),
+                );
+            } else {
+                let list = listing(
+                    "registered task implementations",
+                    registered,
+                    catalog.tasks.len(),
+                );
+                self.cx.error(
+                    implementation.at,
+                    t.section.field("name"),
+                    format!(
+                        "no task implementation is registered under the name `{}`{hint}; {list} (a task named otherwise runs one of them with impl = \"...\")",
+                        implementation.value
+                    ),
+                );
+            }
+            return None;
+        };
+        let implementation = key.as_str();
+        let mut ok = true;
+        let declared_ports = || {
+            signature
+                .reads
+                .iter()
+                .map(|(topic, ty)| format!("`{topic}` (reads {ty})"))
+                .chain(
+                    signature
+                        .writes
+                        .iter()
+                        .map(|(topic, ty)| format!("`{topic}` (writes {ty})")),
+                )
+                .collect::<Vec<_>>()
+        };
+        let mut mapped: BTreeMap<&str, &At<String>> = BTreeMap::new();
+        for m in &t.topics {
+            let field = t.section.field(&format!("topics.{}", m.declared.value));
+            let declared = signature
+                .reads
+                .iter()
+                .chain(&signature.writes)
+                .any(|(topic, _)| *topic == m.declared.value);
+            if !declared {
+                let names = signature
+                    .reads
+                    .iter()
+                    .chain(&signature.writes)
+                    .map(|(topic, _)| topic.as_str());
+                let hint = did_you_mean(self.cx, &m.declared.value, names);
+                let ports = declared_ports();
+                let list = if ports.is_empty() {
+                    "it declares no ports".to_string()
+                } else {
+                    format!("its declared ports: {}", ports.join(", "))
+                };
+                self.cx.error(
+                    m.declared.at,
+                    field,
+                    format!(
+                        "task implementation `{implementation}` declares no port on topic `{}`{hint}; the keys of [task.topics] are the implementation's declared port topics; {list}",
+                        m.declared.value
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            mapped.insert(&m.declared.value, &m.topic);
+        }
+        let ports = |list: &'r [(String, &'static str)]| -> Vec<InstancePort<'r>> {
+            list.iter()
+                .map(|(declared, ty)| InstancePort {
+                    declared,
+                    topic: mapped.get(declared.as_str()).map_or(declared, |m| &m.value),
+                    type_name: ty,
+                })
+                .collect()
+        };
+        let reads = ports(&signature.reads);
+        let writes = ports(&signature.writes);
+        for (list, verb) in [(&reads, "reads"), (&writes, "writes")] {
+            let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+            for p in list.iter() {
+                match seen.get(p.topic) {
+                    Some(first) if *first != p.declared => {
+                        // Point at the mapping that made the collision.
+                        let culprit = [p.declared, *first]
+                            .into_iter()
+                            .find_map(|port| Some((port, mapped.get(port)?)));
+                        let (at, field) = match culprit {
+                            Some((port, m)) => (m.at, t.section.field(&format!("topics.{port}"))),
+                            None => (t.section.at, t.section.field("topics")),
+                        };
+                        self.cx.error(
+                            at,
+                            field,
+                            format!(
+                                "ports `{first}` and `{}` of task implementation `{implementation}` both land on topic `{}` after mapping; an instance {verb} each topic through one port, so map them to different topics",
+                                p.declared, p.topic
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(p.topic, p.declared);
+                    }
+                }
+            }
+        }
+        ok.then_some(Instance {
+            implementation,
+            signature,
+            reads,
+            writes,
+        })
+    }
+
+    /// The instance of the task named `name` (the first task of that name).
+    fn instance_named(&self, names: &AllNames<'_>, name: &str) -> Option<&Instance<'r>> {
+        self.instances.get(names.tasks.first(name)?)?.as_ref()
+    }
+
     /// `[task.params]` against the parameters the implementation declares (when it declares
     /// any): no unknown name, the declared type, inside the declared range, and every
     /// parameter without a default given.
-    fn task_params(&mut self, t: &RawTask) {
-        let Some(name) = &t.name else { return };
-        let Some(sig) = self.catalog.tasks.get(&name.value) else {
-            return; // unknown implementations are reported at `name`
+    fn task_params(&mut self, index: usize, t: &RawTask) {
+        let Some(Some(instance)) = self.instances.get(index) else {
+            return; // unknown implementations are reported at `impl` or `name`
         };
+        let (implementation, sig) = (instance.implementation, instance.signature);
         if sig.params.is_empty() {
             return;
         }
@@ -355,8 +564,7 @@ impl Check<'_, '_, '_> {
                     value.at,
                     field,
                     format!(
-                        "task implementation `{}` declares no parameter `{key}`{hint}; {list}",
-                        name.value
+                        "task implementation `{implementation}` declares no parameter `{key}`{hint}; {list}"
                     ),
                 );
                 continue;
@@ -371,10 +579,9 @@ impl Check<'_, '_, '_> {
                     t.section.at,
                     t.section.field("params"),
                     format!(
-                        "parameter `{}` ({}) is required by task implementation `{}` and has no default; add it under [task.params]",
+                        "parameter `{}` ({}) is required by task implementation `{implementation}` and has no default; add it under [task.params]",
                         d.name,
                         d.kind.name(),
-                        name.value
                     ),
                 );
             }
@@ -383,21 +590,32 @@ impl Check<'_, '_, '_> {
 
     /// With catalogs read from executables, a task must belong to an app whose executable
     /// implements it: that is the process that will host it.
-    fn task_owner(&mut self, t: &RawTask) {
+    fn task_owner(&mut self, index: usize, t: &RawTask) {
         let (Some(name), Some(app)) = (&t.name, &t.app) else {
             return;
         };
-        let Some(owners) = self.catalog.owners.get(&name.value) else {
-            return; // unknown implementations are reported at `name`
+        let Some(Some(instance)) = self.instances.get(index) else {
+            return; // unknown implementations are reported at `impl` or `name`
+        };
+        let implementation = instance.implementation;
+        let Some(owners) = self.catalog.owners.get(implementation) else {
+            return; // a registry linked into one process hosts every task it has
+        };
+        let what = if implementation == name.value {
+            format!("task `{}`", name.value)
+        } else {
+            format!(
+                "task implementation `{implementation}` (of task `{}`)",
+                name.value
+            )
         };
         if !owners.contains(&app.value) {
             self.cx.error(
                 app.at,
                 t.section.field("app"),
                 format!(
-                    "app `{}` does not implement task `{}` (its executable does not declare it); it is implemented by {}",
+                    "app `{}` does not implement {what} (its executable does not declare it); it is implemented by {}",
                     app.value,
-                    name.value,
                     owners
                         .iter()
                         .map(|o| format!("app `{o}`"))
@@ -410,36 +628,25 @@ impl Check<'_, '_, '_> {
 
     fn task(
         &mut self,
+        index: usize,
         t: &RawTask,
         names: &AllNames<'_>,
         deployment_cores: Option<&Vec<Option<usize>>>,
     ) -> CheckedTask {
         let section = &t.section;
-        if let Some(name) = &t.name {
-            if !self.catalog.tasks.contains_key(&name.value) {
-                let registered = self.catalog.tasks.keys().map(String::as_str);
-                let hint = did_you_mean(self.cx, &name.value, registered.clone());
-                let list = listing(
-                    "registered task implementations",
-                    registered,
-                    self.catalog.tasks.len(),
-                );
-                self.cx.error(
-                    name.at,
-                    section.field("name"),
-                    format!(
-                        "no task implementation is registered under the name `{}`{hint}; {list}",
-                        name.value
-                    ),
-                );
-            }
-        }
         let app = t
             .app
             .as_ref()
             .and_then(|a| names.apps.resolve(self.cx, a, &section.field("app")));
-        self.task_owner(t);
-        self.task_params(t);
+        self.task_owner(index, t);
+        self.task_params(index, t);
+        let instance = self.instances.get(index).and_then(Option::as_ref);
+        let implementation = instance.map(|i| i.implementation.to_string());
+        let topics: BTreeMap<String, String> = t
+            .topics
+            .iter()
+            .map(|m| (m.declared.value.clone(), m.topic.value.clone()))
+            .collect();
 
         let period_ns = t.period_ns.as_ref().and_then(|p| {
             if p.value == 0 {
@@ -608,6 +815,8 @@ impl Check<'_, '_, '_> {
         let spec = (|| {
             Some(TaskSpec {
                 name: t.name.as_ref()?.value.clone(),
+                implementation: implementation?,
+                topics,
                 app: app?,
                 period_ns: period?,
                 offset_ns: offset?,
@@ -654,7 +863,8 @@ impl Check<'_, '_, '_> {
                 .map(|id| (w, id))
         });
         if let (Some(topic), Some(ty), Some((w, _))) = (&c.topic, &c.type_name, writer) {
-            self.signature_port(w, &topic.value, &ty.value, true, &section.field("writer"));
+            let field = section.field("writer");
+            self.signature_port(names, w, &topic.value, &ty.value, true, &field);
         }
 
         let mut readers = Vec::new();
@@ -693,7 +903,7 @@ impl Check<'_, '_, '_> {
                     Some(id) => {
                         readers.push(id);
                         if let (Some(topic), Some(ty)) = (&c.topic, &c.type_name) {
-                            self.signature_port(r, &topic.value, &ty.value, false, &field);
+                            self.signature_port(names, r, &topic.value, &ty.value, false, &field);
                         }
                     }
                     None => all_resolved = false,
@@ -714,129 +924,123 @@ impl Check<'_, '_, '_> {
         })
     }
 
-    /// Checks that the registered implementation of `task` declares the port the channel
-    /// connects it to, with the channel's type.
+    /// Checks that the implementation of `task` has a port on `topic` (after the instance's
+    /// `[task.topics]`) in the channel's role, with the channel's type.
     fn signature_port(
         &mut self,
+        names: &AllNames<'_>,
         task: &At<String>,
         topic: &str,
         channel_type: &str,
         is_writer: bool,
         field: &str,
     ) {
-        // An unregistered task is reported once, where it is declared.
-        let Some(signature) = self.catalog.tasks.get(&task.value) else {
+        // An unknown implementation or a bad mapping is reported once, where it is written.
+        let Some(instance) = self.instance_named(names, &task.value) else {
             return;
         };
         let (ports, verb) = if is_writer {
-            (&signature.writes, "write")
+            (&instance.writes, "write")
         } else {
-            (&signature.reads, "read")
+            (&instance.reads, "read")
         };
-        match ports.iter().find(|(t, _)| t == topic) {
+        let who = instance.who(&task.value);
+        let message = match ports.iter().find(|p| p.topic == topic) {
             None => {
-                let declared: Vec<String> = ports
-                    .iter()
-                    .map(|(t, ty)| format!("`{t}` ({ty})"))
-                    .collect();
+                let declared: Vec<String> = ports.iter().map(InstancePort::describe).collect();
                 let declared = if declared.is_empty() {
                     format!("it {verb}s no topic")
                 } else {
                     format!("it {verb}s {}", declared.join(", "))
                 };
-                self.cx.error(
-                    task.at,
-                    field,
-                    format!(
-                        "task `{}`'s implementation does not {verb} topic `{topic}`; {declared}",
-                        task.value
-                    ),
-                );
+                format!("{who} does not {verb} topic `{topic}`; {declared}")
             }
-            Some((_, declared_type)) if *declared_type != channel_type => {
-                self.cx.error(
-                    task.at,
-                    field,
-                    format!(
-                        "the type does not match: task `{}`'s implementation {verb}s topic `{topic}` as `{declared_type}`, but the channel carries `{channel_type}`",
-                        task.value
-                    ),
-                );
+            Some(p) if p.type_name != channel_type => {
+                let port = if p.declared == p.topic {
+                    String::new()
+                } else {
+                    format!(" (its port `{}`)", p.declared)
+                };
+                format!(
+                    "the type does not match: {who} {verb}s topic `{topic}`{port} as `{}`, but the channel carries `{channel_type}`",
+                    p.type_name
+                )
             }
-            Some(_) => {}
-        }
+            Some(_) => return,
+        };
+        self.cx.error(task.at, field, message);
     }
 
-    /// Every port a task's implementation declares must be connected by a channel with
-    /// this task in that role, or the task fails when it opens the port at start.
+    /// Every port a task instance opens (its implementation's, after `[task.topics]`) must be
+    /// connected by a channel with this task in that role, or the task fails when it opens
+    /// the port at start.
     fn task_ports(&mut self, names: &AllNames<'_>) {
         let raw = self.raw;
-        let catalog = self.catalog;
-        // Topics written by an implementation but declared by no channel: the first task
-        // seen writing each, to name both when a second one does.
+        // Topics written by an instance but declared by no channel: the first task seen
+        // writing each, to name both when a second one does.
         let mut implied_writers: BTreeMap<&str, &At<String>> = BTreeMap::new();
+        let mut errors: Vec<(usize, String, String)> = Vec::new();
         for (i, t) in raw.tasks.iter().enumerate() {
             let Some(name) = &t.name else { continue };
             // A duplicate is reported as such; its ports are the first one's.
             if names.tasks.first(&name.value) != Some(i) {
                 continue;
             }
-            let Some(signature) = catalog.tasks.get(&name.value) else {
+            let Some(Some(instance)) = self.instances.get(i) else {
                 continue;
             };
+            let who = instance.who(&name.value);
             let field = t.section.field("name");
-            for (topic, ty) in &signature.writes {
+            let mut error = |message: String| errors.push((name.at, field.clone(), message));
+            for port in &instance.writes {
+                let (topic, ty) = (port.topic, port.type_name);
+                let declared_as = if port.declared == topic {
+                    String::new()
+                } else {
+                    format!(" (its port `{}`)", port.declared)
+                };
                 match names.topics.first(topic).and_then(|c| raw.channels.get(c)) {
                     None => {
-                        if let Some(other) = implied_writers.get(topic.as_str()) {
+                        if let Some(other) = implied_writers.get(topic) {
                             let line = self.cx.line(other.at);
-                            self.cx.error(
-                                name.at,
-                                field.clone(),
-                                format!(
-                                    "two writers on topic `{topic}`: the implementations of task `{}` (line {line}) and task `{}` both write it; a topic has exactly one writer",
-                                    other.value, name.value
-                                ),
-                            );
+                            let hint = own_topic_hint(&name.value, port);
+                            error(format!(
+                                "two writers on topic `{topic}`: task `{}` (line {line}) and {who}{declared_as} both write it; a topic has exactly one writer{hint}",
+                                other.value
+                            ));
                         } else {
                             implied_writers.insert(topic, name);
-                            self.cx.error(
-                                name.at,
-                                field.clone(),
-                                format!(
-                                    "task `{}`'s implementation writes topic `{topic}` ({ty}), but no [[channel]] connects it, so the task would fail at start; add a [[channel]] with topic = \"{topic}\", type = \"{ty}\", writer = \"{}\"",
-                                    name.value, name.value
-                                ),
-                            );
+                            error(format!(
+                                "{who} writes topic `{topic}` ({ty}){declared_as}, but no [[channel]] connects it, so the task would fail at start; add a [[channel]] with topic = \"{topic}\", type = \"{ty}\", writer = \"{}\"",
+                                name.value
+                            ));
                         }
                     }
                     Some(channel) => {
                         if let Some(w) = &channel.writer {
                             if w.value != name.value {
                                 let line = self.cx.line(channel.section.at);
-                                self.cx.error(
-                                    name.at,
-                                    field.clone(),
-                                    format!(
-                                        "two writers on topic `{topic}`: the channel on line {line} names `{}` as its writer, but task `{}`'s implementation writes it too; a topic has exactly one writer",
-                                        w.value, name.value
-                                    ),
-                                );
+                                let hint = own_topic_hint(&name.value, port);
+                                error(format!(
+                                    "two writers on topic `{topic}`: the channel on line {line} names `{}` as its writer, but {who} writes it too{declared_as}; a topic has exactly one writer{hint}",
+                                    w.value
+                                ));
                             }
                         }
                     }
                 }
             }
-            for (topic, ty) in &signature.reads {
+            for port in &instance.reads {
+                let (topic, ty) = (port.topic, port.type_name);
+                let declared_as = if port.declared == topic {
+                    String::new()
+                } else {
+                    format!(" (its port `{}`)", port.declared)
+                };
                 match names.topics.first(topic).and_then(|c| raw.channels.get(c)) {
-                    None => self.cx.error(
-                        name.at,
-                        field.clone(),
-                        format!(
-                            "task `{}`'s implementation reads topic `{topic}` ({ty}), but no [[channel]] connects it, so the task would fail at start",
-                            name.value
-                        ),
-                    ),
+                    None => error(format!(
+                        "{who} reads topic `{topic}` ({ty}){declared_as}, but no [[channel]] connects it, so the task would fail at start"
+                    )),
                     Some(channel) => {
                         let listed = channel
                             .readers
@@ -845,18 +1049,16 @@ impl Check<'_, '_, '_> {
                         // A readers list with a type error is reported already.
                         if !listed && channel.readers.is_some() {
                             let line = self.cx.line(channel.section.at);
-                            self.cx.error(
-                                name.at,
-                                field.clone(),
-                                format!(
-                                    "task `{}`'s implementation reads topic `{topic}`, but the channel on line {line} does not list it among its readers, so the task would fail at start",
-                                    name.value
-                                ),
-                            );
+                            error(format!(
+                                "{who} reads topic `{topic}`{declared_as}, but the channel on line {line} does not list it among its readers, so the task would fail at start"
+                            ));
                         }
                     }
                 }
             }
+        }
+        for (at, field, message) in errors {
+            self.cx.error(at, field, message);
         }
     }
 
@@ -1394,6 +1596,37 @@ fn listing<'n>(what: &str, names: impl Iterator<Item = &'n str>, total: usize) -
         .map(|n| format!("`{n}`"))
         .collect();
     let more = total.saturating_sub(MAX_LISTED_NAMES);
+    if more > 0 {
+        format!("{what}: {} and {more} more", shown.join(", "))
+    } else {
+        format!("{what}: {}", shown.join(", "))
+    }
+}
+
+/// What the catalog implements, for an unknown `impl`: each implementation with the apps
+/// whose executables declare it, when the catalog comes from executables.
+fn implementations_listing(catalog: &Catalog) -> String {
+    if catalog.tasks.is_empty() {
+        return "there are no registered task implementations".to_string();
+    }
+    let shown: Vec<String> = catalog
+        .tasks
+        .keys()
+        .take(MAX_LISTED_NAMES)
+        .map(|name| match catalog.owners.get(name) {
+            Some(apps) if !apps.is_empty() => {
+                let apps: Vec<String> = apps.iter().map(|a| format!("`{a}`")).collect();
+                format!("`{name}` (app {})", apps.join(", "))
+            }
+            _ => format!("`{name}`"),
+        })
+        .collect();
+    let more = catalog.tasks.len().saturating_sub(MAX_LISTED_NAMES);
+    let what = if catalog.owners.is_empty() {
+        "registered task implementations"
+    } else {
+        "the apps' executables implement"
+    };
     if more > 0 {
         format!("{what}: {} and {more} more", shown.join(", "))
     } else {

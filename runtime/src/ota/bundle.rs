@@ -67,7 +67,11 @@ pub struct Fragment {
 
 impl Fragment {
     /// The fragment of `app` as `d` deploys it: its tasks' timing and every port its tasks
-    /// open, with the layout the linked `catalog` gives the channel's type.
+    /// open. A port is what the task's implementation in `catalog` (the shipped executable's
+    /// own declaration) declares, moved to the topic the task instance maps it to
+    /// (`[task.topics]`), with the type and layout that declaration gives it; so staging
+    /// compares what the shipped code opens, on the topics it opens them, with the running
+    /// peers.
     /// `layouts` gives the structure of the message types (the shipped executable's own
     /// declaration), so a refused update can name the field that differs.
     pub fn from_deployment(
@@ -100,28 +104,61 @@ impl Fragment {
                 core: t.core as u64,
             })
             .collect();
-        let mut ports = Vec::new();
+        // The type task `id`'s implementation declares for its port on `topic` (after the
+        // instance's mapping) in `direction`.
+        let declared_type = |id: usize, topic: &str, direction| -> Result<&str, FragmentError> {
+            let spec = &d.tasks[id];
+            let sig = catalog.tasks.get(&spec.implementation).ok_or_else(|| {
+                FragmentError::MissingImplementation {
+                    task: spec.name.clone(),
+                    implementation: spec.implementation.clone(),
+                }
+            })?;
+            let list = match direction {
+                PortDirection::Write => &sig.writes,
+                PortDirection::Read => &sig.reads,
+            };
+            list.iter()
+                .find(|(declared, _)| spec.topic(declared) == topic)
+                .map(|(_, ty)| *ty)
+                .ok_or_else(|| FragmentError::PortNotDeclared {
+                    task: spec.name.clone(),
+                    implementation: spec.implementation.clone(),
+                    topic: topic.to_string(),
+                    direction,
+                })
+        };
+        let mut ports: Vec<FragmentPort> = Vec::new();
         for ch in &d.channels {
-            let mut directions = Vec::new();
+            let mut roles: Vec<(usize, PortDirection)> = Vec::new();
             if in_app(ch.writer) {
-                directions.push(PortDirection::Write);
+                roles.push((ch.writer, PortDirection::Write));
             }
-            if ch.readers.iter().any(|&r| in_app(r)) {
-                directions.push(PortDirection::Read);
+            for &r in ch.readers.iter().filter(|&&r| in_app(r)) {
+                roles.push((r, PortDirection::Read));
             }
-            for direction in directions {
-                let layout = catalog.types.get(ch.type_name.as_str()).ok_or_else(|| {
-                    FragmentError::UnknownType {
-                        topic: ch.topic.clone(),
-                        type_name: ch.type_name.clone(),
-                    }
-                })?;
+            for (id, direction) in roles {
+                let type_name = declared_type(id, &ch.topic, direction)?;
+                // Several readers of one app with one type are one port.
+                if ports.iter().any(|p| {
+                    p.topic == ch.topic && p.direction == direction && p.type_name == type_name
+                }) {
+                    continue;
+                }
+                let layout =
+                    catalog
+                        .types
+                        .get(type_name)
+                        .ok_or_else(|| FragmentError::UnknownType {
+                            topic: ch.topic.clone(),
+                            type_name: type_name.to_string(),
+                        })?;
                 ports.push(FragmentPort {
                     topic: ch.topic.clone(),
                     direction,
-                    type_name: ch.type_name.clone(),
+                    type_name: type_name.to_string(),
                     layout: Layout {
-                        structure: layouts.get(ch.type_name.as_str()).cloned(),
+                        structure: layouts.get(type_name).cloned(),
                         ..Layout::from(*layout)
                     },
                 });
@@ -140,8 +177,27 @@ impl Fragment {
 /// Why a fragment could not be taken from a deployment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FragmentError {
-    UnknownApp { app: String, known: Vec<String> },
-    UnknownType { topic: String, type_name: String },
+    UnknownApp {
+        app: String,
+        known: Vec<String>,
+    },
+    UnknownType {
+        topic: String,
+        type_name: String,
+    },
+    /// The catalog (the shipped executable's) does not implement a task of the app.
+    MissingImplementation {
+        task: String,
+        implementation: String,
+    },
+    /// The task's implementation declares no port that the instance maps onto `topic`,
+    /// though the deployment connects the task there.
+    PortNotDeclared {
+        task: String,
+        implementation: String,
+        topic: String,
+        direction: PortDirection,
+    },
 }
 
 impl fmt::Display for FragmentError {
@@ -155,6 +211,26 @@ impl fmt::Display for FragmentError {
             FragmentError::UnknownType { topic, type_name } => write!(
                 f,
                 "topic `{topic}`: type `{type_name}` is not linked into this binary, so its layout is unknown"
+            ),
+            FragmentError::MissingImplementation {
+                task,
+                implementation,
+            } => write!(
+                f,
+                "task `{task}` runs task implementation `{implementation}`, which the executable does not implement"
+            ),
+            FragmentError::PortNotDeclared {
+                task,
+                implementation,
+                topic,
+                direction,
+            } => write!(
+                f,
+                "task `{task}` {} topic `{topic}` in the deployment, but its implementation `{implementation}` in the executable declares no such port (after the task's [task.topics])",
+                match direction {
+                    PortDirection::Write => "writes",
+                    PortDirection::Read => "reads",
+                }
             ),
         }
     }

@@ -12,6 +12,8 @@ const MS: u64 = 1_000_000;
 fn task(name: &str, period: u64, offset: u64, let_: u64, budget: u64, core: usize) -> TaskSpec {
     TaskSpec {
         name: name.into(),
+        implementation: name.into(),
+        topics: BTreeMap::new(),
         app: 0,
         period_ns: period * MS,
         offset_ns: offset * MS,

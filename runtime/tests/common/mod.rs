@@ -116,6 +116,8 @@ pub fn task(
     }
     TaskSpec {
         name: name.into(),
+        implementation: name.into(),
+        topics: BTreeMap::new(),
         app: 0,
         period_ns: 10 * MS,
         offset_ns: 0,

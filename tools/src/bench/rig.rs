@@ -80,6 +80,8 @@ pub fn task_spec(
 ) -> TaskSpec {
     TaskSpec {
         name: name.to_string(),
+        implementation: name.to_string(),
+        topics: BTreeMap::new(),
         app: 0,
         period_ns,
         offset_ns: 0,
