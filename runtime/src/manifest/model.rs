@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub type TaskId = usize;
 
 /// What the dispatcher does when a job runs longer than its budget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OverrunPolicy {
     /// Record the overrun and keep releasing every job.
     Report,
@@ -21,7 +21,7 @@ pub enum OverrunPolicy {
 }
 
 /// One periodic task: where it runs, when it is released, how long it may run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     pub name: String,
     /// Index into [`Deployment::apps`].
@@ -122,7 +122,7 @@ pub struct ParamDecl {
 }
 
 /// An application: the unit that is deployed, restarted and updated together.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppSpec {
     pub name: String,
     /// Executable that hosts the app's tasks in multi-process mode (optional until the
@@ -133,7 +133,7 @@ pub struct AppSpec {
 }
 
 /// When the lifecycle manager restarts an app's process after it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum RestartPolicy {
     /// Never: an app that ends early is `failed` (or `stopped` after a clean exit).
     Never,
@@ -146,7 +146,7 @@ pub enum RestartPolicy {
 
 /// What the lifecycle manager does when an app fails for good (restart policy `never`, or
 /// more than `max_restarts` restarts within `restart_window_ns`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Escalation {
     /// Stop every app at the next hyperperiod boundary; the run fails.
     #[default]
@@ -157,7 +157,7 @@ pub enum Escalation {
 
 /// An app's supervision: `restart`, `max_restarts`, `restart_window` and `escalate` in its
 /// `[[app]]` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Supervision {
     pub restart: RestartPolicy,
     /// Most restarts within any `restart_window_ns`; one more escalates.
@@ -178,7 +178,7 @@ impl Default for Supervision {
 }
 
 /// A topic with exactly one writer and any number of readers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelSpec {
     pub topic: String,
     /// Message type name, resolved against the type catalog.
@@ -188,7 +188,7 @@ pub struct ChannelSpec {
 }
 
 /// A declared cause-effect chain: tasks linked by channels, first is the sensor end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainSpec {
     pub name: String,
     pub tasks: Vec<TaskId>,
@@ -206,14 +206,14 @@ pub struct ChainSpec {
 }
 
 /// An operating mode: the set of tasks released while it is active.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModeSpec {
     pub name: String,
     pub tasks: Vec<TaskId>,
 }
 
 /// A fully validated deployment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deployment {
     pub name: String,
     /// Path the manifest was read from (for messages).
@@ -240,7 +240,7 @@ pub struct Deployment {
 
 /// The `[ota]` table: what an update of this deployment must be signed with, how long a
 /// new version is watched before it is kept, and where update state lives.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct OtaSpec {
     /// ed25519 public keys whose bundles may be staged (32 bytes each), in manifest order.
     /// Each is a valid curve point and none is listed twice. Empty: no bundle can be staged.
@@ -261,7 +261,7 @@ pub struct OtaSpec {
 
 /// The thresholds of probation. Only misses attributed to the version itself count (see
 /// `dispatch::attribution`); the platform's are reported, never held against it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProbationLimits {
     /// `probation_max_overruns`: overruns, skips and deadline misses attributed to takt or
     /// the task that a new version may show in its window and still be committed.
@@ -299,7 +299,7 @@ impl ProbationLimits {
 
 /// A probation window: a count of hyperperiods, or a duration the supervisor rounds up to
 /// whole hyperperiods (it watches and commits only at hyperperiod boundaries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Probation {
     /// `probation_hyperperiods = N`.
     Hyperperiods(u64),
