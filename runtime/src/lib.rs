@@ -45,4 +45,9 @@ pub mod task;
 pub mod time;
 pub mod trace;
 
-pub use iceoryx2::prelude::ZeroCopySend;
+/// What `takt::message!` expands to. Not part of the app API: iceoryx2 is takt's
+/// implementation, and an app never names its types.
+#[doc(hidden)]
+pub mod __private {
+    pub use iceoryx2::prelude::ZeroCopySend;
+}

@@ -72,7 +72,11 @@ pub enum AppArgsError {
     /// A flag without its value.
     MissingValue(&'static str),
     /// A value that is not what the flag takes.
-    BadValue { flag: &'static str, value: String, allowed: &'static str },
+    BadValue {
+        flag: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
     /// A required flag is absent.
     Missing(&'static str),
     /// A flag given twice.
@@ -85,7 +89,11 @@ impl fmt::Display for AppArgsError {
             AppArgsError::Help => write!(f, "{USAGE}"),
             AppArgsError::Unknown(a) => write!(f, "unknown argument `{a}`"),
             AppArgsError::MissingValue(flag) => write!(f, "{flag} needs a value"),
-            AppArgsError::BadValue { flag, value, allowed } => {
+            AppArgsError::BadValue {
+                flag,
+                value,
+                allowed,
+            } => {
                 write!(f, "{flag} `{value}`: expected {allowed}")
             }
             AppArgsError::Missing(flag) => write!(f, "{flag} is required"),
@@ -111,7 +119,11 @@ impl AppArgs {
             };
             match flag {
                 "--help" | "-h" => return Err(AppArgsError::Help),
-                HOST_FLAG => set(&mut host, HOST_FLAG, PathBuf::from(value(&mut args, HOST_FLAG)?))?,
+                HOST_FLAG => set(
+                    &mut host,
+                    HOST_FLAG,
+                    PathBuf::from(value(&mut args, HOST_FLAG)?),
+                )?,
                 "--app" => {
                     let v = value(&mut args, "--app")?;
                     let name = v.into_string().map_err(|v| AppArgsError::BadValue {
@@ -165,11 +177,17 @@ impl AppArgs {
     }
 }
 
-fn value(args: &mut impl Iterator<Item = OsString>, flag: &'static str) -> Result<OsString, AppArgsError> {
+fn value(
+    args: &mut impl Iterator<Item = OsString>,
+    flag: &'static str,
+) -> Result<OsString, AppArgsError> {
     args.next().ok_or(AppArgsError::MissingValue(flag))
 }
 
-fn number(args: &mut impl Iterator<Item = OsString>, flag: &'static str) -> Result<u64, AppArgsError> {
+fn number(
+    args: &mut impl Iterator<Item = OsString>,
+    flag: &'static str,
+) -> Result<u64, AppArgsError> {
     let v = value(args, flag)?;
     v.to_str()
         .and_then(|t| t.parse::<u64>().ok())
@@ -237,7 +255,8 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&ignored));
     }
     let who = format!("app `{}` (incarnation {})", args.app, args.incarnation);
-    let host = HostPlan::read(&args.host).map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
+    let host = HostPlan::read(&args.host)
+        .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
     catalog::check_own_part(&host.run.catalogs, &args.app, &AppCatalog::of(registry))
         .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
     let run = &host.run;

@@ -125,13 +125,19 @@ impl HostPlan {
 pub enum HostPlanError {
     /// The bytes do not start with the host plan magic.
     NotAHostPlan,
-    Truncated { have: usize, need: usize },
+    Truncated {
+        have: usize,
+        need: usize,
+    },
     FrameVersion(u32),
     TooLarge(usize),
     Checksum,
     Payload(String),
     /// Written by a supervisor of another takt API.
-    ApiVersion { found: u32, takt_version: String },
+    ApiVersion {
+        found: u32,
+        takt_version: String,
+    },
 }
 
 impl HostPlanError {
@@ -231,7 +237,8 @@ impl HostPlanFile {
             plan.deployment.name,
             std::process::id()
         ));
-        let cannot = |what: &Path, e: std::io::Error| format!("cannot write {}: {e}", what.display());
+        let cannot =
+            |what: &Path, e: std::io::Error| format!("cannot write {}: {e}", what.display());
         // A directory of this name belongs to a dead run of a process with this pid:
         // nothing of it is wanted (remove_dir_all does not follow a symlink at the top).
         if std::fs::symlink_metadata(&dir).is_ok() {
@@ -271,6 +278,7 @@ impl Drop for HostPlanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn sample() -> HostPlan {
         HostPlan {
@@ -310,6 +318,126 @@ mod tests {
                 manifest_hash: [3; 32],
             },
         }
+    }
+
+    /// A plan with one of everything the wire form carries.
+    fn full() -> HostPlan {
+        use crate::manifest::{
+            AppSpec, ChainSpec, ChannelSpec, ModeSpec, OverrunPolicy, ParamValue, TaskSpec,
+        };
+        use crate::plan::{ChainBound, ChannelSizing, CoreTable, ModePlan, Window};
+        let mut p = sample();
+        p.takt_version = "pinned".into();
+        let d = &mut p.deployment;
+        d.apps.push(AppSpec {
+            name: "a".into(),
+            executable: Some("target/release/a".into()),
+            supervision: Default::default(),
+        });
+        for (i, name) in ["src", "dst"].into_iter().enumerate() {
+            d.tasks.push(TaskSpec {
+                name: name.into(),
+                app: 0,
+                period_ns: 10_000_000,
+                offset_ns: 0,
+                budget_ns: 1_000_000,
+                let_ns: 10_000_000,
+                core: i,
+                overrun: OverrunPolicy::Escalate(0),
+                params: [(
+                    "gain".to_string(),
+                    ParamValue::Array(vec![ParamValue::Float("0.5".into()), ParamValue::Int(-3)]),
+                )]
+                .into_iter()
+                .collect(),
+                line: 7 + i,
+            });
+        }
+        d.channels.push(ChannelSpec {
+            topic: "t".into(),
+            type_name: "Sample".into(),
+            writer: 0,
+            readers: vec![1],
+        });
+        d.chains.push(ChainSpec {
+            name: "c".into(),
+            tasks: vec![0, 1],
+            topics: vec!["t".into()],
+            precedence: true,
+            max_data_age_ns: Some(40_000_000),
+            max_reaction_ns: None,
+        });
+        d.modes.push(ModeSpec {
+            name: "drive".into(),
+            tasks: vec![0, 1],
+        });
+        p.plan.modes.push(ModePlan {
+            mode: 0,
+            cores: vec![CoreTable {
+                core: 0,
+                windows: vec![Window {
+                    start_ns: 0,
+                    task: 0,
+                    budget_ns: 1_000_000,
+                    release_ns: 0,
+                    deadline_ns: 10_000_000,
+                    job_in_cycle: 0,
+                }],
+                utilization_ppm: 100_000,
+            }],
+        });
+        p.plan.channels.push(ChannelSizing {
+            buffer: 2,
+            history: 1,
+            max_borrowed: 1,
+        });
+        p.plan.chains.push(ChainBound {
+            chain: 0,
+            mode: Some(0),
+            max_data_age_ns: 20_000_000,
+            max_reaction_ns: 30_000_000,
+        });
+        p
+    }
+
+    /// The wire form is the contract with app executables built by other teams at other
+    /// times: bincode carries no field names, so a field added to, removed from or retyped in
+    /// `Deployment`, `Plan`, `HostPlan` or `HostRun` makes an older executable refuse the
+    /// frame as garbled. Such a change must come with a new `catalog::API_VERSION`, so the
+    /// older executable is refused at `takt check` already, naming both versions.
+    #[test]
+    fn the_wire_form_changes_only_with_the_api_version() {
+        const PINNED: (u32, &str) = (
+            2,
+            "08ae82f885aacae13a7965de846d581360b6b32499174de348d0706591c7f2e3",
+        );
+        let bytes = full().encode();
+        let payload = &bytes[catalog::FRAME_HEADER_BYTES..bytes.len() - 32];
+        let hash: String = Sha256::digest(payload)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            PINNED == (API_VERSION, hash.as_str()),
+            "the host plan's wire form is {hash} at API version {API_VERSION}; pinned is {PINNED:?}. \
+             If a type of the host plan changed, bump catalog::API_VERSION and pin the new pair \
+             (an app built before this change cannot decode the frame)."
+        );
+        // Supervisor-only parts are not on the wire: changing them changes nothing.
+        let mut other = full();
+        other.deployment.ota.root_keys.push([9; 32]);
+        other.deployment.update_safe_modes.push(0);
+        other.deployment.apps[0].executable = None;
+        other.deployment.apps[0].supervision.max_restarts = 99;
+        assert_eq!(other.encode(), bytes);
+    }
+
+    #[test]
+    fn a_full_plan_round_trips_but_for_the_supervisors_parts() {
+        let p = full();
+        let mut want = p.clone();
+        want.deployment.apps[0].executable = None;
+        assert_eq!(HostPlan::decode(&p.encode()), Ok(want));
     }
 
     #[test]

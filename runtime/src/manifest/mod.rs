@@ -272,7 +272,7 @@ pub fn parse_with(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "platform"))]
 mod tests;
 
 /// SHA-256 of the manifest file's bytes: identifies the deployment in trace files, so

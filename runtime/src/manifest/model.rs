@@ -127,13 +127,15 @@ pub struct AppSpec {
     pub name: String,
     /// Executable that hosts the app's tasks in multi-process mode (optional until the
     /// supervisor exists; the single-process runtime links the tasks directly).
+    #[serde(skip)]
     pub executable: Option<String>,
     /// Restart policy and escalation (lifecycle manager).
+    #[serde(skip)]
     pub supervision: Supervision,
 }
 
 /// When the lifecycle manager restarts an app's process after it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RestartPolicy {
     /// Never: an app that ends early is `failed` (or `stopped` after a clean exit).
     Never,
@@ -146,7 +148,7 @@ pub enum RestartPolicy {
 
 /// What the lifecycle manager does when an app fails for good (restart policy `never`, or
 /// more than `max_restarts` restarts within `restart_window_ns`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Escalation {
     /// Stop every app at the next hyperperiod boundary; the run fails.
     #[default]
@@ -157,7 +159,7 @@ pub enum Escalation {
 
 /// An app's supervision: `restart`, `max_restarts`, `restart_window` and `escalate` in its
 /// `[[app]]` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Supervision {
     pub restart: RestartPolicy,
     /// Most restarts within any `restart_window_ns`; one more escalates.
@@ -213,6 +215,12 @@ pub struct ModeSpec {
 }
 
 /// A fully validated deployment.
+///
+/// Its serde form is the app processes' copy in the host plan
+/// (`lifecycle::host_plan`): the parts only the supervisor acts on (`[ota]`, update-safe
+/// modes, an app's executable and supervision) are skipped, so they can grow without
+/// changing what an app executable decodes. Any other change of these types changes that
+/// wire form: bump `catalog::API_VERSION`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deployment {
     pub name: String,
@@ -230,17 +238,19 @@ pub struct Deployment {
     /// Index into `modes` of the mode active at start.
     pub default_mode: usize,
     /// Modes in which an update may be activated (OTA). Indices into `modes`.
+    #[serde(skip)]
     pub update_safe_modes: Vec<usize>,
     /// LCM of all task periods: the length of one table cycle in every mode.
     pub hyperperiod_ns: u64,
     /// Over-the-air updates: trusted signing keys, probation window, state directory
     /// (`[ota]`; all defaults when the table is absent).
+    #[serde(skip)]
     pub ota: OtaSpec,
 }
 
 /// The `[ota]` table: what an update of this deployment must be signed with, how long a
 /// new version is watched before it is kept, and where update state lives.
-#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct OtaSpec {
     /// ed25519 public keys whose bundles may be staged (32 bytes each), in manifest order.
     /// Each is a valid curve point and none is listed twice. Empty: no bundle can be staged.
@@ -261,7 +271,7 @@ pub struct OtaSpec {
 
 /// The thresholds of probation. Only misses attributed to the version itself count (see
 /// `dispatch::attribution`); the platform's are reported, never held against it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbationLimits {
     /// `probation_max_overruns`: overruns, skips and deadline misses attributed to takt or
     /// the task that a new version may show in its window and still be committed.
@@ -299,7 +309,7 @@ impl ProbationLimits {
 
 /// A probation window: a count of hyperperiods, or a duration the supervisor rounds up to
 /// whole hyperperiods (it watches and commits only at hyperperiod boundaries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probation {
     /// `probation_hyperperiods = N`.
     Hyperperiods(u64),
