@@ -13,8 +13,9 @@
 //! plan ([`host_plan`]: the deployment model and plan tables, as a checked binary frame);
 //! each process hosts only its app's windows
 //! ([`dispatch::RunOptions::tasks`](crate::dispatch::RunOptions)). Each reports ready over
-//! the control socket once its dispatchers have built their tasks; the supervisor publishes one epoch on `CLOCK_MONOTONIC` when all are ready, and every process
-//! walks its own tables against it: there is no central tick. Modes and stops go through
+//! the control socket once its dispatchers have built their tasks; the supervisor publishes
+//! one epoch on `CLOCK_MONOTONIC` when all are ready, and every process walks its own
+//! tables against it: there is no central tick. Modes and stops go through
 //! the one [`RunControl`](crate::dispatch::RunControl) in shared memory, so every core of
 //! every process switches at the same hyperperiod boundary.
 //!
