@@ -56,7 +56,8 @@ const PLATFORM_ONLY: &[&str] = &["clap", "mio", "signal-hook-mio", "ed25519-dale
 fn assert_links_no_platform(dir: &Path, packages: &[&str]) {
     let cargo = || {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        c.current_dir(dir).args(["tree", "--offline", "-e", "normal"]);
+        c.current_dir(dir)
+            .args(["tree", "--offline", "-e", "normal"]);
         for p in packages {
             c.args(["-p", p]);
         }
