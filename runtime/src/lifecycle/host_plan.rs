@@ -219,9 +219,10 @@ pub struct HostPlanFile {
 
 #[cfg(feature = "platform")]
 impl HostPlanFile {
-    /// Writes `plan` to `<tmp>/takt-run-<deployment>-<pid>/host.plan` (directory 0700, file
+    /// Writes `plan` to `<tmp>/takt-run-<deployment>-<pid>-<n>/host.plan` (directory 0700, file
     /// 0600) and syncs it, so it is complete before any app process may read it.
     pub fn write(plan: &HostPlan) -> Result<HostPlanFile, String> {
+        use crate::sync::{AtomicU64, Ordering};
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let bytes = plan.encode();
@@ -232,10 +233,15 @@ impl HostPlanFile {
                 plan.deployment.source
             ));
         }
+        // The deployment name is validated (no `/`); the counter keeps two supervisors of
+        // one process (a program driving several runs) apart. Relaxed: it only has to hand
+        // out distinct numbers, nothing is published through it.
+        static RUNS: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "takt-run-{}-{}",
+            "takt-run-{}-{}-{}",
             plan.deployment.name,
-            std::process::id()
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
         ));
         let cannot =
             |what: &Path, e: std::io::Error| format!("cannot write {}: {e}", what.display());
