@@ -233,6 +233,7 @@ impl HostPlanFile {
                 plan.deployment.source
             ));
         }
+        remove_stale_dirs();
         // The deployment name is validated (no `/`); the counter keeps two supervisors of
         // one process (a program driving several runs) apart. Relaxed: it only has to hand
         // out distinct numbers, nothing is published through it.
@@ -271,6 +272,50 @@ impl HostPlanFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Removes the host plan directories of supervisors that no longer run (a supervisor
+/// killed with SIGKILL cannot remove its own): `takt-run-<deployment>-<pid>-<n>` in the
+/// temporary directory, owned by this user, whose `<pid>` has no `/proc` entry. Only the
+/// plan file and the then empty directory are removed, never anything else. Bounded: it looks at most at
+/// [`MAX_STALE_SCAN`] entries of the directory per start.
+#[cfg(feature = "platform")]
+fn remove_stale_dirs() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.take(MAX_STALE_SCAN).flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(stale_pid) else {
+            continue;
+        };
+        // Only a real directory (never a symlink someone planted) of this user.
+        let ours = std::fs::symlink_metadata(entry.path())
+            .is_ok_and(|m| m.file_type().is_dir() && m.uid() == me);
+        if ours && !Path::new("/proc").join(pid.to_string()).exists() {
+            let dir = entry.path();
+            let _ = std::fs::remove_file(dir.join("host.plan"));
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+/// Most temporary-directory entries one supervisor start looks at for stale host plans.
+#[cfg(feature = "platform")]
+const MAX_STALE_SCAN: usize = 100_000;
+
+/// The supervisor pid in a host plan directory's name, `None` for any other name.
+#[cfg(feature = "platform")]
+fn stale_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("takt-run-")?;
+    let mut parts = rest.rsplitn(3, '-');
+    parts.next()?.parse::<u64>().ok()?;
+    let pid = parts.next()?.parse::<u32>().ok()?;
+    parts.next().filter(|d| !d.is_empty())?;
+    Some(pid)
 }
 
 #[cfg(feature = "platform")]
@@ -444,6 +489,38 @@ mod tests {
         let mut want = p.clone();
         want.deployment.apps[0].executable = None;
         assert_eq!(HostPlan::decode(&p.encode()), Ok(want));
+    }
+
+    #[cfg(feature = "platform")]
+    #[test]
+    fn only_host_plan_directories_name_a_supervisor() {
+        assert_eq!(stale_pid("takt-run-acc-123-0"), Some(123));
+        assert_eq!(stale_pid("takt-run-lane-keep-77-12"), Some(77));
+        for other in [
+            "takt-run-acc-123",
+            "takt-run--5-0",
+            "takt-acc-1.catalogs",
+            "x-1-2",
+        ] {
+            assert_eq!(stale_pid(other), None, "{other}");
+        }
+    }
+
+    #[cfg(feature = "platform")]
+    #[test]
+    fn a_written_plan_reads_back_and_goes_with_its_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = full();
+        let file = HostPlanFile::write(&p).expect("written");
+        let path = file.path().to_path_buf();
+        let dir = path.parent().expect("dir").to_path_buf();
+        let mode = |q: &Path| std::fs::metadata(q).expect("meta").permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&path)), (0o700, 0o600));
+        let mut want = p;
+        want.deployment.apps[0].executable = None;
+        assert_eq!(HostPlan::read(&path), Ok(want));
+        drop(file);
+        assert!(!dir.exists(), "{} is removed with the file", dir.display());
     }
 
     #[test]
