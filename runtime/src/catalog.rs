@@ -47,15 +47,23 @@ use crate::port::layout::TypeLayout;
 use crate::task::Registry;
 
 /// The version of the contract between `takt` and app executables: the catalog's content,
-/// the app command line and the messages an app process sends the supervisor (its end
-/// report carries per-task figures: a new figure is a new version). An executable built
-/// against another version is refused before anything starts.
-pub const API_VERSION: u32 = 2;
+/// the app command line, the host plan ([`crate::lifecycle::host_plan`]) and the messages an
+/// app process sends the supervisor (its end report carries per-task figures: a new figure
+/// is a new version). An executable built against another version is refused before
+/// anything starts.
+///
+/// * 1: the app process read the manifest and planned itself (`--manifest --catalogs ...`).
+/// * 2: the supervisor hands it a host plan (`--takt-host FILE --app ...`).
+/// * 3: task instances (`impl`, `[task.topics]`), `on_fault`, the wake-up choice in the host
+///   plan; spin and fault figures in the end report.
+pub const API_VERSION: u32 = 3;
 
 /// The framing's own version (what follows the magic).
-const FRAME_VERSION: u32 = 1;
+pub(crate) const FRAME_VERSION: u32 = 1;
 const MAGIC: &[u8; 13] = b"TAKT-CATALOG\n";
 const HEADER_BYTES: usize = MAGIC.len() + 8;
+/// Magic, frame version and length: what precedes every frame's payload.
+pub(crate) const FRAME_HEADER_BYTES: usize = HEADER_BYTES;
 
 /// Largest catalog payload accepted: far above any real app (hundreds of tasks and types
 /// take a few KiB), small enough that a hostile executable cannot make takt allocate much.
@@ -151,6 +159,7 @@ impl AppCatalog {
     }
 
     /// The structure of every message type this catalog declares.
+    #[cfg(feature = "platform")]
     pub fn layouts(&self) -> crate::ota::bundle::Layouts {
         self.types
             .iter()
@@ -197,7 +206,7 @@ impl AppCatalog {
 
     /// Decodes a frame written by [`encode`](Self::encode), refusing anything else.
     pub fn decode(bytes: &[u8]) -> Result<AppCatalog, CatalogFormatError> {
-        let catalog: AppCatalog = decode_frame(MAGIC, bytes)?;
+        let catalog: AppCatalog = decode_frame::<_, MAX_CATALOG_BYTES>(MAGIC, bytes)?;
         if catalog.api_version != API_VERSION {
             return Err(CatalogFormatError::ApiVersion {
                 found: catalog.api_version,
@@ -208,7 +217,8 @@ impl AppCatalog {
     }
 }
 
-fn encode_frame<T: Serialize>(magic: &[u8; 13], value: &T) -> Vec<u8> {
+/// Frames `value` (see the module doc); shared with the host plan.
+pub(crate) fn encode_frame<T: Serialize>(magic: &[u8; 13], value: &T) -> Vec<u8> {
     // Serializing plain strings and integers into a Vec cannot fail.
     let payload =
         bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default();
@@ -221,7 +231,8 @@ fn encode_frame<T: Serialize>(magic: &[u8; 13], value: &T) -> Vec<u8> {
     out
 }
 
-fn decode_frame<T: serde::de::DeserializeOwned>(
+/// Checks and decodes a frame whose payload is at most `MAX` bytes.
+pub(crate) fn decode_frame<T: serde::de::DeserializeOwned, const MAX: usize>(
     magic: &[u8; 13],
     bytes: &[u8],
 ) -> Result<T, CatalogFormatError> {
@@ -241,7 +252,7 @@ fn decode_frame<T: serde::de::DeserializeOwned>(
         return Err(CatalogFormatError::FrameVersion(version));
     }
     let len = word(magic.len() + 4) as usize;
-    if len > MAX_CATALOG_BYTES {
+    if len > MAX {
         return Err(CatalogFormatError::TooLarge(len));
     }
     let need = HEADER_BYTES + len + 32;
@@ -255,7 +266,7 @@ fn decode_frame<T: serde::de::DeserializeOwned>(
     if Sha256::digest(payload).as_slice() != &bytes[HEADER_BYTES + len..need] {
         return Err(CatalogFormatError::Checksum);
     }
-    let config = bincode::config::standard().with_limit::<MAX_CATALOG_BYTES>();
+    let config = bincode::config::standard().with_limit::<MAX>();
     let (value, used): (T, usize) = bincode::serde::decode_from_slice(payload, config)
         .map_err(|e| CatalogFormatError::Payload(e.to_string()))?;
     if used != len {
@@ -283,7 +294,7 @@ impl DeploymentCatalogs {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<DeploymentCatalogs, CatalogFormatError> {
-        let d: DeploymentCatalogs = decode_frame(DEPLOYMENT_MAGIC, bytes)?;
+        let d: DeploymentCatalogs = decode_frame::<_, MAX_CATALOG_BYTES>(DEPLOYMENT_MAGIC, bytes)?;
         if let Some(a) = d.apps.iter().find(|a| a.catalog.api_version != API_VERSION) {
             return Err(CatalogFormatError::ApiVersion {
                 found: a.catalog.api_version,
@@ -307,6 +318,7 @@ impl DeploymentCatalogs {
 
     /// The structure of every message type of the deployment (the union guarantees that
     /// the apps agree on it).
+    #[cfg(feature = "platform")]
     pub fn layouts(&self) -> crate::ota::bundle::Layouts {
         self.apps.iter().flat_map(|a| a.catalog.layouts()).collect()
     }

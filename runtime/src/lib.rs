@@ -17,6 +17,16 @@
 //!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
+//!
+//! # Features
+//!
+//! * `platform` (default): what the `takt` CLI needs besides an app's own process:
+//!   manifest parsing (`manifest::load`, TOML), the supervisor
+//!   (`lifecycle::supervise`, mio), [`ota`] (ed25519, HMAC) and the catalog handshake with
+//!   executables. An app crate depends on takt with `default-features = false`: its process
+//!   is handed a validated host plan by the supervisor
+//!   ([`lifecycle::host_plan`]) and never parses or plans.
+//! * `test-hooks`: test-only hooks, never in a shipped binary.
 
 pub mod alloc_count;
 pub mod catalog;
@@ -26,6 +36,7 @@ pub mod fsio;
 #[cfg(not(loom))]
 pub mod lifecycle;
 pub mod manifest;
+#[cfg(feature = "platform")]
 pub mod ota;
 pub mod plan;
 pub mod port;
@@ -34,4 +45,9 @@ pub mod task;
 pub mod time;
 pub mod trace;
 
-pub use iceoryx2::prelude::ZeroCopySend;
+/// What `takt::message!` expands to. Not part of the app API: iceoryx2 is takt's
+/// implementation, and an app never names its types.
+#[doc(hidden)]
+pub mod __private {
+    pub use iceoryx2::prelude::ZeroCopySend;
+}

@@ -222,15 +222,19 @@ pub struct TaskBuilder<'a> {
 
 /// A port a task opened, with the cell its activity is reported in. The dispatcher takes
 /// these from the builder after construction to trace publishes and reads.
+///
+/// Internal to takt (the dispatcher's tracing), never part of the app API.
 #[derive(Clone, Debug)]
-pub struct PortProbe {
+pub(crate) struct PortProbe {
     pub topic: String,
     pub is_writer: bool,
     pub activity: ActivityCell,
 }
 
 impl<'a> TaskBuilder<'a> {
-    pub fn new(
+    /// Only the dispatcher builds tasks: an app gets a builder in its constructor, never
+    /// makes one (its ports would bypass the plan's sizing and the dispatcher's tracing).
+    pub(crate) fn new(
         task: &'a str,
         node: &'a PortNode,
         ports: &'a [PortBinding],
@@ -261,8 +265,22 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// A builder outside any dispatcher, for tests that build and step a task by hand
+    /// (with `test-hooks` only, which never reaches a shipped binary).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn detached(
+        task: &'a str,
+        node: &'a PortNode,
+        ports: &'a [PortBinding],
+        params: &'a BTreeMap<String, ParamValue>,
+        timing: TaskTiming,
+    ) -> Self {
+        TaskBuilder::new(task, node, ports, params, timing)
+    }
+
     /// The ports the task opened so far, with their activity cells.
-    pub fn take_probes(&self) -> Vec<PortProbe> {
+    pub(crate) fn take_probes(&self) -> Vec<PortProbe> {
         std::mem::take(&mut *self.probes.borrow_mut())
     }
 

@@ -1,12 +1,11 @@
-//! `takt run --multi-process`: the supervisor side of the CLI. Builds the app-host command
-//! line, hands the run to `takt::lifecycle::supervise`, and prints the same summary and
+//! `takt run`: the supervisor side of the CLI. Gathers what every app process of the run
+//! shares ([`HostRun`]), hands the run to `takt::lifecycle::supervise`, and prints the same summary and
 //! `digest:` line as the single-process path, plus one line per app.
 
-use std::ffi::OsString;
 use std::io::Write;
 
 use takt::dispatch::{self, ClockKind};
-use takt::lifecycle::{self, HostCommand, SuperviseOptions};
+use takt::lifecycle::{self, HostCommand, HostRun, SuperviseOptions};
 use takt::plan::Plan;
 use takt::time::format_ns;
 
@@ -59,37 +58,22 @@ fn supervise_checked(
     let d = &loaded.d;
     let program = std::env::current_exe()
         .map_err(|e| Failure::run_failed(format!("takt run: cannot find the takt binary: {e}")))?;
-    let manifest = std::fs::canonicalize(&args.manifest).map_err(|e| {
+    let manifest_hash = takt::manifest::hash_file(&args.manifest).map_err(|e| {
         Failure::bad_input(format!("{}: cannot read: {e}", args.manifest.display()))
     })?;
-    // Every app process validates the deployment against the same catalogs, so every
-    // process computes the same plan; the file lives as long as this run.
-    let catalogs = CatalogFile::write(&loaded.catalogs, &d.name)?;
-    let mut host_args: Vec<OsString> = vec![
-        "--manifest".into(),
-        manifest.into_os_string(),
-        "--catalogs".into(),
-        catalogs.path.clone().into_os_string(),
+    // What every app process shares; the supervisor writes it with the deployment and the
+    // plan into the run's host plan, so no app process reads the manifest or plans.
+    let run = HostRun {
+        catalogs: loaded.catalogs.clone(),
         // One namespace per run, so two runs of the same manifest never share a topic.
-        "--namespace".into(),
-        format!("{}-{}", d.name, std::process::id()).into(),
-        "--duration-ns".into(),
-        duration_ns.to_string().into(),
-    ];
-    if args.allow_non_rt {
-        host_args.push("--allow-non-rt".into());
-    }
-    if clock == ClockKind::Sim {
-        host_args.push("--sim".into());
-    }
-    if let Some(seed) = args.inject_jitter {
-        host_args.push("--inject-jitter".into());
-        host_args.push(seed.to_string().into());
-    }
-    if let Some(t) = &args.trace {
-        host_args.push("--trace".into());
-        host_args.push(t.clone().into_os_string());
-    }
+        namespace: format!("{}-{}", d.name, std::process::id()),
+        sim: clock == ClockKind::Sim,
+        duration_ns,
+        allow_non_rt: args.allow_non_rt,
+        inject_jitter: args.inject_jitter,
+        trace: args.trace.clone(),
+        manifest_hash,
+    };
     let ota = match args.ota_dir.clone().or_else(|| d.ota.state_dir.clone()) {
         Some(state_dir) => {
             let mut trusted = takt::ota::bundle::TrustedKeys::new();
@@ -127,7 +111,7 @@ fn supervise_checked(
         host: HostCommand {
             program,
             subcommand: Vec::new(),
-            args: host_args,
+            run,
         },
         ota,
         clock,
@@ -176,37 +160,5 @@ fn supervise_checked(
     match outcome.failure {
         Some(f) => Err(Failure::run_failed(format!("takt run: {f}"))),
         None => Ok(()),
-    }
-}
-
-/// The deployment's catalogs in a file the app processes read (`--catalogs`), removed when
-/// the run ends. Owner-only, like the control socket: it says what every app implements.
-struct CatalogFile {
-    path: std::path::PathBuf,
-}
-
-impl CatalogFile {
-    fn write(catalogs: &takt::catalog::DeploymentCatalogs, name: &str) -> Result<Self, Failure> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path =
-            std::env::temp_dir().join(format!("takt-{name}-{}.catalogs", std::process::id()));
-        let cannot = |e: std::io::Error| {
-            Failure::run_failed(format!("takt run: cannot write {}: {e}", path.display()))
-        };
-        let _ = std::fs::remove_file(&path);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(cannot)?;
-        f.write_all(&catalogs.encode()).map_err(cannot)?;
-        Ok(CatalogFile { path })
-    }
-}
-
-impl Drop for CatalogFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }

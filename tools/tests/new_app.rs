@@ -47,6 +47,62 @@ fn run(mut cmd: Command, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Crates only the platform side of takt needs (the CLI's argument parser, the
+/// supervisor's event loop, OTA's signatures and slot MACs): an app must link none.
+const PLATFORM_ONLY: &[&str] = &["clap", "mio", "signal-hook-mio", "ed25519-dalek", "hmac"];
+
+/// `cargo tree` of the normal dependencies of the crate in `dir` (`packages`: of these
+/// workspace members), refusing any of [`PLATFORM_ONLY`] and naming who pulls it in.
+fn assert_links_no_platform(dir: &Path, packages: &[&str]) {
+    let cargo = || {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(dir)
+            .args(["tree", "--offline", "-e", "normal"]);
+        for p in packages {
+            c.args(["-p", p]);
+        }
+        c
+    };
+    let mut tree = cargo();
+    tree.args(["--prefix", "none"]);
+    let out = run(tree, Duration::from_secs(120));
+    assert!(out.status.success(), "cargo tree:\n{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let found: Vec<&str> = PLATFORM_ONLY
+        .iter()
+        .copied()
+        .filter(|c| listed.lines().any(|l| l.split(' ').next() == Some(*c)))
+        .collect();
+    if let Some(first) = found.first() {
+        let mut why = cargo();
+        why.args(["-i", first]);
+        let why = run(why, Duration::from_secs(120));
+        panic!(
+            "{} {packages:?} links platform-only crates {found:?}; `cargo tree -i {first}`:\n{}",
+            dir.display(),
+            text(&why)
+        );
+    }
+    assert!(
+        listed.lines().any(|l| l.starts_with("takt v")),
+        "the tree lists takt at all:\n{listed}"
+    );
+}
+
+#[test]
+fn the_demo_app_crates_link_no_platform_crate() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert_links_no_platform(
+        &repo,
+        &[
+            "takt-acc",
+            "lane-msgs",
+            "supplier-a-perception",
+            "supplier-b-control",
+        ],
+    );
+}
+
 fn digest_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -96,6 +152,9 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
         "cargo build of the new app:\n{}",
         text(&out)
     );
+    // The app API alone (issue #11.7): the crate's dependency tree, resolved for it alone,
+    // holds nothing of the platform side of takt.
+    assert_links_no_platform(&root, &[]);
     // The manifest names target/release/lanewatch next to it; the build went to a shared
     // target directory, so put the executable where the manifest says.
     let exe = root.join("target/release/lanewatch");

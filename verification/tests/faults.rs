@@ -603,25 +603,15 @@ fn hostile_files_for_every_reader_get_a_clear_error_never_a_panic_or_a_hang() {
             }
         }
     }
-    // The app executables' own reader of the catalogs file the supervisor hands them.
+    // The app executables' own reader of the host plan file the supervisor hands them.
     let sensing = must(harness::executable("acc-sensing"));
     for (what, path) in hostile_paths(&dir) {
         let out = must(
             Running::spawn(std::process::Command::new(&sensing).args([
-                "--manifest",
-                &manifest,
-                "--catalogs",
+                "--takt-host",
                 s(&path),
                 "--app",
                 "sensing",
-                "--control",
-                "/nonexistent.sock",
-                "--shm",
-                "takt-ctl-none",
-                "--namespace",
-                "hostile",
-                "--duration-ns",
-                "1000000",
             ]))
             .and_then(|r| r.wait(Duration::from_secs(20))),
         );
@@ -629,7 +619,7 @@ fn hostile_files_for_every_reader_get_a_clear_error_never_a_panic_or_a_hang() {
         let err = text(&out.stderr);
         if out.status.success() || out.status.code().is_none() || err.contains("panicked") {
             failures.push(format!(
-                "acc-sensing --catalogs {what}: {} {err}",
+                "acc-sensing --takt-host {what}: {} {err}",
                 out.status
             ));
         }

@@ -286,7 +286,7 @@ fn build_planner(
         budget_ns: MS / 5,
         let_ns: 5 * MS,
     };
-    let b = TaskBuilder::new("planner", &node, &[], &params, timing);
+    let b = TaskBuilder::detached("planner", &node, &[], &params, timing);
     policy.constructor()(&b).map(|_| ())
 }
 

@@ -229,7 +229,7 @@ fn run(m: &Manifest, mode: &str, duration_ns: u64, placement: Placement, tag: &s
         .iter()
         .map(|cfg| {
             let ports = bindings(m, &registry, &cfg.name);
-            let b = TaskBuilder::new(&cfg.name, &node, &ports, &cfg.params, cfg.timing);
+            let b = TaskBuilder::detached(&cfg.name, &node, &ports, &cfg.params, cfg.timing);
             let ctor = registry
                 .constructor(&cfg.name)
                 .unwrap_or_else(|e| panic!("{e}"));

@@ -9,11 +9,13 @@
 //!
 //! # One run, many processes
 //!
-//! Every app process loads the same manifest, computes the same plan and hosts only its
-//! app's windows ([`dispatch::RunOptions::tasks`](crate::dispatch::RunOptions)). Each
-//! reports ready over the control socket once its dispatchers have built their tasks; the
-//! supervisor publishes one epoch on `CLOCK_MONOTONIC` when all are ready, and every process
-//! walks its own tables against it: there is no central tick. Modes and stops go through
+//! The supervisor validates and plans once and hands every app process the same host
+//! plan ([`host_plan`]: the deployment model and plan tables, as a checked binary frame);
+//! each process hosts only its app's windows
+//! ([`dispatch::RunOptions::tasks`](crate::dispatch::RunOptions)). Each reports ready over
+//! the control socket once its dispatchers have built their tasks; the supervisor publishes
+//! one epoch on `CLOCK_MONOTONIC` when all are ready, and every process walks its own
+//! tables against it: there is no central tick. Modes and stops go through
 //! the one [`RunControl`](crate::dispatch::RunControl) in shared memory, so every core of
 //! every process switches at the same hyperperiod boundary.
 //!
@@ -40,21 +42,29 @@
 //! * A restarted app's statistics cover its last process only (jobs before the crash are
 //!   lost with it); the summary shows its restarts.
 
-#[cfg(feature = "app-main")]
 mod app_main;
 pub mod host;
+pub mod host_plan;
+// The supervisor's side: only with the `platform` feature (an app process never links it).
+#[cfg(feature = "platform")]
 mod notify;
+#[cfg(feature = "platform")]
 pub mod peer;
+#[cfg(feature = "platform")]
 pub mod policy;
 pub mod shm;
+#[cfg(feature = "platform")]
 mod spawn;
+#[cfg(feature = "platform")]
 pub mod supervisor;
 pub mod wire;
 
-#[cfg(feature = "app-main")]
-pub use app_main::{app_main, host_with_args, AppArgs};
+pub use app_main::{app_main, host_with_args, AppArgs, AppArgsError, HOST_FLAG};
 pub use host::{host_app, HostOptions};
+pub use host_plan::{HostPlan, HostRun};
+#[cfg(feature = "platform")]
 pub use spawn::kill_hard;
+#[cfg(feature = "platform")]
 pub use supervisor::{
     default_control_path, offline_report, request, supervise, HostCommand, OtaOptions,
     SuperviseOptions, SuperviseOutcome, KILL_POINTS,

@@ -24,7 +24,9 @@ use crate::plan::Plan;
 use crate::sync::Ordering;
 use crate::time::{format_ns, monotonic_now_ns};
 
+use super::app_main::AppArgs;
 use super::host::tasks_of;
+use super::host_plan::{HostPlan, HostPlanFile, HostRun};
 use super::notify::Notifier;
 use super::peer::{self, PeerCred};
 use super::policy::{Decision, ExitKind, RestartHistory};
@@ -60,9 +62,11 @@ pub struct HostCommand {
     pub program: PathBuf,
     /// Arguments only the default program gets, first (e.g. `app-host`).
     pub subcommand: Vec<OsString>,
-    /// Arguments every app process gets (manifest, namespace, duration...). The supervisor
-    /// appends `--app NAME --control PATH --shm NAME`.
-    pub args: Vec<OsString>,
+    /// What every app process of the run shares (catalogs, namespace, duration...). The
+    /// supervisor writes it with the deployment, the plan, the control socket and the
+    /// control block into the run's host plan ([`HostPlan`]) and starts each process with
+    /// `--takt-host FILE --app NAME --incarnation N --version V [--standby]`.
+    pub run: HostRun,
 }
 
 /// How to supervise.
@@ -208,6 +212,8 @@ struct Supervisor<'a> {
     plan: &'a Plan,
     opts: &'a SuperviseOptions,
     shared: SharedControl,
+    /// The run's host plan file (owned by `supervise`, which outlives this).
+    host_plan: PathBuf,
     cycles: u64,
     started_ns: u64,
     epoch_ns: Option<u64>,
@@ -287,6 +293,17 @@ pub fn supervise(
             }
         }
     }
+    // Written once, before any app process starts; every process of the run (restarts and
+    // OTA standbys too) reads the same bytes, and it goes when the supervisor returns.
+    let host_plan = HostPlanFile::write(&HostPlan {
+        api_version: crate::catalog::API_VERSION,
+        takt_version: env!("CARGO_PKG_VERSION").to_string(),
+        deployment: d.clone(),
+        plan: plan.clone(),
+        control_path: opts.control_path.clone(),
+        shm_name: shm_name.clone(),
+        run: opts.host.run.clone(),
+    })?;
     let (listener, _socket_file) = bind_control(&opts.control_path)?;
     let mut poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
     let mut listener = listener;
@@ -333,6 +350,7 @@ pub fn supervise(
         plan,
         opts,
         shared,
+        host_plan: host_plan.path().to_path_buf(),
         cycles: opts.duration_ns.div_ceil(plan.hyperperiod_ns).max(1),
         started_ns: now,
         epoch_ns: None,
@@ -416,20 +434,16 @@ impl Supervisor<'_> {
                 c
             }
         };
-        cmd.args(&self.opts.host.args)
-            .arg("--app")
-            .arg(name)
-            .arg("--control")
-            .arg(&self.opts.control_path)
-            .arg("--shm")
-            .arg(self.shared.name())
-            .arg("--incarnation")
-            .arg(incarnation.to_string())
-            .arg("--version")
-            .arg(version.to_string());
-        if standby {
-            cmd.arg("--standby");
-        }
+        cmd.args(
+            AppArgs {
+                host: self.host_plan.clone(),
+                app: name.to_string(),
+                incarnation,
+                version,
+                standby,
+            }
+            .to_args(),
+        );
         spawn_bound_to_parent(&mut cmd).map_err(|e| {
             format!(
                 "cannot start app `{name}` ({}): {e}",

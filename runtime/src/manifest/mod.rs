@@ -22,8 +22,13 @@
 //! every key this module accepts.
 
 pub mod model;
+// Reading TOML is the platform's job (`takt check|plan|run|ota`): an app process gets
+// the validated model from its supervisor (`lifecycle::host_plan`) and never parses.
+#[cfg(feature = "platform")]
 mod parse;
+#[cfg(feature = "platform")]
 mod source;
+#[cfg(feature = "platform")]
 mod validate;
 
 use std::path::Path;
@@ -119,6 +124,7 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+#[cfg(feature = "platform")]
 /// Reads and validates the manifest at `path`.
 ///
 /// The file is read through a bound of [`limits::MAX_MANIFEST_BYTES`] + 1 bytes, so a huge
@@ -127,6 +133,7 @@ pub fn load(path: &Path, catalog: &Catalog, cores: usize) -> Result<Deployment, 
     load_with(path, cores, |_| Ok(catalog.clone()))
 }
 
+#[cfg(feature = "platform")]
 /// Like [`load`], with the catalog obtained from the manifest's own `[[app]]` declarations:
 /// `catalogs` gets every app (name and executable) that parsed, and returns the union of
 /// their catalogs, or errors about individual apps, which are reported at the app's
@@ -166,6 +173,7 @@ pub fn load_with(
     }
 }
 
+#[cfg(feature = "platform")]
 /// The file's bytes, or a one-line reason (with the OS's words) why they cannot be had.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     crate::fsio::read_bounded(path, limits::MAX_MANIFEST_BYTES).map_err(|e| match e {
@@ -177,6 +185,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     })
 }
 
+#[cfg(feature = "platform")]
 /// Validates manifest `text`; `file` names it in errors and becomes [`Deployment::source`].
 /// `cores` is the number of logical CPUs of the machine the deployment is for (usually
 /// [`available_cores`]).
@@ -189,6 +198,7 @@ pub fn parse(
     parse_with(file, text, cores, |_| Ok(catalog.clone()))
 }
 
+#[cfg(feature = "platform")]
 /// [`parse`] with the catalog from the manifest's apps (see [`load_with`]).
 pub fn parse_with(
     file: &str,
@@ -263,7 +273,7 @@ pub fn parse_with(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "platform"))]
 mod tests;
 
 /// SHA-256 of the manifest file's bytes: identifies the deployment in trace files, so

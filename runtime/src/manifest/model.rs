@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub type TaskId = usize;
 
 /// What the dispatcher does when a job runs longer than its budget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OverrunPolicy {
     /// Record the overrun and keep releasing every job.
     Report,
@@ -22,7 +22,9 @@ pub enum OverrunPolicy {
 
 /// What the dispatcher does when a job reports a fault (`StepContext::fault`): `on_fault`.
 /// The fault is counted, traced and reported to the supervisor's health either way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum FaultPolicy {
     /// Record the fault and go on (`on_fault = "report"`, the default).
     #[default]
@@ -34,7 +36,7 @@ pub enum FaultPolicy {
 }
 
 /// One periodic task: where it runs, when it is released, how long it may run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
     /// The instance name: what channels, chains, modes, traces and reports call the task.
     pub name: String,
@@ -146,13 +148,15 @@ pub struct ParamDecl {
 }
 
 /// An application: the unit that is deployed, restarted and updated together.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppSpec {
     pub name: String,
     /// Executable that hosts the app's tasks in multi-process mode (optional until the
     /// supervisor exists; the single-process runtime links the tasks directly).
+    #[serde(skip)]
     pub executable: Option<String>,
     /// Restart policy and escalation (lifecycle manager).
+    #[serde(skip)]
     pub supervision: Supervision,
 }
 
@@ -202,7 +206,7 @@ impl Default for Supervision {
 }
 
 /// A topic with exactly one writer and any number of readers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelSpec {
     pub topic: String,
     /// Message type name, resolved against the type catalog.
@@ -212,7 +216,7 @@ pub struct ChannelSpec {
 }
 
 /// A declared cause-effect chain: tasks linked by channels, first is the sensor end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainSpec {
     pub name: String,
     pub tasks: Vec<TaskId>,
@@ -230,14 +234,20 @@ pub struct ChainSpec {
 }
 
 /// An operating mode: the set of tasks released while it is active.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModeSpec {
     pub name: String,
     pub tasks: Vec<TaskId>,
 }
 
 /// A fully validated deployment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its serde form is the app processes' copy in the host plan
+/// (`lifecycle::host_plan`): the parts only the supervisor acts on (`[ota]`, update-safe
+/// modes, an app's executable and supervision) are skipped, so they can grow without
+/// changing what an app executable decodes. Any other change of these types changes that
+/// wire form: bump `catalog::API_VERSION`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deployment {
     pub name: String,
     /// Path the manifest was read from (for messages).
@@ -254,11 +264,13 @@ pub struct Deployment {
     /// Index into `modes` of the mode active at start.
     pub default_mode: usize,
     /// Modes in which an update may be activated (OTA). Indices into `modes`.
+    #[serde(skip)]
     pub update_safe_modes: Vec<usize>,
     /// LCM of all task periods: the length of one table cycle in every mode.
     pub hyperperiod_ns: u64,
     /// Over-the-air updates: trusted signing keys, probation window, state directory
     /// (`[ota]`; all defaults when the table is absent).
+    #[serde(skip)]
     pub ota: OtaSpec,
     /// How the dispatchers wake for their windows (`[deployment] wake`, per core
     /// `[deployment.wake_by_core]`).
@@ -266,7 +278,7 @@ pub struct Deployment {
 }
 
 /// How a dispatcher reaches a window's start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Wake {
     /// Sleep until the start (`clock_nanosleep(TIMER_ABSTIME)`): the kernel's wake-up
     /// latency is the release lateness.
@@ -289,7 +301,7 @@ impl Wake {
 }
 
 /// The deployment's wake-up choice and its per-core overrides.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct WakeSpec {
     /// Every core's, unless overridden.
     pub default: Wake,

@@ -67,7 +67,7 @@ pub use requirements::{
 /// Invariants (checked by [`verify`]): `release_ns <= start_ns`,
 /// `start_ns + budget_ns <= min(deadline_ns, hyperperiod_ns)`, windows of one core never
 /// overlap, and they are sorted by `start_ns`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// When the dispatcher starts the job, ns from the cycle start.
     pub start_ns: u64,
@@ -85,7 +85,7 @@ pub struct Window {
 }
 
 /// The table of one core in one mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoreTable {
     pub core: usize,
     /// Sorted by `start_ns`, non-overlapping.
@@ -106,7 +106,7 @@ pub struct CoreTable {
 
 /// The tables of one mode: one per core that hosts at least one of its tasks, in ascending
 /// core order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModePlan {
     /// Index into `Deployment::modes`.
     pub mode: usize,
@@ -115,7 +115,7 @@ pub struct ModePlan {
 
 /// Buffer sizes of one channel (same meaning as `port::Sizing`, kept here so `plan` stays
 /// independent of `port`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelSizing {
     /// Samples queued per reader between two of its reads.
     pub buffer: usize,
@@ -133,7 +133,7 @@ pub struct ChannelSizing {
 /// job of the first task gives the job's *origin*. Both figures are exact worst cases over
 /// the steady state of `mode` (the pattern repeats every hyperperiod; start-up instances
 /// whose chain has no origin yet are not counted).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainBound {
     /// Index into `Deployment::chains`.
     pub chain: usize,
@@ -152,7 +152,7 @@ pub struct ChainBound {
 }
 
 /// A complete, verified-or-not schedule for a deployment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub hyperperiod_ns: u64,
     /// One per `Deployment::modes`, same order.

@@ -206,7 +206,7 @@ macro_rules! message {
         // memory, no padding and no drop glue, and any byte pattern is a valid value, so a
         // `$name` in shared memory is equally valid in every process that maps it. The type
         // name carries the layout hash, so iceoryx2 refuses a peer whose layout differs.
-        unsafe impl $crate::ZeroCopySend for $name {
+        unsafe impl $crate::__private::ZeroCopySend for $name {
             unsafe fn type_name() -> &'static str {
                 static NAME: ::std::sync::OnceLock<::std::string::String> =
                     ::std::sync::OnceLock::new();
@@ -226,7 +226,7 @@ macro_rules! message {
 /// The cell is shared between a port and the dispatcher on the same thread (`Rc`, not
 /// `Arc`: ports never leave the thread that opened them). Updating it is two stores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortActivity {
+pub(crate) struct PortActivity {
     /// Operations so far (publishes for a writer, reads for a reader): lets the observer
     /// tell a new operation from the previous one.
     pub ops: u64,
@@ -238,7 +238,7 @@ pub struct PortActivity {
 }
 
 /// A port's activity cell; see [`PortActivity`].
-pub type ActivityCell = std::rc::Rc<std::cell::Cell<PortActivity>>;
+pub(crate) type ActivityCell = std::rc::Rc<std::cell::Cell<PortActivity>>;
 
 /// The LET stamp in every sample's iceoryx2 user header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ZeroCopySend)]

@@ -217,7 +217,7 @@ impl<T: Message> Reader<T> {
     }
 
     /// Reports every read into `cell` from now on (the dispatcher traces it).
-    pub fn attach_activity(&mut self, cell: ActivityCell) {
+    pub(crate) fn attach_activity(&mut self, cell: ActivityCell) {
         self.activity = Some(cell);
     }
 

@@ -155,7 +155,7 @@ impl<T: Message> Writer<T> {
     }
 
     /// Reports every publish into `cell` from now on (the dispatcher traces it).
-    pub fn attach_activity(&mut self, cell: ActivityCell) {
+    pub(crate) fn attach_activity(&mut self, cell: ActivityCell) {
         self.activity = Some(cell);
     }
 
