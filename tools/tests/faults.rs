@@ -14,141 +14,22 @@
 //! Real-time runs need root and SCHED_FIFO; without them those tests say SKIPPED by name.
 //! Every wait has a timeout; a guard kills a run a failing test leaves behind.
 
+#[macro_use]
+mod common;
+use common::{ok, run, s, takt, Running, CLI_TIMEOUT, RT_PRIORITY};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const RT_PRIORITY: u8 = 70;
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("paths are UTF-8")
-}
-
-fn text(o: &Output) -> String {
+/// Both output streams of a finished command, for failure messages.
+fn both(o: &Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Runs `cmd` to its end, killing it after `limit` (a hang fails the test).
-fn run(cmd: &mut Command, limit: Duration) -> Output {
-    Running::spawn(cmd).wait(limit, &format!("{cmd:?}"))
-}
-
-/// Runs `takt args...`, which must succeed; returns its stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(takt().args(args), CLI_TIMEOUT);
-    assert!(out.status.success(), "takt {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A started command whose output is read while it runs; killed when dropped unfinished.
-struct Running {
-    child: Option<Child>,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the command starts");
-        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut bytes);
-                }
-                bytes
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-        Running {
-            child: Some(child),
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
-    }
-
-    fn wait(mut self, limit: Duration, what: &str) -> Output {
-        let mut child = self.child.take().expect("running");
-        let until = Instant::now() + limit;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let err = self.stderr.take().map(|h| h.join().unwrap_or_default());
-                    panic!(
-                        "{what} did not end within {limit:?}\n{}",
-                        String::from_utf8_lossy(&err.unwrap_or_default())
-                    );
-                }
-            }
-        };
-        Output {
-            status,
-            stdout: self
-                .stdout
-                .take()
-                .map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
-            stderr: self
-                .stderr
-                .take()
-                .map_or_else(Vec::new, |h| h.join().unwrap_or_default()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Real-time runs of this file never overlap (they use the same core).
-static REALTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-macro_rules! needs_realtime {
-    ($name:literal) => {
-        if !is_root() {
-            eprintln!(concat!("SKIPPED ", $name, ": needs root for SCHED_FIFO"));
-            return;
-        }
-        if let Err(why) = takt::dispatch::probe_realtime(RT_PRIORITY) {
-            eprintln!(concat!("SKIPPED ", $name, ": {}"), why);
-            return;
-        }
-        let _realtime = REALTIME.lock().unwrap_or_else(|p| p.into_inner());
-    };
 }
 
 /// Builds the fault app once per test process: its sources are copied into
@@ -200,7 +81,7 @@ fn app_bin_dir() -> PathBuf {
             assert!(
                 out.status.success(),
                 "cargo build of the fault app:\n{}",
-                text(&out)
+                both(&out)
             );
             target.join("release")
         })
@@ -341,7 +222,7 @@ fn simulated_faults_show_everywhere(layout: Layout, tag: &str) -> String {
         ]),
         Duration::from_secs(120),
     );
-    assert!(out.status.success(), "sim run:\n{}", text(&out));
+    assert!(out.status.success(), "sim run:\n{}", both(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(summary_row(&stdout, "source"), (100, 10), "{stdout}");
     assert_eq!(summary_row(&stdout, "sink"), (100, 0), "{stdout}");
@@ -455,7 +336,7 @@ fn sim_a_fault_escalates_to_the_named_mode_at_the_next_boundary() {
             ]),
             Duration::from_secs(120),
         );
-        assert!(out.status.success(), "sim run:\n{}", text(&out));
+        assert!(out.status.success(), "sim run:\n{}", both(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         // Job 3 of `source` faults in hyperperiod 3 (one job per 10 ms hyperperiod); the
         // request is decided at the next boundary, hyperperiod 4, where `safe` drops it.
@@ -476,7 +357,7 @@ fn status(ctl: &Path) -> Value {
         if out.status.success() {
             return serde_json::from_slice(&out.stdout).expect("status is JSON");
         }
-        assert!(Instant::now() < until, "no status: {}", text(&out));
+        assert!(Instant::now() < until, "no status: {}", both(&out));
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -547,7 +428,7 @@ fn real_takt_status_shows_each_apps_faults() {
         .unwrap_or_else(|| panic!("a row for sense in {table}"));
     assert_eq!(row.split_whitespace().nth(col - 1), Some("5"), "{table}");
     let out = running.wait(Duration::from_secs(60), "the run");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", both(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("faults: source 5 job(s) (10 report(s)), first code 103, last code 143"),
@@ -651,5 +532,5 @@ fn real_a_candidate_that_reports_faults_is_rolled_back_and_marked_bad() {
     assert!(app(&st, "act")["faults"].as_u64().unwrap_or(0) > 0, "{st}");
     assert_eq!(app(&st, "sense")["faults"], 0, "{st}");
     let out = running.wait(Duration::from_secs(60), "the run");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", both(&out));
 }

@@ -10,14 +10,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{inconclusive, run_verdict, RunVerdict};
-use std::time::{Duration, Instant};
-
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
+use common::{inconclusive, run_verdict, takt, RunVerdict};
+use std::time::Duration;
 
 fn text(o: &Output) -> String {
     format!(
@@ -29,22 +25,7 @@ fn text(o: &Output) -> String {
 
 /// Runs `cmd` to its end, killing it after `limit` (a hang fails the test, not CI).
 fn run(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the command starts");
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{cmd:?} did not end within {limit:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    common::run(&mut cmd, limit)
 }
 
 /// Crates only the platform side of takt needs (the CLI's argument parser, the

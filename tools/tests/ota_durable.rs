@@ -18,89 +18,15 @@
 
 #[macro_use]
 mod common;
-use common::{absolute_executables, s, takt, text, CLI_TIMEOUT, START_TIMEOUT};
-use std::io::Read;
+use common::{absolute_executables, s, takt, text, Running, CLI_TIMEOUT, START_TIMEOUT};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use takt::ota::bundle::Entry;
 use takt::ota::journal::Journal;
 use takt::ota::storage::FsStorage;
-
-/// A process whose output is drained by threads (a full pipe never blocks it); killed
-/// when dropped unfinished.
-struct Running {
-    child: Option<Child>,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("takt runs");
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut bytes);
-                }
-                bytes
-            })
-        };
-        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-        Running {
-            child: Some(child),
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Waits at most `timeout` for the end; a process still running then is killed and the
-    /// test fails naming `what`.
-    fn wait(mut self, timeout: Duration, what: &str) -> Output {
-        let mut child = self.child.take().expect("running");
-        let until = Instant::now() + timeout;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break st;
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not end within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
-        };
-        Output {
-            status,
-            stdout: join(self.stdout.take()),
-            stderr: join(self.stderr.take()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn cli(args: &[&str]) -> Output {
     Running::spawn(takt().args(args)).wait(CLI_TIMEOUT, &format!("takt {args:?}"))
@@ -532,7 +458,7 @@ fn a_second_supervisor_on_the_same_state_dir_is_refused_naming_dir_and_pid() {
     fx.committed_v2();
     let ctl = fx.path("ctl.sock");
     let run = fx.start(&ctl, "6s");
-    let pid = run.pid();
+    let pid = run.id();
     wait_running(&ctl);
     let ctl2 = fx.path("ctl2.sock");
     let second = fx.start(&ctl2, "2s");

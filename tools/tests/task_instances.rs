@@ -14,14 +14,11 @@
 //! target directory `tools/tests/new_app.rs` uses, so the dependencies are compiled once.
 
 mod common;
+use common::takt;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn takt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_takt"))
-}
+use std::process::{Command, Output};
+use std::time::Duration;
 
 fn text(o: &Output) -> String {
     format!(
@@ -33,45 +30,7 @@ fn text(o: &Output) -> String {
 
 /// Runs `cmd` to its end, killing it after `limit` (a hang fails the test, not CI).
 fn run(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the command starts");
-    // Drain the pipes while waiting, so a chatty child never blocks on a full pipe.
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || read_all(stdout));
-    let err_reader = std::thread::spawn(move || read_all(stderr));
-    let until = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            let out = Output {
-                status: std::process::ExitStatus::default(),
-                stdout: out_reader.join().unwrap_or_default(),
-                stderr: err_reader.join().unwrap_or_default(),
-            };
-            panic!("{cmd:?} did not end within {limit:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
-fn read_all(mut r: impl std::io::Read) -> Vec<u8> {
-    let mut v = Vec::new();
-    let _ = r.read_to_end(&mut v);
-    v
+    common::run(&mut cmd, limit)
 }
 
 fn build_dir() -> PathBuf {

@@ -1667,38 +1667,17 @@ fn overrun(
     field: &str,
     v: &Spanned<DeValue<'_>>,
 ) -> Option<At<RawOverrun>> {
-    let s = string(cx, field, v)?;
-    let text = s.value.trim();
-    let policy = match text {
-        "report" => Some(RawOverrun::Report),
-        "skip-next" => Some(RawOverrun::SkipNext),
-        _ => match text.strip_prefix("escalate:").map(str::trim) {
-            Some(mode) if !mode.is_empty() => Some(RawOverrun::Escalate(mode.to_string())),
-            Some(_) => {
-                cx.error(
-                    s.at,
-                    field,
-                    "`escalate:` needs the mode to switch to, e.g. \"escalate:degraded\"",
-                );
-                return None;
-            }
-            None => None,
-        },
-    };
-    match policy {
-        Some(value) => Some(At { value, at: s.at }),
-        None => {
-            cx.error(
-                s.at,
-                field,
-                format!(
-                    "{:?} is not an overrun policy; allowed: \"report\", \"skip-next\", \"escalate:<mode name>\"",
-                    s.value
-                ),
-            );
-            None
-        }
-    }
+    policy(
+        cx,
+        field,
+        v,
+        "an overrun policy",
+        &[
+            ("report", RawOverrun::Report),
+            ("skip-next", RawOverrun::SkipNext),
+        ],
+        RawOverrun::Escalate,
+    )
 }
 
 /// `on_fault`: like `overrun`'s `report` and `escalate:<mode>` (a fault has no time to
@@ -1708,32 +1687,60 @@ fn on_fault(
     field: &str,
     v: &Spanned<DeValue<'_>>,
 ) -> Option<At<RawFault>> {
+    policy(
+        cx,
+        field,
+        v,
+        "a fault policy",
+        &[("report", RawFault::Report)],
+        RawFault::Escalate,
+    )
+}
+
+/// A policy string: one of the `plain` words, or `escalate:<mode>` (the mode resolved
+/// later). `what` names the policy in the error, which lists every allowed form.
+fn policy<T: Clone>(
+    cx: &mut Diagnostics<'_>,
+    field: &str,
+    v: &Spanned<DeValue<'_>>,
+    what: &str,
+    plain: &[(&str, T)],
+    escalate: fn(String) -> T,
+) -> Option<At<T>> {
     let s = string(cx, field, v)?;
     let text = s.value.trim();
-    let policy = match text {
-        "report" => Some(RawFault::Report),
-        _ => match text.strip_prefix("escalate:").map(str::trim) {
-            Some(mode) if !mode.is_empty() => Some(RawFault::Escalate(mode.to_string())),
-            Some(_) => {
-                cx.error(
-                    s.at,
-                    field,
-                    "`escalate:` needs the mode to switch to, e.g. \"escalate:degraded\"",
-                );
-                return None;
-            }
-            None => None,
-        },
-    };
-    match policy {
-        Some(value) => Some(At { value, at: s.at }),
+    if let Some((_, value)) = plain.iter().find(|(word, _)| *word == text) {
+        return Some(At {
+            value: value.clone(),
+            at: s.at,
+        });
+    }
+    match text.strip_prefix("escalate:").map(str::trim) {
+        Some(mode) if !mode.is_empty() => Some(At {
+            value: escalate(mode.to_string()),
+            at: s.at,
+        }),
+        Some(_) => {
+            cx.error(
+                s.at,
+                field,
+                "`escalate:` needs the mode to switch to, e.g. \"escalate:degraded\"",
+            );
+            None
+        }
         None => {
+            let allowed: Vec<String> = plain
+                .iter()
+                .map(|(word, _)| format!("\"{word}\""))
+                .chain(std::iter::once("\"escalate:<mode name>\"".to_string()))
+                .collect();
             cx.error(
                 s.at,
                 field,
                 format!(
-                    "{:?} is not a fault policy; allowed: \"report\", \"escalate:<mode name>\"",
-                    s.value
+                    "{:?} is not {what}; allowed: {}",
+                    s.value,
+                    allowed.join(", ")
                 ),
             );
             None

@@ -166,22 +166,24 @@ macro_rules! needs_realtime {
 }
 
 /// A started command whose output is read while it runs, so a large report cannot fill a
-/// pipe and stall it.
+/// pipe and stall it; killed and reaped when dropped unfinished (a failing test leaves
+/// nothing running).
 #[allow(dead_code)]
 pub struct Running {
-    child: Child,
-    stdout: std::thread::JoinHandle<Vec<u8>>,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
+    child: Option<Child>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 #[allow(dead_code)]
 impl Running {
     pub fn spawn(cmd: &mut Command) -> Running {
         let mut child = cmd
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("takt runs");
+            .expect("the command starts");
         let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
             std::thread::spawn(move || {
                 let mut bytes = Vec::new();
@@ -194,43 +196,67 @@ impl Running {
         let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
         let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
         Running {
-            child,
-            stdout,
-            stderr,
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
         }
     }
 
     pub fn id(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Kills the command and reaps it (a test that fails before the command ended).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Waits at most `timeout` for the command to end (then kills it and fails).
     pub fn wait(mut self, timeout: Duration, what: &str) -> Output {
+        let mut child = self.child.take().expect("running");
         let until = Instant::now() + timeout;
         let status = loop {
-            match self.child.try_wait() {
+            match child.try_wait() {
                 Ok(Some(st)) => break st,
                 Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    let err = self.stderr.join().unwrap_or_default();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let err = self
+                        .stderr
+                        .take()
+                        .map(|h| h.join().unwrap_or_default())
+                        .unwrap_or_default();
                     panic!("{what} did not end within {timeout:?}\n{}", text(&err));
                 }
             }
         };
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.map(|h| h.join().expect("a pipe reader"))
+                .unwrap_or_default()
+        };
         Output {
             status,
-            stdout: self.stdout.join().expect("the stdout reader"),
-            stderr: self.stderr.join().expect("the stderr reader"),
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
         }
     }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `cmd` to its end, killing it after `limit` (a hang fails the test).
+#[allow(dead_code)]
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    Running::spawn(cmd).wait(limit, &what)
 }
 
 /// Runs `takt args...` and waits for it at most `timeout` (then kills it and fails).
