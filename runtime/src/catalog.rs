@@ -739,7 +739,8 @@ pub fn for_apps(
             .collect()
     });
     for (a, answer) in apps.iter().zip(answers) {
-        let Some(exe) = &a.executable else {
+        // An answer exists exactly for the apps that name an executable.
+        let (Some(exe), Some(answer)) = (&a.executable, answer) else {
             errors.push(AppCatalogError {
                 app: a.name.clone(),
                 message: format!(
@@ -749,7 +750,7 @@ pub fn for_apps(
             });
             continue;
         };
-        match answer.unwrap_or_else(|| Err(CatalogReadError::Missing(exe.into()))) {
+        match answer {
             Ok(catalog) => sourced.push(SourcedCatalog {
                 app: a.name.clone(),
                 executable: exe.clone(),
