@@ -55,6 +55,8 @@ mod verify;
 
 use crate::manifest::{Deployment, TaskId};
 
+pub use synth::spin_ns;
+
 pub use requirements::{
     check_requirements, contributions, excess_ns, Contribution, Part, Requirement,
     RequirementViolation, REQUIREMENTS,

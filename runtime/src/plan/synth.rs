@@ -380,8 +380,10 @@ fn plan_core(
     })
 }
 
-/// [`CoreTable::spin_ns`] of `windows` (sorted by start) with spin margin `margin_ns`.
-pub(super) fn spin_ns(windows: &[Window], margin_ns: u64, hyperperiod_ns: u64) -> u64 {
+/// [`CoreTable::spin_ns`] of `windows` (sorted by start) with spin margin `margin_ns`: what
+/// synthesis puts in a table and a hand-built plan (`takt bench`) must put in its own. The
+/// verifier recomputes it on its own.
+pub fn spin_ns(windows: &[Window], margin_ns: u64, hyperperiod_ns: u64) -> u64 {
     if margin_ns == 0 {
         return 0;
     }

@@ -160,28 +160,28 @@ pub fn one_window_plan(d: &Deployment) -> Result<Plan, String> {
             d.name, t.name, t.period_ns, d.hyperperiod_ns, t.budget_ns, t.let_ns
         ));
     }
+    let windows = vec![Window {
+        start_ns: 0,
+        task: 0,
+        budget_ns: t.budget_ns,
+        release_ns: 0,
+        deadline_ns: t.let_ns,
+        job_in_cycle: 0,
+    }];
+    let spin_ns = takt::plan::spin_ns(
+        &windows,
+        d.wake.for_core(t.core).margin_ns(),
+        d.hyperperiod_ns,
+    );
     Ok(Plan {
         hyperperiod_ns: d.hyperperiod_ns,
         modes: vec![ModePlan {
             mode: 0,
             cores: vec![CoreTable {
                 core: t.core,
-                windows: vec![Window {
-                    start_ns: 0,
-                    task: 0,
-                    budget_ns: t.budget_ns,
-                    release_ns: 0,
-                    deadline_ns: t.let_ns,
-                    job_in_cycle: 0,
-                }],
+                windows,
                 utilization_ppm: t.budget_ns * 1_000_000 / d.hyperperiod_ns,
-                // One window: the spin before it is the margin, at most what its own
-                // budget leaves of the cycle.
-                spin_ns: d
-                    .wake
-                    .for_core(t.core)
-                    .margin_ns()
-                    .min(d.hyperperiod_ns - t.budget_ns),
+                spin_ns,
             }],
         }],
         channels: vec![],
