@@ -516,13 +516,14 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
     if meta.permissions().mode() & 0o111 == 0 {
         return Err(CatalogReadError::NotExecutable(path.into()));
     }
-    let mut child = Command::new(path)
+    let mut command = Command::new(path);
+    command
         .arg(CATALOG_FLAG)
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stderr(Stdio::piped());
+    let mut child = crate::lifecycle::spawn_unless_text_busy(&mut command)
         .map_err(|e| CatalogReadError::Spawn(path.into(), e))?;
     // Read both pipes on threads, each through a bound, so a program that writes forever
     // or never closes its pipes cannot hold takt: the wait below has its own deadline.

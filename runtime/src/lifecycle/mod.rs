@@ -53,7 +53,6 @@ pub mod peer;
 #[cfg(feature = "platform")]
 pub mod policy;
 pub mod shm;
-#[cfg(feature = "platform")]
 mod spawn;
 #[cfg(feature = "platform")]
 pub mod supervisor;
@@ -64,6 +63,7 @@ pub use host::{host_app, HostOptions};
 pub use host_plan::{HostPlan, HostRun};
 #[cfg(feature = "platform")]
 pub use spawn::kill_hard;
+pub use spawn::spawn_unless_text_busy;
 #[cfg(feature = "platform")]
 pub use supervisor::{
     default_control_path, offline_report, request, supervise, HostCommand, OtaOptions,
