@@ -545,15 +545,33 @@ pub fn no_orphans(world: &World, pids: &[u32], timeout: Duration) -> Result<(), 
     })
 }
 
-/// The entries of `/dev/shm`.
+/// The entries of `/dev/shm`, where takt's iceoryx2 directory
+/// ([`takt::port::ICEORYX2_ROOT`]) counts by the node and service descriptions inside it
+/// (`takt-iceoryx2/nodes/<id>`), not as one entry that stays once made.
 pub fn shm_entries() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let root = std::path::Path::new(takt::port::ICEORYX2_ROOT);
+    let mut entries = BTreeSet::new();
+    for name in names(std::path::Path::new("/dev/shm")) {
+        // Path equality compares components, so the root's trailing `/` does not matter.
+        if std::path::Path::new("/dev/shm").join(&name) != root {
+            entries.insert(name);
+            continue;
+        }
+        for sub in names(root) {
+            let inner = names(&root.join(&sub));
+            entries.extend(inner.into_iter().map(|n| format!("{name}/{sub}/{n}")));
+        }
+    }
+    entries
 }
 
 /// Invariant: `/dev/shm` holds nothing that was not there at `baseline` (waiting at most

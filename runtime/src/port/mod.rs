@@ -42,11 +42,11 @@ use std::fmt;
 
 use iceoryx2::node::{Node, NodeBuilder, NodeState};
 use iceoryx2::prelude::{
-    ipc, CallbackProgression, Config, LogLevel, MessagingPattern, NodeName, ServiceName,
-    SignalHandlingMode, ZeroCopySend,
+    ipc, CallbackProgression, Config, LogLevel, MessagingPattern, NodeName, Path, SemanticString,
+    ServiceName, SignalHandlingMode, ZeroCopySend,
 };
 use iceoryx2::service::builder::publish_subscribe::{
-    PublishSubscribeOpenError, PublishSubscribeOpenOrCreateError,
+    PublishSubscribeCreateError, PublishSubscribeOpenError, PublishSubscribeOpenOrCreateError,
 };
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use iceoryx2::service::Service as _;
@@ -464,6 +464,36 @@ fn cleanup_dead_nodes(config: &Config) -> usize {
         .count()
 }
 
+/// Where takt's iceoryx2 keeps its static files (service and node descriptions): a
+/// directory on `/dev/shm`, which is tmpfs on every Linux system.
+///
+/// iceoryx2's default is `/tmp/iceoryx2/`, on whatever disk holds `/tmp`, and it `fsync`s
+/// every description it writes: opening the ACC demo's ports cost dozens of disk flushes
+/// per app start. None of these files outlives the processes that use them, so nothing is
+/// lost by keeping them in memory.
+pub const ICEORYX2_ROOT: &str = "/dev/shm/takt-iceoryx2/";
+
+/// The iceoryx2 configuration of every takt process: iceoryx2's built-in defaults with the
+/// root at [`ICEORYX2_ROOT`].
+///
+/// Built here rather than loaded: iceoryx2's `Config::global_config()` reads the first
+/// `config/iceoryx2.toml` relative to the working directory (then the user's and the
+/// system's), so apps of one deployment started from different directories could disagree
+/// on where their services live and never meet. A raw iceoryx2 program that wants to talk
+/// to takt's ports uses this configuration (`NodeBuilder::config`).
+pub fn iceoryx2_config() -> &'static Config {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let mut config = Config::default();
+        match Path::new(ICEORYX2_ROOT.as_bytes()) {
+            Ok(root) => config.global.set_root_path(&root),
+            // A constant, valid path: unreachable, and the defaults still work.
+            Err(_) => debug_assert!(false, "{ICEORYX2_ROOT} is a valid iceoryx2 path"),
+        }
+        config
+    })
+}
+
 impl PortNode {
     /// Opens the deployment's node, after removing resources left by dead nodes.
     pub fn new(deployment: &str) -> Result<PortNode, PortOpenError> {
@@ -477,10 +507,11 @@ impl PortNode {
             name: node_name_text.clone(),
             reason: format!("{e:?} (at most 128 characters)"),
         })?;
-        let config = Config::global_config();
+        let config = iceoryx2_config();
         let cleaned_dead_nodes = cleanup_dead_nodes(config);
         let node = NodeBuilder::new()
             .name(&node_name)
+            .config(config)
             // Signals belong to takt's lifecycle manager, not to iceoryx2.
             .signal_handling_mode(SignalHandlingMode::Disabled)
             .create::<ipc::Service>()
@@ -549,20 +580,23 @@ impl PortNode {
             reason: format!("{e:?} (at most 255 characters, must not start with `iox2_`)"),
         })?;
         let s = ServiceSizing::from(sizing);
-        let opened = self
-            .node
-            .service_builder(&name)
-            .publish_subscribe::<T>()
-            .user_header::<LetHeader>()
-            .history_size(s.history)
-            .subscriber_max_buffer_size(s.buffer)
-            .subscriber_max_borrowed_samples(s.max_borrowed)
-            .enable_safe_overflow(true)
-            .max_publishers(MAX_WRITERS_PER_TOPIC)
-            .max_subscribers(MAX_READERS_PER_TOPIC)
-            .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
-            .open_or_create();
-        match opened {
+        let builder = || {
+            self.node
+                .service_builder(&name)
+                .publish_subscribe::<T>()
+                .user_header::<LetHeader>()
+                .history_size(s.history)
+                .subscriber_max_buffer_size(s.buffer)
+                .subscriber_max_borrowed_samples(s.max_borrowed)
+                .enable_safe_overflow(true)
+                .max_publishers(MAX_WRITERS_PER_TOPIC)
+                .max_subscribers(MAX_READERS_PER_TOPIC)
+                .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
+        };
+        if let Some(created) = self.create_unless_present(&name, || builder().create()) {
+            return Ok(created);
+        }
+        match builder().open_or_create() {
             Ok(service) => Ok(service),
             Err(PublishSubscribeOpenOrCreateError::PublishSubscribeOpenError(
                 PublishSubscribeOpenError::IncompatibleTypes,
@@ -580,6 +614,46 @@ impl PortNode {
                 topic: topic.to_string(),
                 reason: format!("{e} (service `{name_text}`, requested {s:?})"),
             }),
+        }
+    }
+
+    /// Creates service `name` with `create` if nobody has, and returns `None` once it exists
+    /// complete (or after iceoryx2's creation timeout), for `open_or_create` to open it.
+    ///
+    /// The apps of a deployment open their topics at the same time, so one often finds a
+    /// topic that another is still creating. iceoryx2's `open_or_create` then sleeps a fixed
+    /// 25 ms tick before it looks again (its `IO_TICK_TIME`), and a 3-app start paid that
+    /// once or twice: more than the whole simulated ACC run. A creation takes well under a
+    /// millisecond, so this looks again after 50 us, doubling up to 2 ms. Errors other than
+    /// "someone else is creating it" are left to `open_or_create`, which reports them.
+    fn create_unless_present<S>(
+        &self,
+        name: &ServiceName,
+        mut create: impl FnMut() -> Result<S, PublishSubscribeCreateError>,
+    ) -> Option<S> {
+        let config = self.node.config();
+        let deadline = std::time::Instant::now() + config.global.creation_timeout;
+        let mut pause = std::time::Duration::from_micros(50);
+        loop {
+            match ipc::Service::details(name, config, MessagingPattern::PublishSubscribe) {
+                // Complete: its dynamic part exists, so opening does not wait.
+                Ok(Some(d)) if d.dynamic_details.is_some() => return None,
+                Ok(None) => match create() {
+                    Ok(created) => return Some(created),
+                    Err(
+                        PublishSubscribeCreateError::AlreadyExists
+                        | PublishSubscribeCreateError::IsBeingCreatedByAnotherInstance,
+                    ) => {}
+                    Err(_) => return None,
+                },
+                // Being created by another process (or left half-made by a dead one).
+                Ok(Some(_)) | Err(_) => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
         }
     }
 

@@ -358,7 +358,10 @@ struct Side<T: Payload> {
 impl<T: Payload> Side<T> {
     fn open(topics: &Topics, publish: &str, poll: &str) -> Result<Self, String> {
         let takt_node = PortNode::new(&topics.namespace).map_err(|e| format!("takt: {e}"))?;
+        // The same iceoryx2 configuration as takt's (static files on tmpfs), so the two
+        // sides differ only in what takt adds.
         let raw_node = NodeBuilder::new()
+            .config(takt::port::iceoryx2_config())
             .signal_handling_mode(SignalHandlingMode::Disabled)
             .create::<ipc::Service>()
             .map_err(|e| format!("raw: cannot create the iceoryx2 node: {e}"))?;
