@@ -523,8 +523,12 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = crate::lifecycle::spawn_unless_text_busy(&mut command)
-        .map_err(|e| CatalogReadError::Spawn(path.into(), e))?;
+    // (The model-checking build has no lifecycle module, and runs no handshake.)
+    #[cfg(not(loom))]
+    let spawned = crate::lifecycle::spawn_unless_text_busy(&mut command);
+    #[cfg(loom)]
+    let spawned = command.spawn();
+    let mut child = spawned.map_err(|e| CatalogReadError::Spawn(path.into(), e))?;
     // Read both pipes on threads, each through a bound, so a program that writes forever
     // or never closes its pipes cannot hold takt: the wait below has its own deadline.
     let bounded = |pipe: Option<Box<dyn Read + Send>>, limit: u64| {

@@ -142,6 +142,7 @@ pub fn host_app(
         lockstep: (run.clock == ClockKind::Sim).then_some(Lockstep {
             progress: &block.sim_progress,
             me: app,
+            bell: &block.sim_bell,
         }),
         role: Some(AppRole {
             app,

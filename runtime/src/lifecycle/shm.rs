@@ -15,10 +15,10 @@ use crate::sync::{AtomicU64, Ordering};
 /// The most apps one supervised deployment may declare.
 pub const MAX_APPS: usize = 64;
 
-/// "TAKTCTL" + layout version 3 (version 2: [`AppHealth`] counts platform-attributed
-/// misses and a CPU-time histogram; version 3: it counts faulted jobs): written last by the
-/// creator, checked by every opener.
-const MAGIC: u64 = 0x5441_4B54_4354_4C03;
+/// "TAKTCTL" + layout version 4 (version 2: [`AppHealth`] counts platform-attributed
+/// misses and a CPU-time histogram; version 3: it counts faulted jobs; version 4: the
+/// simulated-time bell): written last by the creator, checked by every opener.
+const MAGIC: u64 = 0x5441_4B54_4354_4C04;
 
 /// Prefix of every control block's name (`/dev/shm/takt-ctl-<deployment>-<pid>`).
 const NAME_PREFIX: &str = "takt-ctl-";
@@ -39,6 +39,8 @@ pub struct ControlBlock {
     /// Simulated-time progress of each app's process (see [`crate::dispatch::lockstep`]):
     /// [`DONE`](crate::dispatch::lockstep::DONE) for apps that host nothing or have ended.
     pub sim_progress: [AtomicU64; MAX_APPS],
+    /// Where processes waiting for another's simulated-time progress sleep.
+    pub sim_bell: crate::dispatch::lockstep::Bell,
 }
 
 /// Why the control block could not be created or opened.
@@ -142,6 +144,7 @@ impl SharedControl {
             run: RunControl::new(default_mode),
             apps: std::array::from_fn(|_| AppHealth::new()),
             sim_progress: std::array::from_fn(|_| AtomicU64::new(crate::dispatch::lockstep::DONE)),
+            sim_bell: crate::dispatch::lockstep::Bell::new(),
         };
         // SAFETY: `ptr` maps SIZE writable bytes, page-aligned (so aligned for the block),
         // and no other process uses it before `magic` is set below.

@@ -962,6 +962,7 @@ impl Supervisor<'_> {
             // SYNC POINT: Release pairs with the Acquire loads of the lockstep waits.
             self.shared.block().sim_progress[i]
                 .store(crate::dispatch::lockstep::DONE, Ordering::Release);
+            self.shared.block().sim_bell.ring();
             if let Some(t) = apps[i].conn.take() {
                 self.conns.remove(&t);
             }
