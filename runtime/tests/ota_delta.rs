@@ -191,7 +191,11 @@ fn patch(controls: &[(i64, i64, i64)], diff: &[u8], extra: &[u8], stated_len: i6
 fn a_signed_delta_rebuilds_exactly_the_new_executable_from_the_old_one_only() {
     let (old, new) = versions();
     let d = Delta::make(&old, &new).expect("makes");
-    assert!(d.patch.len() < new.len() / 20, "patch {} bytes", d.patch.len());
+    assert!(
+        d.patch.len() < new.len() / 20,
+        "patch {} bytes",
+        d.patch.len()
+    );
     let bytes = signed(&new, d);
     assert!(bytes.len() < new.len() / 10, "bundle {} bytes", bytes.len());
     let b = bundle::read(&bytes, &trusted()).expect("verifies");
@@ -252,11 +256,18 @@ fn a_flipped_or_truncated_delta_bundle_fails_the_signature_check() {
     let bytes = signed(&new, d);
     // The patch is the last thing before the 96-byte trailer.
     let patch_at = bytes.len() - bundle::TRAILER_BYTES - patch_len;
-    for at in [patch_at, patch_at + patch_len / 2, bytes.len() - bundle::TRAILER_BYTES - 1] {
+    for at in [
+        patch_at,
+        patch_at + patch_len / 2,
+        bytes.len() - bundle::TRAILER_BYTES - 1,
+    ] {
         let mut flipped = bytes.clone();
         flipped[at] ^= 0x01;
         let e = bundle::read(&flipped, &trusted()).expect_err("flipped");
-        assert!(matches!(e, BundleReadError::BadSignature { .. }), "{at}: {e}");
+        assert!(
+            matches!(e, BundleReadError::BadSignature { .. }),
+            "{at}: {e}"
+        );
     }
     // The base hash and the result length are signed too.
     let header_at = patch_at - 8 - 8 - 32 - 32;
@@ -264,7 +275,10 @@ fn a_flipped_or_truncated_delta_bundle_fails_the_signature_check() {
         let mut flipped = bytes.clone();
         flipped[at] ^= 0x80;
         let e = bundle::read(&flipped, &trusted()).expect_err("flipped header");
-        assert!(matches!(e, BundleReadError::BadSignature { .. }), "{at}: {e}");
+        assert!(
+            matches!(e, BundleReadError::BadSignature { .. }),
+            "{at}: {e}"
+        );
     }
     for cut in [1, patch_len / 2, patch_len + bundle::TRAILER_BYTES] {
         let truncated = &bytes[..bytes.len() - cut];
@@ -315,7 +329,11 @@ fn hostile(new: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
         ("empty", Vec::new(), "shorter than the 32-byte header"),
         ("not bsdiff", vec![0x42; 64], "no `BSDIFF40` magic"),
-        ("overflowing header sizes", overflowing, "header states streams"),
+        (
+            "overflowing header sizes",
+            overflowing,
+            "header states streams",
+        ),
         (
             "a result of 1 TiB",
             patch(&[(0, n, 0)], &[], new, 1 << 40),
