@@ -119,8 +119,9 @@ pub enum Command {
     // --- end takt lifecycle ---
     // --- takt bench ---
     /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs
-    /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed. Prints a
-    /// table (figures, ratios, targets) and writes a JSON report. Targets are reported, never asserted.
+    /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed, OTA bundle
+    /// size (full vs delta). Prints a table (figures, ratios, targets) and writes a JSON
+    /// report. Targets are reported, never asserted.
     Bench {
         /// A short run of every part (well under a minute), for CI.
         #[arg(long)]
