@@ -44,6 +44,7 @@ fn bundle_by(n: u8, app: &str, expires: u64, doc: Option<Vec<u8>>) -> Vec<u8> {
         &SignOptions {
             expires_unix_s: Some(expires),
             key_document: doc,
+            delta: None,
         },
     )
     .expect("signs")

@@ -15,6 +15,7 @@
 //!    1,000 tasks.
 //! 5. `sim`: how much faster than real time the ACC demo runs in simulated time.
 //! 6. `tracing`: the cost of a traced event, and release lateness with tracing on vs off.
+//! 7. `ota`: the planning v2 bundle's size, full and as a delta against v0.
 //!
 //! Scale runs last: a planner that does not finish within its limit is abandoned on its
 //! thread, and nothing measured after it should share the CPU with it.
@@ -26,6 +27,7 @@
 pub mod alloc;
 mod cyclictest;
 mod jitter;
+mod ota;
 mod overhead;
 mod ports;
 mod report;
@@ -107,7 +109,7 @@ struct Part {
     run: fn(&Env, &mut Report),
 }
 
-const PARTS: [Part; 6] = [
+const PARTS: [Part; 7] = [
     Part {
         name: ports::PART,
         keys: ports::KEYS,
@@ -132,6 +134,11 @@ const PARTS: [Part; 6] = [
         name: sim::PART,
         keys: sim::KEYS,
         run: sim::run,
+    },
+    Part {
+        name: ota::PART,
+        keys: ota::KEYS,
+        run: ota::run,
     },
     Part {
         name: scale::PART,

@@ -119,8 +119,9 @@ pub enum Command {
     // --- end takt lifecycle ---
     // --- takt bench ---
     /// Benchmark takt against its baselines in one run: ports vs raw iceoryx2, release jitter vs
-    /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed. Prints a
-    /// table (figures, ratios, targets) and writes a JSON report. Targets are reported, never asserted.
+    /// cyclictest, dispatch overhead and allocations, scale, simulated-time speed, OTA bundle
+    /// size (full vs delta). Prints a table (figures, ratios, targets) and writes a JSON
+    /// report. Targets are reported, never asserted.
     Bench {
         /// A short run of every part (well under a minute), for CI.
         #[arg(long)]
@@ -234,6 +235,11 @@ pub enum OtaCommand {
         /// A key document from `takt ota keys sign` for the bundle to carry to vehicles.
         #[arg(long, value_name = "FILE")]
         key_doc: Option<PathBuf>,
+        /// Make a delta bundle: ship the executable as a binary patch against this one (the
+        /// executable of the version installed on the vehicles, stripped the same way).
+        /// Staging refuses it on a vehicle whose installed executable differs.
+        #[arg(long, value_name = "OLD_EXECUTABLE")]
+        delta_from: Option<PathBuf>,
     },
     /// Key documents: signed by a root key (`[ota] root_keys`), they add, re-scope and
     /// revoke bundle-signing keys on vehicles without editing their manifests.

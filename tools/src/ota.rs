@@ -37,6 +37,7 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             out,
             expires,
             key_doc,
+            delta_from,
         } => sign(&SignArgs {
             key,
             app,
@@ -48,6 +49,7 @@ pub fn ota(command: &OtaCommand) -> Result<(), Failure> {
             out,
             expires,
             key_doc: key_doc.as_deref(),
+            delta_from: delta_from.as_deref(),
         }),
         OtaCommand::Keys { command } => keys_command(command),
         OtaCommand::Inspect {
@@ -138,6 +140,7 @@ struct SignArgs<'a> {
     out: &'a Path,
     expires: &'a str,
     key_doc: Option<&'a Path>,
+    delta_from: Option<&'a Path>,
 }
 
 /// The manifest's `[ota]` keys into `trusted`: `trusted_keys` (every app), `[[ota.key]]`
@@ -245,10 +248,7 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
             Some(bytes)
         }
     };
-    let options = bundle::SignOptions {
-        expires_unix_s: Some(expires_unix_s),
-        key_document,
-    };
+
     let d = common::load_apps(a.manifest)?.d;
     // The new timing must be schedulable before it is signed, not only when staged.
     common::plan_verified(&d)?;
@@ -304,6 +304,39 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
             stripped.bytes
         }
         _ => exe_bytes,
+    };
+    // A delta is made against the old executable as a full bundle shipped it (stripped),
+    // which is what the vehicle's slot holds and what staging compares hashes with.
+    let delta = match a.delta_from {
+        None => None,
+        Some(old) => {
+            let old_bytes = read_bounded(old, bundle::MAX_ENTRY_BYTES, true)?;
+            let old_bytes = match super::ota_strip::inspect(&old_bytes) {
+                Some(info) if info.debug_bytes > 0 => super::ota_strip::strip_debug(
+                    old,
+                    &with_suffix(a.out, ".stripping-base"),
+                    bundle::MAX_ENTRY_BYTES,
+                )
+                .map_err(|e| Failure::bad_input(format!("--delta-from: {e}")))?,
+                _ => old_bytes,
+            };
+            let d = takt::ota::delta::Delta::make(&old_bytes, &exe_bytes)
+                .map_err(|e| Failure::bad_input(format!("--delta-from {}: {e}", old.display())))?;
+            eprintln!(
+                "takt ota sign: note: a delta bundle: the executable ({} bytes, SHA-256 {}) ships as a {}-byte patch against {} (SHA-256 {}); it stages only where that executable is installed",
+                d.result_len,
+                to_hex(&d.result_sha256),
+                d.patch.len(),
+                old.display(),
+                to_hex(&d.base_sha256)
+            );
+            Some(d)
+        }
+    };
+    let options = bundle::SignOptions {
+        expires_unix_s: Some(expires_unix_s),
+        key_document,
+        delta,
     };
     let mut entries = vec![Entry {
         name: exe_name,
@@ -368,6 +401,14 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
             ""
         }
     );
+    if let Some(d) = &options.delta {
+        println!(
+            "  delta: {} bytes of patch for a {}-byte executable, applies to SHA-256 {}",
+            d.patch.len(),
+            d.result_len,
+            to_hex(&d.base_sha256)
+        );
+    }
     Ok(())
 }
 
@@ -392,6 +433,8 @@ struct TrustView {
     key_doc: Option<serde_json::Value>,
     /// The installed version of the bundle's app (with --ota-dir).
     installed: Option<u64>,
+    /// For a delta bundle with --ota-dir: whether the installed executable is its base.
+    delta_base: Option<String>,
 }
 
 fn inspect(
@@ -469,15 +512,38 @@ fn inspect(
             Err(e) => serde_json::json!({ "error": e.to_string() }),
         }
     });
-    let installed = match &state_dir {
-        Some(dir) => {
+    let record = state_dir.as_ref().and_then(|dir| {
+        let storage = takt::ota::storage::FsStorage::new(dir);
+        takt::ota::journal::Journal::peek(&storage, &b.fragment.app)
+            .ok()
+            .flatten()
+    });
+    let installed = record.as_ref().map(|r| r.rollback_floor());
+    // For a delta: does the installed slot hold the executable it applies to? (From the
+    // slot's stamp; staging hashes the file itself.)
+    let delta_base = match (&b.delta, &record, &state_dir) {
+        (Some(d), Some(r), Some(dir)) => {
+            let (slot, version) = r.running();
             let storage = takt::ota::storage::FsStorage::new(dir);
-            takt::ota::journal::Journal::peek(&storage, &b.fragment.app)
-                .ok()
-                .flatten()
-                .map(|r| r.rollback_floor())
+            Some(if version == 0 {
+                "no installed slot (version 0 runs the manifest's executable): staging refuses the delta".to_string()
+            } else {
+                match takt::ota::slots::peek(&storage, &b.fragment.app, slot) {
+                    Ok(stamp) => match stamp.files.first() {
+                        Some((_, _, sha)) if *sha == d.base_sha256 => {
+                            format!("matches installed version {version} in slot {slot}")
+                        }
+                        Some((_, _, sha)) => format!(
+                            "installed version {version} in slot {slot} has sha256:{}: staging refuses the delta",
+                            to_hex(sha)
+                        ),
+                        None => format!("slot {slot} holds no executable"),
+                    },
+                    Err(e) => format!("installed slot {slot}: {e}"),
+                }
+            })
         }
-        None => None,
+        _ => None,
     };
     let view = TrustView {
         signature: if verify {
@@ -488,6 +554,7 @@ fn inspect(
         scope,
         key_doc,
         installed,
+        delta_base,
     };
     if json {
         println!("{}", inspect_json(&b, verify, &view));
@@ -800,6 +867,24 @@ fn print_text(path: &Path, b: &Bundle, view: &TrustView) {
         b.entries.len(),
         if b.entries.len() == 1 { "y" } else { "ies" }
     );
+    match &b.delta {
+        None => println!("  payload:   full (the executable's bytes)"),
+        Some(d) => {
+            println!(
+                "  payload:   delta: the executable is a {}-byte patch (bsdiff 4) producing {} bytes",
+                d.patch.len(),
+                d.result_len
+            );
+            println!(
+                "    base:    sha256:{} (the installed executable it applies to){}",
+                to_hex(&d.base_sha256),
+                view.delta_base
+                    .as_ref()
+                    .map_or_else(String::new, |v| format!("; {v}"))
+            );
+            println!("    result:  sha256:{}", to_hex(&d.result_sha256));
+        }
+    }
     println!("  tasks:");
     for t in &f.tasks {
         println!(
@@ -822,8 +907,17 @@ fn print_text(path: &Path, b: &Bundle, view: &TrustView) {
         );
     }
     println!("  entries:");
-    for e in &b.entries {
-        println!("    {:o} {:>12} {}", e.mode, e.bytes.len(), e.name);
+    for (i, e) in b.entries.iter().enumerate() {
+        match b.delta.as_ref().filter(|_| i == 0) {
+            Some(d) => println!(
+                "    {:o} {:>12} {} (delta: {}-byte patch)",
+                e.mode,
+                d.result_len,
+                e.name,
+                d.patch.len()
+            ),
+            None => println!("    {:o} {:>12} {}", e.mode, e.bytes.len(), e.name),
+        }
     }
 }
 
@@ -861,10 +955,21 @@ fn inspect_json(b: &Bundle, verified: bool, view: &TrustView) -> serde_json::Val
                 "hash": format!("{:016x}", p.layout.hash),
             },
         })).collect::<Vec<_>>(),
-        "entries": b.entries.iter().map(|e| serde_json::json!({
-            "name": e.name,
-            "mode": format!("{:o}", e.mode),
-            "bytes": e.bytes.len(),
-        })).collect::<Vec<_>>(),
+        "delta": b.delta.as_ref().map(|d| serde_json::json!({
+            "base_sha256": to_hex(&d.base_sha256),
+            "result_sha256": to_hex(&d.result_sha256),
+            "result_bytes": d.result_len,
+            "patch_bytes": d.patch.len(),
+            "installed_base": view.delta_base,
+        })),
+        "entries": b.entries.iter().enumerate().map(|(i, e)| {
+            let delta = b.delta.as_ref().filter(|_| i == 0);
+            serde_json::json!({
+                "name": e.name,
+                "mode": format!("{:o}", e.mode),
+                "bytes": delta.map_or(e.bytes.len() as u64, |d| d.result_len),
+                "patch_bytes": delta.map(|d| d.patch.len()),
+            })
+        }).collect::<Vec<_>>(),
     })
 }

@@ -81,13 +81,9 @@ pub fn strip(
     std::fs::create_dir_all(debug_dir).map_err(|e| format!("{}: {e}", debug_dir.display()))?;
     let debug_file = debug_dir.join(format!("{build_id}.debug"));
     objcopy(&["--only-keep-debug"], exe, &debug_file)?;
-    objcopy(&["--strip-debug"], exe, work)?;
-    let bytes =
-        takt::fsio::read_bounded(work, max_bytes).map_err(|e| format!("{}: {e}", work.display()));
-    let _ = std::fs::remove_file(work);
-    let bytes = bytes?;
+    let bytes = strip_debug(exe, work, max_bytes)?;
     match inspect(&bytes) {
-        Some(s) if s.debug_bytes == 0 && s.build_id.as_deref() == Some(build_id.as_str()) => {}
+        Some(s) if s.build_id.as_deref() == Some(build_id.as_str()) => {}
         other => {
             return Err(format!(
                 "objcopy --strip-debug left {} unexpected: {other:?}",
@@ -100,6 +96,24 @@ pub fn strip(
         debug_file,
         build_id,
     })
+}
+
+/// `exe` without its debug sections, as [`strip`] ships it, without keeping the debug info:
+/// for the base of a delta, whose debug info went beside its own bundle. `objcopy` is
+/// deterministic, so the same executable strips to the same bytes the vehicle installed.
+pub fn strip_debug(exe: &Path, work: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    objcopy(&["--strip-debug"], exe, work)?;
+    let bytes =
+        takt::fsio::read_bounded(work, max_bytes).map_err(|e| format!("{}: {e}", work.display()));
+    let _ = std::fs::remove_file(work);
+    let bytes = bytes?;
+    match inspect(&bytes) {
+        Some(s) if s.debug_bytes == 0 => Ok(bytes),
+        other => Err(format!(
+            "objcopy --strip-debug left {} unexpected: {other:?}",
+            exe.display()
+        )),
+    }
 }
 
 fn objcopy(how: &[&str], from: &Path, to: &Path) -> Result<(), String> {

@@ -31,6 +31,9 @@ const KEYS: &[(&str, &str)] = &[
     ("spin_lateness_ratio_p50", "jitter"),
     ("spin_lateness_ratio_p99", "jitter"),
     ("spin_cpu_fraction", "jitter"),
+    ("ota_delta_bytes", "ota"),
+    ("ota_full_bytes", "ota"),
+    ("ota_delta_ratio", "ota"),
     // Raw figures behind the ratios.
     ("port_takt_8b_ns_p50", "ports"),
     ("port_raw_8b_ns_p50", "ports"),
@@ -134,7 +137,7 @@ fn quick_bench_reports_every_key_as_a_number_or_an_explained_null() {
     assert!(machine["kernel"].is_string(), "{machine}");
     assert!(machine["realtime"].is_boolean(), "{machine}");
     // Whatever the machine allows, the table is printed and names every part.
-    for part in ["ports", "jitter", "dispatch", "scale", "sim"] {
+    for part in ["ports", "jitter", "dispatch", "scale", "sim", "ota"] {
         assert!(
             stdout
                 .lines()

@@ -315,6 +315,7 @@ fn expiry_scope_and_key_documents_on_the_cli() {
         &takt::ota::bundle::SignOptions {
             expires_unix_s: Some(bundle_now() - 3600),
             key_document: None,
+            delta: None,
         },
     )
     .expect("signs");

@@ -401,6 +401,7 @@ fn the_supervisor_refuses_expired_out_of_scope_and_revoked_bundles_and_keeps_a_c
         &takt::ota::bundle::SignOptions {
             expires_unix_s: Some(now - 60),
             key_document: None,
+            delta: None,
         },
     )
     .expect("signs");

@@ -17,11 +17,21 @@
 //! fragment         bincode 2 (standard config) of `Fragment`
 //! entry count      u32       1..=MAX_ENTRIES; entry 0 is the app executable
 //! entries          per entry: name length u16, name (UTF-8), kind u8 (0 = file,
-//!                  1 = symbolic link, 2 = hard link; links are always refused),
-//!                  mode u32 (permission bits only), length u64, bytes
+//!                  1 = symbolic link, 2 = hard link; links are always refused,
+//!                  3 = delta), mode u32 (permission bits only), then
+//!                  for a file:  length u64, bytes
+//!                  for a delta: base SHA-256 32 bytes, result SHA-256 32 bytes,
+//!                               result length u64, patch length u64, patch
+//!                               (bsdiff 4, see `delta`); only entry 0, the executable
 //! signer           32 bytes  ed25519 public key
 //! signature        64 bytes  ed25519 over SHA-256(every byte before `signer`)
 //! ```
+//!
+//! A delta bundle carries its executable as a patch against the executable the vehicle has
+//! installed; both hashes and the result length are in the signed part. It is still format
+//! 2: every full bundle reads exactly as before, and a takt without delta support refuses a
+//! delta bundle by its entry kind (3) before writing anything, so no version bump is
+//! needed to keep old readers safe.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -331,8 +341,11 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bundle {
     pub fragment: Fragment,
-    /// Entry 0 is the app executable.
+    /// Entry 0 is the app executable. In a delta bundle its `bytes` are empty until
+    /// [`Bundle::into_entries`] rebuilds them from the installed executable.
     pub entries: Vec<Entry>,
+    /// `Some` for a delta bundle: the executable as a patch against the installed one.
+    pub delta: Option<super::delta::Delta>,
     /// The key that signed it.
     pub signer: [u8; 32],
     /// SHA-256 of the signed part.
@@ -341,6 +354,37 @@ pub struct Bundle {
     pub expires_unix_s: u64,
     /// The key document the bundle carries (raw; checked by [`verify`]).
     pub key_document: Option<Vec<u8>>,
+}
+
+impl Bundle {
+    /// The entries to install. A full bundle's are its own; a delta bundle's executable is
+    /// rebuilt from `installed_exe` (the bytes of the executable the vehicle runs), which
+    /// must be the patch's base, and must come out with the signed result hash.
+    /// `installed_exe` is called only for a delta bundle.
+    pub fn into_entries(
+        self,
+        installed_exe: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<Entry>, String> {
+        let mut entries = self.entries;
+        if let Some(delta) = self.delta {
+            let base = installed_exe()?;
+            let exe = entries
+                .first_mut()
+                .ok_or("a delta bundle without its executable entry")?;
+            exe.bytes = delta.apply(&base).map_err(|e| e.to_string())?;
+        }
+        Ok(entries)
+    }
+
+    /// Bytes the entries take once installed (a delta's result length, not its patch's).
+    pub fn installed_bytes(&self) -> u64 {
+        let delta = self.delta.as_ref().map_or(0, |d| d.result_len);
+        self.entries
+            .iter()
+            .map(|e| e.bytes.len() as u64)
+            .sum::<u64>()
+            + delta
+    }
 }
 
 /// One trusted signing key and the apps it may sign (`None`: every app).
@@ -598,6 +642,9 @@ pub struct SignOptions {
     pub expires_unix_s: Option<u64>,
     /// A signed key document to carry (from `takt ota keys sign`).
     pub key_document: Option<Vec<u8>>,
+    /// Ship entry 0 (the executable) as this patch instead of its bytes: a delta bundle.
+    /// The delta's result must be entry 0's bytes ([`super::delta::Delta::make`]).
+    pub delta: Option<super::delta::Delta>,
 }
 
 /// Seconds since 1970-01-01 UTC now (0 if the clock is before 1970).
@@ -647,6 +694,27 @@ pub fn sign_to(
         super::keys::parse_unverified(doc)
             .map_err(|e| BundleWriteError::Encode(format!("the key document: {e}")))?;
     }
+    if let Some(d) = &options.delta {
+        // Never sign a patch whose promise differs from the executable it stands for.
+        let exe = &entries[0].bytes;
+        let exe_sha256: [u8; 32] = Sha256::digest(exe).into();
+        if d.result_len != exe.len() as u64 || d.result_sha256 != exe_sha256 {
+            return Err(BundleWriteError::Encode(format!(
+                "the delta's result (SHA-256 {}, {} bytes) is not entry `{}` (SHA-256 {}, {} bytes)",
+                to_hex(&d.result_sha256),
+                d.result_len,
+                entries[0].name,
+                to_hex(&exe_sha256),
+                exe.len()
+            )));
+        }
+        if d.patch.len() as u64 > MAX_ENTRY_BYTES {
+            return Err(BundleWriteError::EntryTooLarge {
+                name: entries[0].name.clone(),
+                len: d.patch.len() as u64,
+            });
+        }
+    }
     let fragment_bytes = bincode::serde::encode_to_vec(fragment, bincode::config::standard())
         .map_err(|e| BundleWriteError::Encode(e.to_string()))?;
     if fragment_bytes.len() > MAX_FRAGMENT_BYTES as usize {
@@ -669,11 +737,25 @@ pub fn sign_to(
     w.put(&(fragment_bytes.len() as u32).to_le_bytes())?;
     w.put(&fragment_bytes)?;
     w.put(&(entries.len() as u32).to_le_bytes())?;
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         w.put(&(e.name.len() as u16).to_le_bytes())?;
         w.put(e.name.as_bytes())?;
-        w.put(&[KIND_FILE])?;
+        let delta = options.delta.as_ref().filter(|_| i == 0);
+        w.put(&[if delta.is_some() {
+            KIND_DELTA
+        } else {
+            KIND_FILE
+        }])?;
         w.put(&e.mode.to_le_bytes())?;
+        if let Some(d) = delta {
+            w.put(&d.base_sha256)?;
+            w.put(&d.result_sha256)?;
+            w.put(&d.result_len.to_le_bytes())?;
+            w.put(&(d.patch.len() as u64).to_le_bytes())?;
+            w.put(&d.patch)?;
+            progress(w.written);
+            continue;
+        }
         w.put(&(e.bytes.len() as u64).to_le_bytes())?;
         for chunk in e.bytes.chunks(1 << 20) {
             w.put(chunk)?;
@@ -745,6 +827,7 @@ impl HashingWriter<'_> {
 const KIND_FILE: u8 = 0;
 const KIND_SYMLINK: u8 = 1;
 const KIND_HARDLINK: u8 = 2;
+const KIND_DELTA: u8 = 3;
 
 /// Why a bundle was refused. Every variant is one reason; offsets are byte offsets into
 /// the file.
@@ -802,6 +885,10 @@ pub enum BundleReadError {
         len: u64,
     },
     DuplicateEntry {
+        name: String,
+    },
+    /// A delta entry other than entry 0: only the executable may be a delta.
+    DeltaNotExecutable {
         name: String,
     },
     TrailingBytes {
@@ -1044,6 +1131,10 @@ impl fmt::Display for BundleReadError {
             E::DuplicateEntry { name } => {
                 write!(f, "entry `{name}` appears twice; names must be unique")
             }
+            E::DeltaNotExecutable { name } => write!(
+                f,
+                "entry `{name}` is a delta, but only the first entry (the executable) may be one"
+            ),
             E::TrailingBytes { offset, len } => write!(
                 f,
                 "{len} unexpected bytes at byte {offset} after the last entry"
@@ -1328,6 +1419,7 @@ fn parse_signed_part(
         return Err(BundleReadError::TooManyEntries { count });
     }
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    let mut delta = None;
     for _ in 0..count {
         let name_len = c.u16("an entry name length")?;
         let name_at = c.pos as u64;
@@ -1342,12 +1434,48 @@ fn parse_signed_part(
         let kind = c.take(1, "an entry kind")?[0];
         match kind {
             KIND_FILE => {}
+            KIND_DELTA if entries.is_empty() => {}
+            KIND_DELTA => return Err(BundleReadError::DeltaNotExecutable { name }),
             KIND_SYMLINK | KIND_HARDLINK => return Err(BundleReadError::LinkEntry { name }),
             other => return Err(BundleReadError::UnknownEntryKind { name, kind: other }),
         }
         let mode = c.u32("an entry mode")?;
         if mode & !0o777 != 0 {
             return Err(BundleReadError::BadMode { name, mode });
+        }
+        if kind == KIND_DELTA {
+            let mut base_sha256 = [0u8; 32];
+            base_sha256.copy_from_slice(c.take(32, "a delta's base hash")?);
+            let mut result_sha256 = [0u8; 32];
+            result_sha256.copy_from_slice(c.take(32, "a delta's result hash")?);
+            let result_len = c.u64("a delta's result length")?;
+            if result_len > MAX_ENTRY_BYTES {
+                return Err(BundleReadError::EntryTooLarge {
+                    name,
+                    len: result_len,
+                });
+            }
+            let patch_len = c.u64("a delta's patch length")?;
+            if patch_len > MAX_ENTRY_BYTES {
+                return Err(BundleReadError::EntryTooLarge {
+                    name,
+                    len: patch_len,
+                });
+            }
+            // `patch_len <= MAX_ENTRY_BYTES` fits in usize on every supported target.
+            let patch = c.take(patch_len as usize, "a delta's patch")?.to_vec();
+            delta = Some(super::delta::Delta {
+                base_sha256,
+                result_sha256,
+                result_len,
+                patch,
+            });
+            entries.push(Entry {
+                name,
+                mode,
+                bytes: Vec::new(),
+            });
+            continue;
         }
         let len = c.u64("an entry length")?;
         if len > MAX_ENTRY_BYTES {
@@ -1369,6 +1497,7 @@ fn parse_signed_part(
     Ok(Bundle {
         fragment,
         entries,
+        delta,
         signer,
         digest,
         expires_unix_s,

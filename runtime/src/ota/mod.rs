@@ -1,6 +1,6 @@
 //! Over-the-air updates of one app inside a running deployment.
 //!
-//! Owns: the signed bundle format ([`bundle`]), the trust in it (expiry, per-app key
+//! Owns: the signed bundle format ([`bundle`]) and its delta payloads ([`delta`]), the trust in it (expiry, per-app key
 //! scope, root-signed key documents that rotate and revoke keys: [`keys`]), the pure checks
 //! that decide whether a verified bundle may be staged into a running deployment
 //! ([`check`]), the small storage contract every durable write goes through ([`storage`]),
@@ -38,6 +38,7 @@
 pub mod bundle;
 pub mod check;
 pub mod counter;
+pub mod delta;
 pub mod journal;
 pub mod keys;
 pub mod lock;

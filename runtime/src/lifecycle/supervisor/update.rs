@@ -50,7 +50,7 @@ use crate::ota::bundle::{self, Bundle, TrustedKeys, MAX_BUNDLE_BYTES};
 use crate::ota::check::{check_stage, Installed};
 use crate::ota::journal::{Journal, JournalError, JournalRecord, Recovery, UpdateState};
 use crate::ota::slots::{self, Slot};
-use crate::ota::storage::FsStorage;
+use crate::ota::storage::{FsStorage, Storage};
 use crate::sync::Ordering;
 use crate::time::{format_ns, monotonic_now_ns};
 
@@ -173,7 +173,7 @@ enum Op {
     },
 }
 
-type StageResult = (Journal<FsStorage>, Result<Slot, JournalError>);
+type StageResult = (Journal<FsStorage>, Result<Slot, String>);
 
 /// An app's health counters at one instant (the switch of a probation).
 #[derive(Clone, Debug)]
@@ -441,6 +441,49 @@ impl Updates {
         self.records[app] = Some(j.record().clone());
         r
     }
+}
+
+/// The path (in the state directory) of the installed executable a delta bundle of `app`
+/// applies to. Refused, naming the app and both hashes, when the installed slot's stamp
+/// records another executable: the vehicle runs another version than the delta was made
+/// for. The stamp is only read here; the worker hashes the file itself before patching.
+fn delta_base(
+    storage: &FsStorage,
+    app: &str,
+    record: &JournalRecord,
+    delta: &crate::ota::delta::Delta,
+) -> Result<String, String> {
+    let (slot, version) = record.running();
+    if version == 0 {
+        return Err(format!(
+            "app `{app}` runs the manifest's executable, not a version installed by an update, so there is no installed slot for the delta bundle to apply to; stage a full bundle"
+        ));
+    }
+    let stamp = slots::peek(storage, app, slot).map_err(|e| {
+        format!("app `{app}`: installed version {version} in slot {slot} cannot be read as the delta's base: {e}")
+    })?;
+    let (name, _, found) = stamp
+        .files
+        .first()
+        .ok_or_else(|| format!("slot {slot} of app `{app}` holds no executable"))?;
+    if *found != delta.base_sha256 {
+        return Err(format!(
+            "app `{app}`: the delta bundle applies to the executable with SHA-256 {}, but installed version {version} (slot {slot}) has SHA-256 {}: the vehicle runs another version than the delta was made for; stage a full bundle, or a delta made from the installed executable",
+            crate::ota::to_hex(&delta.base_sha256),
+            crate::ota::to_hex(found)
+        ));
+    }
+    let dir = slots::slot_dir(app, slot).map_err(|e| e.to_string())?;
+    Ok(format!("{dir}/{name}"))
+}
+
+/// The bytes of the installed executable at `path` (from [`delta_base`]), bounded.
+fn read_installed(storage: &FsStorage, path: Option<&str>) -> Result<Vec<u8>, String> {
+    let path = path.ok_or("no installed executable was found for the delta")?;
+    storage
+        .read(path, crate::ota::bundle::MAX_ENTRY_BYTES)
+        .map_err(|e| format!("{path}: {e}"))?
+        .ok_or_else(|| format!("{path}: the installed executable is missing"))
 }
 
 /// The executable of a complete slot: its stamp's first file.
@@ -728,6 +771,17 @@ impl Supervisor<'_> {
         };
         check_stage(d, &u.catalog, &u.layouts, &installed, &b).map_err(|e| e.to_string())?;
         fits_running_tables(d, &b).map_err(|e| e.to_string())?;
+        // A delta applies only to the executable it was made from: refused here, from the
+        // installed slot's stamp, before anything is written or a key document installed.
+        let delta_base = match &b.delta {
+            None => None,
+            Some(delta) => {
+                let j = u.journals[app]
+                    .as_ref()
+                    .ok_or("the app's journal is busy")?;
+                Some(delta_base(j.storage(), &fr.app, &record, delta)?)
+            }
+        };
         // The bundle is accepted: a newer key document it carries is installed first
         // (both copies, durably), so its revocations hold from now on.
         if let Some(doc) = new_key_doc {
@@ -741,20 +795,31 @@ impl Supervisor<'_> {
             u.key_doc = Some(doc);
         }
         let mut journal = u.journals[app].take().ok_or("the app's journal is busy")?;
-        let total_bytes: u64 = b.entries.iter().map(|e| e.bytes.len() as u64).sum();
+        let total_bytes = b.installed_bytes();
         u.written[app].store(0, Ordering::Relaxed);
         let version = fr.version;
         eprintln!(
-            "takt run: OTA: staging app `{}` version {version} ({}, {total_bytes} bytes) signed by {}",
+            "takt run: OTA: staging app `{}` version {version} ({}, {total_bytes} bytes{}) signed by {}",
             fr.app,
             fr.version_label,
+            b.delta.as_ref().map_or_else(String::new, |d| format!(
+                ", as a delta of {} bytes",
+                d.patch.len()
+            )),
             crate::ota::to_hex(&b.signer)
         );
-        let entries = b.entries;
         let worker = std::thread::Builder::new()
             .name("takt-ota-stage".into())
             .spawn(move || {
-                let r = journal.stage(version, &entries);
+                // A delta's executable is rebuilt here, off the event loop: read the
+                // installed one, patch it (bounded), check the result's signed hash. Any
+                // refusal comes before the slot is touched.
+                let r = b
+                    .into_entries(|| read_installed(journal.storage(), delta_base.as_deref()))
+                    .map_err(|e| format!("the delta bundle: {e}; nothing was written"))
+                    .and_then(|entries| {
+                        journal.stage(version, &entries).map_err(|e| e.to_string())
+                    });
                 (journal, r)
             })
             .map_err(|e| format!("cannot start the unpack: {e}"))?;
