@@ -15,7 +15,7 @@ use crate::manifest::{
     Catalog, Fingerprint, ParamDecl, ParamKind, ParamValue, ScalarKind, TaskSignature,
 };
 use crate::port::layout::TypeLayout;
-use crate::port::{ActivityCell, PortNode, PortOpenError, Sizing};
+use crate::port::{ActivityCell, Connector, PortNode, PortOpenError, Sizing};
 
 // What a task author needs, in one place.
 pub use crate::port::{Message, Reader, Sampled, Writer};
@@ -224,11 +224,13 @@ pub struct TaskBuilder<'a> {
 /// these from the builder after construction to trace publishes and reads.
 ///
 /// Internal to takt (the dispatcher's tracing), never part of the app API.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct PortProbe {
     pub topic: String,
     pub is_writer: bool,
     pub activity: ActivityCell,
+    /// The port's iceoryx2 end, connected by the dispatcher before the first release.
+    pub connect: Connector,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -284,12 +286,13 @@ impl<'a> TaskBuilder<'a> {
         std::mem::take(&mut *self.probes.borrow_mut())
     }
 
-    fn probe(&self, topic: &str, is_writer: bool) -> ActivityCell {
+    fn probe(&self, topic: &str, is_writer: bool, connect: Connector) -> ActivityCell {
         let cell = ActivityCell::default();
         self.probes.borrow_mut().push(PortProbe {
             topic: topic.to_string(),
             is_writer,
             activity: cell.clone(),
+            connect,
         });
         cell
     }
@@ -337,7 +340,7 @@ impl<'a> TaskBuilder<'a> {
         let topic = self.topic(topic);
         let b = self.binding(topic, true)?;
         let mut w = self.node.writer::<T>(topic, &b.fingerprint, b.sizing)?;
-        w.attach_activity(self.probe(topic, true));
+        w.attach_activity(self.probe(topic, true, w.connector()));
         Ok(w)
     }
 
@@ -348,7 +351,7 @@ impl<'a> TaskBuilder<'a> {
         let topic = self.topic(topic);
         let b = self.binding(topic, false)?;
         let mut r = self.node.reader::<T>(topic, &b.fingerprint, b.sizing)?;
-        r.attach_activity(self.probe(topic, false));
+        r.attach_activity(self.probe(topic, false, r.connector()));
         Ok(r)
     }
 

@@ -576,3 +576,105 @@ fn sim_a_fault_escalates_to_a_mode_switch_at_the_next_boundary() {
         .expect("reader stats");
     assert_eq!(rd.jobs, 20, "the reader kept every release");
 }
+
+/// Shared-memory mappings of this process (iceoryx2's segments live in `/dev/shm`).
+fn shm_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().filter(|l| l.contains("/dev/shm/")).count())
+        .unwrap_or(0)
+}
+
+/// Jobs (by index) in which a task's own port operation mapped new shared memory: iceoryx2
+/// connecting the port to a peer lazily, inside the job. Test-only instrumentation: it
+/// reads `/proc` around the port call, which a real task never does.
+static LAZY_CONNECTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct MappingProducer {
+    out: takt::task::Writer<common::Tick>,
+}
+
+impl takt::task::Task for MappingProducer {
+    fn step(&mut self, ctx: &takt::task::StepContext) {
+        let before = shm_mappings();
+        let _ = self.out.publish(ctx, |m| m.job = ctx.job_index());
+        let after = shm_mappings();
+        if after > before {
+            LAZY_CONNECTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!(
+                    "w job {}: publish mapped {} segment(s)",
+                    ctx.job_index(),
+                    after - before
+                ));
+        }
+    }
+}
+
+struct MappingConsumer {
+    input: takt::task::Reader<common::Tick>,
+}
+
+impl takt::task::Task for MappingConsumer {
+    fn step(&mut self, ctx: &takt::task::StepContext) {
+        let before = shm_mappings();
+        let _ = self.input.read(ctx).map(|s| s.job);
+        let after = shm_mappings();
+        if after > before {
+            LAZY_CONNECTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!(
+                    "r job {}: read mapped {} segment(s)",
+                    ctx.job_index(),
+                    after - before
+                ));
+        }
+    }
+}
+
+/// The first job is not where ports connect: every port of a real-time run is connected
+/// to its peers (their shared memory opened and mapped) before the epoch, so no job's
+/// port operation maps shared memory. Before, iceoryx2 connected the side created first
+/// lazily, in its first send or receive: measured 15-200 us of the first job in the ACC
+/// demo (the planner's and controller's first jobs overran their 200 us budgets for it).
+#[test]
+fn real_ports_are_connected_before_the_first_job() {
+    if !realtime_or_skip("real_ports_are_connected_before_the_first_job") {
+        return;
+    }
+    let _g = REALTIME.lock().unwrap_or_else(|e| e.into_inner());
+    use takt::task::{Ports, Registry};
+    let mut registry = Registry::new();
+    registry.task("w", Ports::new().writes::<common::Tick>("tick"), |b| {
+        Ok(Box::new(MappingProducer {
+            out: b.writer("tick")?,
+        }))
+    });
+    registry.task("r", Ports::new().reads::<common::Tick>("tick"), |b| {
+        Ok(Box::new(MappingConsumer {
+            input: b.reader("tick")?,
+        }))
+    });
+    LAZY_CONNECTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    // Writer and reader on two cores: each core's thread builds its own task, so one of
+    // the two ports is always created before its peer.
+    let d = deployment(1, OverrunPolicy::Report, 0);
+    let r = common::run_with(
+        &d,
+        &registry,
+        ClockKind::Real,
+        200 * MS,
+        "connected",
+        &RunControl::new(0),
+    );
+    assert!(r.realtime);
+    let lazy = LAZY_CONNECTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert!(lazy.is_empty(), "ports connected inside jobs: {lazy:?}");
+}

@@ -793,3 +793,78 @@ fn a_staged_slot_altered_after_staging_is_never_activated() {
     assert_eq!(rec, Recovery::DroppedIncompleteStage);
     assert_eq!(running_version(&j), 2);
 }
+
+/// A read-only state directory: an interrupted probation is recovered (R3) in memory only,
+/// so the installed version runs; nothing is written, and every transition is refused.
+#[test]
+fn read_only_open_recovers_in_memory_writes_nothing_and_refuses_transitions() {
+    let mut s = installed_v1();
+    {
+        let (mut j, _) = Journal::open(&mut s, APP).expect("open");
+        j.stage(2, &entries(2)).expect("stage");
+        j.activate().expect("activate");
+        j.switched().expect("switched");
+    }
+    let ops = s.ops().len();
+    let (mut j, recovery) =
+        Journal::open_read_only(&mut s, APP, "read-only file system").expect("open read-only");
+    assert_eq!(recovery, Recovery::RevertedProbation);
+    assert_eq!(running_version(&j), 1, "the installed version runs");
+    assert!(
+        j.notes().iter().any(|n| n.contains("in memory only")),
+        "{:?}",
+        j.notes()
+    );
+    assert!(matches!(
+        j.stage(3, &entries(3)),
+        Err(JournalError::ReadOnly { .. })
+    ));
+    assert!(j.commit().is_err());
+    drop(j);
+    assert_eq!(s.ops().len(), ops, "a read-only open wrote nothing");
+    // The next writable start recovers it for real.
+    let (j, recovery) = Journal::open(&mut s, APP).expect("open");
+    assert_eq!(recovery, Recovery::RevertedProbation);
+    assert_eq!(running_version(&j), 1);
+}
+
+/// Anti-rollback on a read-only directory: one copy of the counter missing (which a
+/// writable start repairs from the other) cannot be cross-checked and is a refusal, as is
+/// a missing journal (which a writable start rebuilds from the counter); two readable
+/// copies that disagree run with the larger.
+#[test]
+fn read_only_open_refuses_a_counter_it_cannot_cross_check() {
+    let mut s = installed_v1();
+    s.remove(".anti-rollback/planner").expect("remove");
+    let err = Journal::open_read_only(&mut s, APP, "ro").expect_err("refused");
+    assert!(
+        matches!(err, JournalError::ReadOnlyUnchecked { .. })
+            && err.to_string().contains(".anti-rollback/planner"),
+        "{err}"
+    );
+
+    let mut s = installed_v1();
+    s.remove("planner/journal").expect("remove");
+    let err = Journal::open_read_only(&mut s, APP, "ro").expect_err("refused");
+    assert!(
+        matches!(err, JournalError::ReadOnlyUnchecked { .. }),
+        "{err}"
+    );
+
+    let mut s = installed_v1();
+    takt::ota::counter::write(&mut s, APP, 5).expect("a newer counter copy");
+    let (j, _) = Journal::open_read_only(&mut s, APP, "ro").expect("open read-only");
+    assert_eq!(j.record().rollback_floor(), 5, "the larger copy holds");
+    assert_eq!(running_version(&j), 1);
+    assert!(
+        j.notes().iter().any(|n| n.contains("not repaired")),
+        "{:?}",
+        j.notes()
+    );
+
+    // A directory without any trace of the app runs the manifest's code, version 0.
+    let mut empty = SimStorage::new();
+    let (j, _) = Journal::open_read_only(&mut empty, APP, "ro").expect("factory state");
+    assert_eq!(j.record().running(), (Slot::A, 0));
+    assert!(empty.ops().is_empty());
+}

@@ -205,6 +205,9 @@ fn print_report(r: &OtaReport, json: bool) {
         r.cycle
             .map_or_else(String::new, |c| format!("  hyperperiod {c}"))
     );
+    if let Some(why) = &r.updates_disabled {
+        let _ = writeln!(out, "updates disabled: {why}");
+    }
     for a in &r.apps {
         let _ = writeln!(
             out,

@@ -58,6 +58,7 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
             "cycle": s.cycle,
             "uptime_ns": s.uptime_ns,
             "apps": apps,
+            "updates_disabled": s.updates_disabled,
         });
         let _ = writeln!(out, "{v}");
         return Ok(());
@@ -111,6 +112,9 @@ pub fn status(json: bool, control: Option<&Path>) -> Result<(), Failure> {
                 &a.version
             }
         );
+    }
+    if let Some(why) = &s.updates_disabled {
+        let _ = writeln!(out, "updates disabled: {why}");
     }
     Ok(())
 }

@@ -514,3 +514,189 @@ fn a_slot_missing_its_executable_falls_back_and_the_deployment_starts_with_a_rep
     assert!(out.status.success(), "{}: {err}", out.status);
     assert!(err.contains("fell back to version 1 in slot a"), "{err}");
 }
+
+/// A state directory made read-only for the life of the guard: a read-only bind mount of
+/// it onto itself as root, else `chmod -R a-w` (which binds only a non-root user). The
+/// mount is undone (or the bits restored) when dropped, so the tempdir can be removed.
+enum ReadOnly {
+    Bind(PathBuf),
+    Chmod(PathBuf),
+}
+
+impl ReadOnly {
+    /// `Err`: nothing here can make `dir` read-only (says why).
+    fn make(dir: &Path) -> Result<ReadOnly, String> {
+        let probe = |dir: &Path| {
+            let p = dir.join(".write-probe");
+            match std::fs::write(&p, b"") {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&p);
+                    false
+                }
+                Err(_) => true,
+            }
+        };
+        let mut tried = Vec::new();
+        if common::is_root() {
+            let sh = |args: &[&str]| {
+                std::process::Command::new("mount")
+                    .args(args)
+                    .status()
+                    .map_err(|e| e.to_string())
+                    .and_then(|st| st.success().then_some(()).ok_or(st.to_string()))
+            };
+            match sh(&["--bind", s(dir), s(dir)]) {
+                Ok(()) => {
+                    let guard = ReadOnly::Bind(dir.to_path_buf());
+                    match sh(&["-o", "remount,bind,ro", s(dir)]) {
+                        Ok(()) if probe(dir) => return Ok(guard),
+                        Ok(()) => tried.push("a read-only bind mount stays writable".to_string()),
+                        Err(e) => tried.push(format!("mount -o remount,bind,ro: {e}")),
+                    }
+                }
+                Err(e) => tried.push(format!("mount --bind: {e}")),
+            }
+        }
+        let st = std::process::Command::new("chmod")
+            .args(["-R", "a-w", s(dir)])
+            .status()
+            .map_err(|e| e.to_string())?;
+        let guard = ReadOnly::Chmod(dir.to_path_buf());
+        if st.success() && probe(dir) {
+            return Ok(guard);
+        }
+        tried.push("chmod -R a-w does not stop this user from writing (root)".into());
+        Err(tried.join("; "))
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = match self {
+            ReadOnly::Bind(dir) => std::process::Command::new("umount").arg(&*dir).status(),
+            ReadOnly::Chmod(dir) => std::process::Command::new("chmod")
+                .args(["-R", "u+w", s(dir)])
+                .status(),
+        };
+    }
+}
+
+/// Every file under `dir` with its bytes, to show a run wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A read-only state disk (#12 fault suite): the deployment runs the installed, verified
+/// version 2, updates are off and said so on stderr, in `takt status` and in `takt ota
+/// status`, a stage is refused with the reason, and nothing in the directory changes.
+/// With one anti-rollback copy gone (which a writable start would repair) the read-only
+/// start is refused: the counter cannot be cross-checked there.
+///
+/// Failed before: `takt run` refused to start ("cannot lock the OTA state directory:
+/// Read-only file system").
+#[test]
+fn a_read_only_state_directory_runs_the_installed_version_with_updates_disabled() {
+    needs_realtime!("a_read_only_state_directory_runs_the_installed_version_with_updates_disabled");
+    let fx = Fixture::new("read-only");
+    fx.committed_v2();
+    let v3 = fx.sign(3, "planning-3.takt");
+    let before = snapshot(&fx.state());
+    let ro = match ReadOnly::make(&fx.state()) {
+        Ok(ro) => ro,
+        Err(why) => {
+            eprintln!("SKIPPED a_read_only_state_directory_runs_the_installed_version_with_updates_disabled: cannot make the state directory read-only: {why}");
+            return;
+        }
+    };
+    let state = fx.state();
+    let ctl = fx.path("ctl.sock");
+    let run = fx.start(&ctl, "4s");
+    let st = wait_running(&ctl);
+    let pid = planning(&st, "name")["pid"].as_u64().expect("pid");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("planning's executable");
+    let want = state.join("planning/slot-b/acc-planning-v2");
+    assert_eq!(
+        exe.to_string_lossy().trim_end_matches(" (deleted)"),
+        want.to_string_lossy(),
+        "planning runs the installed version 2 from slot b"
+    );
+    let disabled = st["updates_disabled"].as_str().unwrap_or("");
+    assert!(
+        disabled.contains(s(&state)) && disabled.contains("Read-only file system"),
+        "`takt status --json` says why updates are off: {st}"
+    );
+    let text_status = ok(&["status", "--control", s(&ctl)]);
+    assert!(
+        text_status.contains("updates disabled:") && text_status.contains(s(&state)),
+        "{text_status}"
+    );
+    let v = ota_status(&ctl);
+    assert!(
+        v["updates_disabled"]
+            .as_str()
+            .is_some_and(|w| w.contains("Read-only file system")),
+        "{v}"
+    );
+    let a = planning(&v, "app");
+    assert_eq!(a["installed_version"], 2, "{v}");
+    assert_eq!(a["running_version"], 2, "{v}");
+    let out = cli(&["ota", "stage", s(&v3), "--control", s(&ctl)]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "version 3 was staged: {err}");
+    assert!(
+        err.contains("updates are disabled")
+            && err.contains(s(&state))
+            && err.contains("Read-only file system"),
+        "the refusal names the directory and the cause: {err}"
+    );
+    let out = run.wait(Duration::from_secs(30), "the run");
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(
+        err.contains("UPDATES DISABLED")
+            && err.contains(s(&state))
+            && err.contains("Read-only file system"),
+        "the run says so loudly on stderr: {err}"
+    );
+    assert!(
+        text(&out.stdout).contains("digest:"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(ro);
+    assert!(
+        snapshot(&state) == before,
+        "a read-only run changed nothing in the state directory"
+    );
+
+    // One copy of the anti-rollback counter gone: a writable start repairs it from the
+    // journal; a read-only one cannot cross-check it and refuses, naming the cause.
+    std::fs::remove_file(state.join(".anti-rollback/planning")).expect("delete the counter copy");
+    let _ro = ReadOnly::make(&state).expect("read-only again");
+    let out = fx
+        .start(&fx.path("ctl2.sock"), "4s")
+        .wait(Duration::from_secs(60), "the refused run");
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && out.status.code().is_some()
+            && err.contains("cannot be read and cross-checked")
+            && err.contains(".anti-rollback/planning")
+            && !err.contains("panicked"),
+        "{}: {err}",
+        out.status
+    );
+}

@@ -876,3 +876,260 @@ fn hot_swap_and_commit_start(ctl: &Path, bundle: &Path) -> (u64, u64) {
     let after = status(ctl);
     (old, app(&after, "planning")["pid"].as_u64().expect("pid"))
 }
+
+/// `takt ota sign` of `app` at `version` with `exe`.
+fn sign_app(fx: &Fixture, app: &str, version: u64, exe: &Path, out: &str) -> PathBuf {
+    let out = fx.path(out);
+    ok(&[
+        "ota",
+        "sign",
+        "--key",
+        s(&fx.key),
+        "--app",
+        app,
+        "--version",
+        &version.to_string(),
+        "--executable",
+        s(exe),
+        "--manifest",
+        s(&fx.manifest),
+        "--out",
+        s(&out),
+    ]);
+    out
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, ppid, ...; `None` when
+/// there is no such process (it was reaped).
+fn proc_stat(pid: u64) -> Option<Vec<String>> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = st.rsplit_once(") ")?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Waits until `pid` is neither running nor a zombie of `parent`: it ended and `parent`
+/// reaped it (a pid reused by a process of another parent counts as reaped).
+fn wait_reaped(pid: u64, parent: u64, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    loop {
+        match proc_stat(pid) {
+            None => return,
+            Some(f) if f.get(1).and_then(|p| p.parse::<u64>().ok()) != Some(parent) => return,
+            Some(f) => assert!(
+                Instant::now() < until,
+                "pid {pid} (state {}) is not reaped by {parent} after {timeout:?}",
+                f[0]
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Threads of `pid` scheduled SCHED_FIFO (policy field 41 of `/proc/<pid>/task/*/stat`).
+fn fifo_threads(pid: u64) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                st.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(38).map(|p| p == "1"))
+                    .unwrap_or(false)
+            })
+        })
+        .count()
+}
+
+/// Live children of `parent` whose command line says `--app <app>` and `--standby`.
+fn standbys_of(parent: u64, app: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Some(f) = proc_stat(pid) else { continue };
+        if f[0] == "Z" || f.get(1).and_then(|p| p.parse::<u64>().ok()) != Some(parent) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+        let names_app = args
+            .windows(2)
+            .any(|w| w[0] == b"--app" && w[1] == app.as_bytes());
+        if names_app && args.contains(&&b"--standby"[..]) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Hot-swaps `app` to its staged `version` and waits until the probation ends; a
+/// rollback is accepted only for an overrun a host stall caused (printed INCONCLUSIVE,
+/// as in the test above). The switch itself must happen: a publisher slot still held by
+/// an orphan of the app makes the new version's standby fail before it.
+fn hot_swap_to_the_end(ctl: &Path, app_name: &str, version: u64) {
+    let out = ok(&[
+        "ota",
+        "activate",
+        app_name,
+        "--hot-swap",
+        "--control",
+        s(ctl),
+    ]);
+    assert!(
+        out.contains(&format!("switched to version {version}")),
+        "{app_name}: {out}"
+    );
+    let end = poll(
+        Duration::from_secs(20),
+        &format!("{app_name} version {version}'s probation ends"),
+        || {
+            let v = ota_status(ctl);
+            let a = app(&v, app_name);
+            if a["update_version"] == version
+                && (a["state"] == "committed" || a["state"] == "rolled-back")
+            {
+                Ok(a.clone())
+            } else {
+                Err(format!("last OTA status {v}"))
+            }
+        },
+    );
+    if end["state"] != "committed" {
+        let why = end["last_result"].as_str().unwrap_or_default().to_string();
+        assert!(
+            why.contains("overrun"),
+            "only a host stall may roll {app_name} {version} back: {why}"
+        );
+        println!("INCONCLUSIVE probation of {app_name} {version} (a host stall made a job overrun): {why}");
+    }
+}
+
+/// #12.8: two dismissals before the first dismissed process has seen its own. The shared
+/// block holds one dismissal at a time; a second one written over the first names another
+/// process, so the first never sees it and would be left standing by (and killed only
+/// after the dismissal grace, or orphaned when no grace existed).
+///
+/// Reachable path, made certain: planning's hot swap commits and dismisses version 0, which
+/// a platform stall keeps from reaching its next boundary (SIGSTOP here, as a host that
+/// deschedules it would); then sensing's activation, waiting for an update-safe mode
+/// (`--at-safe-state` in `drive`), is withdrawn by the owner (`takt ota rollback`), which
+/// dismisses sensing's joined standby. The second dismissal must wait in line: sensing's standby still runs
+/// after its withdrawal; once the stall ends (SIGCONT), planning version 0 sees its
+/// dismissal and ends by itself, and then sensing's standby gets its own and ends. Both
+/// are reaped by the supervisor, neither is killed, and the next hot swap of each app
+/// switches (no publisher slot is left behind), and the run ends well.
+#[test]
+fn two_dismissals_before_the_first_is_seen_both_end_and_are_reaped() {
+    needs_realtime!("two_dismissals_before_the_first_is_seen_both_end_and_are_reaped");
+    let fx = Fixture::new("two-dismissals");
+    set_probation(&fx, "500ms");
+    let planning_exe = app_exe("acc-planning-v2");
+    let sensing_exe = app_exe("acc-sensing");
+    let p2 = sign_app(&fx, "planning", 2, &planning_exe, "planning-2.takt");
+    let p3 = sign_app(&fx, "planning", 3, &planning_exe, "planning-3.takt");
+    let s1 = sign_app(&fx, "sensing", 1, &sensing_exe, "sensing-1.takt");
+    let run = fx.start("40s", None, None);
+    let sup = u64::from(run.0.as_ref().expect("running").id());
+    let ctl = fx.ctl();
+    wait_running(&ctl);
+    ok(&["ota", "stage", s(&s1), "--control", s(&ctl)]);
+
+    // Dismissal 1: planning version 0, stalled before it can see it.
+    let (v0_pid, v2_pid) = hot_swap_and_commit_start(&ctl, &p2);
+    signal("-STOP", v0_pid);
+    poll(Duration::from_secs(20), "planning committed", || {
+        let v = ota_status(&ctl);
+        if app(&v, "planning")["state"] == "committed" {
+            Ok(())
+        } else {
+            Err(format!("last OTA status {v}"))
+        }
+    });
+
+    // Dismissal 2: sensing's standby, ready and standing by (its activation waits for an
+    // update-safe mode, which `drive` is not), withdrawn by the owner.
+    let activate = Running::spawn(takt().args([
+        "ota",
+        "activate",
+        "sensing",
+        "--at-safe-state",
+        "--timeout",
+        "60s",
+        "--control",
+        s(&ctl),
+    ]));
+    let standby = poll(
+        Duration::from_secs(20),
+        "sensing's standby started",
+        || match standbys_of(sup, "sensing").as_slice() {
+            [pid] => Ok(*pid),
+            other => Err(format!("standbys of sensing: {other:?}")),
+        },
+    );
+    // Ready once its dispatchers are pinned under SCHED_FIFO (then it reports ready).
+    poll(
+        Duration::from_secs(20),
+        "sensing's standby under SCHED_FIFO",
+        || {
+            if fifo_threads(standby) > 0 {
+                Ok(())
+            } else {
+                Err(format!("pid {standby} has no SCHED_FIFO thread yet"))
+            }
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = ok(&["ota", "rollback", "sensing", "--control", s(&ctl)]);
+    assert!(out.contains("withdrawn before its switch"), "{out}");
+    let out = activate.wait(CLI_TIMEOUT, "the withdrawn activation");
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    // In line behind the stalled one: it has not been told to go yet.
+    std::thread::sleep(Duration::from_millis(300));
+    if !alive(standby) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &v0_pid.to_string()])
+            .status();
+        let _ = cli(&["stop", "--control", s(&ctl)], CLI_TIMEOUT);
+        let out = run.finish(Duration::from_secs(90));
+        panic!(
+            "sensing's standby (pid {standby}) ended before planning version 0 saw its dismissal: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(
+        alive(standby),
+        "sensing's standby (pid {standby}) ended before planning version 0 saw its dismissal"
+    );
+    assert!(alive(v0_pid), "planning version 0 is stalled, not ended");
+
+    // The stall ends: each process leaves by its own dismissal, one after the other.
+    signal("-CONT", v0_pid);
+    wait_reaped(v0_pid, sup, Duration::from_secs(30));
+    wait_reaped(standby, sup, Duration::from_secs(30));
+    println!("planning version 0 (pid {v0_pid}) and sensing's standby (pid {standby}) ended and were reaped");
+    assert!(alive(v2_pid), "planning version 2 runs");
+
+    // No publisher slot is held by a leftover: the next hot swap of each app switches.
+    ok(&["ota", "stage", s(&p3), "--control", s(&ctl)]);
+    hot_swap_to_the_end(&ctl, "planning", 3);
+    hot_swap_to_the_end(&ctl, "sensing", 1);
+    ok(&["stop", "--control", s(&ctl)]);
+    let out = run.finish(Duration::from_secs(90));
+    assert_results_intact(&out);
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("has not ended; killing it"),
+        "both dismissed processes ended by their dismissal, none was killed: {err}"
+    );
+    let ready = err.find("app `sensing` version 1 is ready");
+    let withdrawn = err.find("activation of version 1 withdrawn");
+    assert!(
+        matches!((ready, withdrawn), (Some(r), Some(w)) if r < w),
+        "sensing's standby was ready (joined, so dismissed rather than killed) before the withdrawal: {err}"
+    );
+    wait_no_process(&ctl, &[v0_pid, v2_pid, standby], Duration::from_secs(10));
+}

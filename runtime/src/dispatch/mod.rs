@@ -567,6 +567,8 @@ struct Probe {
     port: u16,
     is_writer: bool,
     activity: ActivityCell,
+    /// The port's iceoryx2 end: [`Dispatcher::connect_ports`] connects it before the walk.
+    connect: crate::port::Connector,
     /// The activity's `ops` when it was last traced.
     traced_ops: u64,
 }
@@ -609,6 +611,7 @@ fn build_tasks(
                 port: tracing::port_id(d, &p.topic).unwrap_or(u16::MAX),
                 is_writer: p.is_writer,
                 activity: p.activity,
+                connect: p.connect,
                 traced_ops: 0,
             })
             .collect();
@@ -778,6 +781,19 @@ impl<'a> Dispatcher<'a> {
 
     /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
     /// ends. The hot path: see the module docs.
+    /// Connects every port of the hosted tasks to the peers that exist now (opening and
+    /// mapping their shared memory), off the hot path, before the walk. iceoryx2 would
+    /// otherwise do it lazily in the first send or receive of each port, inside the first
+    /// job (measured 15-200 us per port). A failure is left to that lazy path, which
+    /// retries it and reports what still fails.
+    fn connect_ports(&self) {
+        for h in &self.hosted {
+            for p in &h.probes {
+                let _ = p.connect.update_connections();
+            }
+        }
+    }
+
     fn walk(&mut self, epoch_ns: u64, start_cycle: u64) -> WalkEnd {
         self.epoch_ns = epoch_ns;
         let h_ns = self.setup.plan.hyperperiod_ns;
@@ -1454,6 +1470,9 @@ fn core_thread(
     // for the join hook), so its verdict always arrives.
     match epoch_rx.recv_timeout(startup * 2 + Duration::from_secs(1)) {
         Ok(Some(join)) => {
+            // Every process of the run is ready, so every port exists: connect them all
+            // now, before the epoch, rather than in each task's first job.
+            disp.connect_ports();
             let end = disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
             // Tearing down ports disconnects iceoryx2 connections, which costs the peers
             // on other cores (and in other processes) milliseconds in their next send: so

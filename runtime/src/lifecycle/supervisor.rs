@@ -1197,6 +1197,7 @@ impl Supervisor<'_> {
                     version: a.version.clone(),
                 })
                 .collect(),
+            updates_disabled: self.updates.as_ref().and_then(|u| u.read_only()),
         }
     }
 

@@ -16,8 +16,9 @@ use crate::dispatch::{Quantiles, TaskStats};
 use crate::task::TaskReport;
 
 /// The version every frame carries; a peer with another version is refused by name.
-/// (3: app status, probation and task statistics carry fault counts.)
-pub const PROTOCOL_VERSION: u16 = 3;
+/// (3: app status, probation and task statistics carry fault counts; 4: status and OTA
+/// status say why updates are disabled.)
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Largest frame body accepted: 256 KiB (a status of 64 apps or an app's end-of-run report
 /// of hundreds of tasks fits easily).
@@ -92,6 +93,9 @@ pub struct OtaReport {
     /// The current cycle of the run (for probation windows), when one runs.
     pub cycle: Option<u64>,
     pub apps: Vec<OtaAppReport>,
+    /// Why updates are disabled in this run (the state directory cannot be written);
+    /// `None` when they are on.
+    pub updates_disabled: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +201,9 @@ pub struct StatusReport {
     /// `starting`, `running` or `stopping`.
     pub phase: String,
     pub apps: Vec<AppStatus>,
+    /// Why over-the-air updates are disabled in this run (the state directory cannot
+    /// be written); `None` when they are on or the run has none.
+    pub updates_disabled: Option<String>,
 }
 
 /// [`TaskStats`] on the wire.

@@ -179,6 +179,17 @@ pub enum JournalError {
         reason: String,
     },
     Counter(counter::CounterError),
+    /// The state directory is read-only and the anti-rollback counter cannot be read and
+    /// cross-checked (a copy is missing or damaged and cannot be repaired there).
+    ReadOnlyUnchecked {
+        app: String,
+        reason: String,
+    },
+    /// A transition on a journal opened read-only ([`Journal::open_read_only`]).
+    ReadOnly {
+        app: String,
+        cause: String,
+    },
 }
 
 impl fmt::Display for JournalError {
@@ -216,6 +227,14 @@ impl fmt::Display for JournalError {
                 "app `{app}`: no slot can run: {reason}; refusing to start a version that is not intact or older than the anti-rollback counter"
             ),
             E::Counter(e) => write!(f, "{e}"),
+            E::ReadOnlyUnchecked { app, reason } => write!(
+                f,
+                "app `{app}`: the OTA state directory is read-only and the anti-rollback counter cannot be read and cross-checked ({reason}); refusing to start, since a copy that cannot be repaired cannot be trusted to hold the newest version. Repair the state directory on a writable disk"
+            ),
+            E::ReadOnly { app, cause } => write!(
+                f,
+                "app `{app}`: updates are disabled: {cause}"
+            ),
         }
     }
 }
@@ -250,6 +269,13 @@ pub struct Journal<S: Storage> {
     /// What opening found and repaired (counter disagreement, fallback, rebuilt journal),
     /// one sentence each, for stderr and `takt ota status`.
     notes: Vec<String>,
+    /// Why the state directory cannot be written, for a journal opened read-only: no
+    /// transition is written, and every transition after opening is refused.
+    read_only: Option<String>,
+    /// While a read-only journal is being opened, recovery (R2-R4) is applied to the
+    /// record in memory only, so the version that runs is the one a writable start
+    /// would have chosen.
+    in_memory: bool,
 }
 
 fn journal_path(app: &str) -> Result<String, JournalError> {
@@ -289,6 +315,8 @@ impl<S: Storage> Journal<S> {
                 floor: version,
             },
             notes: Vec::new(),
+            read_only: None,
+            in_memory: false,
         };
         j.persist(j.record.clone())?;
         j.write_counter()?;
@@ -330,6 +358,8 @@ impl<S: Storage> Journal<S> {
                     floor: 0,
                 },
                 notes: Vec::new(),
+                read_only: None,
+                in_memory: false,
             };
             j.persist(j.record.clone())?;
             storage = j.storage;
@@ -399,6 +429,8 @@ impl<S: Storage> Journal<S> {
             storage,
             record,
             notes,
+            read_only: None,
+            in_memory: false,
         };
         j.reconcile_counter(counted)?;
         let mut recovery = j.recover()?;
@@ -406,6 +438,94 @@ impl<S: Storage> Journal<S> {
             recovery = Recovery::FellBack;
         }
         Ok((j, recovery))
+    }
+
+    /// Opens `app`'s journal on a state directory that cannot be written (`cause` says
+    /// why), writing nothing: the installed, verified version runs and updates are off.
+    ///
+    /// What a writable start would write is decided the same way but kept in memory: an
+    /// interrupted transition is recovered (R1-R3) and a damaged slot falls back to the
+    /// other intact one (R4), each reported as not recorded. Anti-rollback is not weakened:
+    /// both copies of the counter must be readable and are cross-checked (the larger one
+    /// holds); a missing or damaged copy, which a writable start would repair or rebuild
+    /// from (R5), is a refusal here ([`JournalError::ReadOnlyUnchecked`]). A directory
+    /// with no trace of the app runs the manifest's own code (version 0), as a factory
+    /// state does.
+    pub fn open_read_only(
+        storage: S,
+        app: &str,
+        cause: &str,
+    ) -> Result<(Self, Recovery), JournalError> {
+        let path = journal_path(app)?;
+        let cpath = counter::path(app)?;
+        let unchecked = |reason: String| JournalError::ReadOnlyUnchecked {
+            app: app.to_string(),
+            reason,
+        };
+        let counted = counter::read(&storage, app);
+        let mut notes = Vec::new();
+        let mut record = match read_record(&storage, &path) {
+            Ok(Some(record)) => record,
+            Ok(None)
+                if matches!(counted, Ok(None))
+                    && !slots::has_stamp(&storage, app, Slot::A)
+                    && !slots::has_stamp(&storage, app, Slot::B) =>
+            {
+                JournalRecord {
+                    app: app.to_string(),
+                    seq: 0,
+                    installed_version: 0,
+                    installed_slot: Slot::A,
+                    bad_versions: Vec::new(),
+                    state: UpdateState::Idle,
+                    floor: 0,
+                }
+            }
+            Ok(None) => return Err(unchecked(format!("`{path}` is missing"))),
+            Err(e) => return Err(unchecked(e.to_string())),
+        };
+        let journal_floor = record.rollback_floor();
+        match counted {
+            Ok(Some(c)) if c == journal_floor => {}
+            Ok(Some(c)) => {
+                let holds = c.max(journal_floor);
+                notes.push(format!(
+                    "anti-rollback: the journal of `{app}` says version {journal_floor}, `{cpath}` says {c}; the larger, {holds}, holds (not repaired: the state directory is read-only)"
+                ));
+                record.floor = holds;
+            }
+            // Nothing was ever committed: the manifest's own code runs, and no counter
+            // copy protects anything yet.
+            Ok(None) if journal_floor == 0 => {}
+            Ok(None) => return Err(unchecked(format!("`{cpath}` is missing"))),
+            Err(e) => return Err(unchecked(e.to_string())),
+        }
+        let mut j = Journal {
+            storage,
+            record,
+            notes,
+            read_only: Some(cause.to_string()),
+            in_memory: true,
+        };
+        let before = j.record.state;
+        let mut recovery = j.recover()?;
+        if j.fall_back_if_needed()? {
+            recovery = Recovery::FellBack;
+        }
+        j.in_memory = false;
+        if recovery != Recovery::Nothing {
+            j.notes.push(format!(
+                "app `{app}`: the journal says {}; recovered to {} in memory only (not recorded: the state directory is read-only; a start on a writable one recovers it again)",
+                before.name(),
+                j.record.state.name()
+            ));
+        }
+        Ok((j, recovery))
+    }
+
+    /// Why the journal cannot be written, when it was opened read-only.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// What opening found and repaired, one sentence each (empty when all was well).
@@ -447,6 +567,7 @@ impl<S: Storage> Journal<S> {
     }
 
     fn write_counter(&mut self) -> Result<(), JournalError> {
+        self.writable()?;
         let floor = self.record.rollback_floor();
         counter::write(&mut self.storage, &self.record.app, floor).map_err(JournalError::Counter)
     }
@@ -546,6 +667,7 @@ impl<S: Storage> Journal<S> {
 
     /// Transition 1: unpacks a verified bundle's entries as `version` into the inactive slot.
     pub fn stage(&mut self, version: u64, entries: &[Entry]) -> Result<Slot, JournalError> {
+        self.writable()?;
         let restage = matches!(self.record.state, UpdateState::Staged { .. });
         self.require(self.record.state.is_rest() || restage, "stage")?;
         let app = self.record.app.clone();
@@ -654,6 +776,17 @@ impl<S: Storage> Journal<S> {
         }
     }
 
+    /// Refuses every write of a journal opened read-only (its slots included).
+    fn writable(&self) -> Result<(), JournalError> {
+        match &self.read_only {
+            Some(cause) => Err(JournalError::ReadOnly {
+                app: self.record.app.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn require(&self, ok: bool, transition: &'static str) -> Result<(), JournalError> {
         if ok {
             Ok(())
@@ -675,6 +808,16 @@ impl<S: Storage> Journal<S> {
     /// Writes `next` atomically and adopts it only once it is durable.
     fn persist(&mut self, mut next: JournalRecord) -> Result<(), JournalError> {
         next.seq = self.record.seq + 1;
+        if let Some(cause) = &self.read_only {
+            if !self.in_memory {
+                return Err(JournalError::ReadOnly {
+                    app: next.app.clone(),
+                    cause: cause.clone(),
+                });
+            }
+            self.record = next;
+            return Ok(());
+        }
         let path = journal_path(&next.app)?;
         let bytes = encode_record(&next, &path)?;
         replace_atomically(&mut self.storage, &path, &bytes)

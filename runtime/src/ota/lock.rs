@@ -60,6 +60,15 @@ impl fmt::Display for LockError {
 
 impl std::error::Error for LockError {}
 
+impl LockError {
+    /// Whether the lock failed because the directory cannot be written (a read-only
+    /// file system, or permissions), rather than because someone holds it.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, LockError::Io { error, .. }
+            if matches!(error.raw_os_error(), Some(libc::EROFS | libc::EACCES | libc::EPERM)))
+    }
+}
+
 impl StateLock {
     /// Takes the exclusive lock on `dir` (which must exist) for `what` (e.g. `takt run`),
     /// or says who holds it.
@@ -113,6 +122,46 @@ impl StateLock {
         file.write_all(format!("{}\n{what}\n", std::process::id()).as_bytes())
             .map_err(io_err)?;
         Ok(StateLock { _file: file, path })
+    }
+
+    /// Takes the exclusive lock on `dir` on a state directory that cannot be written:
+    /// the existing lock file is opened read-only (`flock` needs no write access), so a
+    /// writer reaching the same directory through another, writable mount is still
+    /// refused while this lock is held, and this one is refused while a writer holds it.
+    /// `Ok(None)`: the directory has no lock file, and none can be made; nothing can
+    /// write through this path either.
+    pub fn acquire_read_only(dir: &Path) -> Result<Option<StateLock>, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(LockError::Io { path, error }),
+        };
+        // SAFETY: flock(2) on a file descriptor this function owns (it stays open while
+        // `file` lives); LOCK_NB makes it return at once instead of waiting.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut text = String::new();
+                let _ = (&mut file).take(256).read_to_string(&mut text);
+                let pid = text.lines().next().map(str::trim).unwrap_or("");
+                return Err(LockError::Held {
+                    dir: dir.to_path_buf(),
+                    holder: if pid.is_empty() {
+                        "pid unknown".to_string()
+                    } else {
+                        format!("pid {pid}")
+                    },
+                });
+            }
+            return Err(LockError::Io { path, error });
+        }
+        Ok(Some(StateLock { _file: file, path }))
     }
 
     pub fn path(&self) -> &Path {

@@ -240,6 +240,14 @@ pub(crate) struct PortActivity {
 /// A port's activity cell; see [`PortActivity`].
 pub(crate) type ActivityCell = std::rc::Rc<std::cell::Cell<PortActivity>>;
 
+/// A port's iceoryx2 end, shared with the dispatcher so it can make the port's
+/// connections before the first release ([`Writer::connector`], [`Reader::connector`]).
+/// iceoryx2 connects a port to the peers created after it lazily, in its next send or
+/// receive: opening and mapping each peer's shared memory, measured at 15-200 us per port
+/// on the demo's VM, which landed in every task's first job (the planner's and the
+/// controller's first jobs overran their 200 us budgets for it).
+pub(crate) type Connector = std::rc::Rc<dyn iceoryx2::port::update_connections::UpdateConnections>;
+
 /// The LET stamp in every sample's iceoryx2 user header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ZeroCopySend)]
 #[type_name("takt::LetHeader")]

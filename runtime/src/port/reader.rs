@@ -16,7 +16,9 @@ use iceoryx2::prelude::ipc;
 use iceoryx2::sample::Sample;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 
-use super::{ActivityCell, LetHeader, Message, PortActivity, PortOpenError, ServiceSizing};
+use super::{
+    ActivityCell, Connector, LetHeader, Message, PortActivity, PortOpenError, ServiceSizing,
+};
 use crate::time::JobTime;
 
 type LetSample<T> = Sample<ipc::Service, T, LetHeader>;
@@ -64,7 +66,8 @@ impl<T: fmt::Debug> fmt::Debug for Sampled<'_, T> {
 /// The reading end of a topic. See the module docs for the LET rule it implements.
 pub struct Reader<T: Message> {
     topic: String,
-    subscriber: Subscriber<ipc::Service, T, LetHeader>,
+    /// Shared with the dispatcher only to connect it before the first release.
+    subscriber: std::rc::Rc<Subscriber<ipc::Service, T, LetHeader>>,
     current: Option<LetSample<T>>,
     pending: VecDeque<LetSample<T>>,
     pending_capacity: usize,
@@ -108,7 +111,7 @@ impl<T: Message> Reader<T> {
         let pending_capacity = sizing.max_borrowed - 1;
         Ok(Reader {
             topic: topic.to_string(),
-            subscriber,
+            subscriber: std::rc::Rc::new(subscriber),
             current: None,
             pending: VecDeque::with_capacity(pending_capacity),
             pending_capacity,
@@ -214,6 +217,12 @@ impl<T: Message> Reader<T> {
                 .map_or(0, |i| i + 1);
             self.pending.insert(pos, sample);
         }
+    }
+
+    /// The subscriber's connection end, for the dispatcher to connect it to every writer
+    /// before the first release instead of in the first read.
+    pub(crate) fn connector(&self) -> Connector {
+        self.subscriber.clone()
     }
 
     /// Reports every read into `cell` from now on (the dispatcher traces it).

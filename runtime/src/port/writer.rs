@@ -8,7 +8,7 @@ use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::ipc;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 
-use super::{ActivityCell, LetHeader, Message, PortActivity, PortOpenError};
+use super::{ActivityCell, Connector, LetHeader, Message, PortActivity, PortOpenError};
 use crate::time::JobTime;
 
 /// Why a sample could not be published. The message is built only on this failure path.
@@ -38,7 +38,8 @@ impl std::error::Error for PublishError {}
 /// publishing job's logical deadline.
 pub struct Writer<T: Message> {
     topic: String,
-    publisher: Publisher<ipc::Service, T, LetHeader>,
+    /// Shared with the dispatcher only to connect it before the first release.
+    publisher: std::rc::Rc<Publisher<ipc::Service, T, LetHeader>>,
     published: u64,
     activity: Option<ActivityCell>,
 }
@@ -70,7 +71,7 @@ impl<T: Message> Writer<T> {
             })?;
         Ok(Writer {
             topic: topic.to_string(),
-            publisher,
+            publisher: std::rc::Rc::new(publisher),
             published: 0,
             activity: None,
         })
@@ -152,6 +153,12 @@ impl<T: Message> Writer<T> {
             });
         }
         Ok(seq)
+    }
+
+    /// The publisher's connection end, for the dispatcher to connect it to every reader
+    /// before the first release instead of in the first publish.
+    pub(crate) fn connector(&self) -> Connector {
+        self.publisher.clone()
     }
 
     /// Reports every publish into `cell` from now on (the dispatcher traces it).

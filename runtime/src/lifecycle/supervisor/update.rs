@@ -238,8 +238,12 @@ pub(super) struct Updates {
     op: Op,
     #[cfg(feature = "test-hooks")]
     kill_at: Option<String>,
-    /// The exclusive lock on `state_dir`, held for the supervisor's life.
-    _lock: crate::ota::lock::StateLock,
+    /// The exclusive lock on `state_dir`, held for the supervisor's life (`None`: the
+    /// directory is read-only and has no lock file).
+    _lock: Option<crate::ota::lock::StateLock>,
+    /// Why `state_dir` cannot be written: updates are disabled for the run (stage,
+    /// activate and rollback refused with this reason), the installed versions run.
+    read_only: Option<String>,
     /// The newest key document the vehicle has accepted (rotations and revocations).
     key_doc: Option<crate::ota::keys::KeyDocument>,
     /// Why the installed key document cannot be read: every stage is refused until a
@@ -264,11 +268,47 @@ impl Updates {
         })?;
         // Before any journal is read: a second supervisor on this directory is refused
         // here, naming the holder, and never touches the journals.
-        let lock = crate::ota::lock::StateLock::acquire(&o.state_dir, "takt run")
-            .map_err(|e| e.to_string())?;
+        // A directory that cannot be written (a disk remounted read-only after errors, a
+        // read-only bind mount) still runs the installed, verified versions, with updates
+        // off and said so loudly: refusing to start would take every app off the road for
+        // a fault of the update path alone.
+        let (lock, read_only) = match crate::ota::lock::StateLock::acquire(&o.state_dir, "takt run")
+        {
+            Ok(lock) => (Some(lock), None),
+            Err(e) if e.is_read_only() => {
+                let cause = match &e {
+                    crate::ota::lock::LockError::Io { error, .. } => error.to_string(),
+                    other => other.to_string(),
+                };
+                let lock = crate::ota::lock::StateLock::acquire_read_only(&o.state_dir)
+                    .map_err(|e| e.to_string())?;
+                let why = format!(
+                    "the OTA state directory {} cannot be written ({cause}){}",
+                    o.state_dir.display(),
+                    if lock.is_none() {
+                        "; it has no lock file to lock"
+                    } else {
+                        ""
+                    }
+                );
+                (lock, Some(why))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(why) = &read_only {
+            eprintln!(
+                "takt run: OTA: UPDATES DISABLED: {why}; the installed, verified versions run, and staging, activation and rollback are refused until the directory is writable and takt run restarts"
+            );
+        }
         let (key_doc, key_doc_error) = {
             let mut storage = FsStorage::new(&o.state_dir);
-            match crate::ota::keys::load_installed(&mut storage, o.trusted.roots()) {
+            let loaded = if read_only.is_some() {
+                crate::ota::keys::load_installed_readonly(&mut storage, o.trusted.roots())
+                    .map(|doc| (doc, Vec::new()))
+            } else {
+                crate::ota::keys::load_installed(&mut storage, o.trusted.roots())
+            };
+            match loaded {
                 Ok((doc, notes)) => {
                     for n in notes {
                         eprintln!("takt run: OTA: {n}");
@@ -283,6 +323,7 @@ impl Updates {
         };
         let mut u = Updates {
             _lock: lock,
+            read_only: read_only.clone(),
             key_doc,
             key_doc_error,
             state_dir: o.state_dir.clone(),
@@ -316,8 +357,12 @@ impl Updates {
                 continue;
             }
             let storage = FsStorage::new(&o.state_dir).with_progress(written);
-            let (j, recovery) = Journal::open_or_factory(storage, &app.name)
-                .map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
+            let opened = match &read_only {
+                Some(why) => Journal::open_read_only(storage, &app.name, why),
+                None => Journal::open_or_factory(storage, &app.name),
+            };
+            let (j, recovery) =
+                opened.map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
             let r = j.record().clone();
             // Repairs of the state (counter disagreement, fallback to the other slot, a
             // rebuilt journal): loud on stderr and kept for `takt ota status`.
@@ -367,6 +412,11 @@ impl Updates {
             u.journals.push(Some(j));
         }
         Ok(u)
+    }
+
+    /// Why updates are disabled in this run (the state directory cannot be written).
+    pub(super) fn read_only(&self) -> Option<String> {
+        self.read_only.clone()
     }
 
     #[cfg(not(feature = "test-hooks"))]
@@ -530,6 +580,7 @@ pub fn offline_report(d: &Deployment, state_dir: &Path) -> Result<OtaReport, Str
         state_dir: state_dir.display().to_string(),
         cycle: None,
         apps,
+        updates_disabled: None,
     })
 }
 
@@ -611,6 +662,20 @@ impl Supervisor<'_> {
             );
             return;
         }
+        let disabled = self.updates.as_ref().and_then(|u| u.read_only.clone());
+        if let (Some(why), false) = (disabled, matches!(req, Request::OtaStatus)) {
+            let what = match &req {
+                Request::OtaStage { bundle } => format!("{bundle}: not staged"),
+                Request::OtaActivate { app, .. } => format!("activate `{app}`: refused"),
+                Request::OtaRollback { app } => format!("roll back `{app}`: refused"),
+                _ => "refused".into(),
+            };
+            self.refuse(
+                t,
+                format!("{what}: updates are disabled in this run: {why}; nothing was changed"),
+            );
+            return;
+        }
         match req {
             Request::OtaStatus => {
                 let r = self.ota_report(apps);
@@ -645,6 +710,7 @@ impl Supervisor<'_> {
                 state_dir: String::new(),
                 cycle: None,
                 apps: Vec::new(),
+                updates_disabled: None,
             };
         };
         let b = self.shared.block();
@@ -690,6 +756,7 @@ impl Supervisor<'_> {
             state_dir: u.state_dir.display().to_string(),
             cycle: self.epoch_ns.map(|_| self.control().cycle()),
             apps: reports,
+            updates_disabled: u.read_only.clone(),
         }
     }
 
