@@ -16,9 +16,9 @@
 //! [`STALL_TIMEOUT`] gives up, so a hung peer cannot hang the run.
 //!
 //! A process that is behind needs the CPU its waiting peers would burn: a deployment's
-//! processes often outnumber the cores. So a wait spins only briefly, then sleeps on the
-//! shared [`Bell`] (a futex), which every publication of progress rings when someone
-//! sleeps on it.
+//! processes often outnumber the cores. So a wait spins only briefly, yields a while, then
+//! sleeps on the shared [`Bell`] (a futex), which every publication of progress rings when
+//! someone sleeps on it.
 //!
 //! ```text
 //!   (1) advance_to(t): progress[me] = t            (all my windows before t are done)
@@ -36,10 +36,19 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Progress that never holds anyone back: a process that has ended or hosts nothing.
 pub const DONE: u64 = u64::MAX;
 
-/// How many times a wait polls the progress words before it sleeps on the [`Bell`]: a few
-/// microseconds. Longer spins made the ACC demo's simulated walk slower, not faster: with
-/// three processes on two cores the spinner holds the core the late process needs.
+/// How many times a wait polls the progress words before it yields: a few microseconds.
+/// Longer spins made the ACC demo's simulated walk slower, not faster (2,000 polls: 4-6x
+/// slower): with three processes on two cores the spinner holds the core the late process
+/// needs.
 const SPINS_BEFORE_SLEEP: u32 = 64;
+
+/// How many times a wait then yields its core before it sleeps on the [`Bell`]. A yield
+/// hands the core straight to a late peer queued on it, which is the common case and
+/// cheaper than a futex round trip (ACC demo, 3 s simulated, quiet host: walk 18-24 ms
+/// yielding, 28-31 ms sleeping at once, 19-25 ms with this); under load (two compilers on
+/// the same cores) the scheduler honours yields weakly, and sleeping is what lets the late
+/// process run (walk 27-79 ms sleeping against 20-176 ms, mostly 50-100, yielding forever).
+const YIELDS_BEFORE_SLEEP: u32 = 200;
 
 /// The longest single sleep on the [`Bell`]: a ring lost to a peer that died between its
 /// publication and its ring costs at most this, and the stall timeout stays checked.
@@ -163,6 +172,8 @@ impl Lockstep<'_> {
             spins += 1;
             if spins < SPINS_BEFORE_SLEEP {
                 std::hint::spin_loop();
+            } else if spins < SPINS_BEFORE_SLEEP + YIELDS_BEFORE_SLEEP {
+                std::thread::yield_now();
             } else {
                 self.bell.nap(BELL_NAP, || !self.peers_behind(t_ns).0);
             }
