@@ -17,7 +17,10 @@ step "keygen: the integrator's signing key"
 $T ota keygen --out "$OUT/dev.key"
 KEY=$(cat "$OUT/dev.key.pub")
 # The deployment trusts this key: a copy of the demo manifest with it in [ota] trusted_keys.
-sed "s|^\[ota\]|[ota]\ntrusted_keys = [\"$KEY\"]|" config/acc.toml > "$OUT/acc.toml"
+# The copy lives in $OUT, so its app executables (relative to the manifest's directory in
+# config/acc.toml) are made absolute.
+sed -e "s|^\[ota\]|[ota]\ntrusted_keys = [\"$KEY\"]|" \
+  -e "s|^executable = \"\.\./|executable = \"$PWD/|" config/acc.toml > "$OUT/acc.toml"
 
 step "sign: planning v2 (speed-scheduled time gap) and v3 (overruns its 200us budget)"
 $T ota sign --key "$OUT/dev.key" --app planning --version 2 --label 2.0-speed-gap \

@@ -386,11 +386,16 @@ fn sign(a: &SignArgs<'_>) -> Result<(), Failure> {
     }
     finish?;
     println!(
-        "{}: app `{}` version {} ({label}), {} entries, {} tasks, {} ports, signed by {}, expires {}{}",
+        "{}: app `{}` version {} ({label}), {} {}, {} tasks, {} ports, signed by {}, expires {}{}",
         a.out.display(),
         a.app,
         a.version,
         entries.len(),
+        if entries.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        },
         fragment.tasks.len(),
         fragment.ports.len(),
         to_hex(key.verifying_key().as_bytes()),
