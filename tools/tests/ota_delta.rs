@@ -14,10 +14,10 @@
 
 #[macro_use]
 mod common;
-use common::{absolute_executables, s, takt, text, Running, CLI_TIMEOUT, START_TIMEOUT};
+use common::OtaFixture as Fixture;
+use common::{cli, ok, release_exe, s, takt, text, wait_running, Running, CLI_TIMEOUT};
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -27,24 +27,9 @@ use takt::ota::slots::{self, Slot};
 use takt::ota::storage::FsStorage;
 use takt::ota::to_hex;
 
-fn cli(args: &[&str]) -> Output {
-    Running::spawn(takt().args(args)).wait(CLI_TIMEOUT, &format!("takt {args:?}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = cli(args);
-    assert!(
-        out.status.success(),
-        "takt {args:?}: {}\n{}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 /// Runs `takt args`, which must be refused with exit code 2; returns its stderr.
 fn refused(args: &[&str]) -> String {
-    let out = cli(args);
+    let out = cli(args, CLI_TIMEOUT);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -55,61 +40,11 @@ fn refused(args: &[&str]) -> String {
     text(&out.stderr)
 }
 
-fn release_exe(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "{} is built before the tests (cargo build --release --workspace)",
-        p.display()
-    );
-    p
-}
-
 fn sha256(b: &[u8]) -> String {
     to_hex(&<[u8; 32]>::from(Sha256::digest(b)))
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    manifest: PathBuf,
-    key: PathBuf,
-}
-
 impl Fixture {
-    fn new(tag: &str) -> Fixture {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("takt-ota-{tag}-"))
-            .tempdir()
-            .expect("temp dir");
-        let key = dir.path().join("dev.key");
-        ok(&["ota", "keygen", "--out", s(&key)]);
-        let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("pub");
-        let source = absolute_executables(
-            &std::fs::read_to_string(
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml"),
-            )
-            .expect("config/acc.toml"),
-        );
-        let copy = source.replacen(
-            "\n[ota]\n",
-            &format!("\n[ota]\ntrusted_keys = [\"{}\"]\n", public.trim()),
-            1,
-        );
-        let manifest = dir.path().join("acc.toml");
-        std::fs::write(&manifest, copy).expect("write the manifest copy");
-        Fixture { dir, manifest, key }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
     /// Signs `exe` as planning `version`, as a delta against `from` when given.
     fn sign(&self, exe: &str, version: u64, from: Option<&str>, out: &str) -> PathBuf {
         let out = self.path(out);
@@ -280,39 +215,6 @@ fn sign_delta_inspect_it_and_refuse_it_flipped_or_truncated() {
     ]);
     assert!(err.contains("no-such-exe"), "{err}");
     assert!(!fx.path("never.takt").exists());
-}
-
-fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + START_TIMEOUT;
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > until => {
-                panic!("{what}: not within {START_TIMEOUT:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-fn wait_running(ctl: &Path) {
-    poll("every app running", || {
-        let out = cli(&["status", "--json", "--control", s(ctl)]);
-        if !out.status.success() {
-            return Err(text(&out.stderr));
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        let running = v["phase"] == "running"
-            && v["cycle"].as_u64().unwrap_or(0) > 5
-            && v["apps"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
-        if running {
-            Ok(())
-        } else {
-            Err(format!("last status {v}"))
-        }
-    });
 }
 
 fn planning_status(ctl: &Path) -> Value {

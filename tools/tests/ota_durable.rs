@@ -18,82 +18,18 @@
 
 #[macro_use]
 mod common;
-use common::{absolute_executables, s, takt, text, Running, CLI_TIMEOUT, START_TIMEOUT};
+use common::OtaFixture as Fixture;
+use common::{cli, ok, release_exe, s, takt, text, wait_running, Running, CLI_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use takt::ota::bundle::Entry;
 use takt::ota::journal::Journal;
 use takt::ota::storage::FsStorage;
 
-fn cli(args: &[&str]) -> Output {
-    Running::spawn(takt().args(args)).wait(CLI_TIMEOUT, &format!("takt {args:?}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = cli(args);
-    assert!(
-        out.status.success(),
-        "takt {args:?}: {}\n{}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn release_exe(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "{} is built before the tests (cargo build --release --workspace)",
-        p.display()
-    );
-    p
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    manifest: PathBuf,
-    key: PathBuf,
-}
-
 impl Fixture {
-    fn new(tag: &str) -> Fixture {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("takt-ota-{tag}-"))
-            .tempdir()
-            .expect("temp dir");
-        let key = dir.path().join("dev.key");
-        ok(&["ota", "keygen", "--out", s(&key)]);
-        let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("pub");
-        let source = absolute_executables(
-            &std::fs::read_to_string(
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/acc.toml"),
-            )
-            .expect("config/acc.toml"),
-        );
-        let copy = source.replacen(
-            "\n[ota]\n",
-            &format!("\n[ota]\ntrusted_keys = [\"{}\"]\n", public.trim()),
-            1,
-        );
-        let manifest = dir.path().join("acc.toml");
-        std::fs::write(&manifest, copy).expect("write the manifest copy");
-        Fixture { dir, manifest, key }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
     /// What an earlier update left: `planning` version 1 (the demo's own executable) in
     /// slot a, version 2 (`acc-planning-v2`) committed in slot b.
     fn committed_v2(&self) {
@@ -160,39 +96,6 @@ impl Fixture {
     }
 }
 
-fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + START_TIMEOUT;
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > until => {
-                panic!("{what}: not within {START_TIMEOUT:?}: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-fn wait_running(ctl: &Path) -> Value {
-    poll("every app running", || {
-        let out = cli(&["status", "--json", "--control", s(ctl)]);
-        if !out.status.success() {
-            return Err(text(&out.stderr));
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        let running = v["phase"] == "running"
-            && v["cycle"].as_u64().unwrap_or(0) > 5
-            && v["apps"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
-        if running {
-            Ok(v)
-        } else {
-            Err(format!("last status {v}"))
-        }
-    })
-}
-
 fn planning<'a>(v: &'a Value, key: &str) -> &'a Value {
     v["apps"]
         .as_array()
@@ -227,7 +130,10 @@ fn a_deleted_journal_keeps_the_anti_rollback_counter() {
     );
     // The older and the same signed version: refused by anti-rollback, nothing changed.
     for bundle in [&older, &same] {
-        let out = cli(&["ota", "stage", s(bundle), "--control", s(&ctl)]);
+        let out = cli(
+            &["ota", "stage", s(bundle), "--control", s(&ctl)],
+            CLI_TIMEOUT,
+        );
         let err = text(&out.stderr);
         assert!(
             !out.status.success(),
@@ -308,7 +214,10 @@ fn keygen(fx: &Fixture, name: &str) -> (PathBuf, String) {
 }
 
 fn stage(ctl: &Path, bundle: &Path) -> Output {
-    cli(&["ota", "stage", s(bundle), "--control", s(ctl)])
+    cli(
+        &["ota", "stage", s(bundle), "--control", s(ctl)],
+        CLI_TIMEOUT,
+    )
 }
 
 #[test]
@@ -653,7 +562,7 @@ fn a_read_only_state_directory_runs_the_installed_version_with_updates_disabled(
     let a = planning(&v, "app");
     assert_eq!(a["installed_version"], 2, "{v}");
     assert_eq!(a["running_version"], 2, "{v}");
-    let out = cli(&["ota", "stage", s(&v3), "--control", s(&ctl)]);
+    let out = cli(&["ota", "stage", s(&v3), "--control", s(&ctl)], CLI_TIMEOUT);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "version 3 was staged: {err}");
     assert!(

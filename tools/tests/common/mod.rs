@@ -277,3 +277,96 @@ pub fn ok(args: &[&str]) -> String {
     );
     text(&out.stdout)
 }
+
+/// The release executable `name` beside the takt binary (built before the tests).
+#[allow(dead_code)]
+pub fn release_exe(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is built before the tests (cargo build --release --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary directory with a signing key (`dev.key`) and a copy of the demo manifest
+/// that trusts it, for OTA tests.
+#[allow(dead_code)]
+pub struct OtaFixture {
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    pub key: PathBuf,
+}
+
+#[allow(dead_code)]
+impl OtaFixture {
+    pub fn new(tag: &str) -> OtaFixture {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("takt-ota-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        let key = dir.path().join("dev.key");
+        ok(&["ota", "keygen", "--out", s(&key)]);
+        let public = std::fs::read_to_string(dir.path().join("dev.key.pub")).expect("pub");
+        let source = absolute_executables(
+            &std::fs::read_to_string(source_manifest()).expect("config/acc.toml"),
+        );
+        let copy = source.replacen(
+            "\n[ota]\n",
+            &format!("\n[ota]\ntrusted_keys = [\"{}\"]\n", public.trim()),
+            1,
+        );
+        let manifest = dir.path().join("acc.toml");
+        std::fs::write(&manifest, copy).expect("write the manifest copy");
+        OtaFixture { dir, manifest, key }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+}
+
+/// Calls `probe` every 100 ms until it answers, failing the test after [`START_TIMEOUT`].
+#[allow(dead_code)]
+pub fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let until = Instant::now() + START_TIMEOUT;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > until => {
+                panic!("{what}: not within {START_TIMEOUT:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Waits until the run at `ctl` is past cycle 5 with every app running; its status.
+#[allow(dead_code)]
+pub fn wait_running(ctl: &Path) -> serde_json::Value {
+    poll("every app running", || {
+        let out = cli(&["status", "--json", "--control", s(ctl)], CLI_TIMEOUT);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let running = v["phase"] == "running"
+            && v["cycle"].as_u64().unwrap_or(0) > 5
+            && v["apps"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x["state"] == "running"));
+        if running {
+            Ok(v)
+        } else {
+            Err(format!("last status {v}"))
+        }
+    })
+}
