@@ -779,8 +779,6 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
-    /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
-    /// ends. The hot path: see the module docs.
     /// Connects every port of the hosted tasks to the peers that exist now (opening and
     /// mapping their shared memory), off the hot path, before the walk. iceoryx2 would
     /// otherwise do it lazily in the first send or receive of each port, inside the first
@@ -794,6 +792,8 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
+    /// ends. The hot path: see the module docs.
     fn walk(&mut self, epoch_ns: u64, start_cycle: u64) -> WalkEnd {
         self.epoch_ns = epoch_ns;
         let h_ns = self.setup.plan.hyperperiod_ns;

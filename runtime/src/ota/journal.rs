@@ -111,6 +111,20 @@ struct JournalRecordV1 {
 }
 
 impl JournalRecord {
+    /// The record of an app with no trace in the state directory (a factory state): the
+    /// manifest's own code runs as version 0 and the first update goes to slot B.
+    fn factory(app: &str) -> JournalRecord {
+        JournalRecord {
+            app: app.to_string(),
+            seq: 0,
+            installed_version: 0,
+            installed_slot: Slot::A,
+            bad_versions: Vec::new(),
+            state: UpdateState::Idle,
+            floor: 0,
+        }
+    }
+
     /// The version a bundle must exceed: the larger of the counter and the installed
     /// version (they agree except after a fallback).
     pub fn rollback_floor(&self) -> u64 {
@@ -278,6 +292,11 @@ pub struct Journal<S: Storage> {
     in_memory: bool,
 }
 
+/// Whether either slot of `app` carries a stamp (something was installed).
+fn any_slot_stamped<S: Storage>(storage: &S, app: &str) -> bool {
+    slots::has_stamp(storage, app, Slot::A) || slots::has_stamp(storage, app, Slot::B)
+}
+
 fn journal_path(app: &str) -> Result<String, JournalError> {
     // The slot directory check also vets the app name as a path component.
     slots::slot_dir(app, Slot::A)?;
@@ -323,7 +342,6 @@ impl<S: Storage> Journal<S> {
         Ok(j)
     }
 
-    /// Reads `app`'s journal and recovers an interrupted transition.
     /// Opens `app`'s journal, first recording the manifest's own code as installed
     /// version 0 when the app has none (nothing is unpacked: version 0 runs the way the
     /// manifest says, and the first update goes to slot B).
@@ -339,24 +357,14 @@ impl<S: Storage> Journal<S> {
             .read(&path, MAX_JOURNAL_BYTES)
             .is_ok_and(|b| b.is_none());
         let no_counter = matches!(counter::read(&storage, app), Ok(None));
-        let no_slots =
-            !slots::has_stamp(&storage, app, Slot::A) && !slots::has_stamp(&storage, app, Slot::B);
-        if no_journal && no_counter && no_slots {
+        if no_journal && no_counter && !any_slot_stamped(&storage, app) {
             storage.create_dir(app).map_err(|error| JournalError::Io {
                 path: app.to_string(),
                 error,
             })?;
             let mut j = Journal {
                 storage,
-                record: JournalRecord {
-                    app: app.to_string(),
-                    seq: 0,
-                    installed_version: 0,
-                    installed_slot: Slot::A,
-                    bad_versions: Vec::new(),
-                    state: UpdateState::Idle,
-                    floor: 0,
-                },
+                record: JournalRecord::factory(app),
                 notes: Vec::new(),
                 read_only: None,
                 in_memory: false,
@@ -466,20 +474,8 @@ impl<S: Storage> Journal<S> {
         let mut notes = Vec::new();
         let mut record = match read_record(&storage, &path) {
             Ok(Some(record)) => record,
-            Ok(None)
-                if matches!(counted, Ok(None))
-                    && !slots::has_stamp(&storage, app, Slot::A)
-                    && !slots::has_stamp(&storage, app, Slot::B) =>
-            {
-                JournalRecord {
-                    app: app.to_string(),
-                    seq: 0,
-                    installed_version: 0,
-                    installed_slot: Slot::A,
-                    bad_versions: Vec::new(),
-                    state: UpdateState::Idle,
-                    floor: 0,
-                }
+            Ok(None) if matches!(counted, Ok(None)) && !any_slot_stamped(&storage, app) => {
+                JournalRecord::factory(app)
             }
             Ok(None) => return Err(unchecked(format!("`{path}` is missing"))),
             Err(e) => return Err(unchecked(e.to_string())),
@@ -808,12 +804,9 @@ impl<S: Storage> Journal<S> {
     /// Writes `next` atomically and adopts it only once it is durable.
     fn persist(&mut self, mut next: JournalRecord) -> Result<(), JournalError> {
         next.seq = self.record.seq + 1;
-        if let Some(cause) = &self.read_only {
+        if self.read_only.is_some() {
             if !self.in_memory {
-                return Err(JournalError::ReadOnly {
-                    app: next.app.clone(),
-                    cause: cause.clone(),
-                });
+                self.writable()?;
             }
             self.record = next;
             return Ok(());
