@@ -512,7 +512,7 @@ fn delta_base(
     let stamp = slots::peek(storage, app, slot).map_err(|e| {
         format!("app `{app}`: installed version {version} in slot {slot} cannot be read as the delta's base: {e}")
     })?;
-    let (name, _, found) = stamp
+    let (_, _, found) = stamp
         .files
         .first()
         .ok_or_else(|| format!("slot {slot} of app `{app}` holds no executable"))?;
@@ -523,8 +523,7 @@ fn delta_base(
             crate::ota::to_hex(found)
         ));
     }
-    let dir = slots::slot_dir(app, slot).map_err(|e| e.to_string())?;
-    Ok(format!("{dir}/{name}"))
+    slot_exe(app, slot, &stamp)
 }
 
 /// The bytes of the installed executable at `path` (from [`delta_base`]), bounded.
@@ -536,19 +535,25 @@ fn read_installed(storage: &FsStorage, path: Option<&str>) -> Result<Vec<u8>, St
         .ok_or_else(|| format!("{path}: the installed executable is missing"))
 }
 
-/// The executable of a complete slot: its stamp's first file.
+/// The executable of a complete slot: its stamp's first file, relative to the state
+/// directory.
+fn slot_exe(app: &str, slot: Slot, stamp: &slots::SlotStamp) -> Result<String, String> {
+    let dir = slots::slot_dir(app, slot).map_err(|e| e.to_string())?;
+    let (name, _, _) = stamp
+        .files
+        .first()
+        .ok_or_else(|| format!("slot {slot} of app `{app}` holds no executable"))?;
+    Ok(format!("{dir}/{name}"))
+}
+
+/// [`slot_exe`] under `state_dir`.
 fn exe_path(
     state_dir: &Path,
     app: &str,
     slot: Slot,
     stamp: &slots::SlotStamp,
 ) -> Result<PathBuf, String> {
-    let dir = slots::slot_dir(app, slot).map_err(|e| e.to_string())?;
-    let (name, _, _) = stamp
-        .files
-        .first()
-        .ok_or_else(|| format!("slot {slot} of app `{app}` holds no executable"))?;
-    Ok(state_dir.join(dir).join(name))
+    Ok(state_dir.join(slot_exe(app, slot, stamp)?))
 }
 
 /// `takt ota status` without a supervisor: reads every app's journal and slots, writes
