@@ -440,6 +440,21 @@ pub struct AppHealth {
     faults: AtomicU64,
     /// Jobs by CPU time as a fraction of their budget (see [`CPU_BUCKETS`]).
     cpu_histogram: [AtomicU64; CPU_BUCKETS],
+    /// The worst overrun of takt's or the task's own since the supervisor last took it
+    /// ([`AppHealth::take_worst_own_overrun`]): its CPU time in thousandths of its budget
+    /// (high 32 bits, so `fetch_max` keeps the worst) and its task's index in the
+    /// deployment (low 32 bits); 0 for none.
+    worst_own_overrun: AtomicU64,
+}
+
+/// The worst overrun of an app's own in a stretch of its run (see
+/// [`AppHealth::take_worst_own_overrun`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnOverrun {
+    /// The task's index in the deployment.
+    pub task: usize,
+    /// The job's CPU time in thousandths of its budget.
+    pub cpu_permille: u64,
 }
 
 impl Default for AppHealth {
@@ -458,17 +473,41 @@ impl AppHealth {
             missed_platform: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             cpu_histogram: std::array::from_fn(|_| AtomicU64::new(0)),
+            worst_own_overrun: AtomicU64::new(0),
         }
     }
     /// Once per cycle per dispatcher: the heartbeat moves once per hyperperiod.
     pub(crate) fn beat(&self, cycle: u64) {
         self.heartbeat.fetch_max(cycle + 1, Ordering::Relaxed);
     }
-    pub(crate) fn note_overrun(&self, by: super::Attribution) {
+    /// Counts one overrun of task `task` (its index in the deployment), whose job used
+    /// `cpu_ns` of CPU time against a budget of `budget_ns`.
+    pub(crate) fn note_overrun(
+        &self,
+        by: super::Attribution,
+        task: usize,
+        cpu_ns: u64,
+        budget_ns: u64,
+    ) {
         self.overruns.fetch_add(1, Ordering::Relaxed);
         if by == super::Attribution::Platform {
             self.overruns_platform.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        let permille = (u128::from(cpu_ns) * 1000 / u128::from(budget_ns.max(1)))
+            .min(u128::from(u32::MAX)) as u64;
+        let task = (task as u64).min(u64::from(u32::MAX));
+        self.worst_own_overrun
+            .fetch_max(permille << 32 | task, Ordering::Relaxed);
+    }
+    /// The worst overrun of the app's own since the last call (`None`: none), and starts
+    /// a new stretch. A probation takes it when its window starts and when it judges.
+    pub fn take_worst_own_overrun(&self) -> Option<OwnOverrun> {
+        let v = self.worst_own_overrun.swap(0, Ordering::Relaxed);
+        (v != 0).then_some(OwnOverrun {
+            task: (v & u64::from(u32::MAX)) as usize,
+            cpu_permille: v >> 32,
+        })
     }
     pub(crate) fn note_missed(&self, by: super::Attribution) {
         self.missed.fetch_add(1, Ordering::Relaxed);

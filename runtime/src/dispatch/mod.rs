@@ -54,7 +54,9 @@ use sha2::{Digest, Sha256};
 
 pub use attribution::Attribution;
 pub use control::{cpu_bucket, cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
-pub use control::{AppHealth, CycleDecision, Handover, HandoverError, RunControl, MAX_MODES, STOP};
+pub use control::{
+    AppHealth, CycleDecision, Handover, HandoverError, OwnOverrun, RunControl, MAX_MODES, STOP,
+};
 pub use rt::{probe_realtime, thread_cpu_ns};
 use stats::TaskRecorder;
 pub use stats::{FaultCounts, PlatformShare, Quantiles, TaskStats};
@@ -1097,7 +1099,7 @@ impl<'a> Dispatcher<'a> {
             ));
             self.control.note_overrun();
             if let Some(health) = self.setup.health {
-                health.note_overrun(attribution);
+                health.note_overrun(attribution, w.task, cpu_ns, w.budget_ns);
             }
             match spec.overrun {
                 OverrunPolicy::Report => {}

@@ -18,7 +18,7 @@ pub const MAX_APPS: usize = 64;
 /// "TAKTCTL" + layout version 4 (version 2: [`AppHealth`] counts platform-attributed
 /// misses and a CPU-time histogram; version 3: it counts faulted jobs; version 4: the
 /// simulated-time bell): written last by the creator, checked by every opener.
-const MAGIC: u64 = 0x5441_4B54_4354_4C04;
+const MAGIC: u64 = 0x5441_4B54_4354_4C05;
 
 /// Prefix of every control block's name (`/dev/shm/takt-ctl-<deployment>-<pid>`).
 const NAME_PREFIX: &str = "takt-ctl-";

@@ -160,6 +160,11 @@ enum Op {
         /// The heartbeat the supervisor last saw and when it saw it move.
         beat: u64,
         beat_seen_ns: u64,
+        /// The worst job of the version's own in the window so far.
+        worst: Option<crate::dispatch::OwnOverrun>,
+        /// The window re-checks an earlier one that went over the overrun limit by a lone
+        /// job (`probation` rule 1): what that one saw.
+        rechecking: Option<String>,
     },
     RollingBack {
         app: usize,
@@ -1528,7 +1533,7 @@ impl Supervisor<'_> {
                     match probation::process_ended(u.spares[k].exit, "standing by") {
                         Verdict::RollBack { why, bad: false } => self.abort_activation(why),
                         Verdict::RollBack { why, .. } => self.fail_activation(why),
-                        Verdict::Watch | Verdict::Commit(_) => {}
+                        Verdict::Watch | Verdict::Commit(_) | Verdict::Recheck(_) => {}
                     }
                     return;
                 }
@@ -1581,6 +1586,8 @@ impl Supervisor<'_> {
                                 late_since_beat_ns: 0,
                                 beat: b.heartbeat(),
                                 beat_seen_ns: now,
+                                worst: None,
+                                rechecking: None,
                             };
                             let msg = format!(
                                 "app `{}` switched to version {version} at hyperperiod {at} ({}); probation until hyperperiod {until_cycle}",
@@ -1615,9 +1622,11 @@ impl Supervisor<'_> {
                 late_since_beat_ns,
                 beat,
                 beat_seen_ns,
+                worst,
+                rechecking,
                 ..
             } => {
-                let (app, old, version, until_cycle) = (*app, *old, *version, *until_cycle);
+                let (app, old, version) = (*app, *old, *version);
                 let block = self.shared.block();
                 // The supervisor's own lateness: a look later than its loop's longest sleep
                 // means it was not running (host stall, preemption). Every heartbeat looks
@@ -1671,9 +1680,16 @@ impl Supervisor<'_> {
                             warmup.faults
                         );
                         *warm = Some(Box::new(current));
+                        // The window's worst job is one after the warm-up.
+                        block.apps[app].take_worst_own_overrun();
                     }
                     return;
                 };
+                if let Some(w) = block.apps[app].take_worst_own_overrun() {
+                    if worst.is_none_or(|x| w.cpu_permille > x.cpu_permille) {
+                        *worst = Some(w);
+                    }
+                }
                 let seen = warm.since(&current);
                 let evidence = probation::Evidence {
                     // Faults are the version's own report, not a cold start's timing: the
@@ -1693,15 +1709,35 @@ impl Supervisor<'_> {
                         .saturating_mul(fewest_jobs_per_hyperperiod(self.d, app)),
                     overdue: cycle
                         >= until_cycle.saturating_add(u.probation_cycles.saturating_mul(9)),
+                    worst_own: worst.map(|w| {
+                        format!(
+                            "a job of task `{}` used {}.{:02}x its budget of CPU time",
+                            self.d.tasks.get(w.task).map_or("?", |t| t.name.as_str()),
+                            w.cpu_permille / 1000,
+                            w.cpu_permille % 1000 / 10
+                        )
+                    }),
+                    rechecking: rechecking.clone(),
                 };
                 let verdict = probation::judge(
                     &evidence,
                     &u.limits,
                     u.heartbeat_timeout_ns,
-                    cycle >= until_cycle,
+                    cycle >= *until_cycle,
                 );
                 let summary = match verdict {
                     probation::Verdict::Watch => return,
+                    probation::Verdict::Recheck(first) => {
+                        *until_cycle = cycle + u.probation_cycles;
+                        eprintln!(
+                            "takt run: OTA: app `{}` version {version}: {first}; a lone job can look over its CPU budget through the platform (a thread's CPU clock counts interrupts and host time not reported as steal), so the window starts again: probation until hyperperiod {}, and an excess there rolls back",
+                            apps[app].name, *until_cycle
+                        );
+                        **warm = current;
+                        *worst = None;
+                        *rechecking = Some(first);
+                        return;
+                    }
                     probation::Verdict::RollBack { why, bad } => {
                         self.start_rollback(why, bad);
                         return;

@@ -5,6 +5,9 @@
 //! `k % fault_every == fault_at` (and `k < fault_before` when that is not 0), reports two
 //! faults: code `100 + k`, then code 999. `sink` reads the samples and folds them into the
 //! digest; built faulty (the `fault-sink-v2` executable) it reports fault 42 in every job.
+//! Built spiking ([`spiking_sink_registry`], the `fault-sink-spike-*` executables) it busies
+//! its CPU for [`SPIKE`] in chosen jobs of its process (counted from the process's first
+//! job, so a candidate version's spikes fall at a known distance after its switch).
 
 use takt::task::{
     Param, Ports, Reader, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport,
@@ -51,9 +54,15 @@ fn build_source(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     }))
 }
 
+/// How long a spiking sink's chosen jobs keep the CPU busy: three times its 1 ms budget.
+pub const SPIKE: std::time::Duration = std::time::Duration::from_millis(3);
+
 struct Sink {
     input: Reader<Sample>,
     faulty: bool,
+    /// Jobs of this process (0: its first) that busy the CPU for [`SPIKE`].
+    spikes: &'static [u64],
+    jobs_run: u64,
     sum: u64,
 }
 
@@ -65,6 +74,13 @@ impl Task for Sink {
         if self.faulty {
             ctx.fault(42);
         }
+        if self.spikes.contains(&self.jobs_run) {
+            let start = std::time::Instant::now();
+            while start.elapsed() < SPIKE {
+                std::hint::spin_loop();
+            }
+        }
+        self.jobs_run += 1;
     }
 
     fn finish(&mut self, report: &mut TaskReport) {
@@ -76,6 +92,15 @@ impl Task for Sink {
 
 /// The tasks one executable implements: `source`, `sink` (faulty or not), or both.
 pub fn registry(source: bool, sink: bool, faulty_sink: bool) -> Registry {
+    registry_with(source, sink, faulty_sink, &[])
+}
+
+/// `sink` alone, busying the CPU for [`SPIKE`] in jobs `spikes` of its process.
+pub fn spiking_sink_registry(spikes: &'static [u64]) -> Registry {
+    registry_with(false, true, false, spikes)
+}
+
+fn registry_with(source: bool, sink: bool, faulty_sink: bool, spikes: &'static [u64]) -> Registry {
     let mut r = Registry::new();
     if source {
         let count = || Param::int(0).range(0.0, 1_000_000.0);
@@ -94,6 +119,8 @@ pub fn registry(source: bool, sink: bool, faulty_sink: bool) -> Registry {
             Ok(Box::new(Sink {
                 input: b.reader::<Sample>(TOPIC)?,
                 faulty: faulty_sink,
+                spikes,
+                jobs_run: 0,
                 sum: 0,
             }) as Box<dyn Task>)
         });

@@ -12,6 +12,16 @@
 //!    its budget, or was late by takt's own doing. The platform's (a host stall, a late
 //!    wake-up) are reported with the verdict, never held against it. More than
 //!    `probation_max_overruns` of its own: rolled back, marked bad.
+//!
+//!    Except once: a window over the limit by at most [`CONFIRM_SLACK`] (one job: its
+//!    overrun and the miss or skip it caused) starts again, and only an excess in that
+//!    re-check window rolls back. A thread's CPU clock counts interrupt handling (this
+//!    kernel has no `IRQ_TIME_ACCOUNTING`) and host time the hypervisor does not report as
+//!    steal, so a lone job can look over its CPU budget through no doing of its own.
+//!    Measured: a 60 s run of the demo on a shared 2-core VM had two jobs of an unchanged
+//!    10 us task (`actuator`, 200 us budget) use 285 and 575 us of CPU with under 1 us
+//!    off the CPU, one of them while the other core woke 640-850 us late. A version that
+//!    really overruns does it again in the re-check; a host spike seldom strikes twice.
 //! 2. Jobs that reported a fault (`StepContext::fault`) count against the version in the
 //!    whole window, its warm-up included: a fault is the version's own report of something
 //!    wrong, never the platform's timing. More than `probation_max_faults` (default 0):
@@ -57,6 +67,10 @@ use crate::time::format_ns;
 /// Fewest jobs on each side before the p99 CPU times are compared.
 pub const MIN_JOBS: u64 = 100;
 
+/// How far over `probation_max_overruns` a first window may be and be re-checked rather
+/// than rolled back: one job's overrun and the miss or skip it caused.
+pub const CONFIRM_SLACK: u64 = 2;
+
 /// What the supervisor saw of a version on probation, since its switch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Evidence {
@@ -83,6 +97,10 @@ pub struct Evidence {
     pub required_jobs: u64,
     /// The window is long over (ten times its length) and the jobs are still missing.
     pub overdue: bool,
+    /// The worst job of its own in the window, described (task, CPU time per budget).
+    pub worst_own: Option<String>,
+    /// This window re-checks an earlier one that went over the limit: what that one saw.
+    pub rechecking: Option<String>,
 }
 
 /// What to do with the version.
@@ -90,6 +108,9 @@ pub struct Evidence {
 pub enum Verdict {
     /// Keep watching.
     Watch,
+    /// The window went over the overrun limit by a lone job: start it again, once, and
+    /// judge the new window (what the first one saw, for the log and the next verdict).
+    Recheck(String),
     /// The window ran out clean: commit, with a summary of what was excused.
     Commit(String),
     /// Roll back: why (with figures and attribution), and whether the version is to blame
@@ -154,15 +175,30 @@ pub fn judge(
 ) -> Verdict {
     let own = e.takt_overruns() + e.takt_missed();
     if own > limits.max_overruns {
-        return Verdict::RollBack {
-            why: format!(
-                "{} overrun(s) and {} missed release(s) of its own (the job used more CPU than its budget or takt made it late), more than probation_max_overruns = {}; {}",
-                e.takt_overruns(),
-                e.takt_missed(),
-                limits.max_overruns,
-                e.platform_text()
-            ),
-            bad: true,
+        let figures = format!(
+            "{} overrun(s) and {} missed release(s) of its own (the job used more CPU than its budget or takt made it late{}), more than probation_max_overruns = {}",
+            e.takt_overruns(),
+            e.takt_missed(),
+            e.worst_own
+                .as_deref()
+                .map_or(String::new(), |w| format!("; worst: {w}")),
+            limits.max_overruns,
+        );
+        return match &e.rechecking {
+            None if own <= limits.max_overruns.saturating_add(CONFIRM_SLACK) => {
+                Verdict::Recheck(figures)
+            }
+            None => Verdict::RollBack {
+                why: format!("{figures}; {}", e.platform_text()),
+                bad: true,
+            },
+            Some(first) => Verdict::RollBack {
+                why: format!(
+                    "{figures} in the window that re-checked the first one ({first}); {}",
+                    e.platform_text()
+                ),
+                bad: true,
+            },
         };
     }
     if e.faults > limits.max_faults {
@@ -236,7 +272,10 @@ pub fn judge(
             };
         }
         return Verdict::Commit(format!(
-            "{} overrun(s) and {} missed release(s) of its own (limit {}); {} faulted job(s) (limit {}); p99 CPU time per job {} (replaced version {}); {}",
+            "{}{} overrun(s) and {} missed release(s) of its own (limit {}); {} faulted job(s) (limit {}); p99 CPU time per job {} (replaced version {}); {}",
+            e.rechecking.as_deref().map_or(String::new(), |first| format!(
+                "a re-check window did not repeat the first window's excess ({first}), so that was the platform's; "
+            )),
             e.takt_overruns(),
             e.takt_missed(),
             limits.max_overruns,
@@ -293,8 +332,97 @@ mod tests {
     #[test]
     fn an_overrun_of_its_own_rolls_back_and_marks_bad_with_figures() {
         let e = Evidence {
+            overruns: 5,
+            overruns_platform: 1,
+            worst_own: Some("task `planner`: 3.1x its budget of CPU".into()),
+            ..clean()
+        };
+        match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad);
+                assert!(
+                    why.contains("4 overrun(s) and 0 missed release(s) of its own")
+                        && why.contains("worst: task `planner`: 3.1x its budget of CPU"),
+                    "{why}"
+                );
+                assert!(
+                    why.contains("1 overrun(s) and 0 missed release(s) attributed to the platform"),
+                    "{why}"
+                );
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        let lenient = ProbationLimits {
+            max_overruns: 4,
+            ..ProbationLimits::default()
+        };
+        assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+    }
+
+    #[test]
+    fn a_lone_job_over_the_limit_is_rechecked_once_then_blamed() {
+        let limits = ProbationLimits::default();
+        // One job over its budget and the skip it caused: at most CONFIRM_SLACK over.
+        let lone = Evidence {
             overruns: 2,
             overruns_platform: 1,
+            missed: 1,
+            ..clean()
+        };
+        let first = match judge(&lone, &limits, TIMEOUT, false) {
+            Verdict::Recheck(first) => first,
+            v => panic!("re-checked, got {v:?}"),
+        };
+        assert!(
+            first.contains("1 overrun(s) and 1 missed release(s) of its own"),
+            "{first}"
+        );
+        // The re-check window repeats it: rolled back, marked bad, naming both windows.
+        let again = Evidence {
+            overruns: 1,
+            rechecking: Some(first.clone()),
+            ..clean()
+        };
+        match judge(&again, &limits, TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad);
+                assert!(
+                    why.contains("in the window that re-checked the first one")
+                        && why.contains(&first),
+                    "{why}"
+                );
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        // The re-check window is clean: committed, saying why the first excess is excused.
+        let clean_recheck = Evidence {
+            rechecking: Some(first),
+            ..clean()
+        };
+        match judge(&clean_recheck, &limits, TIMEOUT, true) {
+            Verdict::Commit(text) => assert!(
+                text.contains("a re-check window did not repeat the first window's excess"),
+                "{text}"
+            ),
+            v => panic!("committed, got {v:?}"),
+        }
+        // More than one job's worth over the limit is not re-checked.
+        let many = Evidence {
+            overruns: 3,
+            ..clean()
+        };
+        assert!(matches!(
+            judge(&many, &limits, TIMEOUT, false),
+            Verdict::RollBack { bad: true, .. }
+        ));
+    }
+
+    #[test]
+    fn an_overrun_of_its_own_just_over_the_limit_after_a_recheck_rolls_back() {
+        let e = Evidence {
+            overruns: 2,
+            overruns_platform: 1,
+            rechecking: Some("earlier".into()),
             ..clean()
         };
         match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
