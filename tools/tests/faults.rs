@@ -12,6 +12,8 @@
 //!    probation and marked bad, the reason naming its faults.
 //! 5. real time (root): a candidate whose lone job overruns its CPU budget is re-checked in
 //!    a fresh window and committed; one that overruns again in the re-check is rolled back.
+//! 6. real time (root): a candidate whose jobs are clean but whose process burns CPU in a
+//!    thread of its own is rolled back on the kernel's CPU figure, which it cannot rewrite.
 //!
 //! Real-time runs need root and SCHED_FIFO; without them those tests say SKIPPED by name.
 //! Every wait has a timeout; a guard kills a run a failing test leaves behind.
@@ -73,6 +75,7 @@ fn app_bin_dir() -> PathBuf {
                 "fault-sink-v2",
                 "fault-sink-spike-once",
                 "fault-sink-spike-twice",
+                "fault-sink-busy",
             ] {
                 let rel = format!("src/bin/{bin}.rs");
                 put(
@@ -595,4 +598,32 @@ fn real_a_lone_overrun_is_rechecked_and_only_a_repeated_one_rolls_back() {
             && last.contains("a job of task `sink` used"),
         "the reason names both windows and the task: {last}"
     );
+}
+
+/// Probation rule 5, end to end: the candidate's counters are clean (no overrun, no fault),
+/// but its process uses far more CPU than its tasks' budgets, in a thread outside any job.
+/// The kernel's accounting of the process rolls it back and marks it bad.
+#[test]
+fn real_a_candidate_burning_cpu_outside_its_jobs_is_rolled_back_on_the_kernels_figure() {
+    needs_realtime!(
+        "real_a_candidate_burning_cpu_outside_its_jobs_is_rolled_back_on_the_kernels_figure"
+    );
+    let (v, err) = hot_swap_candidate("fault-sink-busy");
+    let a = &v["ota"];
+    let last = a["last_result"].as_str().unwrap_or_default();
+    assert_eq!(a["state"], "rolled-back", "{v}\n{err}");
+    assert_eq!(a["running_version"], 0, "{v}");
+    assert!(
+        a["bad_versions"]
+            .as_array()
+            .is_some_and(|b| b.contains(&Value::from(2))),
+        "version 2 is marked bad: {v}"
+    );
+    println!("rolled back: {last}");
+    assert!(
+        last.contains("the kernel accounts its process") && last.contains("per hyperperiod"),
+        "the reason is the kernel's figure: {last}"
+    );
+    // Its own counters never saw a thing.
+    assert_eq!(v["status"]["faults"], 0, "{v}");
 }

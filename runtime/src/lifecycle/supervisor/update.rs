@@ -37,7 +37,10 @@ use std::thread::JoinHandle;
 
 use mio::Token;
 
+mod kernel_cpu;
 mod probation;
+
+use kernel_cpu::CpuReading;
 use probation::Verdict;
 
 use super::{staged_file, App, Supervisor};
@@ -106,10 +109,17 @@ const DISMISS_GRACE_NS: u64 = 5_000_000_000;
 enum Phase {
     /// The new version's process is starting; it reports ready, then stands by.
     Starting,
-    /// It stands by until this cycle, then the handover is requested.
-    WarmingUp { until_cycle: u64 },
+    /// It stands by until this cycle, then the handover is requested. `old_cpu`: the
+    /// replaced process's CPU time (kernel) when this phase began, for probation's baseline.
+    WarmingUp {
+        until_cycle: u64,
+        old_cpu: Option<CpuReading>,
+    },
     /// The handover is requested and not decided yet.
-    Switching { serial: u64 },
+    Switching {
+        serial: u64,
+        old_cpu: Option<CpuReading>,
+    },
 }
 
 enum Op {
@@ -165,6 +175,11 @@ enum Op {
         /// The window re-checks an earlier one that went over the overrun limit by a lone
         /// job (`probation` rule 1): what that one saw.
         rechecking: Option<String>,
+        /// The new process's CPU time (kernel) at the end of its warm-up (probation rule 5).
+        kernel_from: Option<CpuReading>,
+        /// What its process may use per hyperperiod: its tasks' budgets plus the replaced
+        /// process's measured rate (or the budgets again, when that was not measured).
+        kernel_allowance_ns: u64,
     },
     RollingBack {
         app: usize,
@@ -1087,6 +1102,9 @@ impl Supervisor<'_> {
             if *spare == k {
                 *phase = Phase::WarmingUp {
                     until_cycle: start_cycle + warm,
+                    old_cpu: apps[app]
+                        .pid
+                        .and_then(|p| CpuReading::take(p, self.shared.block().run.cycle())),
                 };
             }
         }
@@ -1221,7 +1239,7 @@ impl Supervisor<'_> {
         };
         match &u.op {
             Op::Probation { app, .. } if *app == i => {
-                // Probation rule 5: a kill from outside ends the probation without blame.
+                // Probation rule 7: a kill from outside ends the probation without blame.
                 if let Verdict::RollBack { why, bad } =
                     probation::process_ended(Some(status), "on probation")
                 {
@@ -1529,7 +1547,7 @@ impl Supervisor<'_> {
             } => {
                 let (app, k, version, hot_swap, conn) = (*app, *spare, *version, *hot_swap, *conn);
                 if u.spares[k].child.is_none() {
-                    // Probation rule 5: who is to blame for the end of the process.
+                    // Probation rule 7: who is to blame for the end of the process.
                     match probation::process_ended(u.spares[k].exit, "standing by") {
                         Verdict::RollBack { why, bad: false } => self.abort_activation(why),
                         Verdict::RollBack { why, .. } => self.fail_activation(why),
@@ -1546,12 +1564,20 @@ impl Supervisor<'_> {
                             ));
                         }
                     }
-                    Phase::WarmingUp { until_cycle } => {
+                    Phase::WarmingUp {
+                        until_cycle,
+                        old_cpu,
+                    } => {
                         if cycle >= until_cycle {
                             let mask = if hot_swap { u64::MAX } else { u.safe_mask };
                             let owner = u.spares[k].incarnation;
                             match self.shared.block().run.request_handover(app, owner, mask) {
-                                Ok(h) => *phase = Phase::Switching { serial: h.serial },
+                                Ok(h) => {
+                                    *phase = Phase::Switching {
+                                        serial: h.serial,
+                                        old_cpu,
+                                    }
+                                }
                                 Err(HandoverError::Busy) => {}
                                 Err(HandoverError::Stopping) => {
                                     self.abort_activation("the run is stopping".into())
@@ -1559,9 +1585,15 @@ impl Supervisor<'_> {
                             }
                         }
                     }
-                    Phase::Switching { serial } => {
+                    Phase::Switching { serial, old_cpu } => {
                         let done = self.shared.block().run.handover_done();
                         if let Some((_, at)) = done.filter(|&(s, _)| s == serial) {
+                            // The replaced process's CPU time per hyperperiod while it ran
+                            // the app's jobs alone: what takt and the jobs cost it.
+                            let baseline = old_cpu.and_then(|before| {
+                                let now = CpuReading::take(apps[app].pid?, cycle)?;
+                                before.rate_to(&now).map(|(rate, _)| rate)
+                            });
                             u.kill_point("switch-decided");
                             if let Err(e) = u.transition(app, |j| j.switched()) {
                                 eprintln!("takt run: OTA: journal: {e}");
@@ -1588,6 +1620,11 @@ impl Supervisor<'_> {
                                 beat_seen_ns: now,
                                 worst: None,
                                 rechecking: None,
+                                kernel_from: None,
+                                kernel_allowance_ns: {
+                                    let budgets = budget_per_hyperperiod(self.d, app);
+                                    budgets.saturating_add(baseline.unwrap_or(budgets))
+                                },
                             };
                             let msg = format!(
                                 "app `{}` switched to version {version} at hyperperiod {at} ({}); probation until hyperperiod {until_cycle}",
@@ -1624,6 +1661,8 @@ impl Supervisor<'_> {
                 beat_seen_ns,
                 worst,
                 rechecking,
+                kernel_from,
+                kernel_allowance_ns,
                 ..
             } => {
                 let (app, old, version) = (*app, *old, *version);
@@ -1682,6 +1721,7 @@ impl Supervisor<'_> {
                         *warm = Some(Box::new(current));
                         // The window's worst job is one after the warm-up.
                         block.apps[app].take_worst_own_overrun();
+                        *kernel_from = apps[app].pid.and_then(|p| CpuReading::take(p, cycle));
                     }
                     return;
                 };
@@ -1718,6 +1758,9 @@ impl Supervisor<'_> {
                         )
                     }),
                     rechecking: rechecking.clone(),
+                    kernel_cpu: kernel_from
+                        .and_then(|from| from.rate_to(&CpuReading::take(apps[app].pid?, cycle)?)),
+                    kernel_allowance_ns: *kernel_allowance_ns,
                 };
                 let verdict = probation::judge(
                     &evidence,
@@ -1821,6 +1864,24 @@ impl Supervisor<'_> {
 
 /// Exchanges which process is the app's owner: the app record takes the spare's process
 /// and the spare the app's.
+/// The CPU time app `app`'s tasks may use in one hyperperiod of the mode that gives them the
+/// most: the sum of their budgets times their jobs per hyperperiod.
+fn budget_per_hyperperiod(d: &Deployment, app: usize) -> u64 {
+    let h = d.hyperperiod_ns.max(1);
+    d.modes
+        .iter()
+        .map(|m| {
+            m.tasks
+                .iter()
+                .filter_map(|&t| d.tasks.get(t))
+                .filter(|t| t.app == app)
+                .map(|t| t.budget_ns.saturating_mul(h / t.period_ns.max(1)))
+                .fold(0u64, u64::saturating_add)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// The fewest jobs app `app` runs in one hyperperiod of any mode that releases any of its
 /// tasks (0 when no mode does): what one hyperperiod of probation shows at least.
 fn fewest_jobs_per_hyperperiod(d: &Deployment, app: usize) -> u64 {

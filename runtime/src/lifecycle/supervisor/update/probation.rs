@@ -37,12 +37,19 @@
 //!    wakes late sees every heartbeat late). When every other app's heartbeat stood still
 //!    as long, the platform stalled the whole deployment: rolled back (a stopped version
 //!    cannot be kept) but not marked bad. Otherwise: rolled back, marked bad.
-//! 5. The window ran out with none of the above and the version ran at least the jobs of
+//! 5. Its process's CPU time per hyperperiod, as the kernel accounts it (every thread of
+//!    the process, from `/proc`; see `kernel_cpu`), measured from the end of the warm-up over
+//!    at least [`MIN_KERNEL_HYPERPERIODS`], may be at most its tasks' budgets per hyperperiod
+//!    plus what the replaced version's process used per hyperperiod before the switch (takt's
+//!    own work beside the jobs). More: rolled back, marked bad. This is the one CPU figure
+//!    the candidate cannot rewrite: it catches a version that hides its overruns from its
+//!    counters, or that burns CPU in a thread outside any job.
+//! 6. The window ran out with none of the above and the version ran at least the jobs of
 //!    its window (`probation` hyperperiods at its fewest jobs per hyperperiod in any mode
 //!    that releases it): committed. A window spent in a mode that releases none of its
 //!    tasks proves nothing, so the window goes on; ten windows without the jobs: rolled
 //!    back, not marked bad.
-//! 5. The new version's process ended on its own, standing by before the switch or on
+//! 7. The new version's process ended on its own, standing by before the switch or on
 //!    probation ([`process_ended`]): an exit code or a crash signal is the version's doing
 //!    (marked bad). `SIGKILL` is not: no program sends it to itself, and the supervisor's
 //!    own kills end the update before it looks, so an operator, a test or the kernel's
@@ -57,8 +64,8 @@
 //! to pass can rewrite them. The heartbeat it cannot fake forwards without running its
 //! cycles' dispatch, and the supervisor measures its own lateness and the other apps'
 //! heartbeats itself. So rules 1 to 3 catch an honest but slow, overrunning or faulting
-//! version, not a malicious one; rule 4 and process exit are the evidence the candidate
-//! cannot forge.
+//! version, not a malicious one; rule 4, the kernel's CPU time of its process (rule 5) and
+//! process exit are the evidence the candidate cannot forge.
 
 use crate::dispatch::{cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
 use crate::manifest::ProbationLimits;
@@ -66,6 +73,9 @@ use crate::time::format_ns;
 
 /// Fewest jobs on each side before the p99 CPU times are compared.
 pub const MIN_JOBS: u64 = 100;
+
+/// Fewest hyperperiods the kernel's CPU figure (rule 5) spans before it is judged.
+pub const MIN_KERNEL_HYPERPERIODS: u64 = 5;
 
 /// How far over `probation_max_overruns` a first window may be and be re-checked rather
 /// than rolled back: one job's overrun and the miss or skip it caused.
@@ -101,6 +111,11 @@ pub struct Evidence {
     pub worst_own: Option<String>,
     /// This window re-checks an earlier one that went over the limit: what that one saw.
     pub rechecking: Option<String>,
+    /// Its process's CPU time per hyperperiod since the warm-up, as the kernel accounts it,
+    /// and over how many hyperperiods (`None`: not read).
+    pub kernel_cpu: Option<(u64, u64)>,
+    /// What its process may use per hyperperiod (rule 5).
+    pub kernel_allowance_ns: u64,
 }
 
 /// What to do with the version.
@@ -145,7 +160,7 @@ fn p99(h: &[u64]) -> (Option<usize>, u64) {
     (cpu_quantile_bucket(&a, 0.99), a.iter().sum())
 }
 
-/// Rule 5: the new version's process ended with `status` (`None`: no status was had)
+/// Rule 7: the new version's process ended with `status` (`None`: no status was had)
 /// `while_doing` ("standing by", "on probation"). Always a roll-back (or, before the
 /// switch, a withdrawn activation); `bad` says whether the version is to blame.
 pub fn process_ended(status: Option<std::process::ExitStatus>, while_doing: &str) -> Verdict {
@@ -233,6 +248,19 @@ pub fn judge(
             };
         }
     }
+    if let Some((rate, hyperperiods)) = e.kernel_cpu {
+        if hyperperiods >= MIN_KERNEL_HYPERPERIODS && rate > e.kernel_allowance_ns {
+            return Verdict::RollBack {
+                why: format!(
+                    "the kernel accounts its process {} of CPU time per hyperperiod over {hyperperiods} hyperperiods, more than the {} its tasks' budgets and the replaced version's own work allow (a figure from the scheduler, not from counters the version writes); {}",
+                    format_ns(rate),
+                    format_ns(e.kernel_allowance_ns),
+                    e.platform_text()
+                ),
+                bad: true,
+            };
+        }
+    }
     if e.beat_stale_ns > heartbeat_timeout_ns {
         let figures = format!(
             "its heartbeat stood still for {} beyond the supervisor's own lateness (timeout {})",
@@ -272,7 +300,7 @@ pub fn judge(
             };
         }
         return Verdict::Commit(format!(
-            "{}{} overrun(s) and {} missed release(s) of its own (limit {}); {} faulted job(s) (limit {}); p99 CPU time per job {} (replaced version {}); {}",
+            "{}{} overrun(s) and {} missed release(s) of its own (limit {}); {} faulted job(s) (limit {}); p99 CPU time per job {} (replaced version {}); {}; {}",
             e.rechecking.as_deref().map_or(String::new(), |first| format!(
                 "a re-check window did not repeat the first window's excess ({first}), so that was the platform's; "
             )),
@@ -283,6 +311,14 @@ pub fn judge(
             limits.max_faults,
             cand.map_or("-".to_string(), |c| format!("{}/{CPU_BUCKETS_PER_BUDGET} of the budget", c + 1)),
             base.map_or("-".to_string(), |b| format!("{}/{CPU_BUCKETS_PER_BUDGET}", b + 1)),
+            e.kernel_cpu.map_or(
+                "its process's CPU time not read from the kernel".to_string(),
+                |(rate, n)| format!(
+                    "its process used {} of CPU time per hyperperiod by the kernel's count over {n} hyperperiods (allowed {})",
+                    format_ns(rate),
+                    format_ns(e.kernel_allowance_ns)
+                )
+            ),
             e.platform_text()
         ));
     }
@@ -444,6 +480,49 @@ mod tests {
             ..ProbationLimits::default()
         };
         assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+    }
+
+    #[test]
+    fn the_kernels_cpu_figure_rolls_back_a_process_over_its_allowance_once_it_spans_enough() {
+        let limits = ProbationLimits::default();
+        let over = Evidence {
+            kernel_cpu: Some((3_000_000, MIN_KERNEL_HYPERPERIODS)),
+            kernel_allowance_ns: 1_200_000,
+            ..clean()
+        };
+        match judge(&over, &limits, TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad);
+                assert!(
+                    why.contains("the kernel accounts its process 3ms of CPU time per hyperperiod over 5 hyperperiods, more than the 1.2ms"),
+                    "{why}"
+                );
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        // Too few hyperperiods: not judged yet.
+        let early = Evidence {
+            kernel_cpu: Some((3_000_000, MIN_KERNEL_HYPERPERIODS - 1)),
+            ..over.clone()
+        };
+        assert_eq!(judge(&early, &limits, TIMEOUT, false), Verdict::Watch);
+        // Within the allowance, or not read: committed at the window's end.
+        let within = Evidence {
+            kernel_cpu: Some((1_200_000, 50)),
+            ..over.clone()
+        };
+        assert!(matches!(
+            judge(&within, &limits, TIMEOUT, true),
+            Verdict::Commit(_)
+        ));
+        let unread = Evidence {
+            kernel_cpu: None,
+            ..over
+        };
+        assert!(matches!(
+            judge(&unread, &limits, TIMEOUT, true),
+            Verdict::Commit(_)
+        ));
     }
 
     #[test]
