@@ -1862,22 +1862,10 @@ impl Supervisor<'_> {
     }
 }
 
-/// Exchanges which process is the app's owner: the app record takes the spare's process
-/// and the spare the app's.
 /// The CPU time app `app`'s tasks may use in one hyperperiod of the mode that gives them the
 /// most: the sum of their budgets times their jobs per hyperperiod.
 fn budget_per_hyperperiod(d: &Deployment, app: usize) -> u64 {
-    let h = d.hyperperiod_ns.max(1);
-    d.modes
-        .iter()
-        .map(|m| {
-            m.tasks
-                .iter()
-                .filter_map(|&t| d.tasks.get(t))
-                .filter(|t| t.app == app)
-                .map(|t| t.budget_ns.saturating_mul(h / t.period_ns.max(1)))
-                .fold(0u64, u64::saturating_add)
-        })
+    per_mode(d, app, |t, jobs| t.budget_ns.saturating_mul(jobs))
         .max()
         .unwrap_or(0)
 }
@@ -1885,22 +1873,14 @@ fn budget_per_hyperperiod(d: &Deployment, app: usize) -> u64 {
 /// The fewest jobs app `app` runs in one hyperperiod of any mode that releases any of its
 /// tasks (0 when no mode does): what one hyperperiod of probation shows at least.
 fn fewest_jobs_per_hyperperiod(d: &Deployment, app: usize) -> u64 {
-    let h = d.hyperperiod_ns.max(1);
-    d.modes
-        .iter()
-        .map(|m| {
-            m.tasks
-                .iter()
-                .filter_map(|&t| d.tasks.get(t))
-                .filter(|t| t.app == app)
-                .map(|t| h / t.period_ns.max(1))
-                .sum::<u64>()
-        })
+    per_mode(d, app, |_, jobs| jobs)
         .filter(|&n| n > 0)
         .min()
         .unwrap_or(0)
 }
 
+/// Exchanges which process is the app's owner: the app record takes the spare's process
+/// and the spare the app's.
 fn swap_owner(a: &mut App, s: &mut Spare) {
     let a_pid = a.pid.unwrap_or(0);
     std::mem::swap(&mut a.child, &mut s.child);
@@ -1944,4 +1924,21 @@ fn fits_running_tables(d: &Deployment, b: &Bundle) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Per mode, the sum over app `app`'s tasks of `f(task, its jobs per hyperperiod)`.
+fn per_mode<'d>(
+    d: &'d Deployment,
+    app: usize,
+    f: impl Fn(&crate::manifest::TaskSpec, u64) -> u64 + Copy + 'd,
+) -> impl Iterator<Item = u64> + 'd {
+    let h = d.hyperperiod_ns.max(1);
+    d.modes.iter().map(move |m| {
+        m.tasks
+            .iter()
+            .filter_map(|&t| d.tasks.get(t))
+            .filter(|t| t.app == app)
+            .map(|t| f(t, h / t.period_ns.max(1)))
+            .fold(0u64, u64::saturating_add)
+    })
 }
