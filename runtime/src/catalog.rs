@@ -554,23 +554,8 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
         4096,
     );
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    // A takt app answers within a millisecond or two: poll from 100 us, doubling up to
-    // 5 ms, so the usual answer costs no fixed sleep and a slow one few wake-ups.
-    let mut pause = Duration::from_micros(100);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(5));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(CatalogReadError::Timeout(path.into()));
-            }
-        }
+    let Some(status) = wait_bounded(child, HANDSHAKE_TIMEOUT) else {
+        return Err(CatalogReadError::Timeout(path.into()));
     };
     // The process has exited; a grandchild holding the pipes open could still block the
     // readers, so they get a short grace and are abandoned after it.
@@ -602,6 +587,39 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
         });
     }
     AppCatalog::decode(&stdout).map_err(|e| CatalogReadError::Format(path.into(), e))
+}
+
+/// Waits for `child` to exit, at most `timeout`: a thread blocks in `wait` and the caller
+/// learns of the exit the moment it happens (a poll with growing pauses added up to half
+/// the handshake's time on a 3 ms answer). A child still running at the deadline is killed
+/// and reaped, and the answer is `None`.
+fn wait_bounded(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(status)) => {
+            let _ = waiter.join();
+            Some(status)
+        }
+        _ => {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill has no memory preconditions. The pid is still this child's:
+                // the waiter thread has not reaped it (it would have answered), so the
+                // kernel cannot have given the number to another process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            let _ = waiter.join();
+            None
+        }
+    }
 }
 
 /// Two apps' catalogs that cannot serve one deployment together.

@@ -115,6 +115,66 @@ fn empty_truncated_and_missing_files_exit_2_with_one_line() {
 }
 
 #[test]
+fn an_executable_that_never_answers_the_catalog_handshake_is_named_and_killed() {
+    // It writes its pid where the test can find it, then sleeps far past the handshake's
+    // time limit (10 s).
+    let pid_file = tmp("hung.pid", "");
+    let exe = tmp(
+        "hung-app.sh",
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 120\n",
+            pid_file.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let good = std::fs::read_to_string(repo("config/acc.toml")).unwrap();
+    let manifest = tmp(
+        "hung.toml",
+        &absolute_executables(&good.replace(
+            "\"../target/release/acc-planning\"",
+            &format!("\"{}\"", exe.display()),
+        )),
+    );
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("hung-app.sh"),
+        "the planning app is replaced by the hung one"
+    );
+    let started = Instant::now();
+    let mut child = takt()
+        .args(["check", manifest.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("takt runs");
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("takt check did not give up on a hung executable within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hung-app.sh did not answer --takt-catalog within 10s"),
+        "{err}"
+    );
+    assert!(err.contains("app `planning`"), "the app is named: {err}");
+    // The hung process is gone, not left sleeping.
+    let pid = std::fs::read_to_string(&pid_file).expect("the script ran");
+    let pid = pid.trim();
+    assert!(!pid.is_empty(), "the script wrote its pid");
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false);
+    assert!(!alive, "process {pid} of the hung executable was killed");
+}
+
+#[test]
 fn plan_prints_tables_utilization_and_bounds() {
     let out = run_ok(&["plan", repo("config/acc.toml").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();

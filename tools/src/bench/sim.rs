@@ -49,27 +49,32 @@ pub fn run(env: &Env, r: &mut Report) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let mut child = match child {
+    let child = match child {
         Ok(c) => c,
         Err(e) => return env.fail(r, PART, format!("cannot start takt run: {e}")),
     };
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() < LIMIT => std::thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return env.fail(
-                    r,
-                    PART,
-                    format!("the simulated run did not end within {LIMIT:?}"),
-                );
-            }
+    // A thread blocks in the wait, so the end of the run is seen when it happens, not at
+    // the next poll.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(LIMIT) {
+        Ok(out) => out,
+        Err(_) => {
+            takt::lifecycle::kill_hard(pid);
+            let _ = waiter.join();
+            return env.fail(
+                r,
+                PART,
+                format!("the simulated run did not end within {LIMIT:?}"),
+            );
         }
-    }
+    };
     let wall_ns = started.elapsed().as_nanos() as f64;
-    let out = match child.wait_with_output() {
+    let _ = waiter.join();
+    let out = match out {
         Ok(o) => o,
         Err(e) => return env.fail(r, PART, format!("takt run: {e}")),
     };
