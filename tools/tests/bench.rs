@@ -2,6 +2,7 @@
 //! benchmark promises, each a number or `null` explained by a `SKIPPED <part>` line, and
 //! reports the machine. Nothing about time is asserted: the figures are the bench's
 //! business, not a test's. A hang is caught by a generous timeout that kills the child.
+#![deny(unsafe_code)]
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! The `takt` binary as an integrator uses it: exit codes, error locations, the run summary,
 //! and what a running deployment looks like from the outside (SCHED_FIFO, pinning).
+#![deny(unsafe_code)]
 
 mod common;
 use common::{absolute_executables, inconclusive, run_verdict, RunVerdict};

@@ -17,6 +17,7 @@
 //!
 //! Real-time runs need root and SCHED_FIFO; without them those tests say SKIPPED by name.
 //! Every wait has a timeout; a guard kills a run a failing test leaves behind.
+#![deny(unsafe_code)]
 
 #[macro_use]
 mod common;

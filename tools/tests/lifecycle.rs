@@ -4,6 +4,7 @@
 //!
 //! Real-time runs need root (SCHED_FIFO); without it every test here says SKIPPED by name.
 //! Every wait has a timeout; a guard kills whatever a failing test leaves running.
+#![deny(unsafe_code)]
 
 mod common;
 use common::{

@@ -6,6 +6,7 @@
 //! The crate builds against this source tree's runtime (the default of `--takt`) with this
 //! tree's `Cargo.lock`, in a target directory kept under the workspace's `target/`, so only
 //! the first build pays for compiling the dependencies.
+#![deny(unsafe_code)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `takt ota keygen | sign | inspect` as an integrator uses them: key files and their
 //! modes, a signed bundle of an ACC app, verification and refusal with the reason.
+#![deny(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

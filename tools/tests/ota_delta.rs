@@ -11,6 +11,7 @@
 //! executable), placed with the runtime's own journal API. The supervisor test needs root
 //! and SCHED_FIFO, and says SKIPPED by name otherwise. Run as
 //! `flock /tmp/takt-rt.lock cargo test --release -p takt-cli --test ota_delta`.
+#![deny(unsafe_code)]
 
 #[macro_use]
 mod common;

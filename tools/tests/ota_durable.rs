@@ -15,6 +15,7 @@
 //!
 //! Real-time runs need root and SCHED_FIFO; without them every test says SKIPPED by name.
 //! Run as `flock /tmp/takt-rt.lock cargo test --release -p takt-cli --test ota_durable`.
+#![deny(unsafe_code)]
 
 #[macro_use]
 mod common;

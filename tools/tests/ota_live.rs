@@ -17,6 +17,7 @@
 //! The tests take one lock, so two runs never compete for the same cores. Every wait has a
 //! timeout; a guard kills the run a failing test leaves behind (its apps follow it through
 //! their parent-death signal).
+#![deny(unsafe_code)]
 
 #[macro_use]
 mod common;

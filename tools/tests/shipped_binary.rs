@@ -6,6 +6,7 @@
 //! turns it on), so this test builds the shipped one with cargo into its own target
 //! directory (`target/shipped`, never the directory the other tests run binaries from) and
 //! reads its bytes. A first build takes minutes; later ones only relink what changed.
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -7,6 +7,7 @@
 //! did not start. Real-time runs need root and SCHED_FIFO; without them every test says
 //! SKIPPED by name. Every wait has a timeout; a guard kills the run a failing test leaves
 //! behind (its apps follow it through their parent-death signal).
+#![deny(unsafe_code)]
 
 #[macro_use]
 mod common;

@@ -12,6 +12,7 @@
 //!
 //! The crate builds against this source tree's runtime with this tree's `Cargo.lock`, in the
 //! target directory `tools/tests/new_app.rs` uses, so the dependencies are compiled once.
+#![deny(unsafe_code)]
 
 mod common;
 use common::takt;

@@ -8,6 +8,7 @@
 //! file gives a partial report or a clear error, never a panic. Every child is killed after
 //! a generous timeout so a hang fails the test instead of blocking it; nothing about time is
 //! asserted.
+#![deny(unsafe_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

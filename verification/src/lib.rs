@@ -1,6 +1,7 @@
 //! Shared helpers for takt's verification suites: loading the demo deployments (ACC, and the
 //! two-supplier lane keeping), running them through the library, and detecting (loudly)
 //! what this machine cannot do.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -8,6 +8,7 @@
 //! misses are all the platform's (the host stalled a job or woke it late) proves nothing
 //! either way and is reported `INCONCLUSIVE <test>: ...`, never as passed, after at most
 //! [`v::PLATFORM_ATTEMPTS`] attempts, each printed.
+#![deny(unsafe_code)]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

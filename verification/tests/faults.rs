@@ -15,6 +15,7 @@
 //!
 //! Cases that need root (SCHED_FIFO, mounts) print `SKIPPED <name>: why` and return.
 //! The random points come from a seed printed by each case (`TAKT_FAULT_SEED` repeats one).
+#![deny(unsafe_code)]
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;

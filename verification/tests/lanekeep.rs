@@ -14,6 +14,7 @@
 //!   an assist that does not correct at all;
 //! * the car's body never crosses a marking (0.85 m: half the 3.5 m lane minus half the
 //!   1.8 m car), in every mode, whoever steers.
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

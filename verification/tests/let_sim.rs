@@ -2,6 +2,7 @@
 //! periods, offsets and LET windows, and random execution times within budget (injected
 //! jitter), every read returns exactly the sample the LET rule prescribes: the newest one
 //! whose writer job's deadline is at or before the reader's release.
+#![deny(unsafe_code)]
 
 use proptest::prelude::*;
 use takt::dispatch::{self, ClockKind, Jitter, RunControl, RunOptions};

@@ -8,6 +8,7 @@
 //! version 2's outputs; and that version 3's decision really costs many times version 2's,
 //! as a ratio measured in the same process. It prints the cost of a version 3 job on the
 //! machine at hand against the manifest's budget (measured, never asserted).
+#![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 //! the car through the ports in every mode, that outputs do not depend on when inside its
 //! LET window a job executes, and it prints the measured step costs the manifest's budgets
 //! are derived from (measured, never asserted).
+#![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

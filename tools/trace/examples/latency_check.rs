@@ -7,6 +7,7 @@
 //! prints each task's worst release lateness and each chain's worst data age against the
 //! plan's bound, and exits 1 when a release was missed or a chain exceeded its bound
 //! (2 when the files cannot be read). It depends on takt-trace only: no takt CLI.
+#![deny(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@
 //!   plan's exact bound.
 //! * Damaged and foreign files: warnings and typed errors, never a panic.
 //! * `cargo tree`: the crate pulls in neither clap nor the CLI.
+#![deny(unsafe_code)]
 
 mod fixture;
 

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! Not part of the test command (it runs for minutes); needs root for SCHED_FIFO.
+#![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
