@@ -523,11 +523,7 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // (The model-checking build has no lifecycle module, and runs no handshake.)
-    #[cfg(not(loom))]
-    let spawned = crate::lifecycle::spawn_unless_text_busy(&mut command);
-    #[cfg(loom)]
-    let spawned = command.spawn();
+    let spawned = crate::process::spawn_unless_text_busy(&mut command);
     let mut child = spawned.map_err(|e| CatalogReadError::Spawn(path.into(), e))?;
     // Read both pipes on threads, each through a bound, so a program that writes forever
     // or never closes its pipes cannot hold takt: the wait below has its own deadline.
@@ -554,7 +550,7 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
         4096,
     );
-    let Some(status) = wait_bounded(child, HANDSHAKE_TIMEOUT) else {
+    let Some(status) = crate::process::wait_bounded(child, HANDSHAKE_TIMEOUT) else {
         return Err(CatalogReadError::Timeout(path.into()));
     };
     // The process has exited; a grandchild holding the pipes open could still block the
@@ -587,39 +583,6 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
         });
     }
     AppCatalog::decode(&stdout).map_err(|e| CatalogReadError::Format(path.into(), e))
-}
-
-/// Waits for `child` to exit, at most `timeout`: a thread blocks in `wait` and the caller
-/// learns of the exit the moment it happens (a poll with growing pauses added up to half
-/// the handshake's time on a 3 ms answer). A child still running at the deadline is killed
-/// and reaped, and the answer is `None`.
-fn wait_bounded(
-    mut child: std::process::Child,
-    timeout: Duration,
-) -> Option<std::process::ExitStatus> {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(status)) => {
-            let _ = waiter.join();
-            Some(status)
-        }
-        _ => {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill has no memory preconditions. The pid is still this child's:
-                // the waiter thread has not reaped it (it would have answered), so the
-                // kernel cannot have given the number to another process.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            let _ = waiter.join();
-            None
-        }
-    }
 }
 
 /// Two apps' catalogs that cannot serve one deployment together.

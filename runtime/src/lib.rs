@@ -1,19 +1,30 @@
 //! takt: a deterministic real-time middleware runtime for automotive Linux.
 //!
-//! The crate is layered so that every layer only points down:
+//! # Layers
 //!
-//! * [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
-//!   besides reading the file it is given.
-//! * [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
-//!   bounds. Pure.
-//! * [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
-//! * [`sync`]: the crate-local facade for atomics (switches to loom under `cfg(loom)`).
-//! * [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET visibility.
-//! * [`task`]: the `Task` trait, the step context, the registry of constructors.
-//! * [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
-//! * [`lifecycle`]: the supervisor of one process per app, its control socket and shared
-//!   control block.
-//! * [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe journal.
+//! Every module uses only modules listed above it here (bottom first). The test
+//! `runtime/tests/layering.rs` reads this list and fails on any `crate::` path that points
+//! up or sideways, and on any cycle between the files of one module.
+//!
+//! 1. [`sync`]: the crate-local facade for atomics (switches to loom under `cfg(loom)`).
+//! 2. [`alloc_count`]: the counting allocator that shows the hot path allocates nothing.
+//! 3. [`fsio`]: bounded reads and durable (fsync'd) writes of files.
+//! 4. [`process`]: child processes: spawn, bounded wait, kill.
+//! 5. [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
+//! 6. [`trace`]: the trace record, the per-core ring and the trace file.
+//! 7. [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET
+//!    visibility, and the structural layout fingerprint of message types.
+//! 8. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
+//!    besides reading the file it is given.
+//! 9. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
+//!    bounds. Pure.
+//! 10. [`task`]: the `Task` trait, the step context, the registry of constructors.
+//! 11. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
+//! 12. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
+//!     journal.
+//! 13. [`catalog`]: what an app executable implements, learnt by the handshake.
+//! 14. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
+//!     control block, and the app process's entry point.
 //!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
@@ -40,6 +51,7 @@ pub mod manifest;
 pub mod ota;
 pub mod plan;
 pub mod port;
+pub mod process;
 pub mod sync;
 pub mod task;
 pub mod time;

@@ -25,7 +25,6 @@ mod run;
 mod mode;
 mod status;
 mod stop;
-mod supervise;
 // --- end takt lifecycle ---
 // --- takt ota ---
 mod ota;

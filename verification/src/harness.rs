@@ -516,7 +516,7 @@ pub fn kill_9(pid: u32) -> Result<(), String> {
     if !alive(pid) {
         return Err(format!("kill -9 {pid}: no such live process"));
     }
-    takt::lifecycle::kill_hard(pid);
+    takt::process::kill_hard(pid);
     Ok(())
 }
 

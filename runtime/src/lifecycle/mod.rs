@@ -53,7 +53,6 @@ pub mod peer;
 #[cfg(feature = "platform")]
 pub mod policy;
 pub mod shm;
-mod spawn;
 #[cfg(feature = "platform")]
 pub mod supervisor;
 pub mod wire;
@@ -61,9 +60,6 @@ pub mod wire;
 pub use app_main::{app_main, host_with_args, AppArgs, AppArgsError, HOST_FLAG};
 pub use host::{host_app, HostOptions};
 pub use host_plan::{HostPlan, HostRun};
-#[cfg(feature = "platform")]
-pub use spawn::kill_hard;
-pub use spawn::spawn_unless_text_busy;
 #[cfg(feature = "platform")]
 pub use supervisor::{
     default_control_path, offline_report, request, supervise, HostCommand, OtaOptions,

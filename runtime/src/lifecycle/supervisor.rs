@@ -31,8 +31,8 @@ use super::notify::Notifier;
 use super::peer::{self, PeerCred};
 use super::policy::{Decision, ExitKind, RestartHistory};
 use super::shm::{SharedControl, MAX_APPS};
-use super::spawn::{kill_hard, set_umask, spawn_bound_to_parent};
 use super::wire::{self, AppRun, AppState, AppStatus, Request, Response, StatusReport, WireError};
+use crate::process::{kill_hard, set_umask, spawn_bound_to_parent};
 
 mod staged_file;
 mod update;

@@ -434,31 +434,8 @@ impl Deployment {
     }
 }
 
-/// Layout fingerprint of a message type: what both ends of a port must agree on. Built by
-/// `Message::fingerprint` from the type's structural layout, never by hand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint {
-    /// The message's `TYPE_NAME`.
-    pub name: &'static str,
-    pub size: usize,
-    pub align: usize,
-    /// FNV-1a 64 over the canonical encoding of the type's structural layout
-    /// ([`TypeLayout::hash`](crate::port::TypeLayout::hash)): the type's name, size and alignment, and for every field,
-    /// recursively, its name, offset and type (name, size, alignment, and the element type
-    /// and length of arrays or the fields of nested messages). The encoding is written
-    /// down in [`port::layout`](crate::port::layout).
-    pub hash: u64,
-}
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (size {}, align {}, layout {:016x})",
-            self.name, self.size, self.align, self.hash
-        )
-    }
-}
+/// A message type's layout fingerprint; it belongs to the port layer, which computes it.
+pub use crate::port::Fingerprint;
 
 /// The port signature a task implementation declares at registration.
 #[derive(Clone, Debug, Default, PartialEq)]

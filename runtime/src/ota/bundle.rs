@@ -55,8 +55,7 @@ pub const MAX_BUNDLE_BYTES: u64 = 512 << 20;
 pub const MAX_FRAGMENT_BYTES: u32 = 64 << 10;
 /// Most entries (executable plus extra files) in one bundle.
 pub const MAX_ENTRIES: u32 = 64;
-/// Largest single entry: 256 MiB.
-pub const MAX_ENTRY_BYTES: u64 = 256 << 20;
+pub use super::MAX_ENTRY_BYTES;
 /// Longest entry name in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 /// Length of the signer key and signature at the end of the file.

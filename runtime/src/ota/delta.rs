@@ -40,8 +40,8 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::bundle::MAX_ENTRY_BYTES;
 use super::to_hex;
+use super::MAX_ENTRY_BYTES;
 
 /// The bsdiff 4 header: magic, control stream size, difference stream size, result size.
 const HEADER_BYTES: usize = 32;

@@ -45,6 +45,11 @@ pub mod lock;
 pub mod slots;
 pub mod storage;
 
+/// Largest single entry of a bundle, and so the largest file a delta may produce or an
+/// installed slot may hold: 256 MiB. Here, below both `bundle` and `delta`, which both
+/// enforce it.
+pub const MAX_ENTRY_BYTES: u64 = 256 << 20;
+
 /// Lower-case hex of `bytes`, the form keys and digests take in files and messages.
 pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -13,7 +13,7 @@
 //! first cycle starting at or after `S`: every earlier job with a complete chain repeats
 //! there with the same figures, so this is exact and needs no warm-up skipping.
 
-use super::synth::{ModeJobs, Slot};
+use super::jobs::{ModeJobs, Slot};
 use super::{ChainBound, Plan};
 use crate::manifest::Deployment;
 

@@ -44,6 +44,7 @@
 //!   rounded down.
 
 mod bounds;
+mod jobs;
 mod render;
 mod requirements;
 mod search;

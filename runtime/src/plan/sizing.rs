@@ -35,7 +35,7 @@
 //! keeps a job's window before the next one's release), so every count is a difference of
 //! two binary searches.
 
-use super::synth::{ModeJobs, Slot};
+use super::jobs::{ModeJobs, Slot};
 use super::ChannelSizing;
 use crate::manifest::Deployment;
 

@@ -48,7 +48,31 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::Fingerprint;
+/// Layout fingerprint of a message type: what both ends of a port must agree on. Built by
+/// `Message::fingerprint` from the type's structural layout, never by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    /// The message's `TYPE_NAME`.
+    pub name: &'static str,
+    pub size: usize,
+    pub align: usize,
+    /// FNV-1a 64 over the canonical encoding of the type's structural layout
+    /// ([`TypeLayout::hash`]): the type's name, size and alignment, and for every field,
+    /// recursively, its name, offset and type (name, size, alignment, and the element type
+    /// and length of arrays or the fields of nested messages). The encoding is written
+    /// down in this module's docs.
+    pub hash: u64,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (size {}, align {}, layout {:016x})",
+            self.name, self.size, self.align, self.hash
+        )
+    }
+}
 
 /// A type that may appear as a field of a message: `u8`, `u16`, `u32`, `u64`, `i8`, `i16`,
 /// `i32`, `i64`, `f32`, `f64`, arrays `[T; N]` of such types, and structs declared with

@@ -51,7 +51,7 @@ use iceoryx2::service::builder::publish_subscribe::{
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use iceoryx2::service::Service as _;
 
-pub use crate::manifest::Fingerprint;
+pub use layout::Fingerprint;
 pub use layout::{DifferenceKind, Field, FieldLayout, LayoutDifference, Placed, Shape, TypeLayout};
 pub use reader::{Reader, Sampled};
 

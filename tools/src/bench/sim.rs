@@ -63,7 +63,7 @@ pub fn run(env: &Env, r: &mut Report) {
     let out = match rx.recv_timeout(LIMIT) {
         Ok(out) => out,
         Err(_) => {
-            takt::lifecycle::kill_hard(pid);
+            takt::process::kill_hard(pid);
             let _ = waiter.join();
             return env.fail(
                 r,

@@ -1,7 +1,10 @@
-//! Starting app processes that cannot outlive their supervisor.
+//! Child processes: starting them, waiting for them within a limit, killing them.
 //!
-//! Owns: the one `pre_exec` hook of takt. It must never do anything in the forked child but
-//! async-signal-safe system calls. Also owns the answer to `ETXTBSY` at `exec`.
+//! Owns: the one `pre_exec` hook of takt (app processes that cannot outlive their
+//! supervisor), the answer to `ETXTBSY` at `exec`, and the bounded wait. It must never do
+//! anything in the forked child but async-signal-safe system calls, and never wait without
+//! a limit. It sits below the catalog handshake and the lifecycle manager, which both start
+//! executables, and knows nothing of either.
 
 use std::io;
 use std::process::{Child, Command};
@@ -59,6 +62,39 @@ pub fn spawn_unless_text_busy(cmd: &mut Command) -> io::Result<Child> {
                 pause = (pause * 2).min(Duration::from_millis(20));
             }
             done => return done,
+        }
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`: a thread blocks in `wait` and the caller
+/// learns of the exit the moment it happens (a poll with growing pauses added up to half
+/// a catalog handshake's time on a 3 ms answer). A child still running at the deadline is killed
+/// and reaped, and the answer is `None`.
+pub fn wait_bounded(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(status)) => {
+            let _ = waiter.join();
+            Some(status)
+        }
+        _ => {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill has no memory preconditions. The pid is still this child's:
+                // the waiter thread has not reaped it (it would have answered), so the
+                // kernel cannot have given the number to another process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            let _ = waiter.join();
+            None
         }
     }
 }
