@@ -15,6 +15,10 @@
 //!   control block.
 //! * [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe journal.
 //!
+//! What the library reports (supervision, OTA steps, an app process's failure) goes through
+//! the `log` facade, never straight to stderr; [`logging::to_stderr`] is the sink the `takt`
+//! CLI and every app process install.
+//!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
 //!
@@ -35,6 +39,7 @@ pub mod fsio;
 // Shared memory across processes holds plain std atomics; loom's model types cannot live there.
 #[cfg(not(loom))]
 pub mod lifecycle;
+pub mod logging;
 pub mod manifest;
 #[cfg(feature = "platform")]
 pub mod ota;
