@@ -234,7 +234,7 @@ pub fn app_main(registry: Registry) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!(
+            log::error!(
                 "{}: {e}\n{USAGE}\n(an app executable built against takt API version {API_VERSION} (takt {}); `takt run` starts it)",
                 executable_name(),
                 env!("CARGO_PKG_VERSION")
@@ -245,7 +245,7 @@ pub fn app_main(registry: Registry) -> ExitCode {
     match host_with_args(&args, &registry) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
-            eprintln!("{message}");
+            log::error!("{message}");
             ExitCode::from(code)
         }
     }
