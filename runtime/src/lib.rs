@@ -26,6 +26,10 @@
 //! 14. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
 //!     control block, and the app process's entry point.
 //!
+//! What the library reports (supervision, OTA steps, an app process's failure) goes through
+//! the `log` facade, never straight to stderr; [`logging::to_stderr`] is the sink the `takt`
+//! CLI and every app process install.
+//!
 //! Apps link only against the public API re-exported here and build under
 //! `#![deny(unsafe_code)]`; every `unsafe` block of takt lives in this crate.
 //!
@@ -46,6 +50,7 @@ pub mod fsio;
 // Shared memory across processes holds plain std atomics; loom's model types cannot live there.
 #[cfg(not(loom))]
 pub mod lifecycle;
+pub mod logging;
 pub mod manifest;
 #[cfg(feature = "platform")]
 pub mod ota;

@@ -14,6 +14,8 @@ takt::counting_allocator!();
 // --- end takt bench ---
 
 fn main() -> ExitCode {
+    // The library reports through `log`; the CLI is the program, so it picks the sink first.
+    takt::logging::to_stderr();
     match takt_cli::run(takt_cli::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -208,6 +208,9 @@ fn set<T>(slot: &mut Option<T>, flag: &'static str, v: T) -> Result<(), AppArgsE
 /// Parses the process's command line and hosts the app with `registry`'s tasks until the run
 /// ends. Exit code 0 when the app ran and reported, 2 for a bad command line or host plan,
 /// 1 when the run failed.
+///
+/// Except when it answers `--takt-catalog`, it first installs [`crate::logging::to_stderr`]
+/// (a logger the app set before calling it stays).
 pub fn app_main(registry: Registry) -> ExitCode {
     // The catalog handshake comes first and alone: `takt` asks before it validates a
     // deployment, so the answer must not depend on anything else on the command line.
@@ -221,6 +224,9 @@ pub fn app_main(registry: Registry) -> ExitCode {
             Err(_) => ExitCode::from(1),
         };
     }
+    // Past the handshake this process runs an app: what it and the library report reaches
+    // stderr, where the supervisor's own lines go, unless the app set its own logger.
+    crate::logging::to_stderr();
     let args = match AppArgs::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(AppArgsError::Help) => {
@@ -228,7 +234,7 @@ pub fn app_main(registry: Registry) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!(
+            log::error!(
                 "{}: {e}\n{USAGE}\n(an app executable built against takt API version {API_VERSION} (takt {}); `takt run` starts it)",
                 executable_name(),
                 env!("CARGO_PKG_VERSION")
@@ -239,7 +245,7 @@ pub fn app_main(registry: Registry) -> ExitCode {
     match host_with_args(&args, &registry) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
-            eprintln!("{message}");
+            log::error!("{message}");
             ExitCode::from(code)
         }
     }

@@ -280,7 +280,7 @@ pub fn supervise(
     }
     let stale = SharedControl::remove_stale();
     if stale > 0 {
-        eprintln!("takt run: removed {stale} control block(s) of supervisors that no longer run");
+        log::info!("takt run: removed {stale} control block(s) of supervisors that no longer run");
     }
     let shm_name = SharedControl::name_for(&d.name, std::process::id());
     let shared = SharedControl::create(&shm_name, d.default_mode).map_err(|e| e.to_string())?;
@@ -503,7 +503,7 @@ impl Supervisor<'_> {
         if self.stopping {
             return;
         }
-        eprintln!("takt run: stopping every app at the next hyperperiod boundary ({why})");
+        log::info!("takt run: stopping every app at the next hyperperiod boundary ({why})");
         self.stopping = true;
         self.stop_at_ns = Some(monotonic_now_ns());
         self.control().request_stop();
@@ -574,7 +574,7 @@ impl Supervisor<'_> {
         match oldest_idle {
             Some(t) => {
                 if let Some(c) = self.conns.remove(&t) {
-                    eprintln!(
+                    log::warn!(
                         "takt run: control socket: {MAX_CLIENTS} clients are connected; closed the oldest idle one (pid {})",
                         c.peer.pid
                     );
@@ -592,12 +592,12 @@ impl Supervisor<'_> {
                     let peer = match peer::credentials(&stream) {
                         Ok(p) => p,
                         Err(e) => {
-                            eprintln!("takt run: control socket: refused a connection whose peer is unknown ({e})");
+                            log::warn!("takt run: control socket: refused a connection whose peer is unknown ({e})");
                             continue; // dropped: closes the connection
                         }
                     };
                     if peer.uid != self.owner_uid && peer.uid != 0 {
-                        eprintln!(
+                        log::warn!(
                             "takt run: control socket: refused pid {} of uid {}: only uid {} (the supervisor's) or root may connect",
                             peer.pid, peer.uid, self.owner_uid
                         );
@@ -607,11 +607,11 @@ impl Supervisor<'_> {
                     if app_process {
                         let n = self.conns.values().filter(|c| c.app_process).count();
                         if n >= MAX_APP_CONNECTIONS {
-                            eprintln!("takt run: control socket: app process {} refused: {n} app connections are open", peer.pid);
+                            log::warn!("takt run: control socket: app process {} refused: {n} app connections are open", peer.pid);
                             continue;
                         }
                     } else if !self.client_slot() {
-                        eprintln!(
+                        log::warn!(
                             "takt run: control socket: refused pid {}: {MAX_CLIENTS} clients wait for answers",
                             peer.pid
                         );
@@ -642,7 +642,7 @@ impl Supervisor<'_> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
-                    eprintln!("takt run: accepting a control connection failed: {e}");
+                    log::error!("takt run: accepting a control connection failed: {e}");
                     return;
                 }
             }
@@ -696,7 +696,7 @@ impl Supervisor<'_> {
             match f {
                 Ok(req) => self.handle(apps, t, req),
                 Err(e) => {
-                    eprintln!("takt run: control socket: {e}");
+                    log::warn!("takt run: control socket: {e}");
                     self.reply(t, &Response::Refused(e.to_string()), true);
                 }
             }
@@ -819,7 +819,7 @@ impl Supervisor<'_> {
 
     fn handle(&mut self, apps: &mut [App], t: Token, req: Request) {
         if let Err(why) = self.authorize(apps, t, &req) {
-            eprintln!("takt run: control socket: refused: {why}");
+            log::warn!("takt run: control socket: refused: {why}");
             self.reply(t, &Response::Refused(why), true);
             return;
         }
@@ -832,7 +832,7 @@ impl Supervisor<'_> {
                 Some(m) if !self.stopping => {
                     self.control().request_mode(m);
                     self.requested_mode = Some(m);
-                    eprintln!("takt run: mode `{name}` requested over the control socket");
+                    log::info!("takt run: mode `{name}` requested over the control socket");
                     self.reply(
                         t,
                         &Response::Done(format!(
@@ -873,7 +873,7 @@ impl Supervisor<'_> {
                 };
                 let peer = self.conns.get(&t).map_or(0, |c| c.peer.pid);
                 if peer != pid {
-                    eprintln!(
+                    log::warn!(
                         "takt run: control socket: refused: peer pid {peer} claims to be process {pid} of app `{app}`"
                     );
                     self.reply(
@@ -911,7 +911,7 @@ impl Supervisor<'_> {
                     Some(epoch) => {
                         // A restarted app joins at the first boundary it can still make.
                         let start_cycle = self.first_join_cycle(epoch);
-                        eprintln!(
+                        log::info!(
                             "takt run: app `{app}` (pid {pid}) rejoins at hyperperiod {start_cycle}"
                         );
                         let mut a = std::mem::replace(&mut apps[i], placeholder());
@@ -932,7 +932,7 @@ impl Supervisor<'_> {
                 if let Some(i) = self.app_index(apps, &app) {
                     if apps[i].conn == Some(t) {
                         if let Err(e) = &result {
-                            eprintln!("takt run: app `{app}` failed: {e}");
+                            log::error!("takt run: app `{app}` failed: {e}");
                         }
                         apps[i].result = Some(result);
                         self.reply(t, &Response::Done("results received".into()), true);
@@ -991,21 +991,21 @@ impl Supervisor<'_> {
                 AppState::Failed
             };
             if apps[i].state == AppState::Failed {
-                eprintln!("takt run: app `{name}` ended at the end of the run: {status}");
+                log::error!("takt run: app `{name}` ended at the end of the run: {status}");
                 if apps[i].result.is_none() {
                     apps[i].result = Some(Err(format!("the process ended: {status}")));
                 }
             }
             return;
         }
-        eprintln!("takt run: app `{name}` ended mid-run: {status}");
+        log::error!("takt run: app `{name}` ended mid-run: {status}");
         let sup = apps[i].supervision;
         match apps[i].history.decide(&sup, exit, now) {
             Decision::Restart => {
                 apps[i].state = AppState::Restarting;
                 apps[i].incarnation = apps[i].next_incarnation;
                 apps[i].next_incarnation += 1;
-                eprintln!(
+                log::warn!(
                     "takt run: restarting app `{name}` (restart {} of the run)",
                     apps[i].history.total
                 );
@@ -1048,7 +1048,7 @@ impl Supervisor<'_> {
             }
             Escalation::Mode(m) => {
                 let mode = self.d.modes.get(m).map_or("?", |m| m.name.as_str());
-                eprintln!("takt run: app `{name}` failed ({why}); escalating to mode `{mode}`");
+                log::error!("takt run: app `{name}` failed ({why}); escalating to mode `{mode}`");
                 self.control().request_mode(m);
                 self.requested_mode = Some(m);
             }
@@ -1071,7 +1071,7 @@ impl Supervisor<'_> {
             .collect();
         for t in idle {
             if let Some(c) = self.conns.remove(&t) {
-                eprintln!(
+                log::warn!(
                     "takt run: control socket: closed pid {}'s connection: no whole request within {}",
                     c.peer.pid,
                     format_ns(CLIENT_REQUEST_TIMEOUT_NS)
@@ -1113,7 +1113,7 @@ impl Supervisor<'_> {
                 && now > a.last_beat_ns.saturating_add(hb_timeout_ns)
                 && self.control().active_mode() != STOP
             {
-                eprintln!(
+                log::error!(
                     "takt run: app `{}` missed its heartbeat for {}; killing it",
                     a.name,
                     format_ns(now - a.last_beat_ns)
@@ -1135,7 +1135,7 @@ impl Supervisor<'_> {
                 self.kill_spares();
                 for a in apps.iter_mut() {
                     if let Some(pid) = a.pid {
-                        eprintln!(
+                        log::warn!(
                             "takt run: app `{}` did not end after the run; killing it",
                             a.name
                         );

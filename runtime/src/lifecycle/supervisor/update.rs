@@ -316,7 +316,7 @@ impl Updates {
             Err(e) => return Err(e.to_string()),
         };
         if let Some(why) = &read_only {
-            eprintln!(
+            log::warn!(
                 "takt run: OTA: UPDATES DISABLED: {why}; the installed, verified versions run, and staging, activation and rollback are refused until the directory is writable and takt run restarts"
             );
         }
@@ -331,12 +331,12 @@ impl Updates {
             match loaded {
                 Ok((doc, notes)) => {
                     for n in notes {
-                        eprintln!("takt run: OTA: {n}");
+                        log::warn!("takt run: OTA: {n}");
                     }
                     (doc, None)
                 }
                 Err(e) => {
-                    eprintln!("takt run: OTA: {e}; every stage is refused until then");
+                    log::error!("takt run: OTA: {e}; every stage is refused until then");
                     (None, Some(e))
                 }
             }
@@ -385,9 +385,9 @@ impl Updates {
                 opened.map_err(|e| format!("OTA journal of app `{}`: {e}", app.name))?;
             let r = j.record().clone();
             // Repairs of the state (counter disagreement, fallback to the other slot, a
-            // rebuilt journal): loud on stderr and kept for `takt ota status`.
+            // rebuilt journal): logged as warnings and kept for `takt ota status`.
             for note in j.notes() {
-                eprintln!("takt run: OTA: {note}");
+                log::warn!("takt run: OTA: {note}");
             }
             if !j.notes().is_empty() {
                 u.last_result[u.journals.len()] = Some(j.notes().join("; "));
@@ -404,7 +404,7 @@ impl Updates {
                     }
                     Recovery::FellBack => "the slot that should run is not intact (see below)",
                 };
-                eprintln!(
+                log::warn!(
                     "takt run: OTA recovery: app `{}`: {what}; now {} with version {} installed",
                     app.name,
                     r.state.name(),
@@ -445,7 +445,7 @@ impl Updates {
     #[cfg(feature = "test-hooks")]
     fn kill_point(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
-            eprintln!("takt run: {KILL_AT_ENV}={point}: the supervisor kills itself (SIGKILL)");
+            log::warn!("takt run: {KILL_AT_ENV}={point}: the supervisor kills itself (SIGKILL)");
             // SAFETY: kill(2) on our own pid with SIGKILL has no memory-safety concerns.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
@@ -675,7 +675,7 @@ fn app_report(
 
 impl Supervisor<'_> {
     fn refuse(&mut self, t: Token, why: String) {
-        eprintln!("takt run: OTA: refused: {why}");
+        log::warn!("takt run: OTA: refused: {why}");
         self.reply(t, &Response::Refused(why), true);
     }
 
@@ -879,7 +879,7 @@ impl Supervisor<'_> {
         if let Some(doc) = new_key_doc {
             crate::ota::keys::install(&mut FsStorage::new(&u.state_dir), &doc)
                 .map_err(|e| format!("cannot install the carried key document: {e}"))?;
-            eprintln!(
+            log::info!(
                 "takt run: OTA: key document version {} installed (signed by root key {})",
                 doc.body.version,
                 crate::ota::to_hex(&doc.signer)
@@ -890,7 +890,7 @@ impl Supervisor<'_> {
         let total_bytes = b.installed_bytes();
         u.written[app].store(0, Ordering::Relaxed);
         let version = fr.version;
-        eprintln!(
+        log::info!(
             "takt run: OTA: staging app `{}` version {version} ({}, {total_bytes} bytes{}) signed by {}",
             fr.app,
             fr.version_label,
@@ -1002,7 +1002,7 @@ impl Supervisor<'_> {
                 return Err(e);
             }
         };
-        eprintln!(
+        log::info!(
             "takt run: OTA: app `{name}` version {version} started standing by (pid {}, incarnation {incarnation}); {}",
             child.id(),
             if hot_swap {
@@ -1108,7 +1108,7 @@ impl Supervisor<'_> {
                 };
             }
         }
-        eprintln!(
+        log::info!(
             "takt run: OTA: app `{}` version {} is ready; it stands by from hyperperiod {start_cycle}",
             apps[app].name, u.spares[k].version
         );
@@ -1183,7 +1183,7 @@ impl Supervisor<'_> {
             // reached it) is killed: it is tracked until reaped, never left behind.
             if let (Some(c), Some(at)) = (s.child.as_mut(), s.dismissed_ns) {
                 if now > at.saturating_add(grace_ns) {
-                    eprintln!(
+                    log::warn!(
                         "takt run: OTA: app `{}` version {} (pid {}) was dismissed {} ago and has not ended; killing it",
                         self.d.apps[s.app].name,
                         s.version,
@@ -1206,9 +1206,11 @@ impl Supervisor<'_> {
                 self.conns.remove(&t);
             }
             if !s.expected_exit && !status.success() {
-                eprintln!(
+                log::error!(
                     "takt run: OTA: app `{}` version {} (pid {}) ended: {status}",
-                    self.d.apps[s.app].name, s.version, s.pid
+                    self.d.apps[s.app].name,
+                    s.version,
+                    s.pid
                 );
             }
         }
@@ -1222,7 +1224,7 @@ impl Supervisor<'_> {
         };
         for s in &mut u.spares {
             if let Some(c) = s.child.as_mut() {
-                eprintln!(
+                log::warn!(
                     "takt run: OTA: app `{}` version {} (pid {}) did not end after the run; killing it",
                     self.d.apps[s.app].name, s.version, s.pid
                 );
@@ -1267,7 +1269,7 @@ impl Supervisor<'_> {
         if u.spares[old].child.is_none() {
             // Its standby died: nothing to hand over to. The tick rolls back without it
             // (`roll_back_without_standby`).
-            eprintln!(
+            log::error!(
                 "takt run: OTA: app `{}` version {version} failed probation ({why}); its standby has ended, so the installed version is restarted",
                 self.d.apps[app].name
             );
@@ -1289,7 +1291,7 @@ impl Supervisor<'_> {
             .request_handover(app, owner, u64::MAX)
         {
             Ok(h) => {
-                eprintln!(
+                log::error!(
                     "takt run: OTA: app `{}` version {version} failed probation ({why}); rolling back at the next boundary",
                     self.d.apps[app].name
                 );
@@ -1303,7 +1305,7 @@ impl Supervisor<'_> {
                 };
             }
             Err(e) => {
-                eprintln!(
+                log::error!(
                     "takt run: OTA: cannot roll app `{}` back: {e:?} (the run is stopping); the journal reverts at the next start",
                     self.d.apps[app].name
                 );
@@ -1364,7 +1366,7 @@ impl Supervisor<'_> {
             if bad { "marked bad" } else { "not marked bad: the platform, not the version, failed" },
             apps[app].ota_version
         );
-        eprintln!("takt run: OTA: {msg}");
+        log::warn!("takt run: OTA: {msg}");
         u.last_result[app] = Some(msg);
         u.op = Op::Idle;
         self.ended(apps, app, status);
@@ -1420,7 +1422,7 @@ impl Supervisor<'_> {
         };
         u.last_result[app] = Some(msg.clone());
         u.op = Op::Idle;
-        eprintln!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
+        log::warn!("takt run: OTA: app `{}`: {msg}", self.d.apps[app].name);
         if let Some(t) = conn {
             self.reply(t, &Response::Refused(msg), true);
         }
@@ -1506,7 +1508,7 @@ impl Supervisor<'_> {
                                 let msg = format!(
                                     "app `{name}` version {version} staged into slot {slot} ({total} bytes, synced)"
                                 );
-                                eprintln!("takt run: OTA: {msg}");
+                                log::info!("takt run: OTA: {msg}");
                                 u.last_result[app] = Some(msg.clone());
                                 self.reply(
                                     conn,
@@ -1596,7 +1598,7 @@ impl Supervisor<'_> {
                             });
                             u.kill_point("switch-decided");
                             if let Err(e) = u.transition(app, |j| j.switched()) {
-                                eprintln!("takt run: OTA: journal: {e}");
+                                log::error!("takt run: OTA: journal: {e}");
                             }
                             u.kill_point("probation");
                             // The app's record now describes the new process; the spare
@@ -1631,7 +1633,7 @@ impl Supervisor<'_> {
                                 apps[app].name,
                                 if hot_swap { "hot swap" } else { "update-safe mode" }
                             );
-                            eprintln!("takt run: OTA: {msg}");
+                            log::info!("takt run: OTA: {msg}");
                             u.last_result[app] = Some(msg.clone());
                             if let Some(t) = conn {
                                 self.reply(t, &Response::Done(msg), true);
@@ -1709,7 +1711,7 @@ impl Supervisor<'_> {
                 let Some(warm) = warm else {
                     if cycle > *from_cycle {
                         let warmup = base.since(&current);
-                        eprintln!(
+                        log::info!(
                             "takt run: OTA: app `{}` version {version}: warm-up until hyperperiod {cycle}: {} overrun(s) and {} missed release(s) ({} and {} the platform's), reported, not judged; {} faulted job(s), judged with the window",
                             apps[app].name,
                             warmup.overruns,
@@ -1772,7 +1774,7 @@ impl Supervisor<'_> {
                     probation::Verdict::Watch => return,
                     probation::Verdict::Recheck(first) => {
                         *until_cycle = cycle + u.probation_cycles;
-                        eprintln!(
+                        log::warn!(
                             "takt run: OTA: app `{}` version {version}: {first}; a lone job can look over its CPU budget through the platform (a thread's CPU clock counts interrupts and host time not reported as steal), so the window starts again: probation until hyperperiod {}, and an excess there rolls back",
                             apps[app].name, *until_cycle
                         );
@@ -1790,7 +1792,7 @@ impl Supervisor<'_> {
                 {
                     let name = apps[app].name.clone();
                     if let Err(e) = u.transition(app, |j| j.commit()) {
-                        eprintln!("takt run: OTA: journal: {e}");
+                        log::error!("takt run: OTA: journal: {e}");
                         let committed = u.records[app]
                             .as_ref()
                             .is_some_and(|r| matches!(r.state, UpdateState::Committed { .. }));
@@ -1805,7 +1807,7 @@ impl Supervisor<'_> {
                         "app `{name}` version {version} committed after a clean probation ({summary}); version {} dismissed",
                         s.version
                     );
-                    eprintln!("takt run: OTA: {msg}");
+                    log::info!("takt run: OTA: {msg}");
                     u.last_result[app] = Some(msg);
                     u.op = Op::Idle;
                 }
@@ -1854,7 +1856,7 @@ impl Supervisor<'_> {
                     },
                     apps[app].ota_version
                 );
-                eprintln!("takt run: OTA: {msg}");
+                log::warn!("takt run: OTA: {msg}");
                 u.last_result[app] = Some(msg);
                 u.op = Op::Idle;
             }
