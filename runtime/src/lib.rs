@@ -8,22 +8,23 @@
 //!
 //! 1. [`sync`]: the crate-local facade for atomics (switches to loom under `cfg(loom)`).
 //! 2. [`alloc_count`]: the counting allocator that shows the hot path allocates nothing.
-//! 3. [`fsio`]: bounded reads and durable (fsync'd) writes of files.
-//! 4. [`process`]: child processes: spawn, bounded wait, kill.
-//! 5. [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
-//! 6. [`trace`]: the trace record, the per-core ring and the trace file.
-//! 7. [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET
+//! 3. [`logging`]: the stderr sink for what the library logs through the `log` facade.
+//! 4. [`fsio`]: bounded reads and durable (fsync'd) writes of files.
+//! 5. [`process`]: child processes: spawn, bounded wait, kill.
+//! 6. [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
+//! 7. [`trace`]: the trace record, the per-core ring and the trace file.
+//! 8. [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET
 //!    visibility, and the structural layout fingerprint of message types.
-//! 8. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
+//! 9. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
 //!    besides reading the file it is given.
-//! 9. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
+//! 10. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
 //!    bounds. Pure.
-//! 10. [`task`]: the `Task` trait, the step context, the registry of constructors.
-//! 11. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
-//! 12. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
+//! 11. [`task`]: the `Task` trait, the step context, the registry of constructors.
+//! 12. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
+//! 13. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
 //!     journal.
-//! 13. [`catalog`]: what an app executable implements, learnt by the handshake.
-//! 14. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
+//! 14. [`catalog`]: what an app executable implements, learnt by the handshake.
+//! 15. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
 //!     control block, and the app process's entry point.
 //!
 //! What the library reports (supervision, OTA steps, an app process's failure) goes through
