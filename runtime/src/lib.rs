@@ -18,7 +18,7 @@
 //! 9. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
 //!    besides reading the file it is given.
 //! 10. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
-//!    bounds. Pure.
+//!     bounds. Pure.
 //! 11. [`task`]: the `Task` trait, the step context, the registry of constructors.
 //! 12. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
 //! 13. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
