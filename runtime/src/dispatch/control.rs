@@ -22,6 +22,8 @@
 //!   (4) a dispatcher still at cycle n-1        reads `previous`
 //! ```
 
+use crossbeam::utils::CachePadded;
+
 use crate::sync::{AtomicU64, Ordering};
 
 /// The pseudo-mode that ends the run.
@@ -111,14 +113,31 @@ pub enum HandoverError {
 /// It is plain atomics with a fixed `#[repr(C)]` layout and no pointers, so one instance may
 /// live in memory shared by several processes (the lifecycle manager's control block): then
 /// every process decides the same mode for every cycle.
+///
+/// # Cache lines
+///
+/// The three words that dispatchers on different cores (and processes) write on the hot
+/// path each have a line of their own ([`CachePadded`]: 128 bytes on x86_64 and aarch64,
+/// where the spatial prefetcher pulls lines in pairs), so a write to one does not take the
+/// line the others live in away from the cores about to use them:
+/// * `state`: loaded by every dispatcher at every hyperperiod boundary, CASed by the first
+///   to get there and by mode/stop/handover requests;
+/// * `cycle`: `fetch_max` by every dispatcher at every boundary;
+/// * `jobs`: `fetch_add` by every dispatcher after every job, the most frequent write here.
+///
+/// Everything after them is left unpadded: `overruns` moves only on an overrun, the
+/// switch log only on a mode switch, and the handover words only when the supervisor
+/// requests a handover or dismissal (and once per decided handover). They share lines
+/// with each other but with none of the three hot words.
 #[derive(Debug)]
 #[repr(C)]
 pub struct RunControl {
     /// Packed (cycle: 40 bits, pending: 8, previous: 8, mode: 8). Cycle counts from 1 so
     /// that cycle 0's decision is still to be made at start.
-    state: AtomicU64,
-    cycle: AtomicU64,
-    jobs: AtomicU64,
+    state: CachePadded<AtomicU64>,
+    cycle: CachePadded<AtomicU64>,
+    jobs: CachePadded<AtomicU64>,
+    // --- written rarely: unpadded (see the type's docs) ---
     overruns: AtomicU64,
     switches_len: AtomicU64,
     /// (cycle << 8 | mode) for each decided mode switch, first `switches_len` valid.
@@ -134,6 +153,20 @@ pub struct RunControl {
     dismissed: AtomicU64,
 }
 
+/// The line [`CachePadded`] pads to on this target (128 bytes on x86_64).
+pub const CACHE_LINE: usize = std::mem::align_of::<CachePadded<u8>>();
+
+// Each hot word starts a line of its own and the cold words start past the last of them.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(CACHE_LINE >= 64);
+    assert!(std::mem::align_of::<RunControl>() == CACHE_LINE);
+    assert!(offset_of!(RunControl, state).is_multiple_of(CACHE_LINE));
+    assert!(offset_of!(RunControl, cycle) >= offset_of!(RunControl, state) + CACHE_LINE);
+    assert!(offset_of!(RunControl, jobs) >= offset_of!(RunControl, cycle) + CACHE_LINE);
+    assert!(offset_of!(RunControl, overruns) >= offset_of!(RunControl, jobs) + CACHE_LINE);
+};
+
 impl RunControl {
     /// # Panics
     /// When `default_mode` is not below [`MAX_MODES`] (the manifest validator refuses such
@@ -142,9 +175,9 @@ impl RunControl {
         assert!(default_mode < MAX_MODES, "mode {default_mode} out of range");
         let m = default_mode as u64;
         RunControl {
-            state: AtomicU64::new(pack(0, m, m, NONE)),
-            cycle: AtomicU64::new(0),
-            jobs: AtomicU64::new(0),
+            state: CachePadded::new(AtomicU64::new(pack(0, m, m, NONE))),
+            cycle: CachePadded::new(AtomicU64::new(0)),
+            jobs: CachePadded::new(AtomicU64::new(0)),
             overruns: AtomicU64::new(0),
             switches_len: AtomicU64::new(0),
             switches: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -424,6 +457,14 @@ pub const CPU_BUCKETS_PER_BUDGET: u64 = 32;
 /// The app's own processes write these counters, so a misbehaving app can rewrite them:
 /// the supervisor's probation weighs them against what it observes itself (see
 /// `lifecycle::supervisor::update`).
+///
+/// Cache lines: the control block gives each app's record lines of its own (it holds them
+/// as `CachePadded<AppHealth>`), so apps on different cores never write a shared line.
+/// Inside one record nothing is padded: all of its counters have the same writers, the
+/// app's own dispatchers (one per core the app runs on: the heartbeat once per hyperperiod,
+/// the CPU histogram once per job, the rest only on a miss, overrun or fault), which share
+/// the counters themselves, so padding them apart would not stop the line moving between
+/// those cores; the supervisor only reads them, at its poll rate.
 #[derive(Debug)]
 #[repr(C)]
 pub struct AppHealth {

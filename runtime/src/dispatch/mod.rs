@@ -57,7 +57,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use attribution::Attribution;
-pub use control::{cpu_bucket, cpu_quantile_bucket, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET};
+pub use control::{
+    cpu_bucket, cpu_quantile_bucket, CACHE_LINE, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET,
+};
 pub use control::{
     AppHealth, CycleDecision, Handover, HandoverError, OwnOverrun, RunControl, MAX_MODES, STOP,
 };

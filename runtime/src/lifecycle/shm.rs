@@ -9,21 +9,35 @@
 use std::ffi::CString;
 use std::fmt;
 
-use crate::dispatch::{AppHealth, RunControl};
+use crossbeam::utils::CachePadded;
+
+use crate::dispatch::{AppHealth, RunControl, CACHE_LINE};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The most apps one supervised deployment may declare.
 pub const MAX_APPS: usize = 64;
 
-/// "TAKTCTL" + layout version 4 (version 2: [`AppHealth`] counts platform-attributed
+/// "TAKTCTL" + layout version 6 (version 2: [`AppHealth`] counts platform-attributed
 /// misses and a CPU-time histogram; version 3: it counts faulted jobs; version 4: the
-/// simulated-time bell): written last by the creator, checked by every opener.
-const MAGIC: u64 = 0x5441_4B54_4354_4C05;
+/// simulated-time bell; version 5: the worst own overrun; version 6: the hot words of
+/// [`RunControl`] and each app's [`AppHealth`] on cache lines of their own): written last by
+/// the creator, checked by every opener.
+const MAGIC: u64 = 0x5441_4B54_4354_4C06;
 
 /// Prefix of every control block's name (`/dev/shm/takt-ctl-<deployment>-<pid>`).
 const NAME_PREFIX: &str = "takt-ctl-";
 
 /// What every process of a run shares.
+///
+/// Cache lines (see [`CACHE_LINE`]): `run` pads its own hot words (see [`RunControl`]), and
+/// each app's health record has lines of its own, because each is written by a different
+/// process, once per job. Left unpadded: the header words (`magic` and `size_bytes` are
+/// written once at creation, `epoch_ns` once per run, `walked` once per dispatcher at the
+/// end of the run), and the simulated-time words: lockstep is an all-to-all barrier in which
+/// every process reads every other's progress word after each publication and every
+/// publication bumps the one shared `sim_bell` word, so the lines move between the
+/// processes at every step whether or not the words share them (and simulated time has no
+/// deadlines to keep).
 #[repr(C)]
 pub struct ControlBlock {
     magic: AtomicU64,
@@ -35,13 +49,29 @@ pub struct ControlBlock {
     /// The packed mode/stop word every dispatcher of every process decides cycles with.
     pub run: RunControl,
     /// Per app, in manifest order: heartbeat, overruns, missed releases, faulted jobs.
-    pub apps: [AppHealth; MAX_APPS],
+    /// Each on lines of its own: app `i`'s process is the only one that writes `apps[i]`.
+    pub apps: [CachePadded<AppHealth>; MAX_APPS],
     /// Simulated-time progress of each app's process (see [`crate::dispatch::lockstep`]):
     /// [`DONE`](crate::dispatch::lockstep::DONE) for apps that host nothing or have ended.
     pub sim_progress: [AtomicU64; MAX_APPS],
     /// Where processes waiting for another's simulated-time progress sleep.
     pub sim_bell: crate::dispatch::lockstep::Bell,
 }
+
+// The padding above holds only if the block starts on a line boundary: the block is
+// aligned to a line, and `mmap` returns page-aligned addresses (checked in `map`), pages
+// being at least 4 KiB. A line-aligned `run`, line-sized app records, and the progress
+// words starting past the last record's lines follow from the types; checked here so a
+// layout change cannot quietly undo them.
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(align_of::<ControlBlock>() == CACHE_LINE);
+    assert!(CACHE_LINE <= 4096);
+    assert!(offset_of!(ControlBlock, run).is_multiple_of(CACHE_LINE));
+    assert!(offset_of!(ControlBlock, apps).is_multiple_of(CACHE_LINE));
+    assert!(size_of::<CachePadded<AppHealth>>().is_multiple_of(CACHE_LINE));
+    assert!(offset_of!(ControlBlock, sim_progress).is_multiple_of(CACHE_LINE));
+};
 
 /// Why the control block could not be created or opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +172,7 @@ impl SharedControl {
             epoch_ns: AtomicU64::new(0),
             walked: AtomicU64::new(0),
             run: RunControl::new(default_mode),
-            apps: std::array::from_fn(|_| AppHealth::new()),
+            apps: std::array::from_fn(|_| CachePadded::new(AppHealth::new())),
             sim_progress: std::array::from_fn(|_| AtomicU64::new(crate::dispatch::lockstep::DONE)),
             sim_bell: crate::dispatch::lockstep::Bell::new(),
         };
@@ -256,6 +286,16 @@ fn map(fd: libc::c_int, name: &str) -> Result<*mut ControlBlock, ShmError> {
     unsafe { libc::close(fd) };
     if p == libc::MAP_FAILED {
         return Err(e);
+    }
+    // Page-aligned by mmap's contract; the block's line alignment (and so its padding)
+    // depends on it, so a mapping that is not aligned is refused rather than used.
+    if !(p as usize).is_multiple_of(std::mem::align_of::<ControlBlock>()) {
+        // SAFETY: unmapping the SIZE bytes mapped above, which nothing else uses.
+        unsafe { libc::munmap(p, SIZE) };
+        return Err(ShmError {
+            name: name.into(),
+            reason: format!("mmap returned {p:p}, not aligned to {CACHE_LINE} bytes"),
+        });
     }
     Ok(p.cast::<ControlBlock>())
 }

@@ -40,6 +40,8 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crossbeam::utils::CachePadded;
+
 use super::record::{EventKind, TraceRecord};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, UnsafeCell};
 
@@ -105,14 +107,23 @@ impl DropReport {
 }
 
 /// The state both ends share. Each field says which side writes it.
+///
+/// Cache lines: `head` and `tail` each have a line of their own ([`CachePadded`]), because
+/// two cores write them: the producer (a dispatcher) `head` at every push, several times per
+/// job, and the consumer (the drainer) `tail` at every drain. Adjacent, each store would
+/// take the line from the other side, and the producer would miss on it at its next push.
+/// The fields after them are left unpadded and out of both lines (`repr(C)` keeps this
+/// order): `core`, `mask` and `slots` are never written after [`channel`], so both sides
+/// keep the line shared; the mailbox and `final_*` are written only on a loss or at close.
+#[repr(C)]
 struct Shared {
+    /// Written by the producer only: next sequence number to write.
+    head: CachePadded<AtomicU64>,
+    /// Written by the consumer only: next sequence number to read.
+    tail: CachePadded<AtomicU64>,
     core: u8,
     mask: u64,
     slots: Box<[UnsafeCell<TraceRecord>]>,
-    /// Written by the producer only: next sequence number to write.
-    head: AtomicU64,
-    /// Written by the consumer only: next sequence number to read.
-    tail: AtomicU64,
     /// Mailbox ownership: the producer writes `mb_*` only while false, the consumer reads
     /// them only while true.
     mb_full: AtomicBool,
@@ -127,6 +138,15 @@ struct Shared {
     final_last_lost_ns: AtomicU64,
     final_at_seq: AtomicU64,
 }
+
+// `head` and `tail` on lines of their own, and nothing else on either.
+const _: () = {
+    use std::mem::offset_of;
+    const LINE: usize = std::mem::align_of::<CachePadded<u8>>();
+    assert!(std::mem::align_of::<Shared>() == LINE);
+    assert!(offset_of!(Shared, tail) >= offset_of!(Shared, head) + LINE);
+    assert!(offset_of!(Shared, core) >= offset_of!(Shared, tail) + LINE);
+};
 
 // SAFETY: `Shared` is `!Sync` only because of the slot cells. Access to a slot is split by
 // the head/tail protocol in the module docs: the single producer (enforced because
@@ -158,8 +178,8 @@ pub fn channel(
         core,
         mask: capacity_records as u64 - 1,
         slots,
-        head: AtomicU64::new(0),
-        tail: AtomicU64::new(0),
+        head: CachePadded::new(AtomicU64::new(0)),
+        tail: CachePadded::new(AtomicU64::new(0)),
         mb_full: AtomicBool::new(false),
         mb_count: AtomicU64::new(0),
         mb_first_lost_ns: AtomicU64::new(0),
