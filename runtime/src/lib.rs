@@ -7,24 +7,25 @@
 //! up or sideways, and on any cycle between the files of one module.
 //!
 //! 1. [`sync`]: the crate-local facade for atomics (switches to loom under `cfg(loom)`).
-//! 2. [`alloc_count`]: the counting allocator that shows the hot path allocates nothing.
-//! 3. [`logging`]: the stderr sink for what the library logs through the `log` facade.
-//! 4. [`fsio`]: bounded reads and durable (fsync'd) writes of files.
-//! 5. [`process`]: child processes: spawn, bounded wait, kill.
-//! 6. [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
-//! 7. [`trace`]: the trace record, the per-core ring and the trace file.
-//! 8. [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET
+//! 2. [`rng`]: SplitMix64, the seeded generator of tasks' noise models and injected jitter.
+//! 3. [`alloc_count`]: the counting allocator that shows the hot path allocates nothing.
+//! 4. [`logging`]: the stderr sink for what the library logs through the `log` facade.
+//! 5. [`fsio`]: bounded reads and durable (fsync'd) writes of files.
+//! 6. [`process`]: child processes: spawn, bounded wait, kill.
+//! 7. [`time`]: logical time, the monotonic clock contract, real and simulated clocks.
+//! 8. [`trace`]: the trace record, the per-core ring and the trace file.
+//! 9. [`port`]: typed zero-copy `Writer<T>`/`Reader<T>` over iceoryx2 with LET
 //!    visibility, and the structural layout fingerprint of message types.
-//! 9. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
-//!    besides reading the file it is given.
-//! 10. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
+//! 10. [`manifest`]: TOML deployment manifest → typed, validated model. Pure, no I/O
+//!     besides reading the file it is given.
+//! 11. [`plan`]: offline schedule synthesis, an independent verifier and analytic chain
 //!     bounds. Pure.
-//! 11. [`task`]: the `Task` trait, the step context, the registry of constructors.
-//! 12. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
-//! 13. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
+//! 12. [`task`]: the `Task` trait, the step context, the registry of constructors.
+//! 13. [`dispatch`]: one pinned SCHED_FIFO dispatcher per core walking the static table.
+//! 14. [`ota`]: signed update bundles, stage checks, A/B slots and the power-cut-safe
 //!     journal.
-//! 14. [`catalog`]: what an app executable implements, learnt by the handshake.
-//! 15. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
+//! 15. [`catalog`]: what an app executable implements, learnt by the handshake.
+//! 16. [`lifecycle`]: the supervisor of one process per app, its control socket and shared
 //!     control block, and the app process's entry point.
 //!
 //! What the library reports (supervision, OTA steps, an app process's failure) goes through
@@ -58,6 +59,7 @@ pub mod ota;
 pub mod plan;
 pub mod port;
 pub mod process;
+pub mod rng;
 pub mod sync;
 pub mod task;
 pub mod time;

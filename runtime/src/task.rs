@@ -375,6 +375,54 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
+    /// A float parameter (an integer is accepted too) in `min..=max`, or `default` when
+    /// absent. A value outside the range, or NaN, is refused naming the task, the parameter
+    /// and the allowed range.
+    pub fn param_f64_in(
+        &self,
+        name: &str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, TaskBuildError> {
+        let value = self.param_f64(name, default)?;
+        // `!(a && b)` rather than `!range.contains` so that NaN is refused too.
+        if !(value >= min && value <= max) {
+            return Err(self.param_err(
+                name,
+                format!("{value} is out of range; allowed is {min} to {max}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A duration parameter given in milliseconds (float or integer) in `min_ms..=max_ms`,
+    /// returned in nanoseconds (rounded to the nearest).
+    pub fn param_ms_in_ns(
+        &self,
+        name: &str,
+        default_ms: f64,
+        min_ms: f64,
+        max_ms: f64,
+    ) -> Result<u64, TaskBuildError> {
+        let ms = self.param_f64_in(name, default_ms, min_ms, max_ms)?;
+        Ok((ms * 1e6 + 0.5) as u64)
+    }
+
+    /// A seed: any non-negative integer, or `default` when absent.
+    pub fn param_seed(&self, name: &str, default: u64) -> Result<u64, TaskBuildError> {
+        let value = self.param_i64(name, i64::try_from(default).unwrap_or(i64::MAX))?;
+        u64::try_from(value).map_err(|_| {
+            self.param_err(
+                name,
+                format!(
+                    "{value} is negative; allowed is an integer from 0 to {}",
+                    i64::MAX
+                ),
+            )
+        })
+    }
+
     /// An integer parameter, or `default` when absent.
     pub fn param_i64(&self, name: &str, default: i64) -> Result<i64, TaskBuildError> {
         match self.params.get(name) {
@@ -648,5 +696,67 @@ mod tests {
         c.fault(6);
         c.fault(6);
         assert_eq!((c.faults_reported(), c.first_fault()), (u32::MAX, Some(5)));
+    }
+}
+
+#[cfg(test)]
+mod param_tests {
+    use super::*;
+
+    fn with_params<R>(params: &[(&str, ParamValue)], f: impl FnOnce(&TaskBuilder<'_>) -> R) -> R {
+        let node = PortNode::new(&format!("task-params-{}", std::process::id())).expect("node");
+        let params: BTreeMap<String, ParamValue> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let timing = TaskTiming {
+            period_ns: 10_000_000,
+            offset_ns: 0,
+            budget_ns: 1_000_000,
+            let_ns: 5_000_000,
+        };
+        let b = TaskBuilder::new("radar", &node, &[], &params, timing);
+        f(&b)
+    }
+
+    fn reason(e: TaskBuildError) -> String {
+        match e {
+            TaskBuildError::Param { task, name, reason } => {
+                assert_eq!((task.as_str(), name.as_str()), ("radar", "gain"));
+                reason
+            }
+            other => panic!("not a parameter error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_ranged_float_is_read_defaulted_and_refused_outside_its_range_or_as_nan() {
+        let float = |s: &str| ParamValue::Float(s.to_string());
+        with_params(&[("gain", float("2.5"))], |b| {
+            assert_eq!(b.param_f64_in("gain", 1.0, 0.0, 10.0).unwrap(), 2.5);
+            assert_eq!(b.param_f64_in("absent", 1.0, 0.0, 10.0).unwrap(), 1.0);
+            let why = reason(b.param_f64_in("gain", 1.0, 0.0, 2.0).unwrap_err());
+            assert_eq!(why, "2.5 is out of range; allowed is 0 to 2");
+        });
+        with_params(&[("gain", float("NaN"))], |b| {
+            assert!(b.param_f64_in("gain", 1.0, 0.0, 10.0).is_err());
+        });
+        with_params(&[("gain", ParamValue::Int(3))], |b| {
+            assert_eq!(b.param_ms_in_ns("gain", 1.0, 0.0, 10.0).unwrap(), 3_000_000);
+            let why = reason(b.param_ms_in_ns("gain", 1.0, 0.0, 2.0).unwrap_err());
+            assert!(why.contains("out of range"), "{why}");
+        });
+    }
+
+    #[test]
+    fn a_seed_is_a_non_negative_integer() {
+        with_params(&[("gain", ParamValue::Int(-1))], |b| {
+            assert_eq!(b.param_seed("absent", 7).unwrap(), 7);
+            let why = reason(b.param_seed("gain", 7).unwrap_err());
+            assert!(why.starts_with("-1 is negative"), "{why}");
+        });
+        with_params(&[("gain", ParamValue::Int(42))], |b| {
+            assert_eq!(b.param_seed("gain", 7).unwrap(), 42);
+        });
     }
 }

@@ -101,19 +101,13 @@ pub struct Actuator {
 /// Builds the `actuator` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = ActuatorParams::default();
-    let accel_min_mps2 = params::f64_in(b, "accel_min_mps2", d.accel_min_mps2, -15.0, -0.5)?;
+    let accel_min_mps2 = b.param_f64_in("accel_min_mps2", d.accel_min_mps2, -15.0, -0.5)?;
     let p = ActuatorParams {
         accel_min_mps2,
-        accel_max_mps2: params::f64_in(b, "accel_max_mps2", d.accel_max_mps2, 0.5, 10.0)?,
-        jerk_max_mps3: params::f64_in(b, "jerk_max_mps3", d.jerk_max_mps3, 0.1, 1000.0)?,
-        safe_stop_mps2: params::f64_in(
-            b,
-            "safe_stop_mps2",
-            d.safe_stop_mps2,
-            accel_min_mps2,
-            -0.1,
-        )?,
-        timeout_ns: params::ms_in_ns(b, "command_timeout_ms", 30.0, 1.0, 10_000.0)?,
+        accel_max_mps2: b.param_f64_in("accel_max_mps2", d.accel_max_mps2, 0.5, 10.0)?,
+        jerk_max_mps3: b.param_f64_in("jerk_max_mps3", d.jerk_max_mps3, 0.1, 1000.0)?,
+        safe_stop_mps2: b.param_f64_in("safe_stop_mps2", d.safe_stop_mps2, accel_min_mps2, -0.1)?,
+        timeout_ns: b.param_ms_in_ns("command_timeout_ms", 30.0, 1.0, 10_000.0)?,
     };
     Ok(Box::new(Actuator {
         command_in: b.reader(TOPIC_ACCEL_COMMAND)?,

@@ -133,30 +133,28 @@ pub struct Controller {
 /// Builds the `controller` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = ControllerParams::default();
-    let output_min_mps2 = params::f64_in(b, "output_min_mps2", d.output_min_mps2, -15.0, -0.5)?;
+    let output_min_mps2 = b.param_f64_in("output_min_mps2", d.output_min_mps2, -15.0, -0.5)?;
     let p = ControllerParams {
-        kp: params::f64_in(b, "kp", d.kp, 0.0, 10.0)?,
-        ki_per_s: params::f64_in(b, "ki_per_s", d.ki_per_s, 0.0, 20.0)?,
-        integral_limit_mps2: params::f64_in(
-            b,
+        kp: b.param_f64_in("kp", d.kp, 0.0, 10.0)?,
+        ki_per_s: b.param_f64_in("ki_per_s", d.ki_per_s, 0.0, 20.0)?,
+        integral_limit_mps2: b.param_f64_in(
             "integral_limit_mps2",
             d.integral_limit_mps2,
             0.0,
             5.0,
         )?,
         output_min_mps2,
-        output_max_mps2: params::f64_in(b, "output_max_mps2", d.output_max_mps2, 0.5, 10.0)?,
-        ff_rolling_mps2: params::f64_in(b, "ff_rolling_mps2", d.ff_rolling_mps2, 0.0, 1.0)?,
-        ff_aero_per_m: params::f64_in(b, "ff_aero_per_m", d.ff_aero_per_m, 0.0, 0.01)?,
-        standstill_speed_mps: params::f64_in(
-            b,
+        output_max_mps2: b.param_f64_in("output_max_mps2", d.output_max_mps2, 0.5, 10.0)?,
+        ff_rolling_mps2: b.param_f64_in("ff_rolling_mps2", d.ff_rolling_mps2, 0.0, 1.0)?,
+        ff_aero_per_m: b.param_f64_in("ff_aero_per_m", d.ff_aero_per_m, 0.0, 0.01)?,
+        standstill_speed_mps: b.param_f64_in(
             "standstill_speed_mps",
             d.standstill_speed_mps,
             0.0,
             2.0,
         )?,
-        pull_away_mps2: params::f64_in(b, "pull_away_mps2", d.pull_away_mps2, 0.0, 3.0)?,
-        hold_mps2: params::f64_in(b, "hold_mps2", d.hold_mps2, output_min_mps2, 0.0)?,
+        pull_away_mps2: b.param_f64_in("pull_away_mps2", d.pull_away_mps2, 0.0, 3.0)?,
+        hold_mps2: b.param_f64_in("hold_mps2", d.hold_mps2, output_min_mps2, 0.0)?,
     };
     Ok(Box::new(Controller {
         request_in: b.reader(TOPIC_ACCEL_REQUEST)?,
@@ -164,9 +162,9 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_out: b.writer(TOPIC_ACCEL_COMMAND)?,
         law: AccelController::new(p),
         dt_s: params::period_s(b),
-        request_timeout_ns: params::ms_in_ns(b, "request_timeout_ms", 60.0, 1.0, 10_000.0)?,
-        ego_timeout_ns: params::ms_in_ns(b, "ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
-        request_lost_mps2: params::f64_in(b, "request_lost_mps2", -2.0, output_min_mps2, 0.0)?,
+        request_timeout_ns: b.param_ms_in_ns("request_timeout_ms", 60.0, 1.0, 10_000.0)?,
+        ego_timeout_ns: b.param_ms_in_ns("ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
+        request_lost_mps2: b.param_f64_in("request_lost_mps2", -2.0, output_min_mps2, 0.0)?,
         hasher: Sha256::new(),
         commands: 0,
         had_request: false,

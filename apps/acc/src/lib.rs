@@ -38,7 +38,6 @@ pub mod params;
 pub mod perception;
 pub mod planner;
 pub mod radar;
-pub mod rng;
 pub mod vehicle;
 pub mod world;
 

@@ -17,7 +17,7 @@ use crate::messages::{
     CameraFrame, FusedObject, Pixels, RadarTrack, FALSE, FRAME_HEIGHT, FRAME_WIDTH, SOURCE_CAMERA,
     SOURCE_RADAR, TOPIC_CAMERA_FRAME, TOPIC_FUSED_OBJECT, TOPIC_RADAR_TRACK, TRUE,
 };
-use crate::params::{self, ns_to_s};
+use crate::params::ns_to_s;
 use crate::planner::fresh;
 
 /// The lead's box as measured in a frame.
@@ -233,9 +233,9 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         radar_in: b.reader(TOPIC_RADAR_TRACK)?,
         frame_in: b.reader(TOPIC_CAMERA_FRAME)?,
         object_out: b.writer(TOPIC_FUSED_OBJECT)?,
-        radar_std_m: params::f64_in(b, "radar_range_std_m", 0.1, 0.001, 10.0)?,
-        radar_timeout_ns: params::ms_in_ns(b, "radar_timeout_ms", 45.0, 1.0, 10_000.0)?,
-        camera_timeout_ns: params::ms_in_ns(b, "camera_timeout_ms", 100.0, 1.0, 10_000.0)?,
+        radar_std_m: b.param_f64_in("radar_range_std_m", 0.1, 0.001, 10.0)?,
+        radar_timeout_ns: b.param_ms_in_ns("radar_timeout_ms", 45.0, 1.0, 10_000.0)?,
+        camera_timeout_ns: b.param_ms_in_ns("camera_timeout_ms", 100.0, 1.0, 10_000.0)?,
         last_frame_seq: 0,
         radar: RadarHold::default(),
         camera: CameraTrack::default(),

@@ -42,7 +42,6 @@ use crate::messages::{
     AccelRequest, EgoState, FusedObject, FALSE, TOPIC_ACCEL_REQUEST, TOPIC_EGO_STATE,
     TOPIC_FUSED_OBJECT, TRUE,
 };
-use crate::params;
 
 /// The time-gap policy's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -364,29 +363,28 @@ pub struct Planner {
 /// Version 1's parameters, which version 2 shares except for `time_gap_s`.
 fn follow_params(b: &TaskBuilder<'_>) -> Result<TimeGapPolicy, TaskBuildError> {
     let d = TimeGapPolicy::default();
-    let accel_min_mps2 = params::f64_in(b, "accel_min_mps2", d.accel_min_mps2, -12.0, -0.5)?;
+    let accel_min_mps2 = b.param_f64_in("accel_min_mps2", d.accel_min_mps2, -12.0, -0.5)?;
     Ok(TimeGapPolicy {
-        time_gap_s: params::f64_in(b, "time_gap_s", d.time_gap_s, 0.5, 5.0)?,
-        standstill_m: params::f64_in(b, "standstill_m", d.standstill_m, 0.5, 20.0)?,
-        set_speed_mps: params::f64_in(b, "set_speed_mps", d.set_speed_mps, 0.0, 70.0)?,
-        gap_gain_per_s2: params::f64_in(b, "gap_gain_per_s2", d.gap_gain_per_s2, 0.01, 10.0)?,
-        rate_gain_per_s: params::f64_in(b, "rate_gain_per_s", d.rate_gain_per_s, 0.0, 10.0)?,
-        speed_gain_per_s: params::f64_in(b, "speed_gain_per_s", d.speed_gain_per_s, 0.01, 10.0)?,
+        time_gap_s: b.param_f64_in("time_gap_s", d.time_gap_s, 0.5, 5.0)?,
+        standstill_m: b.param_f64_in("standstill_m", d.standstill_m, 0.5, 20.0)?,
+        set_speed_mps: b.param_f64_in("set_speed_mps", d.set_speed_mps, 0.0, 70.0)?,
+        gap_gain_per_s2: b.param_f64_in("gap_gain_per_s2", d.gap_gain_per_s2, 0.01, 10.0)?,
+        rate_gain_per_s: b.param_f64_in("rate_gain_per_s", d.rate_gain_per_s, 0.0, 10.0)?,
+        speed_gain_per_s: b.param_f64_in("speed_gain_per_s", d.speed_gain_per_s, 0.01, 10.0)?,
         accel_min_mps2,
-        accel_max_mps2: params::f64_in(b, "accel_max_mps2", d.accel_max_mps2, 0.1, 6.0)?,
+        accel_max_mps2: b.param_f64_in("accel_max_mps2", d.accel_max_mps2, 0.1, 6.0)?,
     })
 }
 
 /// Version 2's policy: version 1's parameters and the schedule's own.
 fn scheduled_params(b: &TaskBuilder<'_>) -> Result<SpeedScheduledGapPolicy, TaskBuildError> {
     let d = GapSchedule::default();
-    let time_gap_low_s = params::f64_in(b, "time_gap_low_s", d.time_gap_low_s, 0.5, 5.0)?;
+    let time_gap_low_s = b.param_f64_in("time_gap_low_s", d.time_gap_low_s, 0.5, 5.0)?;
     let time_gap_high_s =
-        params::f64_in(b, "time_gap_high_s", d.time_gap_high_s, time_gap_low_s, 5.0)?;
-    let low_speed_mps = params::f64_in(b, "gap_schedule_low_mps", d.low_speed_mps, 0.0, 69.0)?;
+        b.param_f64_in("time_gap_high_s", d.time_gap_high_s, time_gap_low_s, 5.0)?;
+    let low_speed_mps = b.param_f64_in("gap_schedule_low_mps", d.low_speed_mps, 0.0, 69.0)?;
     // The span must not be empty: the schedule interpolates over it.
-    let high_speed_mps = params::f64_in(
-        b,
+    let high_speed_mps = b.param_f64_in(
         "gap_schedule_high_mps",
         d.high_speed_mps,
         low_speed_mps + 1.0,
@@ -424,8 +422,7 @@ pub fn build_speed_scheduled(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskB
 /// (decisions computed per job, default [`OVERRUN_EVALUATIONS_PER_JOB`]).
 pub fn build_overrunning(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let policy = scheduled_params(b)?;
-    let evaluations_per_job = params::f64_in(
-        b,
+    let evaluations_per_job = b.param_f64_in(
         "overrun_evaluations",
         f64::from(OVERRUN_EVALUATIONS_PER_JOB),
         1.0,
@@ -456,9 +453,9 @@ fn build_with(b: &TaskBuilder<'_>, core: PlannerCore) -> Result<Box<dyn Task>, T
         ego_in: b.reader(TOPIC_EGO_STATE)?,
         request_out: b.writer(TOPIC_ACCEL_REQUEST)?,
         core,
-        object_timeout_ns: params::ms_in_ns(b, "object_timeout_ms", 60.0, 1.0, 10_000.0)?,
-        ego_timeout_ns: params::ms_in_ns(b, "ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
-        blind_mps2: params::f64_in(b, "blind_mps2", -2.0, accel_min_mps2, 0.0)?,
+        object_timeout_ns: b.param_ms_in_ns("object_timeout_ms", 60.0, 1.0, 10_000.0)?,
+        ego_timeout_ns: b.param_ms_in_ns("ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
+        blind_mps2: b.param_f64_in("blind_mps2", -2.0, accel_min_mps2, 0.0)?,
         jobs: 0,
         gap_control_jobs: 0,
         blind_jobs: 0,

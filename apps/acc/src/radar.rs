@@ -11,8 +11,7 @@
 use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
 
 use crate::messages::{GroundTruth, RadarTrack, FALSE, TOPIC_RADAR_TRACK, TOPIC_TRUTH, TRUE};
-use crate::params;
-use crate::rng::SplitMix64;
+use takt::rng::SplitMix64;
 
 /// The radar's noise and coverage.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,15 +91,15 @@ pub struct Radar {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = RadarParams::default();
     let p = RadarParams {
-        range_std_m: params::f64_in(b, "range_std_m", d.range_std_m, 0.0, 10.0)?,
-        rate_std_mps: params::f64_in(b, "rate_std_mps", d.rate_std_mps, 0.0, 10.0)?,
-        max_range_m: params::f64_in(b, "max_range_m", d.max_range_m, 1.0, 1000.0)?,
-        dropout: params::f64_in(b, "dropout", d.dropout, 0.0, 1.0)?,
+        range_std_m: b.param_f64_in("range_std_m", d.range_std_m, 0.0, 10.0)?,
+        rate_std_mps: b.param_f64_in("rate_std_mps", d.rate_std_mps, 0.0, 10.0)?,
+        max_range_m: b.param_f64_in("max_range_m", d.max_range_m, 1.0, 1000.0)?,
+        dropout: b.param_f64_in("dropout", d.dropout, 0.0, 1.0)?,
     };
     Ok(Box::new(Radar {
         truth_in: b.reader(TOPIC_TRUTH)?,
         track_out: b.writer(TOPIC_RADAR_TRACK)?,
-        model: RadarModel::new(p, params::seed(b, "seed", 1)?),
+        model: RadarModel::new(p, b.param_seed("seed", 1)?),
         jobs: 0,
         no_detection_jobs: 0,
         publish_errors: 0,

@@ -9,7 +9,7 @@
 //! ports, no clocks, no allocation, so the same inputs give bit-identical trajectories.
 //! It must never read time itself: the caller passes the instant and the step length.
 
-use crate::rng::SplitMix64;
+use takt::rng::SplitMix64;
 
 /// Physical parameters of the ego vehicle.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -19,7 +19,7 @@ use crate::messages::{
     AccelRequest, AppliedCommand, EgoState, GroundTruth, TOPIC_ACCEL_REQUEST,
     TOPIC_APPLIED_COMMAND, TOPIC_EGO_STATE, TOPIC_TRUTH,
 };
-use crate::params::{self, ns_to_s};
+use crate::params::ns_to_s;
 use crate::planner::fresh;
 use crate::vehicle::{Ego, Lead, LeadProfile, PhaseKind, ProfileSpec, VehicleParams};
 
@@ -374,17 +374,17 @@ fn profile_param(
     nominal: (f64, f64),
 ) -> Result<(PhaseKind, f64, f64), TaskBuildError> {
     let name = kind.name().replace('-', "_");
-    let duration_s = params::f64_in(b, &format!("{name}_s"), nominal.0, 0.0, 3600.0)?;
+    let duration_s = b.param_f64_in(&format!("{name}_s"), nominal.0, 0.0, 3600.0)?;
     let accel_mps2 = match kind {
         // Constant-speed phases have no acceleration to set.
         PhaseKind::Cruise | PhaseKind::Steady | PhaseKind::Standstill | PhaseKind::FinalCruise => {
             0.0
         }
         PhaseKind::BrakeHard | PhaseKind::Stop => {
-            params::f64_in(b, &format!("{name}_mps2"), nominal.1, -12.0, -0.1)?
+            b.param_f64_in(&format!("{name}_mps2"), nominal.1, -12.0, -0.1)?
         }
         PhaseKind::Accelerate | PhaseKind::Go => {
-            params::f64_in(b, &format!("{name}_mps2"), nominal.1, 0.1, 6.0)?
+            b.param_f64_in(&format!("{name}_mps2"), nominal.1, 0.1, 6.0)?
         }
     };
     Ok((kind, duration_s, accel_mps2))
@@ -399,13 +399,13 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         return Err(b.fail("the world integrates with its period as step, which must be > 0"));
     }
     let dv = VehicleParams::default();
-    let accel_min_mps2 = params::f64_in(b, "ego_accel_min_mps2", dv.accel_min_mps2, -15.0, -0.5)?;
+    let accel_min_mps2 = b.param_f64_in("ego_accel_min_mps2", dv.accel_min_mps2, -15.0, -0.5)?;
     let vehicle = VehicleParams {
-        lag_s: params::f64_in(b, "ego_lag_s", dv.lag_s, 0.01, 5.0)?,
-        accel_max_mps2: params::f64_in(b, "ego_accel_max_mps2", dv.accel_max_mps2, 0.5, 10.0)?,
+        lag_s: b.param_f64_in("ego_lag_s", dv.lag_s, 0.01, 5.0)?,
+        accel_max_mps2: b.param_f64_in("ego_accel_max_mps2", dv.accel_max_mps2, 0.5, 10.0)?,
         accel_min_mps2,
-        rolling_mps2: params::f64_in(b, "ego_rolling_mps2", dv.rolling_mps2, 0.0, 1.0)?,
-        aero_per_m: params::f64_in(b, "ego_aero_per_m", dv.aero_per_m, 0.0, 0.01)?,
+        rolling_mps2: b.param_f64_in("ego_rolling_mps2", dv.rolling_mps2, 0.0, 1.0)?,
+        aero_per_m: b.param_f64_in("ego_aero_per_m", dv.aero_per_m, 0.0, 0.01)?,
     };
     let nominal = ProfileSpec::default();
     let mut phases = nominal.phases;
@@ -414,22 +414,22 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     }
     let profile = ProfileSpec {
         phases,
-        jitter: params::f64_in(b, "profile_jitter", 0.0, 0.0, 0.5)?,
-        seed: params::seed(b, "seed", 0)?,
+        jitter: b.param_f64_in("profile_jitter", 0.0, 0.0, 0.5)?,
+        seed: b.param_seed("seed", 0)?,
     };
     let d = WorldConfig::default();
     let config = WorldConfig {
         vehicle,
         profile,
-        lead_speed_mps: params::f64_in(b, "lead_speed_mps", d.lead_speed_mps, 0.0, 70.0)?,
-        ego_speed_mps: params::f64_in(b, "ego_speed_mps", d.ego_speed_mps, 0.0, 70.0)?,
-        initial_gap_m: params::f64_in(b, "initial_gap_m", d.initial_gap_m, 0.5, 1000.0)?,
+        lead_speed_mps: b.param_f64_in("lead_speed_mps", d.lead_speed_mps, 0.0, 70.0)?,
+        ego_speed_mps: b.param_f64_in("ego_speed_mps", d.ego_speed_mps, 0.0, 70.0)?,
+        initial_gap_m: b.param_f64_in("initial_gap_m", d.initial_gap_m, 0.5, 1000.0)?,
         step_ns,
     };
     let dr = ConvergenceRule::default();
     let rule = ConvergenceRule {
-        tolerance: params::f64_in(b, "converge_tolerance", dr.tolerance, 0.001, 1.0)?,
-        window_ns: params::ms_in_ns(b, "converge_window_ms", 1000.0, 10.0, 600_000.0)?,
+        tolerance: b.param_f64_in("converge_tolerance", dr.tolerance, 0.001, 1.0)?,
+        window_ns: b.param_ms_in_ns("converge_window_ms", 1000.0, 10.0, 600_000.0)?,
         min_lead_speed_mps: dr.min_lead_speed_mps,
     };
     let sim = WorldSim::new(config, 0);
@@ -441,7 +441,7 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_mps2: sim.cruise_command_mps2(),
         sim,
         started: false,
-        request_timeout_ns: params::ms_in_ns(b, "request_timeout_ms", 60.0, 1.0, 10_000.0)?,
+        request_timeout_ns: b.param_ms_in_ns("request_timeout_ms", 60.0, 1.0, 10_000.0)?,
         tracker: OutcomeTracker::new(rule),
         publish_errors: 0,
     }))

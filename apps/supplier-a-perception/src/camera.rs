@@ -21,8 +21,7 @@ use crate::messages::{
     lateral_to_column, row_distance_m, LaneImage, Pixels, IMAGE_COLUMNS, IMAGE_COLUMN_STEP_M,
     TOPIC_LANE_IMAGE,
 };
-use crate::params;
-use crate::rng::SplitMix64;
+use takt::rng::SplitMix64;
 
 /// What the road looks like and how often the camera is blinded.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,21 +161,21 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = CameraParams::default();
     let grey = |name: &str, default: u8| -> Result<u8, TaskBuildError> {
         // 0..=224 leaves room for the noise on top without wrapping.
-        Ok(params::f64_in(b, name, f64::from(default), 0.0, 224.0)? as u8)
+        Ok(b.param_f64_in(name, f64::from(default), 0.0, 224.0)? as u8)
     };
-    let dash_period_m = params::f64_in(b, "dash_period_m", d.dash_period_m, 1.0, 100.0)?;
+    let dash_period_m = b.param_f64_in("dash_period_m", d.dash_period_m, 1.0, 100.0)?;
     let p = CameraParams {
-        marking_width_m: params::f64_in(b, "marking_width_m", d.marking_width_m, 0.05, 0.5)?,
-        dash_m: params::f64_in(b, "dash_m", d.dash_m, 0.0, dash_period_m)?,
+        marking_width_m: b.param_f64_in("marking_width_m", d.marking_width_m, 0.05, 0.5)?,
+        dash_m: b.param_f64_in("dash_m", d.dash_m, 0.0, dash_period_m)?,
         dash_period_m,
         road_grey: grey("road_grey", d.road_grey)?,
         marking_grey: grey("marking_grey", d.marking_grey)?,
-        glare: params::f64_in(b, "glare", d.glare, 0.0, 1.0)?,
+        glare: b.param_f64_in("glare", d.glare, 0.0, 1.0)?,
     };
     Ok(Box::new(LaneCamera {
         truth_in: b.reader(TOPIC_VEHICLE_TRUTH)?,
         image_out: b.writer(TOPIC_LANE_IMAGE)?,
-        model: CameraModel::new(p, params::seed(b, "seed", 23)?),
+        model: CameraModel::new(p, b.param_seed("seed", 23)?),
         frames: 0,
         glare_frames: 0,
         no_truth_frames: 0,

@@ -21,7 +21,6 @@ use crate::messages::{
     row_distance_m, LaneDetection, LaneImage, Pixels, IMAGE_COLUMNS, IMAGE_COLUMN_STEP_M,
     IMAGE_ROWS, TOPIC_LANE_DETECTION, TOPIC_LANE_IMAGE,
 };
-use crate::params;
 
 /// The most marking candidates kept per row; more bright runs than this in one row is
 /// clutter, and the rest of the row is ignored.
@@ -325,25 +324,24 @@ pub struct LaneDetect {
 /// Builds the `lane_detect` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = DetectorParams::default();
-    let max_run_px = params::f64_in(b, "max_run_px", d.max_run_px as f64, 1.0, 64.0)? as usize;
+    let max_run_px = b.param_f64_in("max_run_px", d.max_run_px as f64, 1.0, 64.0)? as usize;
     let p = DetectorParams {
-        lane_width_m: params::f64_in(b, "lane_width_m", d.lane_width_m, 2.0, 6.0)?,
-        threshold: params::f64_in(b, "threshold", f64::from(d.threshold), 1.0, 255.0)? as u8,
-        background_grey: params::f64_in(
-            b,
+        lane_width_m: b.param_f64_in("lane_width_m", d.lane_width_m, 2.0, 6.0)?,
+        threshold: b.param_f64_in("threshold", f64::from(d.threshold), 1.0, 255.0)? as u8,
+        background_grey: b.param_f64_in(
             "background_grey",
             f64::from(d.background_grey),
             0.0,
             254.0,
         )? as u8,
-        min_run_px: params::f64_in(b, "min_run_px", d.min_run_px as f64, 1.0, max_run_px as f64)?
+        min_run_px: b.param_f64_in("min_run_px", d.min_run_px as f64, 1.0, max_run_px as f64)?
             as usize,
         max_run_px,
-        first_gate_m: params::f64_in(b, "first_gate_m", d.first_gate_m, 0.01, 1.7)?,
-        first_gate_per_m: params::f64_in(b, "first_gate_per_m", d.first_gate_per_m, 0.0, 0.1)?,
-        second_gate_m: params::f64_in(b, "second_gate_m", d.second_gate_m, 0.01, 1.7)?,
-        min_points: params::f64_in(b, "min_points", f64::from(d.min_points), 4.0, 128.0)? as u32,
-        prior_frames: params::f64_in(b, "prior_frames", f64::from(d.prior_frames), 0.0, 1000.0)?
+        first_gate_m: b.param_f64_in("first_gate_m", d.first_gate_m, 0.01, 1.7)?,
+        first_gate_per_m: b.param_f64_in("first_gate_per_m", d.first_gate_per_m, 0.0, 0.1)?,
+        second_gate_m: b.param_f64_in("second_gate_m", d.second_gate_m, 0.01, 1.7)?,
+        min_points: b.param_f64_in("min_points", f64::from(d.min_points), 4.0, 128.0)? as u32,
+        prior_frames: b.param_f64_in("prior_frames", f64::from(d.prior_frames), 0.0, 1000.0)?
             as u32,
     };
     Ok(Box::new(LaneDetect {

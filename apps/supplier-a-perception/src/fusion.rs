@@ -24,7 +24,7 @@ use lane_msgs::{
 use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
 
 use crate::messages::{LaneDetection, TOPIC_LANE_DETECTION};
-use crate::params::{self, fresh, ns_to_s};
+use crate::params::{fresh, ns_to_s};
 
 /// Gains and timeouts of the fusion.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -202,18 +202,17 @@ pub struct LaneFusion {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = FusionParams::default();
     let p = FusionParams {
-        offset_gain: params::f64_in(b, "offset_gain", d.offset_gain, 0.0, 1.0)?,
-        heading_gain: params::f64_in(b, "heading_gain", d.heading_gain, 0.0, 1.0)?,
-        curvature_gain: params::f64_in(b, "curvature_gain", d.curvature_gain, 0.0, 1.0)?,
-        curvature_rate_gain: params::f64_in(
-            b,
+        offset_gain: b.param_f64_in("offset_gain", d.offset_gain, 0.0, 1.0)?,
+        heading_gain: b.param_f64_in("heading_gain", d.heading_gain, 0.0, 1.0)?,
+        curvature_gain: b.param_f64_in("curvature_gain", d.curvature_gain, 0.0, 1.0)?,
+        curvature_rate_gain: b.param_f64_in(
             "curvature_rate_gain",
             d.curvature_rate_gain,
             0.0,
             1.0,
         )?,
-        camera_timeout_ns: params::ms_in_ns(b, "camera_timeout_ms", 50.0, 1.0, 10_000.0)?,
-        motion_timeout_ns: params::ms_in_ns(b, "motion_timeout_ms", 10.0, 1.0, 1_000.0)?,
+        camera_timeout_ns: b.param_ms_in_ns("camera_timeout_ms", 50.0, 1.0, 10_000.0)?,
+        motion_timeout_ns: b.param_ms_in_ns("motion_timeout_ms", 10.0, 1.0, 1_000.0)?,
     };
     Ok(Box::new(LaneFusion {
         detection_in: b.reader(TOPIC_LANE_DETECTION)?,

@@ -11,7 +11,7 @@ use lane_msgs::{ImuSample, VehicleTruth, TOPIC_IMU, TOPIC_VEHICLE_TRUTH};
 use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
 
 use crate::params;
-use crate::rng::SplitMix64;
+use takt::rng::SplitMix64;
 
 /// The IMU's errors.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,22 +83,14 @@ pub struct Imu {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = ImuParams::default();
     let p = ImuParams {
-        yaw_rate_bias_radps: params::f64_in(
-            b,
+        yaw_rate_bias_radps: b.param_f64_in(
             "yaw_rate_bias_radps",
             d.yaw_rate_bias_radps,
             -0.1,
             0.1,
         )?,
-        yaw_rate_std_radps: params::f64_in(
-            b,
-            "yaw_rate_std_radps",
-            d.yaw_rate_std_radps,
-            0.0,
-            0.1,
-        )?,
-        lateral_accel_std_mps2: params::f64_in(
-            b,
+        yaw_rate_std_radps: b.param_f64_in("yaw_rate_std_radps", d.yaw_rate_std_radps, 0.0, 0.1)?,
+        lateral_accel_std_mps2: b.param_f64_in(
             "lateral_accel_std_mps2",
             d.lateral_accel_std_mps2,
             0.0,
@@ -108,7 +100,7 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     Ok(Box::new(Imu {
         truth_in: b.reader(TOPIC_VEHICLE_TRUTH)?,
         sample_out: b.writer(TOPIC_IMU)?,
-        model: ImuModel::new(p, params::seed(b, "seed", 11)?),
+        model: ImuModel::new(p, b.param_seed("seed", 11)?),
         dt_s: params::period_s(b),
         jobs: 0,
         no_truth_jobs: 0,

@@ -37,7 +37,6 @@ pub mod fusion;
 pub mod imu;
 pub mod messages;
 pub mod params;
-pub mod rng;
 
 use lane_msgs::{
     ImuSample, LaneEstimate, VehicleState, VehicleTruth, TOPIC_IMU, TOPIC_LANE_ESTIMATE,

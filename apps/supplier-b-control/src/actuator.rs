@@ -83,9 +83,9 @@ pub struct SteerActuator {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = ActuatorParams::default();
     let p = ActuatorParams {
-        max_angle_rad: params::f64_in(b, "max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
-        max_rate_radps: params::f64_in(b, "max_rate_radps", d.max_rate_radps, 0.01, 10.0)?,
-        timeout_ns: params::ms_in_ns(b, "command_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        max_angle_rad: b.param_f64_in("max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
+        max_rate_radps: b.param_f64_in("max_rate_radps", d.max_rate_radps, 0.01, 10.0)?,
+        timeout_ns: b.param_ms_in_ns("command_timeout_ms", 20.0, 1.0, 1_000.0)?,
     };
     Ok(Box::new(SteerActuator {
         command_in: b.reader(TOPIC_STEER_COMMAND)?,

@@ -119,18 +119,17 @@ pub struct SteerController {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = ControllerParams::default();
     let p = ControllerParams {
-        wheelbase_m: params::f64_in(b, "wheelbase_m", d.wheelbase_m, 1.0, 6.0)?,
-        kp: params::f64_in(b, "kp", d.kp, 0.0, 20.0)?,
-        ki_per_s: params::f64_in(b, "ki_per_s", d.ki_per_s, 0.0, 100.0)?,
-        integral_limit_per_m: params::f64_in(
-            b,
+        wheelbase_m: b.param_f64_in("wheelbase_m", d.wheelbase_m, 1.0, 6.0)?,
+        kp: b.param_f64_in("kp", d.kp, 0.0, 20.0)?,
+        ki_per_s: b.param_f64_in("ki_per_s", d.ki_per_s, 0.0, 100.0)?,
+        integral_limit_per_m: b.param_f64_in(
             "integral_limit_per_m",
             d.integral_limit_per_m,
             0.0,
             0.1,
         )?,
-        max_angle_rad: params::f64_in(b, "max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
-        min_speed_mps: params::f64_in(b, "min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
+        max_angle_rad: b.param_f64_in("max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
+        min_speed_mps: b.param_f64_in("min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
     };
     Ok(Box::new(SteerController {
         plan_in: b.reader(TOPIC_LATERAL_PLAN)?,
@@ -139,8 +138,8 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_out: b.writer(TOPIC_STEER_COMMAND)?,
         law: SteerLaw::new(p),
         dt_s: params::period_s(b),
-        plan_timeout_ns: params::ms_in_ns(b, "plan_timeout_ms", 25.0, 1.0, 1_000.0)?,
-        sensor_timeout_ns: params::ms_in_ns(b, "sensor_timeout_ms", 10.0, 1.0, 1_000.0)?,
+        plan_timeout_ns: b.param_ms_in_ns("plan_timeout_ms", 25.0, 1.0, 1_000.0)?,
+        sensor_timeout_ns: b.param_ms_in_ns("sensor_timeout_ms", 10.0, 1.0, 1_000.0)?,
         hasher: Sha256::new(),
         commands: 0,
         engaged_commands: 0,

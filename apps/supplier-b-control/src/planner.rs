@@ -18,7 +18,7 @@ use lane_msgs::{LaneEstimate, VehicleState, TOPIC_LANE_ESTIMATE, TOPIC_VEHICLE_S
 use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
 
 use crate::messages::{LateralPlan, TOPIC_LATERAL_PLAN};
-use crate::params::{self, fresh};
+use crate::params::fresh;
 
 /// The lane-keeping law's gains, limits and engagement conditions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,20 +95,19 @@ pub struct LateralPlanner {
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let d = PlannerParams::default();
     let p = PlannerParams {
-        omega_radps: params::f64_in(b, "omega_radps", d.omega_radps, 0.1, 10.0)?,
-        damping: params::f64_in(b, "damping", d.damping, 0.1, 3.0)?,
-        preview_s: params::f64_in(b, "preview_s", d.preview_s, 0.0, 2.0)?,
-        max_lateral_accel_mps2: params::f64_in(
-            b,
+        omega_radps: b.param_f64_in("omega_radps", d.omega_radps, 0.1, 10.0)?,
+        damping: b.param_f64_in("damping", d.damping, 0.1, 3.0)?,
+        preview_s: b.param_f64_in("preview_s", d.preview_s, 0.0, 2.0)?,
+        max_lateral_accel_mps2: b.param_f64_in(
             "max_lateral_accel_mps2",
             d.max_lateral_accel_mps2,
             0.5,
             10.0,
         )?,
-        min_speed_mps: params::f64_in(b, "min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
-        max_dead_reckoning_ns: params::ms_in_ns(b, "max_dead_reckoning_ms", 1000.0, 0.0, 60_000.0)?,
-        estimate_timeout_ns: params::ms_in_ns(b, "estimate_timeout_ms", 30.0, 1.0, 1_000.0)?,
-        state_timeout_ns: params::ms_in_ns(b, "state_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        min_speed_mps: b.param_f64_in("min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
+        max_dead_reckoning_ns: b.param_ms_in_ns("max_dead_reckoning_ms", 1000.0, 0.0, 60_000.0)?,
+        estimate_timeout_ns: b.param_ms_in_ns("estimate_timeout_ms", 30.0, 1.0, 1_000.0)?,
+        state_timeout_ns: b.param_ms_in_ns("state_timeout_ms", 20.0, 1.0, 1_000.0)?,
     };
     Ok(Box::new(LateralPlanner {
         estimate_in: b.reader(TOPIC_LANE_ESTIMATE)?,

@@ -22,7 +22,7 @@ use lane_msgs::{VehicleState, VehicleTruth, TOPIC_VEHICLE_STATE, TOPIC_VEHICLE_T
 use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
 
 use crate::messages::{SteerApplied, TOPIC_STEER_APPLIED};
-use crate::params::{self, fresh, ns_to_s};
+use crate::params::{fresh, ns_to_s};
 use crate::road::Road;
 use crate::vehicle::{Car, VehicleParams};
 
@@ -340,51 +340,42 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let step_ns = b.timing().period_ns;
     let d = WorldConfig::default();
     let dv = d.vehicle;
-    let lane_width_m = params::f64_in(b, "lane_width_m", d.lane_width_m, 2.5, 5.0)?;
-    let gust_start_ns = params::ms_in_ns(b, "gust_start_ms", 6000.0, 0.0, 3_600_000.0)?;
-    let gust_duration_ns = params::ms_in_ns(b, "gust_duration_ms", 1500.0, 0.0, 3_600_000.0)?;
+    let lane_width_m = b.param_f64_in("lane_width_m", d.lane_width_m, 2.5, 5.0)?;
+    let gust_start_ns = b.param_ms_in_ns("gust_start_ms", 6000.0, 0.0, 3_600_000.0)?;
+    let gust_duration_ns = b.param_ms_in_ns("gust_duration_ms", 1500.0, 0.0, 3_600_000.0)?;
     let config = WorldConfig {
         vehicle: VehicleParams {
-            wheelbase_m: params::f64_in(b, "wheelbase_m", dv.wheelbase_m, 1.0, 6.0)?,
-            understeer_rad_per_mps2: params::f64_in(
-                b,
+            wheelbase_m: b.param_f64_in("wheelbase_m", dv.wheelbase_m, 1.0, 6.0)?,
+            understeer_rad_per_mps2: b.param_f64_in(
                 "understeer_rad_per_mps2",
                 dv.understeer_rad_per_mps2,
                 0.0,
                 0.02,
             )?,
-            steer_lag_s: params::f64_in(b, "steer_lag_s", dv.steer_lag_s, 0.005, 2.0)?,
-            steer_max_rad: params::f64_in(b, "steer_max_rad", dv.steer_max_rad, 0.01, 0.6)?,
+            steer_lag_s: b.param_f64_in("steer_lag_s", dv.steer_lag_s, 0.005, 2.0)?,
+            steer_max_rad: b.param_f64_in("steer_max_rad", dv.steer_max_rad, 0.01, 0.6)?,
         },
         driver: DriverParams {
-            omega_radps: params::f64_in(b, "driver_omega_radps", d.driver.omega_radps, 0.1, 10.0)?,
-            damping: params::f64_in(b, "driver_damping", d.driver.damping, 0.1, 3.0)?,
+            omega_radps: b.param_f64_in("driver_omega_radps", d.driver.omega_radps, 0.1, 10.0)?,
+            damping: b.param_f64_in("driver_damping", d.driver.damping, 0.1, 3.0)?,
         },
-        curve_scale: params::f64_in(b, "curve_scale", d.curve_scale, 0.0, 3.0)?,
-        speed_mps: params::f64_in(b, "speed_mps", d.speed_mps, 1.0, 60.0)?,
-        initial_offset_m: params::f64_in(
-            b,
+        curve_scale: b.param_f64_in("curve_scale", d.curve_scale, 0.0, 3.0)?,
+        speed_mps: b.param_f64_in("speed_mps", d.speed_mps, 1.0, 60.0)?,
+        initial_offset_m: b.param_f64_in(
             "initial_offset_m",
             d.initial_offset_m,
             -lane_width_m / 2.0,
             lane_width_m / 2.0,
         )?,
-        initial_heading_rad: params::f64_in(
-            b,
+        initial_heading_rad: b.param_f64_in(
             "initial_heading_rad",
             d.initial_heading_rad,
             -0.2,
             0.2,
         )?,
         lane_width_m,
-        vehicle_width_m: params::f64_in(
-            b,
-            "vehicle_width_m",
-            d.vehicle_width_m,
-            1.0,
-            lane_width_m,
-        )?,
-        gust_mps: params::f64_in(b, "gust_mps", d.gust_mps, -3.0, 3.0)?,
+        vehicle_width_m: b.param_f64_in("vehicle_width_m", d.vehicle_width_m, 1.0, lane_width_m)?,
+        gust_mps: b.param_f64_in("gust_mps", d.gust_mps, -3.0, 3.0)?,
         gust_start_ns,
         gust_duration_ns,
         step_ns,
@@ -397,9 +388,9 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         sim,
         started: false,
         steering: Steering::Driver,
-        applied_timeout_ns: params::ms_in_ns(b, "applied_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        applied_timeout_ns: b.param_ms_in_ns("applied_timeout_ms", 20.0, 1.0, 1_000.0)?,
         tracker: OutcomeTracker {
-            settle_ns: params::ms_in_ns(b, "settle_ms", 3000.0, 0.0, 3_600_000.0)?,
+            settle_ns: b.param_ms_in_ns("settle_ms", 3000.0, 0.0, 3_600_000.0)?,
             ..OutcomeTracker::default()
         },
         publish_errors: 0,

@@ -7,6 +7,7 @@
 //! the walk.
 
 use super::*;
+use crate::rng::SplitMix64;
 
 /// The cores the hosted tasks have windows on, in any mode, ascending.
 pub(super) fn planned_cores(setup: &Setup<'_>) -> Vec<usize> {
@@ -88,10 +89,10 @@ pub(super) struct Hosted {
     pub(super) skip_next: bool,
     /// Who the overrun that set `skip_next` is charged to.
     pub(super) skip_attribution: Attribution,
-    pub(super) rng: u64,
+    pub(super) rng: SplitMix64,
     /// The generator of injected platform stalls (separate from `rng`, so injecting stalls
     /// leaves the execution-time jitter, and with it the outputs, unchanged).
-    pub(super) stall_rng: u64,
+    pub(super) stall_rng: SplitMix64,
     pub(super) probes: Vec<Probe>,
 }
 
@@ -158,8 +159,8 @@ pub(super) fn build_tasks(
             rec: TaskRecorder::new(),
             skip_next: false,
             skip_attribution: Attribution::Takt,
-            rng: seed,
-            stall_rng: stall_seed,
+            rng: SplitMix64::new(seed),
+            stall_rng: SplitMix64::new(stall_seed),
             probes,
         });
     }

@@ -197,7 +197,7 @@ impl Dispatcher<'_> {
         let jitter_ns = match self.setup.jitter {
             Some(j) if w.budget_ns > 0 => {
                 let max = (w.budget_ns as f64 * j.max_fraction_of_budget.clamp(0.0, 1.0)) as u64;
-                next_random(&mut h.rng) % (max + 1)
+                h.rng.next_u64() % (max + 1)
             }
             _ => 0,
         };
@@ -205,7 +205,7 @@ impl Dispatcher<'_> {
             Some(p)
                 if p.every_jobs > 0
                     && p.stall_ns > 0
-                    && next_random(&mut h.stall_rng).is_multiple_of(p.every_jobs) =>
+                    && h.stall_rng.next_u64().is_multiple_of(p.every_jobs) =>
             {
                 p.stall_ns
             }
@@ -367,15 +367,6 @@ impl Dispatcher<'_> {
             }
         }
     }
-}
-
-/// splitmix64: a tiny, well-distributed generator for reproducible jitter.
-pub(super) fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Simulated time shared with other processes, and whether a wait for them gave up.

@@ -1,7 +1,7 @@
-//! A small seeded pseudo-random generator for supplier A's sensor models (IMU noise, camera
-//! pixel noise and glare).
+//! A small seeded pseudo-random generator for tasks that model noise, and for the
+//! dispatcher's injected jitter and stalls.
 //!
-//! Owns: SplitMix64 and the two distributions supplier A needs. It keeps its whole state in
+//! Owns: SplitMix64 and two distributions (uniform, approximately normal). It keeps its whole state in
 //! one `u64` inside the task that uses it: no global state, no thread-local state, no
 //! allocation. It must never read entropy from the system: the same seed gives the same
 //! sequence in every run, which the determinism contract relies on.
