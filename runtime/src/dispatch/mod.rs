@@ -63,7 +63,7 @@ pub use control::{
 pub use control::{
     AppHealth, CycleDecision, Handover, HandoverError, OwnOverrun, RunControl, MAX_MODES, STOP,
 };
-pub use rt::{probe_realtime, thread_cpu_ns};
+pub use rt::{pin_current, probe_realtime, set_fifo_current, thread_cpu_ns};
 use run::{run_real, run_sim};
 use stats::TaskRecorder;
 pub use stats::{FaultCounts, PlatformShare, Quantiles, TaskStats};
@@ -444,6 +444,24 @@ struct Outcome {
     trace: Option<TraceSummary>,
 }
 
+/// The run's modes by name from cycle 0: the default mode, then every switch `control`
+/// recorded, as `(cycle, mode name)`. What a run report shows, in one process or many.
+pub fn mode_history(d: &Deployment, control: &RunControl) -> Vec<(u64, String)> {
+    let mode_name = |m: usize| {
+        d.modes
+            .get(m)
+            .map_or_else(|| format!("#{m}"), |m| m.name.clone())
+    };
+    let mut history = vec![(0, mode_name(d.default_mode))];
+    history.extend(
+        control
+            .mode_switches()
+            .into_iter()
+            .map(|(c, m)| (c, mode_name(m))),
+    );
+    history
+}
+
 fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl) -> RunReport {
     let d = setup.d;
     let mut tasks: Vec<(TaskId, TaskStats)> = Vec::new();
@@ -457,18 +475,7 @@ fn report(setup: &Setup<'_>, clock: ClockKind, o: Outcome, control: &RunControl)
     tasks.sort_by_key(|(id, _)| *id);
     reports.sort_by(|a, b| a.0.cmp(&b.0));
     let digest = combine_digests(&reports);
-    let mode_name = |m: usize| {
-        d.modes
-            .get(m)
-            .map_or_else(|| format!("#{m}"), |m| m.name.clone())
-    };
-    let mut mode_history = vec![(0, mode_name(d.default_mode))];
-    mode_history.extend(
-        control
-            .mode_switches()
-            .into_iter()
-            .map(|(c, m)| (c, mode_name(m))),
-    );
+    let mode_history = mode_history(d, control);
     RunReport {
         clock,
         realtime: o.realtime,

@@ -8,13 +8,14 @@ use thread_priority::unix::{
 };
 use thread_priority::{ThreadPriority, ThreadPriorityValue};
 
-/// Pins the calling thread to `core`, naming the core in the error.
+/// Pins the calling thread to `core`, naming the core in the error. The dispatchers use
+/// it, and so do the bench's own real-time threads.
 pub fn pin_current(core: usize) -> Result<(), String> {
     if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Ok(())
     } else {
         Err(format!(
-            "cannot pin the dispatcher thread to core {core} (sched_setaffinity refused; is the core online and in this process's cpuset?)"
+            "cannot pin a thread to core {core} (sched_setaffinity refused; is the core online and in this process's cpuset?)"
         ))
     }
 }

@@ -19,7 +19,8 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(h: &Histogram<u64>) -> Quantiles {
+    /// min / p50 / p99 / max of `h` (all 0 when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Quantiles {
         if h.is_empty() {
             return Quantiles::default();
         }

@@ -1268,18 +1268,7 @@ impl Supervisor<'_> {
         tasks.sort_by_key(|t| d.task_id(&t.name).unwrap_or(usize::MAX));
         reports.sort_by(|a, b| a.0.cmp(&b.0));
         let digest = dispatch::combine_digests(&reports);
-        let mode_name = |m: usize| {
-            d.modes
-                .get(m)
-                .map_or_else(|| format!("#{m}"), |m| m.name.clone())
-        };
-        let mut mode_history = vec![(0, mode_name(d.default_mode))];
-        mode_history.extend(
-            self.control()
-                .mode_switches()
-                .into_iter()
-                .map(|(c, m)| (c, mode_name(m))),
-        );
+        let mode_history = dispatch::mode_history(d, self.control());
         let cycles = if self.epoch_ns.is_some() {
             (self.control().cycle() + 1).min(self.cycles)
         } else {

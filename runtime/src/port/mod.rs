@@ -288,6 +288,29 @@ pub struct ServiceSizing {
     pub max_borrowed: usize,
 }
 
+impl ServiceSizing {
+    /// Applies these settings and takt's port limits to an iceoryx2 publish-subscribe
+    /// service builder: what every takt port requests, and what the raw-iceoryx2 baseline
+    /// of `takt bench` requests so that it measures the same service.
+    pub fn configure<T, H>(
+        self,
+        builder: iceoryx2::service::builder::publish_subscribe::Builder<T, H, ipc::Service>,
+    ) -> iceoryx2::service::builder::publish_subscribe::Builder<T, H, ipc::Service>
+    where
+        T: fmt::Debug + ZeroCopySend,
+        H: fmt::Debug + ZeroCopySend,
+    {
+        builder
+            .history_size(self.history)
+            .subscriber_max_buffer_size(self.buffer)
+            .subscriber_max_borrowed_samples(self.max_borrowed)
+            .enable_safe_overflow(true)
+            .max_publishers(MAX_WRITERS_PER_TOPIC)
+            .max_subscribers(MAX_READERS_PER_TOPIC)
+            .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
+    }
+}
+
 impl From<Sizing> for ServiceSizing {
     fn from(s: Sizing) -> Self {
         ServiceSizing {
@@ -589,17 +612,12 @@ impl PortNode {
         })?;
         let s = ServiceSizing::from(sizing);
         let builder = || {
-            self.node
-                .service_builder(&name)
-                .publish_subscribe::<T>()
-                .user_header::<LetHeader>()
-                .history_size(s.history)
-                .subscriber_max_buffer_size(s.buffer)
-                .subscriber_max_borrowed_samples(s.max_borrowed)
-                .enable_safe_overflow(true)
-                .max_publishers(MAX_WRITERS_PER_TOPIC)
-                .max_subscribers(MAX_READERS_PER_TOPIC)
-                .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
+            s.configure(
+                self.node
+                    .service_builder(&name)
+                    .publish_subscribe::<T>()
+                    .user_header::<LetHeader>(),
+            )
         };
         if let Some(created) = self.create_unless_present(&name, || builder().create()) {
             return Ok(created);

@@ -37,10 +37,7 @@ use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::{ipc, ServiceName, SignalHandlingMode};
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use takt::dispatch::Quantiles;
-use takt::port::{
-    Message, PortNode, Reader, ServiceSizing, Sizing, Writer, MAX_READERS_PER_TOPIC,
-    MAX_WRITERS_PER_TOPIC,
-};
+use takt::port::{Message, PortNode, Reader, ServiceSizing, Sizing, Writer};
 use takt::time::{monotonic_now_ns, JobTime};
 
 use super::report::{fmt_ns, ratio, Report, Row};
@@ -237,15 +234,7 @@ fn raw_service<T: Payload>(
     let s = ServiceSizing::from(SIZING);
     let service_name =
         ServiceName::new(name).map_err(|e| format!("raw: service name `{name}`: {e:?}"))?;
-    node.service_builder(&service_name)
-        .publish_subscribe::<T>()
-        .history_size(s.history)
-        .subscriber_max_buffer_size(s.buffer)
-        .subscriber_max_borrowed_samples(s.max_borrowed)
-        .enable_safe_overflow(true)
-        .max_publishers(MAX_WRITERS_PER_TOPIC)
-        .max_subscribers(MAX_READERS_PER_TOPIC)
-        .max_nodes(MAX_WRITERS_PER_TOPIC + MAX_READERS_PER_TOPIC)
+    s.configure(node.service_builder(&service_name).publish_subscribe::<T>())
         .open_or_create()
         .map_err(|e| format!("raw: service `{name}`: {e}"))
 }

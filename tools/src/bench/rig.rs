@@ -18,11 +18,6 @@ use takt::task::{
     Ports, Registry, StepContext, Task, TaskBuildError, TaskBuilder, TaskConstructor, TaskReport,
 };
 use takt::time::monotonic_now_ns;
-use thread_priority::unix::{
-    set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
-    ThreadSchedulePolicy,
-};
-use thread_priority::{ThreadPriority, ThreadPriorityValue};
 
 use super::alloc;
 
@@ -50,15 +45,7 @@ pub fn record(h: &mut Histogram<u64>, value_ns: u64) {
 
 /// min / p50 / p99 / max of a histogram (all 0 when it is empty).
 pub fn quantiles(h: &Histogram<u64>) -> Quantiles {
-    if h.is_empty() {
-        return Quantiles::default();
-    }
-    Quantiles {
-        min_ns: h.min(),
-        p50_ns: h.value_at_quantile(0.5),
-        p99_ns: h.value_at_quantile(0.99),
-        max_ns: h.max(),
-    }
+    Quantiles::of(h)
 }
 
 /// The median of `values` (the lower middle one for an even count), `None` when empty.
@@ -522,22 +509,12 @@ pub fn run_bounded(
     result.map_err(|e| format!("{name}: {e}"))
 }
 
-/// Pins the calling thread to `core` and, with `priority`, puts it under SCHED_FIFO.
+/// Pins the calling thread to `core` and, with `priority`, puts it under SCHED_FIFO: the
+/// dispatcher's own calls, so the bench's threads are set up as takt's are.
 pub fn pin_and_prioritize(core: usize, priority: Option<u8>) -> Result<(), String> {
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-        return Err(format!(
-            "cannot pin a bench thread to core {core} (sched_setaffinity refused)"
-        ));
-    }
+    takt::dispatch::pin_current(core)?;
     if let Some(priority) = priority {
-        let value = ThreadPriorityValue::try_from(priority)
-            .map_err(|e| format!("SCHED_FIFO priority {priority} is out of range 1..=99: {e}"))?;
-        set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Crossplatform(value),
-            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
-        )
-        .map_err(|e| format!("cannot set SCHED_FIFO {priority} on core {core}: {e:?}"))?;
+        takt::dispatch::set_fifo_current(priority).map_err(|e| format!("core {core}: {e}"))?;
     }
     Ok(())
 }
