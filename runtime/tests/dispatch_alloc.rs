@@ -9,9 +9,6 @@
 //!
 //! Both in simulated and, where SCHED_FIFO is permitted, in real time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use iceoryx2::prelude::*;
 use takt::dispatch::{ClockKind, RunControl};
 use takt::task::{
@@ -20,35 +17,13 @@ use takt::task::{
 
 mod common;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc`/`realloc` above, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+// takt's own counting allocator (the one `takt bench` reads), not a copy of it.
+takt::counting_allocator!();
 
 fn count<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = takt::alloc_count::allocations();
     let r = f();
-    (ALLOCATIONS.load(Ordering::Relaxed) - before, r)
+    (takt::alloc_count::allocations() - before, r)
 }
 
 /// Reads `tick` like the common consumer and samples the allocation counter.
@@ -67,7 +42,7 @@ impl Task for Probe {
         ctx.fault(1);
         ctx.fault(2);
         self.jobs += 1;
-        let now = ALLOCATIONS.load(Ordering::Relaxed);
+        let now = takt::alloc_count::allocations();
         if self.jobs == 5 {
             self.at_fifth = now;
         }
@@ -171,6 +146,12 @@ fn raw_iceoryx2_allocations_per_publish() -> f64 {
 
 #[test]
 fn steady_state_dispatch_allocates_nothing_beyond_iceoryx2() {
+    // Without the counter every figure below would be 0 and the test would prove nothing.
+    let counting = takt::alloc_count::COUNTING;
+    assert!(
+        counting,
+        "the counting allocator needs takt's `test-hooks` feature: `cargo test --workspace` enables it through the CLI's dev-dependencies; alone, run `cargo test -p takt --features test-hooks`"
+    );
     let raw = raw_iceoryx2_allocations_per_publish();
     println!("raw iceoryx2: {raw:.3} allocations per loan+send");
     let mut clocks = vec![ClockKind::Sim];
