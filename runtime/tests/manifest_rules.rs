@@ -705,6 +705,17 @@ fn a_core_this_machine_does_not_have_is_refused() {
 }
 
 #[test]
+fn a_core_above_what_a_trace_record_can_name_is_refused_with_the_limit() {
+    let text = edit(&[("cores = [0, 1]", "cores = [0, 256]")]);
+    expect_error(
+        &text,
+        line_of(&text, "cores = [0, 256]", 0),
+        "deployment.cores",
+        &["core 256 is above 255"],
+    );
+}
+
+#[test]
 fn a_task_core_outside_the_deployment_cores_is_refused() {
     let text = edit(&[("core = 0\n[task.params]", "core = 2\n[task.params]")]);
     expect_error(

@@ -78,6 +78,10 @@ pub struct Handover {
 
 impl Handover {
     fn pack(self) -> u64 {
+        // Validation bounds apps by MAX_APPS (64), so the app fits its byte; serials count
+        // handovers of one run, far below 2^24.
+        debug_assert!(self.app < 256, "app {} does not fit a handover", self.app);
+        debug_assert!(self.serial < 1 << 24, "handover serial {}", self.serial);
         (self.serial << 40) | ((self.app as u64 & 0xFF) << 32) | u64::from(self.owner)
     }
     fn unpack(word: u64) -> Handover {
@@ -372,6 +376,7 @@ impl RunControl {
     /// version an update replaced, once the update is committed). Replaces an earlier
     /// dismissal.
     pub fn dismiss(&self, app: usize, incarnation: u32) {
+        debug_assert!(app < 256, "app {app} does not fit a dismissal");
         // SYNC POINT: Release pairs with the Acquire in `is_dismissed`.
         self.dismissed.store(
             (1 << 63) | ((app as u64 & 0xFF) << 32) | u64::from(incarnation),
@@ -392,6 +397,7 @@ impl RunControl {
 
     fn record_switch(&self, cycle: u64, mode: u64) {
         // Only the single winner of a cycle's decision records, so slots are never shared.
+        debug_assert!(mode < 256, "mode {mode} does not fit a recorded switch");
         let i = self.switches_len.fetch_add(1, Ordering::AcqRel) as usize;
         if let Some(slot) = self.switches.get(i) {
             // SYNC POINT: Release pairs with the Acquire load in `mode_switches`.

@@ -444,6 +444,16 @@ struct Outcome {
     trace: Option<TraceSummary>,
 }
 
+/// A core number as trace records carry it. Validation bounds cores by
+/// [`limits::MAX_CORE`](crate::manifest::limits::MAX_CORE), so the byte is exact.
+fn core_byte(core: usize) -> u8 {
+    debug_assert!(
+        core <= crate::manifest::limits::MAX_CORE,
+        "core {core} passed validation above the limit"
+    );
+    core as u8
+}
+
 /// The run's modes by name from cycle 0: the default mode, then every switch `control`
 /// recorded, as `(cycle, mode name)`. What a run report shows, in one process or many.
 pub fn mode_history(d: &Deployment, control: &RunControl) -> Vec<(u64, String)> {

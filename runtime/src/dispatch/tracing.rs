@@ -130,7 +130,7 @@ pub(super) fn rings(
     let mut producers = Vec::with_capacity(cores.len());
     let mut consumers = Vec::with_capacity(cores.len());
     for &core in cores {
-        let (p, c) = trace::channel(opts.ring_records, core.min(u8::MAX as usize) as u8)
+        let (p, c) = trace::channel(opts.ring_records, super::core_byte(core))
             .map_err(|e| format!("trace ring for core {core}: {e}"))?;
         producers.push(p);
         consumers.push(c);

@@ -137,9 +137,9 @@ impl Dispatcher<'_> {
     /// The core this dispatcher's records name for deployment-wide events (its first
     /// task's core; simulated time runs all cores on one dispatcher).
     fn tables_core(&self) -> u8 {
-        self.hosted.first().map_or(0, |h| {
-            self.setup.d.tasks[h.id].core.min(u8::MAX as usize) as u8
-        })
+        self.hosted
+            .first()
+            .map_or(0, |h| core_byte(self.setup.d.tasks[h.id].core))
     }
 
     /// Runs one window's job in the cycle starting at logical `cycle_ns`.
@@ -155,7 +155,7 @@ impl Dispatcher<'_> {
         };
         let spec = &self.setup.d.tasks[w.task];
         let h = &mut self.hosted[i];
-        let core = spec.core.min(u8::MAX as usize) as u8;
+        let core = core_byte(spec.core);
         let task = w.task as u32;
         let release_ns = cycle_ns + w.release_ns;
         let index = release_ns.saturating_sub(spec.offset_ns) / spec.period_ns.max(1);

@@ -475,6 +475,8 @@ pub mod limits {
     /// dispatchers test, and a byte of the packed word they decide cycles with (whose two
     /// highest values mean stop and no request).
     pub const MAX_MODES: usize = 64;
+    /// Highest core number a deployment may use: a trace record names its core in one byte.
+    pub const MAX_CORE: usize = 255;
     /// Most apps in one manifest: the supervisor's shared control block has one health
     /// record per app, and a handover names its app in one byte.
     pub const MAX_APPS: usize = 64;

@@ -378,6 +378,18 @@ impl<'r> Check<'_, '_, 'r> {
 
     /// A core number this machine has, as an index.
     fn machine_core(&mut self, core: &At<u64>, field: &str) -> Option<usize> {
+        if core.value > limits::MAX_CORE as u64 {
+            self.cx.error(
+                core.at,
+                field,
+                format!(
+                    "core {} is above {}, the highest core takt's traces and health records can name",
+                    core.value,
+                    limits::MAX_CORE
+                ),
+            );
+            return None;
+        }
         match usize::try_from(core.value) {
             Ok(c) if c < self.machine_cores => Some(c),
             _ => {
