@@ -66,20 +66,6 @@ const EPOCH_MARGIN_NS: u64 = 100_000_000;
 /// pinned) before a hot swap.
 const WARM_UP_CYCLES: u64 = 5;
 
-pub fn supervise(
-    args: &RunArgs,
-    loaded: &Loaded,
-    plan: &Plan,
-    duration_ns: u64,
-    clock: ClockKind,
-) -> Result<(), Failure> {
-    let d = &loaded.d;
-    if clock == ClockKind::Real {
-        check_realtime(args, d)?;
-    }
-    supervise_checked(args, loaded, plan, duration_ns, clock)
-}
-
 fn check_realtime(args: &RunArgs, d: &takt::manifest::Deployment) -> Result<(), Failure> {
     if let Err(reason) = dispatch::probe_realtime(d.priority) {
         if !args.allow_non_rt {
@@ -93,7 +79,8 @@ fn check_realtime(args: &RunArgs, d: &takt::manifest::Deployment) -> Result<(), 
     Ok(())
 }
 
-fn supervise_checked(
+/// Starts one process per app under the supervisor and prints what the run did.
+fn supervise(
     args: &RunArgs,
     loaded: &Loaded,
     plan: &Plan,
@@ -101,6 +88,9 @@ fn supervise_checked(
     clock: ClockKind,
 ) -> Result<(), Failure> {
     let d = &loaded.d;
+    if clock == ClockKind::Real {
+        check_realtime(args, d)?;
+    }
     let program = std::env::current_exe()
         .map_err(|e| Failure::run_failed(format!("takt run: cannot find the takt binary: {e}")))?;
     let manifest_hash = takt::manifest::hash_file(&args.manifest).map_err(|e| {
