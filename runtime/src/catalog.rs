@@ -550,7 +550,9 @@ pub fn read_from_executable(path: &Path) -> Result<AppCatalog, CatalogReadError>
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
         4096,
     );
-    let Some(status) = crate::process::wait_bounded(child, HANDSHAKE_TIMEOUT) else {
+    let Some(Ok(status)) =
+        crate::process::finish_within(child, HANDSHAKE_TIMEOUT, |mut c| c.wait())
+    else {
         return Err(CatalogReadError::Timeout(path.into()));
     };
     // The process has exited; a grandchild holding the pipes open could still block the

@@ -66,40 +66,30 @@ pub fn spawn_unless_text_busy(cmd: &mut Command) -> io::Result<Child> {
     }
 }
 
-/// Waits for `child` to exit, at most `timeout`: a thread blocks in `wait` and the caller
-/// learns of the exit the moment it happens (a poll with growing pauses added up to half
-/// a catalog handshake's time on a 3 ms answer). A child still running at the deadline is killed
-/// and reaped, and the answer is `None`.
-pub fn wait_bounded(
-    mut child: std::process::Child,
+/// Runs `finish` on `child` (a `wait`, or a `wait_with_output`) on a thread of its own
+/// and returns its answer the moment it has one, at most `timeout` later: a poll with
+/// growing pauses added up to half a catalog handshake's time on a 3 ms answer. A child
+/// still running at the deadline is killed and reaped, and the answer is `None`.
+pub fn finish_within<T: Send + 'static>(
+    child: Child,
     timeout: Duration,
-) -> Option<std::process::ExitStatus> {
+    finish: impl FnOnce(Child) -> T + Send + 'static,
+) -> Option<T> {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
+        let _ = tx.send(finish(child));
     });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(status)) => {
-            let _ = waiter.join();
-            Some(status)
-        }
-        _ => {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill has no memory preconditions. The pid is still this child's:
-                // the waiter thread has not reaped it (it would have answered), so the
-                // kernel cannot have given the number to another process.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            let _ = waiter.join();
-            None
-        }
+    let answer = rx.recv_timeout(timeout).ok();
+    if answer.is_none() {
+        // `finish` has not answered, so it has almost surely not reaped the child yet; a
+        // child that ends in this instant is reaped, and the signal finds it gone.
+        kill_hard(pid);
     }
+    let _ = waiter.join();
+    answer
 }
 
-#[cfg(feature = "platform")]
 /// Sends `SIGKILL` to process `pid` (the supervisor's children; fault-injection tools use
 /// it on any process of a run). Errors (already gone, not permitted) are ignored.
 pub fn kill_hard(pid: u32) {

@@ -25,6 +25,7 @@
 //! middle of their 1 µs bin (`v + 0.5` µs), which also keeps a 0 µs bin from dividing by
 //! zero. The JSON keeps takt's exact nanoseconds beside cyclictest's microseconds.
 
+use takt::dispatch::Quantiles;
 use takt::manifest::Wake;
 
 use super::cyclictest::{self, Cyclictest};
@@ -185,7 +186,7 @@ pub fn run(env: &Env, r: &mut Report) {
             env.fail(r, PART, format!("takt dispatcher spinning: {e}"));
             None
         }
-        None => Some(rig::quantiles(&spin)),
+        None => Some(Quantiles::of(&spin)),
     };
     if let Some(q) = spin {
         r.set("spin_takt_ns_p50", q.p50_ns as f64);
@@ -200,7 +201,7 @@ pub fn run(env: &Env, r: &mut Report) {
             env.fail(r, PART, format!("takt dispatcher: {e}"));
             None
         }
-        None => Some(rig::quantiles(&takt)),
+        None => Some(Quantiles::of(&takt)),
     };
     if let Some(q) = takt {
         r.set("jitter_takt_ns_min", q.min_ns as f64);

@@ -125,7 +125,7 @@ pub fn run(env: &Env, r: &mut Report) {
                     wakeup = run.report.tasks.first().map(|t| t.lateness);
                     let mut h = rig::histogram();
                     if rig::record_step_entry_lateness(&mut h, &run) {
-                        entry = Some(rig::quantiles(&h));
+                        entry = Some(Quantiles::of(&h));
                     }
                 }
                 Err(e) => env.fail(r, PART, format!("real-time probe run: {e}")),

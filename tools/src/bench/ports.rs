@@ -530,7 +530,7 @@ fn measure_size<T: Payload>(env: &Env, settings: Settings, r: &mut Report) -> Op
     ));
     match measure::<T>(env, settings) {
         Ok((takt, raw)) => {
-            let (takt, raw) = (rig::quantiles(&takt), rig::quantiles(&raw));
+            let (takt, raw) = (Quantiles::of(&takt), Quantiles::of(&raw));
             for (variant, q) in [("takt", takt), ("raw", raw)] {
                 r.set(
                     &format!("port_{variant}_{}_ns_p50", T::KEY),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use takt::dispatch::{self, ClockKind, Quantiles, RunControl, RunOptions, RunReport};
+use takt::dispatch::{self, ClockKind, RunControl, RunOptions, RunReport};
 use takt::manifest::{AppSpec, Deployment, ModeSpec, OverrunPolicy, ParamValue, TaskSpec, Wake};
 use takt::plan::{CoreTable, ModePlan, Plan, Window};
 use takt::task::{
@@ -41,11 +41,6 @@ pub fn histogram() -> Histogram<u64> {
 /// Records `value_ns`, clamped to the histogram's range.
 pub fn record(h: &mut Histogram<u64>, value_ns: u64) {
     h.saturating_record(value_ns.min(HIGHEST_NS));
-}
-
-/// min / p50 / p99 / max of a histogram (all 0 when it is empty).
-pub fn quantiles(h: &Histogram<u64>) -> Quantiles {
-    Quantiles::of(h)
 }
 
 /// The median of `values` (the lower middle one for an even count), `None` when empty.
@@ -522,6 +517,7 @@ pub fn pin_and_prioritize(core: usize, priority: Option<u8>) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use takt::dispatch::Quantiles;
 
     #[test]
     fn deployment_hyperperiod_is_the_lcm_of_the_periods() {
@@ -576,7 +572,7 @@ mod tests {
         // The finish bound is 100 ns high, the lateness bound 500 ns: the finish one wins.
         let mut h = histogram();
         assert!(record_entries(&mut h, &capture(), 3 * MS_NS, 19_500));
-        let q = quantiles(&h);
+        let q = Quantiles::of(&h);
         assert!(close(q.min_ns, 19_900) && close(q.max_ns, 29_900), "{q:?}");
         // A loose finish bound (10 us late) loses to the lateness bound (exact here).
         let late = ProbeCapture {
@@ -585,7 +581,7 @@ mod tests {
         };
         let mut h = histogram();
         assert!(record_entries(&mut h, &late, 3 * MS_NS, 20_000));
-        let q = quantiles(&h);
+        let q = Quantiles::of(&h);
         assert!(close(q.min_ns, 20_000) && close(q.max_ns, 30_000), "{q:?}");
         assert_eq!(h.len(), 3);
         let mut h = histogram();
@@ -599,12 +595,12 @@ mod tests {
         for v in 1..=1000u64 {
             record(&mut h, v);
         }
-        let q = quantiles(&h);
+        let q = Quantiles::of(&h);
         assert_eq!(
             (q.min_ns, q.p50_ns, q.p99_ns, q.max_ns),
             (1, 500, 990, 1000)
         );
-        assert_eq!(quantiles(&histogram()), Quantiles::default());
+        assert_eq!(Quantiles::of(&histogram()), Quantiles::default());
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut []), None);
     }

@@ -53,27 +53,15 @@ pub fn run(env: &Env, r: &mut Report) {
         Ok(c) => c,
         Err(e) => return env.fail(r, PART, format!("cannot start takt run: {e}")),
     };
-    // A thread blocks in the wait, so the end of the run is seen when it happens, not at
-    // the next poll.
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(LIMIT) {
-        Ok(out) => out,
-        Err(_) => {
-            takt::process::kill_hard(pid);
-            let _ = waiter.join();
-            return env.fail(
-                r,
-                PART,
-                format!("the simulated run did not end within {LIMIT:?}"),
-            );
-        }
+    // The end of the run is seen when it happens, not at the next poll.
+    let Some(out) = takt::process::finish_within(child, LIMIT, |c| c.wait_with_output()) else {
+        return env.fail(
+            r,
+            PART,
+            format!("the simulated run did not end within {LIMIT:?}"),
+        );
     };
     let wall_ns = started.elapsed().as_nanos() as f64;
-    let _ = waiter.join();
     let out = match out {
         Ok(o) => o,
         Err(e) => return env.fail(r, PART, format!("takt run: {e}")),
