@@ -46,8 +46,12 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 std::thread_local! {
-    // `const` initialization: no lazy setup, so touching it never allocates itself.
+    // `const` initialization: no lazy setup, so touching them never allocates itself.
     static THREAD_ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    // The largest single request and the bytes requested by this thread since the last
+    // `watch` began (see [`watch`]).
+    static THREAD_LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static THREAD_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 fn count(bytes: usize) {
@@ -61,6 +65,33 @@ fn count(bytes: usize) {
     // `try_with`: during thread teardown the slot may be gone; such allocations count only
     // process-wide.
     let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = THREAD_LARGEST.try_with(|c| c.set(c.get().max(bytes)));
+    let _ = THREAD_BYTES.try_with(|c| c.set(c.get().saturating_add(bytes)));
+}
+
+/// What the calling thread requested from the heap while [`watch`] ran its closure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Watched {
+    /// The largest single allocation or reallocation, in bytes.
+    pub largest: usize,
+    /// Bytes requested by all of them together.
+    pub bytes: usize,
+}
+
+/// Runs `f` and returns its result with what this thread allocated meanwhile: evidence
+/// that code bounds its allocations by what it checked, not by what its input claims (the
+/// OTA delta tests use it on hostile patches). Other threads' allocations are not counted.
+/// Without `test-hooks` ([`COUNTING`] false) the figures are 0: callers must check
+/// [`COUNTING`] before they conclude anything from them.
+pub fn watch<T>(f: impl FnOnce() -> T) -> (T, Watched) {
+    THREAD_LARGEST.with(|c| c.set(0));
+    THREAD_BYTES.with(|c| c.set(0));
+    let r = f();
+    let w = Watched {
+        largest: THREAD_LARGEST.with(std::cell::Cell::get),
+        bytes: THREAD_BYTES.with(std::cell::Cell::get),
+    };
+    (r, w)
 }
 
 /// Heap allocations made by the calling thread so far (tests that run beside other tests
@@ -124,5 +155,23 @@ mod tests {
         std::hint::black_box(&v);
         assert!(allocations() > before.0);
         assert!(allocated_bytes() >= before.1 + 4096);
+    }
+
+    #[test]
+    fn watch_sees_this_threads_largest_request_and_its_total() {
+        let (_, w) = watch(|| {
+            let a: Vec<u8> = Vec::with_capacity(100);
+            let b: Vec<u8> = Vec::with_capacity(5000);
+            std::hint::black_box((&a, &b));
+        });
+        assert!(w.largest >= 5000, "{w:?}");
+        assert!(w.bytes >= 5100, "{w:?}");
+        // Another thread's allocation is not this thread's.
+        let (_, w) = watch(|| {
+            std::thread::spawn(|| std::hint::black_box(Vec::<u8>::with_capacity(1 << 20)))
+                .join()
+                .unwrap();
+        });
+        assert!(w.largest < 1 << 20, "{w:?}");
     }
 }

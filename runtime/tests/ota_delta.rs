@@ -5,12 +5,10 @@
 //! write too much or negative lengths, random damage) is refused with a reason, without a
 //! panic, and without an allocation sized by what the patch claims.
 //!
-//! The allocation bound is shown with a global allocator that records, for the thread
-//! that asks, the largest single allocation and the bytes requested while a patch is
+//! The allocation bound is shown with takt's counting allocator, which records, for the
+//! thread that asks, the largest single allocation and the bytes requested while a patch is
 //! applied.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 
 use proptest::prelude::*;
@@ -18,64 +16,19 @@ use sha2::{Digest, Sha256};
 use takt::ota::bundle::{self, BundleReadError, Entry, Fragment, SignOptions, TrustedKeys};
 use takt::ota::delta::{Delta, DeltaError};
 
-struct Watching;
-
-std::thread_local! {
-    // `const` initialization: touching them never allocates.
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-    static TOTAL: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(bytes: usize) {
-    let _ = WATCH.try_with(|w| {
-        if w.get() {
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(bytes)));
-            let _ = TOTAL.try_with(|t| t.set(t.get().saturating_add(bytes)));
-        }
-    });
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system allocator and returns
-// its result unchanged; recording only touches const-initialized thread-locals, which
-// neither allocate nor unwind.
-unsafe impl GlobalAlloc for Watching {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is `System`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds the rest.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Watching = Watching;
+takt::counting_allocator!();
 
 /// Runs `f` and returns its result with the largest single allocation and the bytes
-/// requested by this thread meanwhile.
+/// requested by this thread meanwhile (takt's counting allocator, which needs `test-hooks`).
 fn watched<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
-    LARGEST.with(|l| l.set(0));
-    TOTAL.with(|t| t.set(0));
-    WATCH.with(|w| w.set(true));
-    let r = f();
-    WATCH.with(|w| w.set(false));
-    (r, LARGEST.with(Cell::get), TOTAL.with(Cell::get))
+    // A binding, not the constant itself: without `test-hooks` this must fail at run time.
+    let counting = takt::alloc_count::COUNTING;
+    assert!(
+        counting,
+        "the allocation bound needs takt's `test-hooks` feature: `cargo test --workspace` enables it through the CLI's dev-dependencies; alone, run `cargo test -p takt --features test-hooks`"
+    );
+    let (r, w) = takt::alloc_count::watch(f);
+    (r, w.largest, w.bytes)
 }
 
 /// A bzip2 decoder's working state for the largest block size is about 3.6 MB; nothing a
