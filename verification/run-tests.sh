@@ -17,6 +17,11 @@ cargo fmt --all -- --check
 step "clippy (warnings denied)"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+step "fuzz targets compile (their own workspace, built for real by cargo afl)"
+# Not a workspace member, so nothing else compiles them: a library change that breaks a
+# fuzz target would otherwise go unseen until the next fuzzing campaign.
+cargo check --manifest-path verification/fuzz/Cargo.toml --bins --target-dir target/fuzz
+
 step "build"
 cargo build --release --workspace
 # The takt binary as shipped (no test hooks): `cargo test` below rebuilds target/release/takt

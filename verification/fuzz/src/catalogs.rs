@@ -8,7 +8,7 @@
 //! names with different ports, so each input is checked against both. It must never
 //! build a task: validation only reads the signatures.
 
-use takt::task::{Ports, Registry, Task, TaskBuildError, TaskBuilder};
+use takt::task::Registry;
 
 /// Both catalogs, built once per fuzzer process (building them allocates and is not
 /// what is being fuzzed).
@@ -34,93 +34,7 @@ impl Default for Catalogs {
     }
 }
 
-takt::message! {
-    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-    pub struct RadarTrack {
-        pub range_m: f64,
-        pub speed_mps: f64,
-    }
-}
-
-takt::message! {
-    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-    pub struct Objects {
-        pub nearest_m: f64,
-        pub count: u32,
-        pub flags: u32,
-    }
-}
-
-takt::message! {
-    #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-    pub struct Command {
-        pub accel_mps2: f64,
-    }
-}
-
-/// Validation never constructs tasks; a constructor that refuses keeps that visible.
-fn not_built(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    Err(b.fail("fuzz targets never construct tasks"))
-}
-
-/// The same implementations and port signatures as the registry of
-/// `runtime/tests/manifest_rules.rs`: the ones `good.toml` uses, plus the ones whose
-/// signatures break a rule when a manifest names them, so the fuzzer can reach those
-/// rules too.
-fn rules_registry() -> Registry {
-    let mut r = Registry::new();
-    r.task(
-        "radar",
-        Ports::new().writes::<RadarTrack>("radar_track"),
-        not_built,
-    );
-    r.task(
-        "camera",
-        Ports::new().writes::<Objects>("camera_objects"),
-        not_built,
-    );
-    r.task(
-        "perception",
-        Ports::new()
-            .reads::<RadarTrack>("radar_track")
-            .reads::<Objects>("camera_objects")
-            .writes::<Objects>("objects"),
-        not_built,
-    );
-    r.task(
-        "planner",
-        Ports::new()
-            .reads::<Objects>("objects")
-            .writes::<Command>("command"),
-        not_built,
-    );
-    r.task(
-        "controller",
-        Ports::new().reads::<Command>("command"),
-        not_built,
-    );
-    r.task(
-        "radar2",
-        Ports::new().writes::<RadarTrack>("radar_track"),
-        not_built,
-    );
-    r.task(
-        "bad_reader",
-        Ports::new().reads::<Command>("objects"),
-        not_built,
-    );
-    r.task(
-        "ghost",
-        Ports::new().writes::<Objects>("ghost_topic"),
-        not_built,
-    );
-    r.task(
-        "logger",
-        Ports::new().reads::<Objects>("objects"),
-        not_built,
-    );
-    for name in ["tick_a", "tick_b", "slow"] {
-        r.task(name, Ports::new(), not_built);
-    }
-    r
-}
+// The registry of `runtime/tests/manifest_rules.rs`, the very same file.
+#[path = "../../../runtime/src/manifest/testdata/rules_catalog.rs"]
+mod rules_catalog;
+use rules_catalog::registry as rules_registry;

@@ -11,7 +11,10 @@ use takt_fuzz::manifest::check_manifest;
 fn main() {
     // Built once per process, before the fork server starts, so each input pays only
     // for the parse.
-    let catalogs = Catalogs::new();
+    // `AssertUnwindSafe`: task constructors may be closures (not `RefUnwindSafe`), but an
+    // input only reads the registries' signatures and never builds a task, so a panic
+    // cannot leave them half-changed for the next input.
+    let catalogs = std::panic::AssertUnwindSafe(Catalogs::new());
     afl::fuzz!(|data: &[u8]| {
         check_manifest(&catalogs, data);
     });
