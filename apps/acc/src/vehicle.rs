@@ -305,6 +305,22 @@ mod tests {
     const DT: f64 = 0.01;
 
     #[test]
+    fn each_phase_parameter_is_named_after_its_phase() {
+        for (kind, duration, accel) in PHASE_PARAMS {
+            let phase = kind.name().replace('-', "_");
+            assert_eq!(duration.name, format!("{phase}_s"));
+            let constant_speed = matches!(
+                kind,
+                PhaseKind::Cruise | PhaseKind::Steady | PhaseKind::Standstill
+            );
+            assert_eq!(accel.is_none(), constant_speed, "{phase}");
+            if let Some(a) = accel {
+                assert_eq!(a.name, format!("{phase}_mps2"));
+            }
+        }
+    }
+
+    #[test]
     fn cruising_vehicle_holds_its_speed_under_its_own_drive() {
         let p = VehicleParams::default();
         let mut ego = Ego::cruising(&p, 0.0, 20.0);
