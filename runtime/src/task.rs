@@ -488,6 +488,14 @@ impl<'a> TaskBuilder<'a> {
         }
     }
 
+    /// Reads the parameter `param` declares, with the declaration's default and range (the
+    /// same checks and messages as the `param_*` getters, so a value `takt check` did not
+    /// see is refused here too). The same declaration goes into the catalog through
+    /// [`Ports::declare`], so name, default and range are written once.
+    pub fn get<P: Declared>(&self, param: &P) -> Result<P::Value, TaskBuildError> {
+        param.read(self)
+    }
+
     /// A constructor-side failure with a reason.
     pub fn fail(&self, reason: impl Into<String>) -> TaskBuildError {
         TaskBuildError::Other {
@@ -549,6 +557,198 @@ impl Ports {
             max: param.max,
         });
         self
+    }
+    /// Declares a parameter written once as a [`Declare`] `const`; the constructor reads the
+    /// same const with [`TaskBuilder::get`].
+    pub fn declare(self, param: &dyn Declare) -> Self {
+        self.param(param.name(), param.param())
+    }
+    /// [`declare`](Self::declare) for every parameter of a task module's list.
+    pub fn declare_all(self, params: &[&dyn Declare]) -> Self {
+        params.iter().fold(self, |ports, p| ports.declare(*p))
+    }
+}
+
+/// A parameter written once, as a `const` next to the task's parameter struct: the catalog
+/// declares it ([`Ports::declare`]) and the constructor reads it ([`TaskBuilder::get`]), so
+/// its name, default and range cannot drift apart. Object-safe, so a task module can list
+/// all of its parameters in one `&[&dyn Declare]`.
+pub trait Declare {
+    /// The parameter's name under `[task.params]`.
+    fn name(&self) -> &'static str;
+    /// What the catalog declares: type, default, range.
+    fn param(&self) -> Param;
+}
+
+/// A [`Declare`] with its typed read.
+pub trait Declared: Declare {
+    type Value;
+    /// The manifest's value (or the default), checked against type and range.
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<Self::Value, TaskBuildError>;
+}
+
+/// A float parameter (an integer is accepted too) in `min..=max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloatParam {
+    pub name: &'static str,
+    pub default: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl FloatParam {
+    pub const fn new(name: &'static str, default: f64, min: f64, max: f64) -> Self {
+        FloatParam {
+            name,
+            default,
+            min,
+            max,
+        }
+    }
+}
+
+impl Declare for FloatParam {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn param(&self) -> Param {
+        Param::float(self.default).range(self.min, self.max)
+    }
+}
+
+impl Declared for FloatParam {
+    type Value = f64;
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<f64, TaskBuildError> {
+        b.param_f64_in(self.name, self.default, self.min, self.max)
+    }
+}
+
+/// A duration given in milliseconds (float or integer) in `min_ms..=max_ms`, declared as a
+/// float in milliseconds and read in nanoseconds (rounded to the nearest).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MsParam {
+    pub name: &'static str,
+    pub default_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+impl MsParam {
+    pub const fn new(name: &'static str, default_ms: f64, min_ms: f64, max_ms: f64) -> Self {
+        MsParam {
+            name,
+            default_ms,
+            min_ms,
+            max_ms,
+        }
+    }
+    /// The default in nanoseconds, rounded as [`TaskBuilder::param_ms_in_ns`] rounds.
+    pub const fn default_ns(&self) -> u64 {
+        (self.default_ms * 1e6 + 0.5) as u64
+    }
+}
+
+impl Declare for MsParam {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn param(&self) -> Param {
+        Param::float(self.default_ms).range(self.min_ms, self.max_ms)
+    }
+}
+
+impl Declared for MsParam {
+    type Value = u64;
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<u64, TaskBuildError> {
+        b.param_ms_in_ns(self.name, self.default_ms, self.min_ms, self.max_ms)
+    }
+}
+
+/// A seed: an integer from 0 to `i64::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedParam {
+    pub name: &'static str,
+    pub default: u64,
+}
+
+impl SeedParam {
+    pub const fn new(name: &'static str, default: u64) -> Self {
+        SeedParam { name, default }
+    }
+}
+
+impl Declare for SeedParam {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn param(&self) -> Param {
+        let default = i64::try_from(self.default).unwrap_or(i64::MAX);
+        Param::int(default).range(0.0, i64::MAX as f64)
+    }
+}
+
+impl Declared for SeedParam {
+    type Value = u64;
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<u64, TaskBuildError> {
+        b.param_seed(self.name, self.default)
+    }
+}
+
+/// A boolean parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoolParam {
+    pub name: &'static str,
+    pub default: bool,
+}
+
+impl BoolParam {
+    pub const fn new(name: &'static str, default: bool) -> Self {
+        BoolParam { name, default }
+    }
+}
+
+impl Declare for BoolParam {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn param(&self) -> Param {
+        Param::bool(self.default)
+    }
+}
+
+impl Declared for BoolParam {
+    type Value = bool;
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<bool, TaskBuildError> {
+        b.param_bool(self.name, self.default)
+    }
+}
+
+/// A string parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrParam {
+    pub name: &'static str,
+    pub default: &'static str,
+}
+
+impl StrParam {
+    pub const fn new(name: &'static str, default: &'static str) -> Self {
+        StrParam { name, default }
+    }
+}
+
+impl Declare for StrParam {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn param(&self) -> Param {
+        Param::string(self.default)
+    }
+}
+
+impl Declared for StrParam {
+    type Value = String;
+    fn read(&self, b: &TaskBuilder<'_>) -> Result<String, TaskBuildError> {
+        b.param_str(self.name, self.default)
     }
 }
 
@@ -757,6 +957,61 @@ mod param_tests {
         });
         with_params(&[("gain", ParamValue::Int(42))], |b| {
             assert_eq!(b.param_seed("gain", 7).unwrap(), 42);
+        });
+    }
+
+    const GAIN: FloatParam = FloatParam::new("gain", 1.0, 0.0, 2.0);
+    const WINDOW: MsParam = MsParam::new("gain", 2.5, 1.0, 10.0);
+    const SEED: SeedParam = SeedParam::new("gain", 7);
+    const ALL: &[&dyn Declare] = &[
+        &GAIN,
+        &BoolParam::new("on", true),
+        &StrParam::new("side", "left"),
+    ];
+
+    #[test]
+    fn a_declaration_is_what_the_catalog_declares_and_what_the_constructor_reads() {
+        let sig = Ports::new().declare_all(ALL).declare(&SEED).sig;
+        let names: Vec<&str> = sig.params.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["gain", "on", "side", "gain"]);
+        let gain = &sig.params[0];
+        assert_eq!(gain.kind, ParamKind::Float);
+        assert_eq!(gain.default, Some(ParamValue::Float("1.0".into())));
+        assert_eq!((gain.min, gain.max), (Some(0.0), Some(2.0)));
+        let seed = &sig.params[3];
+        assert_eq!(
+            (seed.kind, seed.default.clone()),
+            (ParamKind::Int, Some(ParamValue::Int(7)))
+        );
+        assert_eq!(seed.min, Some(0.0));
+        assert_eq!(WINDOW.param(), Param::float(2.5).range(1.0, 10.0));
+
+        with_params(&[], |b| {
+            assert_eq!(b.get(&GAIN).unwrap(), 1.0);
+            assert_eq!(b.get(&WINDOW).unwrap(), WINDOW.default_ns());
+            assert_eq!(WINDOW.default_ns(), 2_500_000);
+            assert_eq!(b.get(&SEED).unwrap(), 7);
+            assert!(b.get(&BoolParam::new("on", true)).unwrap());
+            assert_eq!(b.get(&StrParam::new("side", "left")).unwrap(), "left");
+        });
+    }
+
+    #[test]
+    fn a_declared_read_keeps_checking_type_and_range_with_the_getters_messages() {
+        with_params(&[("gain", ParamValue::Float("2.5".into()))], |b| {
+            let why = reason(b.get(&GAIN).unwrap_err());
+            assert_eq!(why, "2.5 is out of range; allowed is 0 to 2");
+            assert_eq!(b.get(&WINDOW).unwrap(), 2_500_000);
+            // A range narrowed by another parameter, read through the same declaration.
+            let narrowed = FloatParam { max: 3.0, ..GAIN };
+            assert_eq!(b.get(&narrowed).unwrap(), 2.5);
+        });
+        with_params(&[("gain", ParamValue::Str("high".into()))], |b| {
+            assert!(reason(b.get(&GAIN).unwrap_err()).contains("expected a number"));
+            assert!(reason(b.get(&SEED).unwrap_err()).contains("expected an integer"));
+        });
+        with_params(&[("gain", ParamValue::Int(-1))], |b| {
+            assert!(reason(b.get(&SEED).unwrap_err()).starts_with("-1 is negative"));
         });
     }
 }

@@ -86,6 +86,79 @@ fn a_syntax_error_names_its_line_and_exits_2() {
     assert!(!err.contains("panicked"));
 }
 
+/// `manifest` (a shipped one) with the line `old` replaced by `new`, checked: `takt check`
+/// must exit 2 naming the line and column of the new value, `field` and `reason`.
+fn check_refuses_param(manifest: &str, old: &str, new: &str, field: &str, reason: &str) {
+    let good = absolute_executables(&std::fs::read_to_string(repo(manifest)).unwrap());
+    let line = 1 + good
+        .lines()
+        .position(|l| l == old)
+        .unwrap_or_else(|| panic!("{manifest} has the line {old:?}"));
+    let col = 1 + new.find(" = ").expect("a `key = value` line") + " = ".len();
+    let name = format!("param-{}", manifest.replace(['/', '.'], "-"));
+    let p = tmp(&name, &good.replacen(old, new, 1));
+    let out = takt()
+        .args(["check", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{manifest} with {new:?}: {err}");
+    let at = format!("{}:{line}:{col}: {field}: ", p.display());
+    assert!(err.contains(&at), "{new:?}: error at {at:?}, got: {err}");
+    assert!(
+        err.contains(reason),
+        "{new:?}: reason {reason:?}, got: {err}"
+    );
+}
+
+#[test]
+fn a_demo_parameter_of_the_wrong_type_out_of_range_or_unknown_is_refused_with_its_place() {
+    let field = "task.lane_fusion.params.camera_timeout_ms";
+    check_refuses_param(
+        "config/lanekeep.toml",
+        "camera_timeout_ms = 50",
+        "camera_timeout_ms = \"fifty\"",
+        field,
+        "parameter `camera_timeout_ms` is declared as a float, found a string",
+    );
+    check_refuses_param(
+        "config/lanekeep.toml",
+        "camera_timeout_ms = 50",
+        "camera_timeout_ms = 50000",
+        field,
+        "parameter `camera_timeout_ms` = 50000 is outside the allowed range 1..=10000",
+    );
+    check_refuses_param(
+        "config/lanekeep.toml",
+        "kp = 2.0",
+        "kp_gain = 2.0",
+        "task.steer_controller.params.kp_gain",
+        "task implementation `steer_controller` declares no parameter `kp_gain`",
+    );
+    let field = "task.perception.params.camera_timeout_ms";
+    check_refuses_param(
+        "config/acc.toml",
+        "camera_timeout_ms = 100",
+        "camera_timeout_ms = \"slow\"",
+        field,
+        "parameter `camera_timeout_ms` is declared as a float, found a string",
+    );
+    check_refuses_param(
+        "config/acc.toml",
+        "kp = 0.5",
+        "kp = 11.5",
+        "task.controller.params.kp",
+        "parameter `kp` = 11.5 is outside the allowed range 0..=10",
+    );
+    check_refuses_param(
+        "config/acc.toml",
+        "kp = 0.5",
+        "kpp = 0.5",
+        "task.controller.params.kpp",
+        "task implementation `controller` declares no parameter `kpp`",
+    );
+}
+
 #[test]
 fn empty_truncated_and_missing_files_exit_2_with_one_line() {
     let good = std::fs::read_to_string(repo("config/acc.toml")).unwrap();

@@ -122,6 +122,15 @@ fn a_new_app_builds_outside_the_workspace_and_runs_under_the_shipped_takt() {
     for f in ["Cargo.toml", "src/main.rs", "lanewatch.toml", "README.md"] {
         assert!(root.join(f).exists(), "takt new wrote {f}");
     }
+    // What `takt new` writes is already formatted: `cargo fmt --check` leaves it alone.
+    let mut fmt = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    fmt.args(["fmt", "--check"]).current_dir(&root);
+    let out = run(fmt, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "cargo fmt --check of the new app:\n{}",
+        text(&out)
+    );
     // The crate is its own workspace: cargo must not find this repository's one.
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build

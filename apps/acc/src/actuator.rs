@@ -7,7 +7,10 @@
 //! car. It must never compute a command of its own beyond that fallback, and its step never
 //! allocates, locks or does I/O.
 
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{
     AccelCommand, AppliedCommand, FALSE, TOPIC_ACCEL_COMMAND, TOPIC_APPLIED_COMMAND, TRUE,
@@ -28,14 +31,30 @@ pub struct ActuatorParams {
     pub timeout_ns: u64,
 }
 
+pub const ACCEL_MIN_MPS2: FloatParam = FloatParam::new("accel_min_mps2", -8.0, -15.0, -0.5);
+pub const ACCEL_MAX_MPS2: FloatParam = FloatParam::new("accel_max_mps2", 3.0, 0.5, 10.0);
+pub const JERK_MAX_MPS3: FloatParam = FloatParam::new("jerk_max_mps3", 20.0, 0.1, 1000.0);
+/// At least `accel_min_mps2` (checked when the task is built).
+pub const SAFE_STOP_MPS2: FloatParam = FloatParam::new("safe_stop_mps2", -3.0, -15.0, -0.1);
+pub const COMMAND_TIMEOUT_MS: MsParam = MsParam::new("command_timeout_ms", 30.0, 1.0, 10_000.0);
+
+/// Every parameter the `actuator` task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &ACCEL_MIN_MPS2,
+    &ACCEL_MAX_MPS2,
+    &JERK_MAX_MPS3,
+    &SAFE_STOP_MPS2,
+    &COMMAND_TIMEOUT_MS,
+];
+
 impl Default for ActuatorParams {
     fn default() -> Self {
         ActuatorParams {
-            accel_min_mps2: -8.0,
-            accel_max_mps2: 3.0,
-            jerk_max_mps3: 20.0,
-            safe_stop_mps2: -3.0,
-            timeout_ns: 30_000_000,
+            accel_min_mps2: ACCEL_MIN_MPS2.default,
+            accel_max_mps2: ACCEL_MAX_MPS2.default,
+            jerk_max_mps3: JERK_MAX_MPS3.default,
+            safe_stop_mps2: SAFE_STOP_MPS2.default,
+            timeout_ns: COMMAND_TIMEOUT_MS.default_ns(),
         }
     }
 }
@@ -100,14 +119,16 @@ pub struct Actuator {
 
 /// Builds the `actuator` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = ActuatorParams::default();
-    let accel_min_mps2 = b.param_f64_in("accel_min_mps2", d.accel_min_mps2, -15.0, -0.5)?;
+    let accel_min_mps2 = b.get(&ACCEL_MIN_MPS2)?;
     let p = ActuatorParams {
         accel_min_mps2,
-        accel_max_mps2: b.param_f64_in("accel_max_mps2", d.accel_max_mps2, 0.5, 10.0)?,
-        jerk_max_mps3: b.param_f64_in("jerk_max_mps3", d.jerk_max_mps3, 0.1, 1000.0)?,
-        safe_stop_mps2: b.param_f64_in("safe_stop_mps2", d.safe_stop_mps2, accel_min_mps2, -0.1)?,
-        timeout_ns: b.param_ms_in_ns("command_timeout_ms", 30.0, 1.0, 10_000.0)?,
+        accel_max_mps2: b.get(&ACCEL_MAX_MPS2)?,
+        jerk_max_mps3: b.get(&JERK_MAX_MPS3)?,
+        safe_stop_mps2: b.get(&FloatParam {
+            min: accel_min_mps2,
+            ..SAFE_STOP_MPS2
+        })?,
+        timeout_ns: b.get(&COMMAND_TIMEOUT_MS)?,
     };
     Ok(Box::new(Actuator {
         command_in: b.reader(TOPIC_ACCEL_COMMAND)?,

@@ -9,7 +9,10 @@
 //! allocates, locks or does I/O (hashing 24 bytes into a fixed-size state does neither).
 
 use sha2::{Digest, Sha256};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{
     AccelCommand, AccelRequest, EgoState, TOPIC_ACCEL_COMMAND, TOPIC_ACCEL_REQUEST, TOPIC_EGO_STATE,
@@ -39,19 +42,52 @@ pub struct ControllerParams {
     pub hold_mps2: f64,
 }
 
+pub const OUTPUT_MIN_MPS2: FloatParam = FloatParam::new("output_min_mps2", -8.0, -15.0, -0.5);
+pub const KP: FloatParam = FloatParam::new("kp", 0.5, 0.0, 10.0);
+pub const KI_PER_S: FloatParam = FloatParam::new("ki_per_s", 1.0, 0.0, 20.0);
+pub const INTEGRAL_LIMIT_MPS2: FloatParam = FloatParam::new("integral_limit_mps2", 1.0, 0.0, 5.0);
+pub const OUTPUT_MAX_MPS2: FloatParam = FloatParam::new("output_max_mps2", 3.0, 0.5, 10.0);
+pub const FF_ROLLING_MPS2: FloatParam = FloatParam::new("ff_rolling_mps2", 0.1, 0.0, 1.0);
+pub const FF_AERO_PER_M: FloatParam = FloatParam::new("ff_aero_per_m", 0.0003, 0.0, 0.01);
+pub const STANDSTILL_SPEED_MPS: FloatParam = FloatParam::new("standstill_speed_mps", 0.1, 0.0, 2.0);
+pub const PULL_AWAY_MPS2: FloatParam = FloatParam::new("pull_away_mps2", 0.3, 0.0, 3.0);
+/// At least `output_min_mps2` (checked when the task is built).
+pub const HOLD_MPS2: FloatParam = FloatParam::new("hold_mps2", -1.5, -15.0, 0.0);
+/// At least `output_min_mps2` (checked when the task is built).
+pub const REQUEST_LOST_MPS2: FloatParam = FloatParam::new("request_lost_mps2", -2.0, -15.0, 0.0);
+pub const REQUEST_TIMEOUT_MS: MsParam = MsParam::new("request_timeout_ms", 60.0, 1.0, 10_000.0);
+pub const EGO_TIMEOUT_MS: MsParam = MsParam::new("ego_timeout_ms", 30.0, 1.0, 10_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &OUTPUT_MIN_MPS2,
+    &KP,
+    &KI_PER_S,
+    &INTEGRAL_LIMIT_MPS2,
+    &OUTPUT_MAX_MPS2,
+    &FF_ROLLING_MPS2,
+    &FF_AERO_PER_M,
+    &STANDSTILL_SPEED_MPS,
+    &PULL_AWAY_MPS2,
+    &HOLD_MPS2,
+    &REQUEST_LOST_MPS2,
+    &REQUEST_TIMEOUT_MS,
+    &EGO_TIMEOUT_MS,
+];
+
 impl Default for ControllerParams {
     fn default() -> Self {
         ControllerParams {
-            kp: 0.5,
-            ki_per_s: 1.0,
-            integral_limit_mps2: 1.0,
-            output_min_mps2: -8.0,
-            output_max_mps2: 3.0,
-            ff_rolling_mps2: 0.1,
-            ff_aero_per_m: 0.0003,
-            standstill_speed_mps: 0.1,
-            pull_away_mps2: 0.3,
-            hold_mps2: -1.5,
+            kp: KP.default,
+            ki_per_s: KI_PER_S.default,
+            integral_limit_mps2: INTEGRAL_LIMIT_MPS2.default,
+            output_min_mps2: OUTPUT_MIN_MPS2.default,
+            output_max_mps2: OUTPUT_MAX_MPS2.default,
+            ff_rolling_mps2: FF_ROLLING_MPS2.default,
+            ff_aero_per_m: FF_AERO_PER_M.default,
+            standstill_speed_mps: STANDSTILL_SPEED_MPS.default,
+            pull_away_mps2: PULL_AWAY_MPS2.default,
+            hold_mps2: HOLD_MPS2.default,
         }
     }
 }
@@ -132,29 +168,21 @@ pub struct Controller {
 
 /// Builds the `controller` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = ControllerParams::default();
-    let output_min_mps2 = b.param_f64_in("output_min_mps2", d.output_min_mps2, -15.0, -0.5)?;
+    let output_min_mps2 = b.get(&OUTPUT_MIN_MPS2)?;
     let p = ControllerParams {
-        kp: b.param_f64_in("kp", d.kp, 0.0, 10.0)?,
-        ki_per_s: b.param_f64_in("ki_per_s", d.ki_per_s, 0.0, 20.0)?,
-        integral_limit_mps2: b.param_f64_in(
-            "integral_limit_mps2",
-            d.integral_limit_mps2,
-            0.0,
-            5.0,
-        )?,
+        kp: b.get(&KP)?,
+        ki_per_s: b.get(&KI_PER_S)?,
+        integral_limit_mps2: b.get(&INTEGRAL_LIMIT_MPS2)?,
         output_min_mps2,
-        output_max_mps2: b.param_f64_in("output_max_mps2", d.output_max_mps2, 0.5, 10.0)?,
-        ff_rolling_mps2: b.param_f64_in("ff_rolling_mps2", d.ff_rolling_mps2, 0.0, 1.0)?,
-        ff_aero_per_m: b.param_f64_in("ff_aero_per_m", d.ff_aero_per_m, 0.0, 0.01)?,
-        standstill_speed_mps: b.param_f64_in(
-            "standstill_speed_mps",
-            d.standstill_speed_mps,
-            0.0,
-            2.0,
-        )?,
-        pull_away_mps2: b.param_f64_in("pull_away_mps2", d.pull_away_mps2, 0.0, 3.0)?,
-        hold_mps2: b.param_f64_in("hold_mps2", d.hold_mps2, output_min_mps2, 0.0)?,
+        output_max_mps2: b.get(&OUTPUT_MAX_MPS2)?,
+        ff_rolling_mps2: b.get(&FF_ROLLING_MPS2)?,
+        ff_aero_per_m: b.get(&FF_AERO_PER_M)?,
+        standstill_speed_mps: b.get(&STANDSTILL_SPEED_MPS)?,
+        pull_away_mps2: b.get(&PULL_AWAY_MPS2)?,
+        hold_mps2: b.get(&FloatParam {
+            min: output_min_mps2,
+            ..HOLD_MPS2
+        })?,
     };
     Ok(Box::new(Controller {
         request_in: b.reader(TOPIC_ACCEL_REQUEST)?,
@@ -162,9 +190,12 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_out: b.writer(TOPIC_ACCEL_COMMAND)?,
         law: AccelController::new(p),
         dt_s: params::period_s(b),
-        request_timeout_ns: b.param_ms_in_ns("request_timeout_ms", 60.0, 1.0, 10_000.0)?,
-        ego_timeout_ns: b.param_ms_in_ns("ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
-        request_lost_mps2: b.param_f64_in("request_lost_mps2", -2.0, output_min_mps2, 0.0)?,
+        request_timeout_ns: b.get(&REQUEST_TIMEOUT_MS)?,
+        ego_timeout_ns: b.get(&EGO_TIMEOUT_MS)?,
+        request_lost_mps2: b.get(&FloatParam {
+            min: output_min_mps2,
+            ..REQUEST_LOST_MPS2
+        })?,
         hasher: Sha256::new(),
         commands: 0,
         had_request: false,

@@ -51,7 +51,7 @@ pub use planner::PlannerPolicy;
 
 /// Every task implementation and message type of the ACC demo, under the names the
 /// manifest uses, with version 1 of the planner. Each task declares exactly the ports its
-/// constructor opens. The demo's executables each register one app's part of it
+/// constructor opens and the parameters it reads. The demo's executables each register one app's part of it
 /// ([`sensing_registry`], [`planning_registry`], [`vehicle_registry`]); the whole is for
 /// running the demo inside one process (tests, verification suites).
 pub fn registry() -> Registry {
@@ -95,14 +95,16 @@ fn register_vehicle(r: &mut Registry) {
             .reads::<AppliedCommand>(TOPIC_APPLIED_COMMAND)
             .reads::<AccelRequest>(TOPIC_ACCEL_REQUEST)
             .writes::<GroundTruth>(TOPIC_TRUTH)
-            .writes::<EgoState>(TOPIC_EGO_STATE),
+            .writes::<EgoState>(TOPIC_EGO_STATE)
+            .declare_all(world::PARAMS),
         world::build,
     )
     .task(
         "actuator",
         Ports::new()
             .reads::<AccelCommand>(TOPIC_ACCEL_COMMAND)
-            .writes::<AppliedCommand>(TOPIC_APPLIED_COMMAND),
+            .writes::<AppliedCommand>(TOPIC_APPLIED_COMMAND)
+            .declare_all(actuator::PARAMS),
         actuator::build,
     );
 }
@@ -112,7 +114,8 @@ fn register_sensing(r: &mut Registry) {
         "radar",
         Ports::new()
             .reads::<GroundTruth>(TOPIC_TRUTH)
-            .writes::<RadarTrack>(TOPIC_RADAR_TRACK),
+            .writes::<RadarTrack>(TOPIC_RADAR_TRACK)
+            .declare_all(radar::PARAMS),
         radar::build,
     )
     .task(
@@ -127,7 +130,8 @@ fn register_sensing(r: &mut Registry) {
         Ports::new()
             .reads::<RadarTrack>(TOPIC_RADAR_TRACK)
             .reads::<CameraFrame>(TOPIC_CAMERA_FRAME)
-            .writes::<FusedObject>(TOPIC_FUSED_OBJECT),
+            .writes::<FusedObject>(TOPIC_FUSED_OBJECT)
+            .declare_all(perception::PARAMS),
         perception::build,
     );
 }
@@ -138,7 +142,8 @@ fn register_planning(r: &mut Registry, policy: PlannerPolicy) {
         Ports::new()
             .reads::<FusedObject>(TOPIC_FUSED_OBJECT)
             .reads::<EgoState>(TOPIC_EGO_STATE)
-            .writes::<AccelRequest>(TOPIC_ACCEL_REQUEST),
+            .writes::<AccelRequest>(TOPIC_ACCEL_REQUEST)
+            .declare_all(planner::PARAMS),
         policy.constructor(),
     )
     .task(
@@ -146,7 +151,8 @@ fn register_planning(r: &mut Registry, policy: PlannerPolicy) {
         Ports::new()
             .reads::<AccelRequest>(TOPIC_ACCEL_REQUEST)
             .reads::<EgoState>(TOPIC_EGO_STATE)
-            .writes::<AccelCommand>(TOPIC_ACCEL_COMMAND),
+            .writes::<AccelCommand>(TOPIC_ACCEL_COMMAND)
+            .declare_all(controller::PARAMS),
         controller::build,
     );
 }

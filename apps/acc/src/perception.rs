@@ -10,7 +10,10 @@
 //! neither it reports no object. It must never command anything, and its step never
 //! allocates, locks or does I/O.
 
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::camera::{decode, CENTER_COL, FOCAL_PX, HORIZON_ROW, LEAD_HEIGHT_M, LEAD_WIDTH_M};
 use crate::messages::{
@@ -227,15 +230,22 @@ pub struct Perception {
     publish_errors: u64,
 }
 
+pub const RADAR_RANGE_STD_M: FloatParam = FloatParam::new("radar_range_std_m", 0.1, 0.001, 10.0);
+pub const RADAR_TIMEOUT_MS: MsParam = MsParam::new("radar_timeout_ms", 45.0, 1.0, 10_000.0);
+pub const CAMERA_TIMEOUT_MS: MsParam = MsParam::new("camera_timeout_ms", 100.0, 1.0, 10_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[&RADAR_RANGE_STD_M, &RADAR_TIMEOUT_MS, &CAMERA_TIMEOUT_MS];
+
 /// Builds the `perception` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     Ok(Box::new(Perception {
         radar_in: b.reader(TOPIC_RADAR_TRACK)?,
         frame_in: b.reader(TOPIC_CAMERA_FRAME)?,
         object_out: b.writer(TOPIC_FUSED_OBJECT)?,
-        radar_std_m: b.param_f64_in("radar_range_std_m", 0.1, 0.001, 10.0)?,
-        radar_timeout_ns: b.param_ms_in_ns("radar_timeout_ms", 45.0, 1.0, 10_000.0)?,
-        camera_timeout_ns: b.param_ms_in_ns("camera_timeout_ms", 100.0, 1.0, 10_000.0)?,
+        radar_std_m: b.get(&RADAR_RANGE_STD_M)?,
+        radar_timeout_ns: b.get(&RADAR_TIMEOUT_MS)?,
+        camera_timeout_ns: b.get(&CAMERA_TIMEOUT_MS)?,
         last_frame_seq: 0,
         radar: RadarHold::default(),
         camera: CameraTrack::default(),

@@ -35,7 +35,8 @@
 //! the job) so that the world judges convergence against the target the planner really had.
 
 use takt::task::{
-    Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskConstructor, TaskReport, Writer,
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskConstructor, TaskReport, Writer,
 };
 
 use crate::messages::{
@@ -64,17 +65,66 @@ pub struct TimeGapPolicy {
     pub accel_max_mps2: f64,
 }
 
+pub const ACCEL_MIN_MPS2: FloatParam = FloatParam::new("accel_min_mps2", -7.0, -12.0, -0.5);
+pub const TIME_GAP_S: FloatParam = FloatParam::new("time_gap_s", 1.8, 0.5, 5.0);
+pub const STANDSTILL_M: FloatParam = FloatParam::new("standstill_m", 2.0, 0.5, 20.0);
+pub const SET_SPEED_MPS: FloatParam = FloatParam::new("set_speed_mps", 25.0, 0.0, 70.0);
+pub const GAP_GAIN_PER_S2: FloatParam = FloatParam::new("gap_gain_per_s2", 1.0, 0.01, 10.0);
+pub const RATE_GAIN_PER_S: FloatParam = FloatParam::new("rate_gain_per_s", 0.6, 0.0, 10.0);
+pub const SPEED_GAIN_PER_S: FloatParam = FloatParam::new("speed_gain_per_s", 0.5, 0.01, 10.0);
+pub const ACCEL_MAX_MPS2: FloatParam = FloatParam::new("accel_max_mps2", 2.0, 0.1, 6.0);
+pub const TIME_GAP_LOW_S: FloatParam = FloatParam::new("time_gap_low_s", 1.6, 0.5, 5.0);
+/// At least `time_gap_low_s` (checked when the task is built).
+pub const TIME_GAP_HIGH_S: FloatParam = FloatParam::new("time_gap_high_s", 2.4, 0.5, 5.0);
+pub const GAP_SCHEDULE_LOW_MPS: FloatParam =
+    FloatParam::new("gap_schedule_low_mps", 10.0, 0.0, 69.0);
+/// Above `gap_schedule_low_mps` by at least 1 m/s (checked when the task is built).
+pub const GAP_SCHEDULE_HIGH_MPS: FloatParam =
+    FloatParam::new("gap_schedule_high_mps", 30.0, 1.0, 70.0);
+/// Version 3's decisions per job (a whole number).
+pub const OVERRUN_EVALUATIONS: FloatParam = FloatParam::new(
+    "overrun_evaluations",
+    OVERRUN_EVALUATIONS_PER_JOB as f64,
+    1.0,
+    MAX_OVERRUN_EVALUATIONS_PER_JOB as f64,
+);
+/// At least `accel_min_mps2` (checked when the task is built).
+pub const BLIND_MPS2: FloatParam = FloatParam::new("blind_mps2", -2.0, -12.0, 0.0);
+pub const OBJECT_TIMEOUT_MS: MsParam = MsParam::new("object_timeout_ms", 60.0, 1.0, 10_000.0);
+pub const EGO_TIMEOUT_MS: MsParam = MsParam::new("ego_timeout_ms", 30.0, 1.0, 10_000.0);
+
+/// Every parameter the `planner` task reads in any version: every version declares them all,
+/// so a manifest validates against each version unchanged.
+pub const PARAMS: &[&dyn Declare] = &[
+    &ACCEL_MIN_MPS2,
+    &TIME_GAP_S,
+    &STANDSTILL_M,
+    &SET_SPEED_MPS,
+    &GAP_GAIN_PER_S2,
+    &RATE_GAIN_PER_S,
+    &SPEED_GAIN_PER_S,
+    &ACCEL_MAX_MPS2,
+    &TIME_GAP_LOW_S,
+    &TIME_GAP_HIGH_S,
+    &GAP_SCHEDULE_LOW_MPS,
+    &GAP_SCHEDULE_HIGH_MPS,
+    &OVERRUN_EVALUATIONS,
+    &BLIND_MPS2,
+    &OBJECT_TIMEOUT_MS,
+    &EGO_TIMEOUT_MS,
+];
+
 impl Default for TimeGapPolicy {
     fn default() -> Self {
         TimeGapPolicy {
-            time_gap_s: 1.8,
-            standstill_m: 2.0,
-            set_speed_mps: 25.0,
-            gap_gain_per_s2: 1.0,
-            rate_gain_per_s: 0.6,
-            speed_gain_per_s: 0.5,
-            accel_min_mps2: -7.0,
-            accel_max_mps2: 2.0,
+            time_gap_s: TIME_GAP_S.default,
+            standstill_m: STANDSTILL_M.default,
+            set_speed_mps: SET_SPEED_MPS.default,
+            gap_gain_per_s2: GAP_GAIN_PER_S2.default,
+            rate_gain_per_s: RATE_GAIN_PER_S.default,
+            speed_gain_per_s: SPEED_GAIN_PER_S.default,
+            accel_min_mps2: ACCEL_MIN_MPS2.default,
+            accel_max_mps2: ACCEL_MAX_MPS2.default,
         }
     }
 }
@@ -182,10 +232,10 @@ pub struct GapSchedule {
 impl Default for GapSchedule {
     fn default() -> Self {
         GapSchedule {
-            time_gap_low_s: 1.6,
-            time_gap_high_s: 2.4,
-            low_speed_mps: 10.0,
-            high_speed_mps: 30.0,
+            time_gap_low_s: TIME_GAP_LOW_S.default,
+            time_gap_high_s: TIME_GAP_HIGH_S.default,
+            low_speed_mps: GAP_SCHEDULE_LOW_MPS.default,
+            high_speed_mps: GAP_SCHEDULE_HIGH_MPS.default,
         }
     }
 }
@@ -362,34 +412,32 @@ pub struct Planner {
 
 /// Version 1's parameters, which version 2 shares except for `time_gap_s`.
 fn follow_params(b: &TaskBuilder<'_>) -> Result<TimeGapPolicy, TaskBuildError> {
-    let d = TimeGapPolicy::default();
-    let accel_min_mps2 = b.param_f64_in("accel_min_mps2", d.accel_min_mps2, -12.0, -0.5)?;
+    let accel_min_mps2 = b.get(&ACCEL_MIN_MPS2)?;
     Ok(TimeGapPolicy {
-        time_gap_s: b.param_f64_in("time_gap_s", d.time_gap_s, 0.5, 5.0)?,
-        standstill_m: b.param_f64_in("standstill_m", d.standstill_m, 0.5, 20.0)?,
-        set_speed_mps: b.param_f64_in("set_speed_mps", d.set_speed_mps, 0.0, 70.0)?,
-        gap_gain_per_s2: b.param_f64_in("gap_gain_per_s2", d.gap_gain_per_s2, 0.01, 10.0)?,
-        rate_gain_per_s: b.param_f64_in("rate_gain_per_s", d.rate_gain_per_s, 0.0, 10.0)?,
-        speed_gain_per_s: b.param_f64_in("speed_gain_per_s", d.speed_gain_per_s, 0.01, 10.0)?,
+        time_gap_s: b.get(&TIME_GAP_S)?,
+        standstill_m: b.get(&STANDSTILL_M)?,
+        set_speed_mps: b.get(&SET_SPEED_MPS)?,
+        gap_gain_per_s2: b.get(&GAP_GAIN_PER_S2)?,
+        rate_gain_per_s: b.get(&RATE_GAIN_PER_S)?,
+        speed_gain_per_s: b.get(&SPEED_GAIN_PER_S)?,
         accel_min_mps2,
-        accel_max_mps2: b.param_f64_in("accel_max_mps2", d.accel_max_mps2, 0.1, 6.0)?,
+        accel_max_mps2: b.get(&ACCEL_MAX_MPS2)?,
     })
 }
 
 /// Version 2's policy: version 1's parameters and the schedule's own.
 fn scheduled_params(b: &TaskBuilder<'_>) -> Result<SpeedScheduledGapPolicy, TaskBuildError> {
-    let d = GapSchedule::default();
-    let time_gap_low_s = b.param_f64_in("time_gap_low_s", d.time_gap_low_s, 0.5, 5.0)?;
-    let time_gap_high_s =
-        b.param_f64_in("time_gap_high_s", d.time_gap_high_s, time_gap_low_s, 5.0)?;
-    let low_speed_mps = b.param_f64_in("gap_schedule_low_mps", d.low_speed_mps, 0.0, 69.0)?;
+    let time_gap_low_s = b.get(&TIME_GAP_LOW_S)?;
+    let time_gap_high_s = b.get(&FloatParam {
+        min: time_gap_low_s,
+        ..TIME_GAP_HIGH_S
+    })?;
+    let low_speed_mps = b.get(&GAP_SCHEDULE_LOW_MPS)?;
     // The span must not be empty: the schedule interpolates over it.
-    let high_speed_mps = b.param_f64_in(
-        "gap_schedule_high_mps",
-        d.high_speed_mps,
-        low_speed_mps + 1.0,
-        70.0,
-    )?;
+    let high_speed_mps = b.get(&FloatParam {
+        min: low_speed_mps + 1.0,
+        ..GAP_SCHEDULE_HIGH_MPS
+    })?;
     let mut follow = follow_params(b)?;
     // Not used by the schedule; set so that a debug print shows a time gap it can have.
     follow.time_gap_s = time_gap_low_s;
@@ -422,16 +470,11 @@ pub fn build_speed_scheduled(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskB
 /// (decisions computed per job, default [`OVERRUN_EVALUATIONS_PER_JOB`]).
 pub fn build_overrunning(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let policy = scheduled_params(b)?;
-    let evaluations_per_job = b.param_f64_in(
-        "overrun_evaluations",
-        f64::from(OVERRUN_EVALUATIONS_PER_JOB),
-        1.0,
-        f64::from(MAX_OVERRUN_EVALUATIONS_PER_JOB),
-    )?;
+    let evaluations_per_job = b.get(&OVERRUN_EVALUATIONS)?;
     if evaluations_per_job.fract() != 0.0 {
         return Err(TaskBuildError::Param {
             task: b.task_name().to_string(),
-            name: "overrun_evaluations".to_string(),
+            name: OVERRUN_EVALUATIONS.name.to_string(),
             reason: format!(
                 "{evaluations_per_job} is not a whole number; allowed is an integer from 1 to {MAX_OVERRUN_EVALUATIONS_PER_JOB}"
             ),
@@ -453,9 +496,12 @@ fn build_with(b: &TaskBuilder<'_>, core: PlannerCore) -> Result<Box<dyn Task>, T
         ego_in: b.reader(TOPIC_EGO_STATE)?,
         request_out: b.writer(TOPIC_ACCEL_REQUEST)?,
         core,
-        object_timeout_ns: b.param_ms_in_ns("object_timeout_ms", 60.0, 1.0, 10_000.0)?,
-        ego_timeout_ns: b.param_ms_in_ns("ego_timeout_ms", 30.0, 1.0, 10_000.0)?,
-        blind_mps2: b.param_f64_in("blind_mps2", -2.0, accel_min_mps2, 0.0)?,
+        object_timeout_ns: b.get(&OBJECT_TIMEOUT_MS)?,
+        ego_timeout_ns: b.get(&EGO_TIMEOUT_MS)?,
+        blind_mps2: b.get(&FloatParam {
+            min: accel_min_mps2,
+            ..BLIND_MPS2
+        })?,
         jobs: 0,
         gap_control_jobs: 0,
         blind_jobs: 0,

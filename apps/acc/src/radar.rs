@@ -8,7 +8,10 @@
 //! the job count only. It must never read the ego's own state beyond what a radar sees, and
 //! its step never allocates, locks or does I/O.
 
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, Reader, SeedParam, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{GroundTruth, RadarTrack, FALSE, TOPIC_RADAR_TRACK, TOPIC_TRUTH, TRUE};
 use takt::rng::SplitMix64;
@@ -23,13 +26,22 @@ pub struct RadarParams {
     pub dropout: f64,
 }
 
+pub const RANGE_STD_M: FloatParam = FloatParam::new("range_std_m", 0.1, 0.0, 10.0);
+pub const RATE_STD_MPS: FloatParam = FloatParam::new("rate_std_mps", 0.05, 0.0, 10.0);
+pub const MAX_RANGE_M: FloatParam = FloatParam::new("max_range_m", 150.0, 1.0, 1000.0);
+pub const DROPOUT: FloatParam = FloatParam::new("dropout", 0.02, 0.0, 1.0);
+pub const SEED: SeedParam = SeedParam::new("seed", 1);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[&RANGE_STD_M, &RATE_STD_MPS, &MAX_RANGE_M, &DROPOUT, &SEED];
+
 impl Default for RadarParams {
     fn default() -> Self {
         RadarParams {
-            range_std_m: 0.1,
-            rate_std_mps: 0.05,
-            max_range_m: 150.0,
-            dropout: 0.02,
+            range_std_m: RANGE_STD_M.default,
+            rate_std_mps: RATE_STD_MPS.default,
+            max_range_m: MAX_RANGE_M.default,
+            dropout: DROPOUT.default,
         }
     }
 }
@@ -89,17 +101,16 @@ pub struct Radar {
 
 /// Builds the `radar` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = RadarParams::default();
     let p = RadarParams {
-        range_std_m: b.param_f64_in("range_std_m", d.range_std_m, 0.0, 10.0)?,
-        rate_std_mps: b.param_f64_in("rate_std_mps", d.rate_std_mps, 0.0, 10.0)?,
-        max_range_m: b.param_f64_in("max_range_m", d.max_range_m, 1.0, 1000.0)?,
-        dropout: b.param_f64_in("dropout", d.dropout, 0.0, 1.0)?,
+        range_std_m: b.get(&RANGE_STD_M)?,
+        rate_std_mps: b.get(&RATE_STD_MPS)?,
+        max_range_m: b.get(&MAX_RANGE_M)?,
+        dropout: b.get(&DROPOUT)?,
     };
     Ok(Box::new(Radar {
         truth_in: b.reader(TOPIC_TRUTH)?,
         track_out: b.writer(TOPIC_RADAR_TRACK)?,
-        model: RadarModel::new(p, b.param_seed("seed", 1)?),
+        model: RadarModel::new(p, b.get(&SEED)?),
         jobs: 0,
         no_detection_jobs: 0,
         publish_errors: 0,

@@ -10,6 +10,7 @@
 //! It must never read time itself: the caller passes the instant and the step length.
 
 use takt::rng::SplitMix64;
+use takt::task::{FloatParam, SeedParam};
 
 /// Physical parameters of the ego vehicle.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,14 +28,21 @@ pub struct VehicleParams {
     pub aero_per_m: f64,
 }
 
+// The `world` task's parameters for the ego vehicle (see `world::PARAMS`).
+pub const EGO_LAG_S: FloatParam = FloatParam::new("ego_lag_s", 0.3, 0.01, 5.0);
+pub const EGO_ACCEL_MAX_MPS2: FloatParam = FloatParam::new("ego_accel_max_mps2", 3.0, 0.5, 10.0);
+pub const EGO_ACCEL_MIN_MPS2: FloatParam = FloatParam::new("ego_accel_min_mps2", -9.0, -15.0, -0.5);
+pub const EGO_ROLLING_MPS2: FloatParam = FloatParam::new("ego_rolling_mps2", 0.1, 0.0, 1.0);
+pub const EGO_AERO_PER_M: FloatParam = FloatParam::new("ego_aero_per_m", 0.0003, 0.0, 0.01);
+
 impl Default for VehicleParams {
     fn default() -> Self {
         VehicleParams {
-            lag_s: 0.3,
-            accel_max_mps2: 3.0,
-            accel_min_mps2: -9.0,
-            rolling_mps2: 0.1,
-            aero_per_m: 0.0003,
+            lag_s: EGO_LAG_S.default,
+            accel_max_mps2: EGO_ACCEL_MAX_MPS2.default,
+            accel_min_mps2: EGO_ACCEL_MIN_MPS2.default,
+            rolling_mps2: EGO_ROLLING_MPS2.default,
+            aero_per_m: EGO_AERO_PER_M.default,
         }
     }
 }
@@ -150,20 +158,52 @@ pub struct ProfileSpec {
     pub seed: u64,
 }
 
+// The `world` task's parameters for the lead's profile: `<phase>_s` (duration) and, for
+// accelerating phases, `<phase>_mps2`. The nominal profile is their defaults.
+pub const CRUISE_S: FloatParam = phase_s("cruise_s", 3.0);
+pub const BRAKE_HARD_S: FloatParam = phase_s("brake_hard_s", 1.5);
+pub const BRAKE_HARD_MPS2: FloatParam = braking("brake_hard_mps2", -6.0);
+pub const ACCELERATE_S: FloatParam = phase_s("accelerate_s", 1.5);
+pub const ACCELERATE_MPS2: FloatParam = speeding_up("accelerate_mps2", 2.0);
+pub const STEADY_S: FloatParam = phase_s("steady_s", 6.0);
+pub const STOP_S: FloatParam = phase_s("stop_s", 6.0);
+pub const STOP_MPS2: FloatParam = braking("stop_mps2", -3.0);
+pub const STANDSTILL_S: FloatParam = phase_s("standstill_s", 3.0);
+pub const GO_S: FloatParam = phase_s("go_s", 5.0);
+pub const GO_MPS2: FloatParam = speeding_up("go_mps2", 2.0);
+
+const fn phase_s(name: &'static str, default: f64) -> FloatParam {
+    FloatParam::new(name, default, 0.0, 3600.0)
+}
+const fn braking(name: &'static str, default: f64) -> FloatParam {
+    FloatParam::new(name, default, -12.0, -0.1)
+}
+const fn speeding_up(name: &'static str, default: f64) -> FloatParam {
+    FloatParam::new(name, default, 0.1, 6.0)
+}
+
+/// The declared phases in order, with their duration and acceleration parameters (none
+/// for a constant-speed phase).
+pub const PHASE_PARAMS: [(PhaseKind, FloatParam, Option<FloatParam>); PHASES] = [
+    (PhaseKind::Cruise, CRUISE_S, None),
+    (PhaseKind::BrakeHard, BRAKE_HARD_S, Some(BRAKE_HARD_MPS2)),
+    (PhaseKind::Accelerate, ACCELERATE_S, Some(ACCELERATE_MPS2)),
+    (PhaseKind::Steady, STEADY_S, None),
+    (PhaseKind::Stop, STOP_S, Some(STOP_MPS2)),
+    (PhaseKind::Standstill, STANDSTILL_S, None),
+    (PhaseKind::Go, GO_S, Some(GO_MPS2)),
+];
+pub const PROFILE_JITTER: FloatParam = FloatParam::new("profile_jitter", 0.0, 0.0, 0.5);
+pub const PROFILE_SEED: SeedParam = SeedParam::new("seed", 0);
+
 impl Default for ProfileSpec {
     fn default() -> Self {
         ProfileSpec {
-            phases: [
-                (PhaseKind::Cruise, 3.0, 0.0),
-                (PhaseKind::BrakeHard, 1.5, -6.0),
-                (PhaseKind::Accelerate, 1.5, 2.0),
-                (PhaseKind::Steady, 6.0, 0.0),
-                (PhaseKind::Stop, 6.0, -3.0),
-                (PhaseKind::Standstill, 3.0, 0.0),
-                (PhaseKind::Go, 5.0, 2.0),
-            ],
-            jitter: 0.0,
-            seed: 0,
+            phases: PHASE_PARAMS.map(|(kind, duration, accel)| {
+                (kind, duration.default, accel.map_or(0.0, |a| a.default))
+            }),
+            jitter: PROFILE_JITTER.default,
+            seed: PROFILE_SEED.default,
         }
     }
 }
@@ -263,6 +303,22 @@ mod tests {
     use super::*;
 
     const DT: f64 = 0.01;
+
+    #[test]
+    fn each_phase_parameter_is_named_after_its_phase() {
+        for (kind, duration, accel) in PHASE_PARAMS {
+            let phase = kind.name().replace('-', "_");
+            assert_eq!(duration.name, format!("{phase}_s"));
+            let constant_speed = matches!(
+                kind,
+                PhaseKind::Cruise | PhaseKind::Steady | PhaseKind::Standstill
+            );
+            assert_eq!(accel.is_none(), constant_speed, "{phase}");
+            if let Some(a) = accel {
+                assert_eq!(a.name, format!("{phase}_mps2"));
+            }
+        }
+    }
 
     #[test]
     fn cruising_vehicle_holds_its_speed_under_its_own_drive() {

@@ -13,7 +13,10 @@
 //! tasks' internals: it sees the rest of the system only through its ports. The step does not
 //! allocate, lock or do I/O.
 
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{
     AccelRequest, AppliedCommand, EgoState, GroundTruth, TOPIC_ACCEL_REQUEST,
@@ -21,7 +24,7 @@ use crate::messages::{
 };
 use crate::params::ns_to_s;
 use crate::planner::fresh;
-use crate::vehicle::{Ego, Lead, LeadProfile, PhaseKind, ProfileSpec, VehicleParams};
+use crate::vehicle::{self, Ego, Lead, LeadProfile, PhaseKind, ProfileSpec, VehicleParams};
 
 /// The initial situation and the physics of a simulated run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,14 +38,50 @@ pub struct WorldConfig {
     pub step_ns: u64,
 }
 
+pub const LEAD_SPEED_MPS: FloatParam = FloatParam::new("lead_speed_mps", 20.0, 0.0, 70.0);
+pub const EGO_SPEED_MPS: FloatParam = FloatParam::new("ego_speed_mps", 20.0, 0.0, 70.0);
+pub const INITIAL_GAP_M: FloatParam = FloatParam::new("initial_gap_m", 44.0, 0.5, 1000.0);
+pub const CONVERGE_TOLERANCE: FloatParam = FloatParam::new("converge_tolerance", 0.10, 0.001, 1.0);
+pub const CONVERGE_WINDOW_MS: MsParam = MsParam::new("converge_window_ms", 1000.0, 10.0, 600_000.0);
+pub const REQUEST_TIMEOUT_MS: MsParam = MsParam::new("request_timeout_ms", 60.0, 1.0, 10_000.0);
+
+/// Every parameter this task reads, as its catalog declares them (the ego vehicle's and the
+/// lead profile's are declared next to their structs in [`crate::vehicle`]).
+pub const PARAMS: &[&dyn Declare] = &[
+    &vehicle::EGO_ACCEL_MIN_MPS2,
+    &vehicle::EGO_LAG_S,
+    &vehicle::EGO_ACCEL_MAX_MPS2,
+    &vehicle::EGO_ROLLING_MPS2,
+    &vehicle::EGO_AERO_PER_M,
+    &vehicle::CRUISE_S,
+    &vehicle::BRAKE_HARD_S,
+    &vehicle::BRAKE_HARD_MPS2,
+    &vehicle::ACCELERATE_S,
+    &vehicle::ACCELERATE_MPS2,
+    &vehicle::STEADY_S,
+    &vehicle::STOP_S,
+    &vehicle::STOP_MPS2,
+    &vehicle::STANDSTILL_S,
+    &vehicle::GO_S,
+    &vehicle::GO_MPS2,
+    &vehicle::PROFILE_JITTER,
+    &vehicle::PROFILE_SEED,
+    &LEAD_SPEED_MPS,
+    &EGO_SPEED_MPS,
+    &INITIAL_GAP_M,
+    &CONVERGE_TOLERANCE,
+    &CONVERGE_WINDOW_MS,
+    &REQUEST_TIMEOUT_MS,
+];
+
 impl Default for WorldConfig {
     fn default() -> Self {
         WorldConfig {
             vehicle: VehicleParams::default(),
             profile: ProfileSpec::default(),
-            lead_speed_mps: 20.0,
-            ego_speed_mps: 20.0,
-            initial_gap_m: 44.0,
+            lead_speed_mps: LEAD_SPEED_MPS.default,
+            ego_speed_mps: EGO_SPEED_MPS.default,
+            initial_gap_m: INITIAL_GAP_M.default,
             step_ns: 10_000_000,
         }
     }
@@ -144,8 +183,8 @@ pub struct ConvergenceRule {
 impl Default for ConvergenceRule {
     fn default() -> Self {
         ConvergenceRule {
-            tolerance: 0.10,
-            window_ns: 1_000_000_000,
+            tolerance: CONVERGE_TOLERANCE.default,
+            window_ns: CONVERGE_WINDOW_MS.default_ns(),
             min_lead_speed_mps: 1.0,
         }
     }
@@ -368,28 +407,6 @@ pub struct World {
     publish_errors: u64,
 }
 
-fn profile_param(
-    b: &TaskBuilder<'_>,
-    kind: PhaseKind,
-    nominal: (f64, f64),
-) -> Result<(PhaseKind, f64, f64), TaskBuildError> {
-    let name = kind.name().replace('-', "_");
-    let duration_s = b.param_f64_in(&format!("{name}_s"), nominal.0, 0.0, 3600.0)?;
-    let accel_mps2 = match kind {
-        // Constant-speed phases have no acceleration to set.
-        PhaseKind::Cruise | PhaseKind::Steady | PhaseKind::Standstill | PhaseKind::FinalCruise => {
-            0.0
-        }
-        PhaseKind::BrakeHard | PhaseKind::Stop => {
-            b.param_f64_in(&format!("{name}_mps2"), nominal.1, -12.0, -0.1)?
-        }
-        PhaseKind::Accelerate | PhaseKind::Go => {
-            b.param_f64_in(&format!("{name}_mps2"), nominal.1, 0.1, 6.0)?
-        }
-    };
-    Ok((kind, duration_s, accel_mps2))
-}
-
 /// Builds the `world` task from its manifest parameters. The lead profile's phases are
 /// `<phase>_s` (duration) and, for accelerating phases, `<phase>_mps2`, with phases
 /// `cruise`, `brake_hard`, `accelerate`, `steady`, `stop`, `standstill`, `go`.
@@ -398,38 +415,37 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     if step_ns == 0 {
         return Err(b.fail("the world integrates with its period as step, which must be > 0"));
     }
-    let dv = VehicleParams::default();
-    let accel_min_mps2 = b.param_f64_in("ego_accel_min_mps2", dv.accel_min_mps2, -15.0, -0.5)?;
+    let accel_min_mps2 = b.get(&vehicle::EGO_ACCEL_MIN_MPS2)?;
     let vehicle = VehicleParams {
-        lag_s: b.param_f64_in("ego_lag_s", dv.lag_s, 0.01, 5.0)?,
-        accel_max_mps2: b.param_f64_in("ego_accel_max_mps2", dv.accel_max_mps2, 0.5, 10.0)?,
+        lag_s: b.get(&vehicle::EGO_LAG_S)?,
+        accel_max_mps2: b.get(&vehicle::EGO_ACCEL_MAX_MPS2)?,
         accel_min_mps2,
-        rolling_mps2: b.param_f64_in("ego_rolling_mps2", dv.rolling_mps2, 0.0, 1.0)?,
-        aero_per_m: b.param_f64_in("ego_aero_per_m", dv.aero_per_m, 0.0, 0.01)?,
+        rolling_mps2: b.get(&vehicle::EGO_ROLLING_MPS2)?,
+        aero_per_m: b.get(&vehicle::EGO_AERO_PER_M)?,
     };
-    let nominal = ProfileSpec::default();
-    let mut phases = nominal.phases;
-    for (slot, &(kind, duration_s, accel_mps2)) in phases.iter_mut().zip(nominal.phases.iter()) {
-        *slot = profile_param(b, kind, (duration_s, accel_mps2))?;
+    let mut phases = ProfileSpec::default().phases;
+    for (slot, (kind, duration, accel)) in phases.iter_mut().zip(vehicle::PHASE_PARAMS) {
+        // Constant-speed phases have no acceleration to set.
+        let accel_mps2 = accel.map_or(Ok(0.0), |a| b.get(&a))?;
+        *slot = (kind, b.get(&duration)?, accel_mps2);
     }
     let profile = ProfileSpec {
         phases,
-        jitter: b.param_f64_in("profile_jitter", 0.0, 0.0, 0.5)?,
-        seed: b.param_seed("seed", 0)?,
+        jitter: b.get(&vehicle::PROFILE_JITTER)?,
+        seed: b.get(&vehicle::PROFILE_SEED)?,
     };
-    let d = WorldConfig::default();
     let config = WorldConfig {
         vehicle,
         profile,
-        lead_speed_mps: b.param_f64_in("lead_speed_mps", d.lead_speed_mps, 0.0, 70.0)?,
-        ego_speed_mps: b.param_f64_in("ego_speed_mps", d.ego_speed_mps, 0.0, 70.0)?,
-        initial_gap_m: b.param_f64_in("initial_gap_m", d.initial_gap_m, 0.5, 1000.0)?,
+        lead_speed_mps: b.get(&LEAD_SPEED_MPS)?,
+        ego_speed_mps: b.get(&EGO_SPEED_MPS)?,
+        initial_gap_m: b.get(&INITIAL_GAP_M)?,
         step_ns,
     };
     let dr = ConvergenceRule::default();
     let rule = ConvergenceRule {
-        tolerance: b.param_f64_in("converge_tolerance", dr.tolerance, 0.001, 1.0)?,
-        window_ns: b.param_ms_in_ns("converge_window_ms", 1000.0, 10.0, 600_000.0)?,
+        tolerance: b.get(&CONVERGE_TOLERANCE)?,
+        window_ns: b.get(&CONVERGE_WINDOW_MS)?,
         min_lead_speed_mps: dr.min_lead_speed_mps,
     };
     let sim = WorldSim::new(config, 0);
@@ -441,7 +457,7 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_mps2: sim.cruise_command_mps2(),
         sim,
         started: false,
-        request_timeout_ns: b.param_ms_in_ns("request_timeout_ms", 60.0, 1.0, 10_000.0)?,
+        request_timeout_ns: b.get(&REQUEST_TIMEOUT_MS)?,
         tracker: OutcomeTracker::new(rule),
         publish_errors: 0,
     }))

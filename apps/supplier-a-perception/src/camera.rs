@@ -15,7 +15,10 @@
 //! for the headings (a few degrees) a car in its lane has.
 
 use lane_msgs::{VehicleTruth, TOPIC_VEHICLE_TRUTH};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, Reader, SeedParam, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{
     lateral_to_column, row_distance_m, LaneImage, Pixels, IMAGE_COLUMNS, IMAGE_COLUMN_STEP_M,
@@ -38,15 +41,36 @@ pub struct CameraParams {
     pub glare: f64,
 }
 
+pub const DASH_PERIOD_M: FloatParam = FloatParam::new("dash_period_m", 12.0, 1.0, 100.0);
+pub const MARKING_WIDTH_M: FloatParam = FloatParam::new("marking_width_m", 0.15, 0.05, 0.5);
+/// At most `dash_period_m` (checked when the task is built).
+pub const DASH_M: FloatParam = FloatParam::new("dash_m", 4.0, 0.0, 100.0);
+// 0..=224 leaves room for the noise on top without wrapping.
+pub const ROAD_GREY: FloatParam = FloatParam::new("road_grey", 60.0, 0.0, 224.0);
+pub const MARKING_GREY: FloatParam = FloatParam::new("marking_grey", 190.0, 0.0, 224.0);
+pub const GLARE: FloatParam = FloatParam::new("glare", 0.01, 0.0, 1.0);
+pub const SEED: SeedParam = SeedParam::new("seed", 23);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &DASH_PERIOD_M,
+    &MARKING_WIDTH_M,
+    &DASH_M,
+    &ROAD_GREY,
+    &MARKING_GREY,
+    &GLARE,
+    &SEED,
+];
+
 impl Default for CameraParams {
     fn default() -> Self {
         CameraParams {
-            marking_width_m: 0.15,
-            dash_m: 4.0,
-            dash_period_m: 12.0,
-            road_grey: 60,
-            marking_grey: 190,
-            glare: 0.01,
+            marking_width_m: MARKING_WIDTH_M.default,
+            dash_m: DASH_M.default,
+            dash_period_m: DASH_PERIOD_M.default,
+            road_grey: ROAD_GREY.default as u8,
+            marking_grey: MARKING_GREY.default as u8,
+            glare: GLARE.default,
         }
     }
 }
@@ -158,24 +182,22 @@ pub struct LaneCamera {
 
 /// Builds the `lane_camera` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = CameraParams::default();
-    let grey = |name: &str, default: u8| -> Result<u8, TaskBuildError> {
-        // 0..=224 leaves room for the noise on top without wrapping.
-        Ok(b.param_f64_in(name, f64::from(default), 0.0, 224.0)? as u8)
-    };
-    let dash_period_m = b.param_f64_in("dash_period_m", d.dash_period_m, 1.0, 100.0)?;
+    let dash_period_m = b.get(&DASH_PERIOD_M)?;
     let p = CameraParams {
-        marking_width_m: b.param_f64_in("marking_width_m", d.marking_width_m, 0.05, 0.5)?,
-        dash_m: b.param_f64_in("dash_m", d.dash_m, 0.0, dash_period_m)?,
+        marking_width_m: b.get(&MARKING_WIDTH_M)?,
+        dash_m: b.get(&FloatParam {
+            max: dash_period_m,
+            ..DASH_M
+        })?,
         dash_period_m,
-        road_grey: grey("road_grey", d.road_grey)?,
-        marking_grey: grey("marking_grey", d.marking_grey)?,
-        glare: b.param_f64_in("glare", d.glare, 0.0, 1.0)?,
+        road_grey: b.get(&ROAD_GREY)? as u8,
+        marking_grey: b.get(&MARKING_GREY)? as u8,
+        glare: b.get(&GLARE)?,
     };
     Ok(Box::new(LaneCamera {
         truth_in: b.reader(TOPIC_VEHICLE_TRUTH)?,
         image_out: b.writer(TOPIC_LANE_IMAGE)?,
-        model: CameraModel::new(p, b.param_seed("seed", 23)?),
+        model: CameraModel::new(p, b.get(&SEED)?),
         frames: 0,
         glare_frames: 0,
         no_truth_frames: 0,

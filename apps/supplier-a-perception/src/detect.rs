@@ -15,7 +15,9 @@
 //! elimination in a fixed order: the step never allocates, locks or does I/O, and its
 //! result is bit-identical across runs. It must never see anything of the world but pixels.
 
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer,
+};
 
 use crate::messages::{
     row_distance_m, LaneDetection, LaneImage, Pixels, IMAGE_COLUMNS, IMAGE_COLUMN_STEP_M,
@@ -56,19 +58,46 @@ pub struct DetectorParams {
     pub prior_frames: u32,
 }
 
+pub const LANE_WIDTH_M: FloatParam = FloatParam::new("lane_width_m", 3.5, 2.0, 6.0);
+pub const FIRST_GATE_M: FloatParam = FloatParam::new("first_gate_m", 0.5, 0.01, 1.7);
+pub const FIRST_GATE_PER_M: FloatParam = FloatParam::new("first_gate_per_m", 0.02, 0.0, 0.1);
+pub const SECOND_GATE_M: FloatParam = FloatParam::new("second_gate_m", 0.2, 0.01, 1.7);
+
+pub const THRESHOLD: FloatParam = FloatParam::new("threshold", 128.0, 1.0, 255.0);
+pub const BACKGROUND_GREY: FloatParam = FloatParam::new("background_grey", 76.0, 0.0, 254.0);
+/// At most `max_run_px` (checked when the task is built).
+pub const MIN_RUN_PX: FloatParam = FloatParam::new("min_run_px", 2.0, 1.0, 64.0);
+pub const MAX_RUN_PX: FloatParam = FloatParam::new("max_run_px", 8.0, 1.0, 64.0);
+pub const MIN_POINTS: FloatParam = FloatParam::new("min_points", 16.0, 4.0, 128.0);
+pub const PRIOR_FRAMES: FloatParam = FloatParam::new("prior_frames", 10.0, 0.0, 1000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &LANE_WIDTH_M,
+    &FIRST_GATE_M,
+    &FIRST_GATE_PER_M,
+    &SECOND_GATE_M,
+    &THRESHOLD,
+    &BACKGROUND_GREY,
+    &MIN_RUN_PX,
+    &MAX_RUN_PX,
+    &MIN_POINTS,
+    &PRIOR_FRAMES,
+];
+
 impl Default for DetectorParams {
     fn default() -> Self {
         DetectorParams {
-            lane_width_m: 3.5,
-            threshold: 128,
-            background_grey: 76,
-            min_run_px: 2,
-            max_run_px: 8,
-            first_gate_m: 0.5,
-            first_gate_per_m: 0.02,
-            second_gate_m: 0.2,
-            min_points: 16,
-            prior_frames: 10,
+            lane_width_m: LANE_WIDTH_M.default,
+            threshold: THRESHOLD.default as u8,
+            background_grey: BACKGROUND_GREY.default as u8,
+            min_run_px: MIN_RUN_PX.default as usize,
+            max_run_px: MAX_RUN_PX.default as usize,
+            first_gate_m: FIRST_GATE_M.default,
+            first_gate_per_m: FIRST_GATE_PER_M.default,
+            second_gate_m: SECOND_GATE_M.default,
+            min_points: MIN_POINTS.default as u32,
+            prior_frames: PRIOR_FRAMES.default as u32,
         }
     }
 }
@@ -323,26 +352,21 @@ pub struct LaneDetect {
 
 /// Builds the `lane_detect` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = DetectorParams::default();
-    let max_run_px = b.param_f64_in("max_run_px", d.max_run_px as f64, 1.0, 64.0)? as usize;
+    let max_run_px = b.get(&MAX_RUN_PX)? as usize;
     let p = DetectorParams {
-        lane_width_m: b.param_f64_in("lane_width_m", d.lane_width_m, 2.0, 6.0)?,
-        threshold: b.param_f64_in("threshold", f64::from(d.threshold), 1.0, 255.0)? as u8,
-        background_grey: b.param_f64_in(
-            "background_grey",
-            f64::from(d.background_grey),
-            0.0,
-            254.0,
-        )? as u8,
-        min_run_px: b.param_f64_in("min_run_px", d.min_run_px as f64, 1.0, max_run_px as f64)?
-            as usize,
+        lane_width_m: b.get(&LANE_WIDTH_M)?,
+        threshold: b.get(&THRESHOLD)? as u8,
+        background_grey: b.get(&BACKGROUND_GREY)? as u8,
+        min_run_px: b.get(&FloatParam {
+            max: max_run_px as f64,
+            ..MIN_RUN_PX
+        })? as usize,
         max_run_px,
-        first_gate_m: b.param_f64_in("first_gate_m", d.first_gate_m, 0.01, 1.7)?,
-        first_gate_per_m: b.param_f64_in("first_gate_per_m", d.first_gate_per_m, 0.0, 0.1)?,
-        second_gate_m: b.param_f64_in("second_gate_m", d.second_gate_m, 0.01, 1.7)?,
-        min_points: b.param_f64_in("min_points", f64::from(d.min_points), 4.0, 128.0)? as u32,
-        prior_frames: b.param_f64_in("prior_frames", f64::from(d.prior_frames), 0.0, 1000.0)?
-            as u32,
+        first_gate_m: b.get(&FIRST_GATE_M)?,
+        first_gate_per_m: b.get(&FIRST_GATE_PER_M)?,
+        second_gate_m: b.get(&SECOND_GATE_M)?,
+        min_points: b.get(&MIN_POINTS)? as u32,
+        prior_frames: b.get(&PRIOR_FRAMES)? as u32,
     };
     Ok(Box::new(LaneDetect {
         image_in: b.reader(TOPIC_LANE_IMAGE)?,

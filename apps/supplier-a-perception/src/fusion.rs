@@ -21,7 +21,10 @@ use lane_msgs::{
     ImuSample, LaneEstimate, VehicleState, FALSE, TOPIC_IMU, TOPIC_LANE_ESTIMATE,
     TOPIC_VEHICLE_STATE, TRUE,
 };
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{LaneDetection, TOPIC_LANE_DETECTION};
 use crate::params::{fresh, ns_to_s};
@@ -41,15 +44,32 @@ pub struct FusionParams {
     pub motion_timeout_ns: u64,
 }
 
+pub const OFFSET_GAIN: FloatParam = FloatParam::new("offset_gain", 0.6, 0.0, 1.0);
+pub const HEADING_GAIN: FloatParam = FloatParam::new("heading_gain", 0.6, 0.0, 1.0);
+pub const CURVATURE_GAIN: FloatParam = FloatParam::new("curvature_gain", 0.4, 0.0, 1.0);
+pub const CURVATURE_RATE_GAIN: FloatParam = FloatParam::new("curvature_rate_gain", 0.2, 0.0, 1.0);
+pub const CAMERA_TIMEOUT_MS: MsParam = MsParam::new("camera_timeout_ms", 50.0, 1.0, 10_000.0);
+pub const MOTION_TIMEOUT_MS: MsParam = MsParam::new("motion_timeout_ms", 10.0, 1.0, 1_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &OFFSET_GAIN,
+    &HEADING_GAIN,
+    &CURVATURE_GAIN,
+    &CURVATURE_RATE_GAIN,
+    &CAMERA_TIMEOUT_MS,
+    &MOTION_TIMEOUT_MS,
+];
+
 impl Default for FusionParams {
     fn default() -> Self {
         FusionParams {
-            offset_gain: 0.6,
-            heading_gain: 0.6,
-            curvature_gain: 0.4,
-            curvature_rate_gain: 0.2,
-            camera_timeout_ns: 50_000_000,
-            motion_timeout_ns: 10_000_000,
+            offset_gain: OFFSET_GAIN.default,
+            heading_gain: HEADING_GAIN.default,
+            curvature_gain: CURVATURE_GAIN.default,
+            curvature_rate_gain: CURVATURE_RATE_GAIN.default,
+            camera_timeout_ns: CAMERA_TIMEOUT_MS.default_ns(),
+            motion_timeout_ns: MOTION_TIMEOUT_MS.default_ns(),
         }
     }
 }
@@ -200,19 +220,13 @@ pub struct LaneFusion {
 
 /// Builds the `lane_fusion` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = FusionParams::default();
     let p = FusionParams {
-        offset_gain: b.param_f64_in("offset_gain", d.offset_gain, 0.0, 1.0)?,
-        heading_gain: b.param_f64_in("heading_gain", d.heading_gain, 0.0, 1.0)?,
-        curvature_gain: b.param_f64_in("curvature_gain", d.curvature_gain, 0.0, 1.0)?,
-        curvature_rate_gain: b.param_f64_in(
-            "curvature_rate_gain",
-            d.curvature_rate_gain,
-            0.0,
-            1.0,
-        )?,
-        camera_timeout_ns: b.param_ms_in_ns("camera_timeout_ms", 50.0, 1.0, 10_000.0)?,
-        motion_timeout_ns: b.param_ms_in_ns("motion_timeout_ms", 10.0, 1.0, 1_000.0)?,
+        offset_gain: b.get(&OFFSET_GAIN)?,
+        heading_gain: b.get(&HEADING_GAIN)?,
+        curvature_gain: b.get(&CURVATURE_GAIN)?,
+        curvature_rate_gain: b.get(&CURVATURE_RATE_GAIN)?,
+        camera_timeout_ns: b.get(&CAMERA_TIMEOUT_MS)?,
+        motion_timeout_ns: b.get(&MOTION_TIMEOUT_MS)?,
     };
     Ok(Box::new(LaneFusion {
         detection_in: b.reader(TOPIC_LANE_DETECTION)?,

@@ -8,7 +8,10 @@
 //! so the noise depends on the job count only. Its step never allocates, locks or does I/O.
 
 use lane_msgs::{ImuSample, VehicleTruth, TOPIC_IMU, TOPIC_VEHICLE_TRUTH};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, Reader, SeedParam, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::params;
 use takt::rng::SplitMix64;
@@ -22,12 +25,27 @@ pub struct ImuParams {
     pub lateral_accel_std_mps2: f64,
 }
 
+pub const YAW_RATE_BIAS_RADPS: FloatParam =
+    FloatParam::new("yaw_rate_bias_radps", 0.002, -0.1, 0.1);
+pub const YAW_RATE_STD_RADPS: FloatParam = FloatParam::new("yaw_rate_std_radps", 0.003, 0.0, 0.1);
+pub const LATERAL_ACCEL_STD_MPS2: FloatParam =
+    FloatParam::new("lateral_accel_std_mps2", 0.05, 0.0, 5.0);
+pub const SEED: SeedParam = SeedParam::new("seed", 11);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &YAW_RATE_BIAS_RADPS,
+    &YAW_RATE_STD_RADPS,
+    &LATERAL_ACCEL_STD_MPS2,
+    &SEED,
+];
+
 impl Default for ImuParams {
     fn default() -> Self {
         ImuParams {
-            yaw_rate_bias_radps: 0.002,
-            yaw_rate_std_radps: 0.003,
-            lateral_accel_std_mps2: 0.05,
+            yaw_rate_bias_radps: YAW_RATE_BIAS_RADPS.default,
+            yaw_rate_std_radps: YAW_RATE_STD_RADPS.default,
+            lateral_accel_std_mps2: LATERAL_ACCEL_STD_MPS2.default,
         }
     }
 }
@@ -81,26 +99,15 @@ pub struct Imu {
 
 /// Builds the `imu` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = ImuParams::default();
     let p = ImuParams {
-        yaw_rate_bias_radps: b.param_f64_in(
-            "yaw_rate_bias_radps",
-            d.yaw_rate_bias_radps,
-            -0.1,
-            0.1,
-        )?,
-        yaw_rate_std_radps: b.param_f64_in("yaw_rate_std_radps", d.yaw_rate_std_radps, 0.0, 0.1)?,
-        lateral_accel_std_mps2: b.param_f64_in(
-            "lateral_accel_std_mps2",
-            d.lateral_accel_std_mps2,
-            0.0,
-            5.0,
-        )?,
+        yaw_rate_bias_radps: b.get(&YAW_RATE_BIAS_RADPS)?,
+        yaw_rate_std_radps: b.get(&YAW_RATE_STD_RADPS)?,
+        lateral_accel_std_mps2: b.get(&LATERAL_ACCEL_STD_MPS2)?,
     };
     Ok(Box::new(Imu {
         truth_in: b.reader(TOPIC_VEHICLE_TRUTH)?,
         sample_out: b.writer(TOPIC_IMU)?,
-        model: ImuModel::new(p, b.param_seed("seed", 11)?),
+        model: ImuModel::new(p, b.get(&SEED)?),
         dt_s: params::period_s(b),
         jobs: 0,
         no_truth_jobs: 0,

@@ -54,28 +54,31 @@ pub fn registry() -> Registry {
 }
 
 /// Adds the `perception` app's tasks to `r`. Each task declares exactly the ports its
-/// constructor opens. A program that runs the whole deployment in one process (the
+/// constructor opens and the parameters it reads. A program that runs the whole deployment in one process (the
 /// verification suite) registers both suppliers' tasks into one registry this way.
 pub fn register(r: &mut Registry) {
     r.task(
         "imu",
         Ports::new()
             .reads::<VehicleTruth>(TOPIC_VEHICLE_TRUTH)
-            .writes::<ImuSample>(TOPIC_IMU),
+            .writes::<ImuSample>(TOPIC_IMU)
+            .declare_all(imu::PARAMS),
         imu::build,
     )
     .task(
         "lane_camera",
         Ports::new()
             .reads::<VehicleTruth>(TOPIC_VEHICLE_TRUTH)
-            .writes::<LaneImage>(TOPIC_LANE_IMAGE),
+            .writes::<LaneImage>(TOPIC_LANE_IMAGE)
+            .declare_all(camera::PARAMS),
         camera::build,
     )
     .task(
         "lane_detect",
         Ports::new()
             .reads::<LaneImage>(TOPIC_LANE_IMAGE)
-            .writes::<LaneDetection>(TOPIC_LANE_DETECTION),
+            .writes::<LaneDetection>(TOPIC_LANE_DETECTION)
+            .declare_all(detect::PARAMS),
         detect::build,
     )
     .task(
@@ -84,7 +87,8 @@ pub fn register(r: &mut Registry) {
             .reads::<LaneDetection>(TOPIC_LANE_DETECTION)
             .reads::<ImuSample>(TOPIC_IMU)
             .reads::<VehicleState>(TOPIC_VEHICLE_STATE)
-            .writes::<LaneEstimate>(TOPIC_LANE_ESTIMATE),
+            .writes::<LaneEstimate>(TOPIC_LANE_ESTIMATE)
+            .declare_all(fusion::PARAMS),
         fusion::build,
     );
 }

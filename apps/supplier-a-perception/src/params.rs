@@ -1,5 +1,6 @@
-//! Time conversions every task of this app shares (the range-checked parameter readers are
-//! takt's: `TaskBuilder::param_f64_in`, `param_ms_in_ns`, `param_seed`).
+//! Time conversions every task of this app shares (the manifest parameters themselves are
+//! declared once per task, as takt `FloatParam`/`MsParam`/`SeedParam` consts next to each
+//! task's parameter struct, and listed in its `PARAMS`).
 //!
 //! Owns: the task period in seconds and the nanosecond-to-second conversion, and the
 //! freshness rule every task applies to the samples it reads: plain arithmetic, fit for

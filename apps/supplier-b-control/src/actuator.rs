@@ -13,7 +13,10 @@
 
 use lane_msgs::{FALSE, TRUE};
 use sha2::{Digest, Sha256};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{SteerApplied, SteerCommand, TOPIC_STEER_APPLIED, TOPIC_STEER_COMMAND};
 use crate::params::{self, fresh};
@@ -28,12 +31,19 @@ pub struct ActuatorParams {
     pub timeout_ns: u64,
 }
 
+pub const MAX_ANGLE_RAD: FloatParam = FloatParam::new("max_angle_rad", 0.1, 0.01, 0.6);
+pub const MAX_RATE_RADPS: FloatParam = FloatParam::new("max_rate_radps", 0.2, 0.01, 10.0);
+pub const COMMAND_TIMEOUT_MS: MsParam = MsParam::new("command_timeout_ms", 20.0, 1.0, 1_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[&MAX_ANGLE_RAD, &MAX_RATE_RADPS, &COMMAND_TIMEOUT_MS];
+
 impl Default for ActuatorParams {
     fn default() -> Self {
         ActuatorParams {
-            max_angle_rad: 0.1,
-            max_rate_radps: 0.2,
-            timeout_ns: 20_000_000,
+            max_angle_rad: MAX_ANGLE_RAD.default,
+            max_rate_radps: MAX_RATE_RADPS.default,
+            timeout_ns: COMMAND_TIMEOUT_MS.default_ns(),
         }
     }
 }
@@ -81,11 +91,10 @@ pub struct SteerActuator {
 
 /// Builds the `steer_actuator` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = ActuatorParams::default();
     let p = ActuatorParams {
-        max_angle_rad: b.param_f64_in("max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
-        max_rate_radps: b.param_f64_in("max_rate_radps", d.max_rate_radps, 0.01, 10.0)?,
-        timeout_ns: b.param_ms_in_ns("command_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        max_angle_rad: b.get(&MAX_ANGLE_RAD)?,
+        max_rate_radps: b.get(&MAX_RATE_RADPS)?,
+        timeout_ns: b.get(&COMMAND_TIMEOUT_MS)?,
     };
     Ok(Box::new(SteerActuator {
         command_in: b.reader(TOPIC_STEER_COMMAND)?,

@@ -16,7 +16,10 @@
 
 use lane_msgs::{ImuSample, VehicleState, TOPIC_IMU, TOPIC_VEHICLE_STATE, TRUE};
 use sha2::{Digest, Sha256};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{LateralPlan, SteerCommand, TOPIC_LATERAL_PLAN, TOPIC_STEER_COMMAND};
 use crate::params::{self, fresh};
@@ -36,15 +39,37 @@ pub struct ControllerParams {
     pub min_speed_mps: f64,
 }
 
+pub const WHEELBASE_M: FloatParam = FloatParam::new("wheelbase_m", 2.8, 1.0, 6.0);
+pub const KP: FloatParam = FloatParam::new("kp", 2.0, 0.0, 20.0);
+pub const KI_PER_S: FloatParam = FloatParam::new("ki_per_s", 20.0, 0.0, 100.0);
+pub const INTEGRAL_LIMIT_PER_M: FloatParam =
+    FloatParam::new("integral_limit_per_m", 0.004, 0.0, 0.1);
+pub const MAX_ANGLE_RAD: FloatParam = FloatParam::new("max_angle_rad", 0.1, 0.01, 0.6);
+pub const MIN_SPEED_MPS: FloatParam = FloatParam::new("min_speed_mps", 5.0, 0.5, 40.0);
+pub const PLAN_TIMEOUT_MS: MsParam = MsParam::new("plan_timeout_ms", 25.0, 1.0, 1_000.0);
+pub const SENSOR_TIMEOUT_MS: MsParam = MsParam::new("sensor_timeout_ms", 10.0, 1.0, 1_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &WHEELBASE_M,
+    &KP,
+    &KI_PER_S,
+    &INTEGRAL_LIMIT_PER_M,
+    &MAX_ANGLE_RAD,
+    &MIN_SPEED_MPS,
+    &PLAN_TIMEOUT_MS,
+    &SENSOR_TIMEOUT_MS,
+];
+
 impl Default for ControllerParams {
     fn default() -> Self {
         ControllerParams {
-            wheelbase_m: 2.8,
-            kp: 2.0,
-            ki_per_s: 20.0,
-            integral_limit_per_m: 0.004,
-            max_angle_rad: 0.1,
-            min_speed_mps: 5.0,
+            wheelbase_m: WHEELBASE_M.default,
+            kp: KP.default,
+            ki_per_s: KI_PER_S.default,
+            integral_limit_per_m: INTEGRAL_LIMIT_PER_M.default,
+            max_angle_rad: MAX_ANGLE_RAD.default,
+            min_speed_mps: MIN_SPEED_MPS.default,
         }
     }
 }
@@ -117,19 +142,13 @@ pub struct SteerController {
 
 /// Builds the `steer_controller` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = ControllerParams::default();
     let p = ControllerParams {
-        wheelbase_m: b.param_f64_in("wheelbase_m", d.wheelbase_m, 1.0, 6.0)?,
-        kp: b.param_f64_in("kp", d.kp, 0.0, 20.0)?,
-        ki_per_s: b.param_f64_in("ki_per_s", d.ki_per_s, 0.0, 100.0)?,
-        integral_limit_per_m: b.param_f64_in(
-            "integral_limit_per_m",
-            d.integral_limit_per_m,
-            0.0,
-            0.1,
-        )?,
-        max_angle_rad: b.param_f64_in("max_angle_rad", d.max_angle_rad, 0.01, 0.6)?,
-        min_speed_mps: b.param_f64_in("min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
+        wheelbase_m: b.get(&WHEELBASE_M)?,
+        kp: b.get(&KP)?,
+        ki_per_s: b.get(&KI_PER_S)?,
+        integral_limit_per_m: b.get(&INTEGRAL_LIMIT_PER_M)?,
+        max_angle_rad: b.get(&MAX_ANGLE_RAD)?,
+        min_speed_mps: b.get(&MIN_SPEED_MPS)?,
     };
     Ok(Box::new(SteerController {
         plan_in: b.reader(TOPIC_LATERAL_PLAN)?,
@@ -138,8 +157,8 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         command_out: b.writer(TOPIC_STEER_COMMAND)?,
         law: SteerLaw::new(p),
         dt_s: params::period_s(b),
-        plan_timeout_ns: b.param_ms_in_ns("plan_timeout_ms", 25.0, 1.0, 1_000.0)?,
-        sensor_timeout_ns: b.param_ms_in_ns("sensor_timeout_ms", 10.0, 1.0, 1_000.0)?,
+        plan_timeout_ns: b.get(&PLAN_TIMEOUT_MS)?,
+        sensor_timeout_ns: b.get(&SENSOR_TIMEOUT_MS)?,
         hasher: Sha256::new(),
         commands: 0,
         engaged_commands: 0,

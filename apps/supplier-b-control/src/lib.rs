@@ -68,7 +68,7 @@ pub fn registry() -> Registry {
 }
 
 /// Adds the `control` app's tasks to `r`. Each task declares exactly the ports its
-/// constructor opens. A program that runs the whole deployment in one process (the
+/// constructor opens and the parameters it reads. A program that runs the whole deployment in one process (the
 /// verification suite) registers both suppliers' tasks into one registry this way.
 pub fn register(r: &mut Registry) {
     r.task(
@@ -76,7 +76,8 @@ pub fn register(r: &mut Registry) {
         Ports::new()
             .reads::<SteerApplied>(TOPIC_STEER_APPLIED)
             .writes::<VehicleTruth>(TOPIC_VEHICLE_TRUTH)
-            .writes::<VehicleState>(TOPIC_VEHICLE_STATE),
+            .writes::<VehicleState>(TOPIC_VEHICLE_STATE)
+            .declare_all(world::PARAMS),
         world::build,
     )
     .task(
@@ -84,7 +85,8 @@ pub fn register(r: &mut Registry) {
         Ports::new()
             .reads::<LaneEstimate>(TOPIC_LANE_ESTIMATE)
             .reads::<VehicleState>(TOPIC_VEHICLE_STATE)
-            .writes::<LateralPlan>(TOPIC_LATERAL_PLAN),
+            .writes::<LateralPlan>(TOPIC_LATERAL_PLAN)
+            .declare_all(planner::PARAMS),
         planner::build,
     )
     .task(
@@ -93,14 +95,16 @@ pub fn register(r: &mut Registry) {
             .reads::<LateralPlan>(TOPIC_LATERAL_PLAN)
             .reads::<ImuSample>(TOPIC_IMU)
             .reads::<VehicleState>(TOPIC_VEHICLE_STATE)
-            .writes::<SteerCommand>(TOPIC_STEER_COMMAND),
+            .writes::<SteerCommand>(TOPIC_STEER_COMMAND)
+            .declare_all(controller::PARAMS),
         controller::build,
     )
     .task(
         "steer_actuator",
         Ports::new()
             .reads::<SteerCommand>(TOPIC_STEER_COMMAND)
-            .writes::<SteerApplied>(TOPIC_STEER_APPLIED),
+            .writes::<SteerApplied>(TOPIC_STEER_APPLIED)
+            .declare_all(actuator::PARAMS),
         actuator::build,
     );
 }

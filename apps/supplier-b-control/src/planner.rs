@@ -15,7 +15,10 @@
 //! does I/O.
 
 use lane_msgs::{LaneEstimate, VehicleState, TOPIC_LANE_ESTIMATE, TOPIC_VEHICLE_STATE, TRUE};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{LateralPlan, TOPIC_LATERAL_PLAN};
 use crate::params::fresh;
@@ -35,17 +38,40 @@ pub struct PlannerParams {
     pub state_timeout_ns: u64,
 }
 
+pub const OMEGA_RADPS: FloatParam = FloatParam::new("omega_radps", 2.0, 0.1, 10.0);
+pub const DAMPING: FloatParam = FloatParam::new("damping", 0.8, 0.1, 3.0);
+pub const PREVIEW_S: FloatParam = FloatParam::new("preview_s", 0.06, 0.0, 2.0);
+pub const MAX_LATERAL_ACCEL_MPS2: FloatParam =
+    FloatParam::new("max_lateral_accel_mps2", 3.5, 0.5, 10.0);
+pub const MIN_SPEED_MPS: FloatParam = FloatParam::new("min_speed_mps", 5.0, 0.5, 40.0);
+pub const MAX_DEAD_RECKONING_MS: MsParam =
+    MsParam::new("max_dead_reckoning_ms", 1000.0, 0.0, 60_000.0);
+pub const ESTIMATE_TIMEOUT_MS: MsParam = MsParam::new("estimate_timeout_ms", 30.0, 1.0, 1_000.0);
+pub const STATE_TIMEOUT_MS: MsParam = MsParam::new("state_timeout_ms", 20.0, 1.0, 1_000.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &OMEGA_RADPS,
+    &DAMPING,
+    &PREVIEW_S,
+    &MAX_LATERAL_ACCEL_MPS2,
+    &MIN_SPEED_MPS,
+    &MAX_DEAD_RECKONING_MS,
+    &ESTIMATE_TIMEOUT_MS,
+    &STATE_TIMEOUT_MS,
+];
+
 impl Default for PlannerParams {
     fn default() -> Self {
         PlannerParams {
-            omega_radps: 2.0,
-            damping: 0.8,
-            preview_s: 0.06,
-            max_lateral_accel_mps2: 3.5,
-            min_speed_mps: 5.0,
-            max_dead_reckoning_ns: 1_000_000_000,
-            estimate_timeout_ns: 30_000_000,
-            state_timeout_ns: 20_000_000,
+            omega_radps: OMEGA_RADPS.default,
+            damping: DAMPING.default,
+            preview_s: PREVIEW_S.default,
+            max_lateral_accel_mps2: MAX_LATERAL_ACCEL_MPS2.default,
+            min_speed_mps: MIN_SPEED_MPS.default,
+            max_dead_reckoning_ns: MAX_DEAD_RECKONING_MS.default_ns(),
+            estimate_timeout_ns: ESTIMATE_TIMEOUT_MS.default_ns(),
+            state_timeout_ns: STATE_TIMEOUT_MS.default_ns(),
         }
     }
 }
@@ -93,21 +119,15 @@ pub struct LateralPlanner {
 
 /// Builds the `lateral_planner` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
-    let d = PlannerParams::default();
     let p = PlannerParams {
-        omega_radps: b.param_f64_in("omega_radps", d.omega_radps, 0.1, 10.0)?,
-        damping: b.param_f64_in("damping", d.damping, 0.1, 3.0)?,
-        preview_s: b.param_f64_in("preview_s", d.preview_s, 0.0, 2.0)?,
-        max_lateral_accel_mps2: b.param_f64_in(
-            "max_lateral_accel_mps2",
-            d.max_lateral_accel_mps2,
-            0.5,
-            10.0,
-        )?,
-        min_speed_mps: b.param_f64_in("min_speed_mps", d.min_speed_mps, 0.5, 40.0)?,
-        max_dead_reckoning_ns: b.param_ms_in_ns("max_dead_reckoning_ms", 1000.0, 0.0, 60_000.0)?,
-        estimate_timeout_ns: b.param_ms_in_ns("estimate_timeout_ms", 30.0, 1.0, 1_000.0)?,
-        state_timeout_ns: b.param_ms_in_ns("state_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        omega_radps: b.get(&OMEGA_RADPS)?,
+        damping: b.get(&DAMPING)?,
+        preview_s: b.get(&PREVIEW_S)?,
+        max_lateral_accel_mps2: b.get(&MAX_LATERAL_ACCEL_MPS2)?,
+        min_speed_mps: b.get(&MIN_SPEED_MPS)?,
+        max_dead_reckoning_ns: b.get(&MAX_DEAD_RECKONING_MS)?,
+        estimate_timeout_ns: b.get(&ESTIMATE_TIMEOUT_MS)?,
+        state_timeout_ns: b.get(&STATE_TIMEOUT_MS)?,
     };
     Ok(Box::new(LateralPlanner {
         estimate_in: b.reader(TOPIC_LANE_ESTIMATE)?,

@@ -10,6 +10,7 @@
 //! rate, as a real one does. It must never read a clock; it uses `+`, `*` and `/` only.
 
 use crate::trig::{cos_small, sin_small};
+use takt::task::FloatParam;
 
 /// The car's physical parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,13 +24,20 @@ pub struct VehicleParams {
     pub steer_max_rad: f64,
 }
 
+// The `vehicle_world` task's parameters for the car (see `world::PARAMS`).
+pub const WHEELBASE_M: FloatParam = FloatParam::new("wheelbase_m", 2.8, 1.0, 6.0);
+pub const UNDERSTEER_RAD_PER_MPS2: FloatParam =
+    FloatParam::new("understeer_rad_per_mps2", 0.002, 0.0, 0.02);
+pub const STEER_LAG_S: FloatParam = FloatParam::new("steer_lag_s", 0.1, 0.005, 2.0);
+pub const STEER_MAX_RAD: FloatParam = FloatParam::new("steer_max_rad", 0.15, 0.01, 0.6);
+
 impl Default for VehicleParams {
     fn default() -> Self {
         VehicleParams {
-            wheelbase_m: 2.8,
-            understeer_rad_per_mps2: 0.002,
-            steer_lag_s: 0.1,
-            steer_max_rad: 0.15,
+            wheelbase_m: WHEELBASE_M.default,
+            understeer_rad_per_mps2: UNDERSTEER_RAD_PER_MPS2.default,
+            steer_lag_s: STEER_LAG_S.default,
+            steer_max_rad: STEER_MAX_RAD.default,
         }
     }
 }

@@ -19,12 +19,15 @@
 //! does not allocate, lock or do I/O.
 
 use lane_msgs::{VehicleState, VehicleTruth, TOPIC_VEHICLE_STATE, TOPIC_VEHICLE_TRUTH, TRUE};
-use takt::task::{Reader, StepContext, Task, TaskBuildError, TaskBuilder, TaskReport, Writer};
+use takt::task::{
+    Declare, FloatParam, MsParam, Reader, StepContext, Task, TaskBuildError, TaskBuilder,
+    TaskReport, Writer,
+};
 
 use crate::messages::{SteerApplied, TOPIC_STEER_APPLIED};
 use crate::params::{fresh, ns_to_s};
 use crate::road::Road;
-use crate::vehicle::{Car, VehicleParams};
+use crate::vehicle::{self, Car, VehicleParams};
 
 /// The longest stretch of missed releases (skipped jobs) the world integrates through.
 /// Beyond it, the state jumps in time instead: one job must stay bounded in cost.
@@ -60,22 +63,60 @@ pub struct WorldConfig {
     pub step_ns: u64,
 }
 
+pub const LANE_WIDTH_M: FloatParam = FloatParam::new("lane_width_m", 3.5, 2.5, 5.0);
+pub const GUST_START_MS: MsParam = MsParam::new("gust_start_ms", 6000.0, 0.0, 3_600_000.0);
+pub const GUST_DURATION_MS: MsParam = MsParam::new("gust_duration_ms", 1500.0, 0.0, 3_600_000.0);
+pub const DRIVER_OMEGA_RADPS: FloatParam = FloatParam::new("driver_omega_radps", 1.0, 0.1, 10.0);
+pub const DRIVER_DAMPING: FloatParam = FloatParam::new("driver_damping", 0.8, 0.1, 3.0);
+pub const CURVE_SCALE: FloatParam = FloatParam::new("curve_scale", 1.0, 0.0, 3.0);
+pub const SPEED_MPS: FloatParam = FloatParam::new("speed_mps", 25.0, 1.0, 60.0);
+pub const INITIAL_HEADING_RAD: FloatParam = FloatParam::new("initial_heading_rad", 0.0, -0.2, 0.2);
+pub const APPLIED_TIMEOUT_MS: MsParam = MsParam::new("applied_timeout_ms", 20.0, 1.0, 1_000.0);
+pub const SETTLE_MS: MsParam = MsParam::new("settle_ms", 3000.0, 0.0, 3_600_000.0);
+
+/// Within half the lane width of the centre (checked when the task is built).
+pub const INITIAL_OFFSET_M: FloatParam = FloatParam::new("initial_offset_m", 0.3, -2.5, 2.5);
+/// At most `lane_width_m` (checked when the task is built).
+pub const VEHICLE_WIDTH_M: FloatParam = FloatParam::new("vehicle_width_m", 1.8, 1.0, 5.0);
+pub const GUST_MPS: FloatParam = FloatParam::new("gust_mps", 0.2, -3.0, 3.0);
+
+/// Every parameter this task reads, as its catalog declares them.
+pub const PARAMS: &[&dyn Declare] = &[
+    &LANE_WIDTH_M,
+    &GUST_START_MS,
+    &GUST_DURATION_MS,
+    &DRIVER_OMEGA_RADPS,
+    &DRIVER_DAMPING,
+    &CURVE_SCALE,
+    &SPEED_MPS,
+    &INITIAL_HEADING_RAD,
+    &APPLIED_TIMEOUT_MS,
+    &SETTLE_MS,
+    &INITIAL_OFFSET_M,
+    &VEHICLE_WIDTH_M,
+    &GUST_MPS,
+    &vehicle::WHEELBASE_M,
+    &vehicle::UNDERSTEER_RAD_PER_MPS2,
+    &vehicle::STEER_LAG_S,
+    &vehicle::STEER_MAX_RAD,
+];
+
 impl Default for WorldConfig {
     fn default() -> Self {
         WorldConfig {
             vehicle: VehicleParams::default(),
             driver: DriverParams {
-                omega_radps: 1.0,
-                damping: 0.8,
+                omega_radps: DRIVER_OMEGA_RADPS.default,
+                damping: DRIVER_DAMPING.default,
             },
-            curve_scale: 1.0,
-            speed_mps: 25.0,
-            initial_offset_m: 0.3,
-            initial_heading_rad: 0.0,
-            lane_width_m: 3.5,
-            vehicle_width_m: 1.8,
-            gust_mps: 0.2,
-            gust_start_ns: 6_000_000_000,
+            curve_scale: CURVE_SCALE.default,
+            speed_mps: SPEED_MPS.default,
+            initial_offset_m: INITIAL_OFFSET_M.default,
+            initial_heading_rad: INITIAL_HEADING_RAD.default,
+            lane_width_m: LANE_WIDTH_M.default,
+            vehicle_width_m: VEHICLE_WIDTH_M.default,
+            gust_mps: GUST_MPS.default,
+            gust_start_ns: GUST_START_MS.default_ns(),
             gust_duration_ns: 1_000_000_000,
             step_ns: 1_000_000,
         }
@@ -213,7 +254,7 @@ pub struct OutcomeTracker {
 impl Default for OutcomeTracker {
     fn default() -> Self {
         OutcomeTracker {
-            settle_ns: 3_000_000_000,
+            settle_ns: SETTLE_MS.default_ns(),
             max_abs_offset_m: 0.0,
             settled_max_abs_offset_m: 0.0,
             sum_sq_offset: 0.0,
@@ -338,44 +379,34 @@ pub struct VehicleWorld {
 /// Builds the `vehicle_world` task from its manifest parameters.
 pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
     let step_ns = b.timing().period_ns;
-    let d = WorldConfig::default();
-    let dv = d.vehicle;
-    let lane_width_m = b.param_f64_in("lane_width_m", d.lane_width_m, 2.5, 5.0)?;
-    let gust_start_ns = b.param_ms_in_ns("gust_start_ms", 6000.0, 0.0, 3_600_000.0)?;
-    let gust_duration_ns = b.param_ms_in_ns("gust_duration_ms", 1500.0, 0.0, 3_600_000.0)?;
+    let lane_width_m = b.get(&LANE_WIDTH_M)?;
+    let gust_start_ns = b.get(&GUST_START_MS)?;
+    let gust_duration_ns = b.get(&GUST_DURATION_MS)?;
     let config = WorldConfig {
         vehicle: VehicleParams {
-            wheelbase_m: b.param_f64_in("wheelbase_m", dv.wheelbase_m, 1.0, 6.0)?,
-            understeer_rad_per_mps2: b.param_f64_in(
-                "understeer_rad_per_mps2",
-                dv.understeer_rad_per_mps2,
-                0.0,
-                0.02,
-            )?,
-            steer_lag_s: b.param_f64_in("steer_lag_s", dv.steer_lag_s, 0.005, 2.0)?,
-            steer_max_rad: b.param_f64_in("steer_max_rad", dv.steer_max_rad, 0.01, 0.6)?,
+            wheelbase_m: b.get(&vehicle::WHEELBASE_M)?,
+            understeer_rad_per_mps2: b.get(&vehicle::UNDERSTEER_RAD_PER_MPS2)?,
+            steer_lag_s: b.get(&vehicle::STEER_LAG_S)?,
+            steer_max_rad: b.get(&vehicle::STEER_MAX_RAD)?,
         },
         driver: DriverParams {
-            omega_radps: b.param_f64_in("driver_omega_radps", d.driver.omega_radps, 0.1, 10.0)?,
-            damping: b.param_f64_in("driver_damping", d.driver.damping, 0.1, 3.0)?,
+            omega_radps: b.get(&DRIVER_OMEGA_RADPS)?,
+            damping: b.get(&DRIVER_DAMPING)?,
         },
-        curve_scale: b.param_f64_in("curve_scale", d.curve_scale, 0.0, 3.0)?,
-        speed_mps: b.param_f64_in("speed_mps", d.speed_mps, 1.0, 60.0)?,
-        initial_offset_m: b.param_f64_in(
-            "initial_offset_m",
-            d.initial_offset_m,
-            -lane_width_m / 2.0,
-            lane_width_m / 2.0,
-        )?,
-        initial_heading_rad: b.param_f64_in(
-            "initial_heading_rad",
-            d.initial_heading_rad,
-            -0.2,
-            0.2,
-        )?,
+        curve_scale: b.get(&CURVE_SCALE)?,
+        speed_mps: b.get(&SPEED_MPS)?,
+        initial_offset_m: b.get(&FloatParam {
+            min: -lane_width_m / 2.0,
+            max: lane_width_m / 2.0,
+            ..INITIAL_OFFSET_M
+        })?,
+        initial_heading_rad: b.get(&INITIAL_HEADING_RAD)?,
         lane_width_m,
-        vehicle_width_m: b.param_f64_in("vehicle_width_m", d.vehicle_width_m, 1.0, lane_width_m)?,
-        gust_mps: b.param_f64_in("gust_mps", d.gust_mps, -3.0, 3.0)?,
+        vehicle_width_m: b.get(&FloatParam {
+            max: lane_width_m,
+            ..VEHICLE_WIDTH_M
+        })?,
+        gust_mps: b.get(&GUST_MPS)?,
         gust_start_ns,
         gust_duration_ns,
         step_ns,
@@ -388,9 +419,9 @@ pub fn build(b: &TaskBuilder<'_>) -> Result<Box<dyn Task>, TaskBuildError> {
         sim,
         started: false,
         steering: Steering::Driver,
-        applied_timeout_ns: b.param_ms_in_ns("applied_timeout_ms", 20.0, 1.0, 1_000.0)?,
+        applied_timeout_ns: b.get(&APPLIED_TIMEOUT_MS)?,
         tracker: OutcomeTracker {
-            settle_ns: b.param_ms_in_ns("settle_ms", 3000.0, 0.0, 3_600_000.0)?,
+            settle_ns: b.get(&SETTLE_MS)?,
             ..OutcomeTracker::default()
         },
         publish_errors: 0,
