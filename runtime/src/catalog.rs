@@ -233,6 +233,24 @@ pub(crate) fn encode_frame<T: Serialize>(magic: &[u8; 13], value: &T) -> Vec<u8>
     out
 }
 
+/// For the tests of every framed format: each cut of `bytes` (a good frame) and each byte
+/// of it flipped is refused by `decode`, never a panic, since the checksum covers the
+/// payload and the header is checked field by field.
+#[cfg(test)]
+pub(crate) fn assert_every_damage_refused<T, E>(
+    bytes: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, E>,
+) {
+    for cut in 0..bytes.len() {
+        assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.to_vec();
+        b[i] ^= 0x41;
+        assert!(decode(&b).is_err(), "flipped byte {i}");
+    }
+}
+
 /// Checks and decodes a frame whose payload is at most `MAX` bytes.
 pub(crate) fn decode_frame<T: serde::de::DeserializeOwned, const MAX: usize>(
     magic: &[u8; 13],
@@ -307,10 +325,16 @@ impl DeploymentCatalogs {
     }
 
     /// Reads the file the supervisor wrote (bounded like every file takt reads).
-    pub fn read(path: &Path) -> Result<DeploymentCatalogs, String> {
+    pub fn read(path: &Path) -> Result<DeploymentCatalogs, CatalogsReadError> {
         let bytes = crate::fsio::read_bounded(path, (HEADER_BYTES + MAX_CATALOG_BYTES + 33) as u64)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        DeploymentCatalogs::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| CatalogsReadError {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        DeploymentCatalogs::decode(&bytes).map_err(|e| CatalogsReadError {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     /// The union every process validates against.
@@ -334,41 +358,118 @@ pub fn check_own_part(
     validated: &DeploymentCatalogs,
     app: &str,
     own: &AppCatalog,
-) -> Result<(), String> {
+) -> Result<(), OwnPartError> {
     let Some(v) = validated.apps.iter().find(|a| a.app == app) else {
-        return Err(format!(
-            "the supervisor validated no catalog for app `{app}`"
-        ));
+        return Err(OwnPartError::NotValidated {
+            app: app.to_string(),
+        });
     };
     for t in &v.catalog.tasks {
         match own.tasks.iter().find(|o| o.name == t.name) {
             Some(o) if o == t => {}
             Some(_) => {
-                return Err(format!(
-                    "task implementation `{}` declares other ports than the catalog the deployment was validated with ({})",
-                    t.name, v.executable
-                ))
+                return Err(OwnPartError::OtherPorts {
+                    task: t.name.clone(),
+                    validated_with: v.executable.clone(),
+                })
             }
             None => {
-                return Err(format!(
-                    "task implementation `{}` is missing from this executable, though the deployment was validated with it ({})",
-                    t.name, v.executable
-                ))
+                return Err(OwnPartError::MissingTask {
+                    task: t.name.clone(),
+                    validated_with: v.executable.clone(),
+                })
             }
         }
     }
     for ty in &v.catalog.types {
         if let Some(o) = own.types.iter().find(|o| o.name == ty.name) {
             if o != ty {
-                return Err(format!(
-                    "message type `{}` has fingerprint {:016x} here, {:016x} in the catalog the deployment was validated with ({})",
-                    ty.name, o.hash, ty.hash, v.executable
-                ));
+                return Err(OwnPartError::OtherType {
+                    type_name: ty.name.clone(),
+                    hash_here: o.hash,
+                    hash_validated: ty.hash,
+                    validated_with: v.executable.clone(),
+                });
             }
         }
     }
     Ok(())
 }
+
+/// The file of validated catalogs could not be read: its path and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogsReadError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for CatalogsReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for CatalogsReadError {}
+
+/// Why the running executable is not what the supervisor validated ([`check_own_part`]).
+/// `validated_with` names the executable the deployment was validated with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnPartError {
+    /// The supervisor validated no catalog for this app.
+    NotValidated { app: String },
+    /// A task implementation declares other ports here.
+    OtherPorts {
+        task: String,
+        validated_with: String,
+    },
+    /// A task implementation the deployment was validated with is missing here.
+    MissingTask {
+        task: String,
+        validated_with: String,
+    },
+    /// A message type has another layout fingerprint here.
+    OtherType {
+        type_name: String,
+        hash_here: u64,
+        hash_validated: u64,
+        validated_with: String,
+    },
+}
+
+impl fmt::Display for OwnPartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OwnPartError::NotValidated { app } => {
+                write!(f, "the supervisor validated no catalog for app `{app}`")
+            }
+            OwnPartError::OtherPorts {
+                task,
+                validated_with,
+            } => write!(
+                f,
+                "task implementation `{task}` declares other ports than the catalog the deployment was validated with ({validated_with})"
+            ),
+            OwnPartError::MissingTask {
+                task,
+                validated_with,
+            } => write!(
+                f,
+                "task implementation `{task}` is missing from this executable, though the deployment was validated with it ({validated_with})"
+            ),
+            OwnPartError::OtherType {
+                type_name,
+                hash_here,
+                hash_validated,
+                validated_with,
+            } => write!(
+                f,
+                "message type `{type_name}` has fingerprint {hash_here:016x} here, {hash_validated:016x} in the catalog the deployment was validated with ({validated_with})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OwnPartError {}
 
 fn fingerprint(t: &TypeDecl) -> Fingerprint {
     Fingerprint {
@@ -807,15 +908,7 @@ mod tests {
 
     #[test]
     fn every_cut_and_every_flipped_byte_is_refused_never_a_panic() {
-        let bytes = sample().encode();
-        for cut in 0..bytes.len() {
-            assert!(AppCatalog::decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x41;
-            assert!(AppCatalog::decode(&b).is_err(), "flipped byte {i}");
-        }
+        assert_every_damage_refused(&sample().encode(), AppCatalog::decode);
     }
 
     #[test]

@@ -103,7 +103,9 @@ fn with_patch(old: &[u8], new: &[u8], patch: Vec<u8>) -> Delta {
 /// Verifies `bytes`, then applies its delta to `old` the way staging does.
 fn stage(bytes: &[u8], old: &[u8]) -> Result<Vec<u8>, String> {
     let b = bundle::read(bytes, &trusted()).map_err(|e| e.to_string())?;
-    let entries = b.into_entries(|| Ok(old.to_vec()))?;
+    let entries = b
+        .into_entries(|| Ok(old.to_vec()))
+        .map_err(|e| e.to_string())?;
     Ok(entries[0].bytes.clone())
 }
 

@@ -125,7 +125,7 @@ fn expiry_text_takes_durations_and_utc_times_and_refuses_the_rest() {
         "0s",                   // not in the future
     ] {
         let err = bundle::parse_expires(bad, NOW).unwrap_err();
-        assert!(!err.is_empty(), "{bad:?}");
+        assert!(!err.to_string().is_empty(), "{bad:?}");
     }
 }
 

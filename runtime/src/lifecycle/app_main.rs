@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::host::{host_app, HostOptions};
-use super::host_plan::HostPlan;
+use super::host_plan::{HostPlan, HostPlanReadError};
 use crate::catalog::{self, AppCatalog, API_VERSION};
 use crate::dispatch::{ClockKind, Jitter, RunOptions, TraceOptions};
 use crate::task::Registry;
@@ -244,15 +244,15 @@ pub fn app_main(registry: Registry) -> ExitCode {
     };
     match host_with_args(&args, &registry) {
         Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            log::error!("{message}");
-            ExitCode::from(code)
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// What [`app_main`] does after parsing: `Err((exit code, message))` on failure.
-pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, String)> {
+/// What [`app_main`] does after parsing.
+pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), HostError> {
     // SIGINT (a terminal's Ctrl-C reaches the whole process group) and SIGTERM (systemd
     // signals the whole cgroup) are the supervisor's to act on: it stops every app at one
     // boundary. Swallowing them here keeps an app from dying alone.
@@ -261,10 +261,14 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&ignored));
     }
     let who = format!("app `{}` (incarnation {})", args.app, args.incarnation);
-    let host = HostPlan::read(&args.host)
-        .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
+    let failed = |cause| HostError {
+        who: who.clone(),
+        executable: executable_name(),
+        cause,
+    };
+    let host = HostPlan::read(&args.host).map_err(|e| failed(HostFailure::HostPlan(e)))?;
     catalog::check_own_part(&host.run.catalogs, &args.app, &AppCatalog::of(registry))
-        .map_err(|e| (2, format!("{who}: {}: {e}", executable_name())))?;
+        .map_err(|e| failed(HostFailure::NotValidated(e)))?;
     let run = &host.run;
     let trace = run.trace.as_ref().map(|prefix| {
         let mut name = prefix.clone().into_os_string();
@@ -302,8 +306,53 @@ pub fn host_with_args(args: &AppArgs, registry: &Registry) -> Result<(), (u8, St
     };
     host_app(&host.deployment, &host.plan, registry, &opts)
         .map(|_| ())
-        .map_err(|e| (1, format!("{who}: {}: {e}", executable_name())))
+        .map_err(|e| failed(HostFailure::Run(e)))
 }
+
+/// Why an app process could not host its app ([`host_with_args`]): who failed, in which
+/// executable, and the cause, which decides the process's exit code.
+#[derive(Debug)]
+pub struct HostError {
+    /// `app `name` (incarnation n)`.
+    pub who: String,
+    pub executable: String,
+    pub cause: HostFailure,
+}
+
+/// The cause of a [`HostError`].
+#[derive(Debug)]
+pub enum HostFailure {
+    /// The supervisor's host plan could not be read (exit code 2).
+    HostPlan(HostPlanReadError),
+    /// This executable is not what the supervisor validated (exit code 2).
+    NotValidated(catalog::OwnPartError),
+    /// The app started and failed (exit code 1).
+    Run(String),
+}
+
+impl HostError {
+    /// The exit code of the app process: 2 when it never started (the supervisor's input or
+    /// this executable is wrong), 1 when the app failed while hosting.
+    pub fn exit_code(&self) -> u8 {
+        match self.cause {
+            HostFailure::HostPlan(_) | HostFailure::NotValidated(_) => 2,
+            HostFailure::Run(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ", self.who, self.executable)?;
+        match &self.cause {
+            HostFailure::HostPlan(e) => write!(f, "{e}"),
+            HostFailure::NotValidated(e) => write!(f, "{e}"),
+            HostFailure::Run(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
 
 /// This process's executable, for messages.
 fn executable_name() -> String {

@@ -57,7 +57,9 @@ pub mod shm;
 pub mod supervisor;
 pub mod wire;
 
-pub use app_main::{app_main, host_with_args, AppArgs, AppArgsError, HOST_FLAG};
+pub use app_main::{
+    app_main, host_with_args, AppArgs, AppArgsError, HostError, HostFailure, HOST_FLAG,
+};
 pub use host::{host_app, HostOptions};
 pub use host_plan::{HostPlan, HostRun};
 #[cfg(feature = "platform")]

@@ -57,19 +57,61 @@ pub fn credentials(sock: &impl AsRawFd) -> io::Result<PeerCred> {
 }
 
 /// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
-fn parent_of(pid: u32) -> Result<u32, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+fn parent_of(pid: u32) -> Result<u32, AncestryError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| {
+        AncestryError::Unreadable {
+            pid,
+            reason: e.to_string(),
+        }
+    })?;
     // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
     let rest = stat
         .rsplit_once(") ")
         .map(|(_, r)| r)
-        .ok_or_else(|| format!("/proc/{pid}/stat has no command field"))?;
+        .ok_or(AncestryError::NoCommand { pid })?;
     rest.split_whitespace()
         .nth(1)
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("/proc/{pid}/stat has no parent pid"))
+        .ok_or(AncestryError::NoParent { pid })
 }
+
+/// Why the ancestry of a peer could not be followed ([`app_ancestor`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AncestryError {
+    /// `/proc/<pid>/stat` could not be read (the OS's words).
+    Unreadable {
+        pid: u32,
+        reason: String,
+    },
+    NoCommand {
+        pid: u32,
+    },
+    NoParent {
+        pid: u32,
+    },
+    /// More than [`MAX_ANCESTRY`] links up from `pid`.
+    TooDeep {
+        pid: u32,
+    },
+}
+
+impl std::fmt::Display for AncestryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AncestryError::Unreadable { pid, reason } => {
+                write!(f, "cannot read /proc/{pid}/stat: {reason}")
+            }
+            AncestryError::NoCommand { pid } => write!(f, "/proc/{pid}/stat has no command field"),
+            AncestryError::NoParent { pid } => write!(f, "/proc/{pid}/stat has no parent pid"),
+            AncestryError::TooDeep { pid } => write!(
+                f,
+                "the ancestry of pid {pid} is deeper than {MAX_ANCESTRY} processes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AncestryError {}
 
 /// The first of `pid` and its ancestors (at most [`MAX_ANCESTRY`] links up, stopping at
 /// `stop_at` or init) that `is_app` accepts; `None` when the line reaches `stop_at` or init
@@ -79,7 +121,7 @@ pub fn app_ancestor(
     pid: u32,
     stop_at: u32,
     is_app: impl Fn(u32) -> bool,
-) -> Result<Option<u32>, String> {
+) -> Result<Option<u32>, AncestryError> {
     let mut p = pid;
     for _ in 0..MAX_ANCESTRY {
         if is_app(p) {
@@ -90,9 +132,7 @@ pub fn app_ancestor(
         }
         p = parent_of(p)?;
     }
-    Err(format!(
-        "the ancestry of pid {pid} is deeper than {MAX_ANCESTRY} processes"
-    ))
+    Err(AncestryError::TooDeep { pid })
 }
 
 #[cfg(all(test, not(loom)))]

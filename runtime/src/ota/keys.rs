@@ -1,10 +1,13 @@
-//! Signed key documents: how the set of bundle-signing keys changes on a vehicle without
-//! editing its manifest (rotation, revocation, per-app scope).
+//! The keys bundles are signed with, and signed key documents: how the set of
+//! bundle-signing keys changes on a vehicle without editing its manifest (rotation,
+//! revocation, per-app scope).
 //!
-//! Owns the key document's byte format, its signature check against the manifest's root
-//! keys (`[ota] root_keys`), and its durable copy in the state directory. It must never
-//! decide whether a bundle may be staged: [`bundle::verify`](super::bundle::verify)
-//! applies the document to the manifest's keys and checks the bundle against the result.
+//! Owns the trusted key set ([`TrustedKeys`]: the manifest's keys with every document
+//! applied), the making of signing keys from seeds, the key document's byte format, its
+//! signature check against the manifest's root keys (`[ota] root_keys`), and its durable
+//! copy in the state directory. It must never decide whether a bundle may be staged:
+//! [`bundle::verify`](super::bundle::verify) applies the document to the manifest's keys
+//! and checks the bundle against the result.
 //!
 //! # The trust model in one paragraph
 //!
@@ -359,4 +362,152 @@ pub fn install(s: &mut dyn Storage, doc: &KeyDocument) -> std::io::Result<()> {
         replace_atomically(s, path, &doc.bytes)?;
     }
     Ok(())
+}
+
+/// One trusted signing key and the apps it may sign (`None`: every app).
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub key: VerifyingKey,
+    pub apps: Option<Vec<String>>,
+}
+
+impl TrustedKey {
+    pub fn may_sign(&self, app: &str) -> bool {
+        self.apps
+            .as_ref()
+            .is_none_or(|a| a.iter().any(|x| x == app))
+    }
+}
+
+/// The integrator's trusted public keys: signing keys with their scope, root keys that
+/// sign key documents, and (after a key document) revoked keys.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedKeys {
+    keys: Vec<TrustedKey>,
+    roots: Vec<[u8; 32]>,
+    revoked: Vec<[u8; 32]>,
+    /// The version of the key document applied (0: the manifest's keys alone).
+    doc_version: u64,
+}
+
+impl TrustedKeys {
+    pub fn new() -> Self {
+        TrustedKeys::default()
+    }
+
+    /// Adds a 32-byte ed25519 public key; refuses bytes that are not a valid curve point.
+    pub fn add(&mut self, public_key: &[u8; 32]) -> Result<(), KeyError> {
+        self.add_scoped(public_key, None)
+    }
+
+    /// Adds a key that may sign only `apps` (`None`: every app). A key added again takes
+    /// the new scope.
+    pub fn add_scoped(
+        &mut self,
+        public_key: &[u8; 32],
+        apps: Option<Vec<String>>,
+    ) -> Result<(), KeyError> {
+        let key = VerifyingKey::from_bytes(public_key).map_err(|_| KeyError::NotAPublicKey {
+            key: to_hex(public_key),
+        })?;
+        self.keys.retain(|k| k.key.as_bytes() != public_key);
+        self.keys.push(TrustedKey { key, apps });
+        Ok(())
+    }
+
+    /// Adds a root key: it signs key documents, never bundles.
+    pub fn add_root(&mut self, public_key: &[u8; 32]) -> Result<(), KeyError> {
+        VerifyingKey::from_bytes(public_key).map_err(|_| KeyError::NotAPublicKey {
+            key: to_hex(public_key),
+        })?;
+        if !self.roots.contains(public_key) {
+            self.roots.push(*public_key);
+        }
+        Ok(())
+    }
+
+    pub fn roots(&self) -> &[[u8; 32]] {
+        &self.roots
+    }
+
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
+    pub fn revoked(&self) -> &[[u8; 32]] {
+        &self.revoked
+    }
+
+    pub fn doc_version(&self) -> u64 {
+        self.doc_version
+    }
+
+    /// The keys after `doc`: its keys added (or re-scoped), its revoked keys removed.
+    pub fn apply(&self, doc: &KeyDocument) -> TrustedKeys {
+        let mut t = self.clone();
+        for k in &doc.body.keys {
+            // `keys::parse` checked every key is a usable curve point.
+            let _ = t.add_scoped(&k.public, k.apps.clone());
+        }
+        t.keys
+            .retain(|k| !doc.body.revoked.contains(k.key.as_bytes()));
+        t.revoked.clone_from(&doc.body.revoked);
+        t.doc_version = doc.body.version;
+        t
+    }
+
+    /// Adds a key written as 64 hex digits.
+    pub fn add_hex(&mut self, text: &str) -> Result<(), KeyError> {
+        let bytes = super::from_hex::<32>(text).map_err(|reason| KeyError::BadHex { reason })?;
+        self.add(&bytes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn find(&self, signer: &[u8; 32]) -> Option<&TrustedKey> {
+        self.keys.iter().find(|k| k.key.as_bytes() == signer)
+    }
+}
+
+/// A key that could not be taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    BadHex { reason: String },
+    NotAPublicKey { key: String },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::BadHex { reason } => {
+                write!(f, "not an ed25519 key in hex (64 hex digits): {reason}")
+            }
+            KeyError::NotAPublicKey { key } => {
+                write!(f, "{key} is not a valid ed25519 public key")
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Makes a signing key from a 32-byte secret seed.
+pub fn signing_key(seed: &[u8; 32]) -> SigningKey {
+    SigningKey::from_bytes(seed)
+}
+
+/// Generates a new secret seed from the operating system's random source.
+pub fn generate_seed() -> [u8; 32] {
+    SigningKey::generate(&mut rand_core::OsRng).to_bytes()
+}
+
+/// The public key of a secret seed.
+pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(seed).verifying_key().to_bytes()
 }

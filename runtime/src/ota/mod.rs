@@ -1,7 +1,7 @@
 //! Over-the-air updates of one app inside a running deployment.
 //!
 //! Owns: the signed bundle format ([`bundle`]) and its delta payloads ([`delta`]), the trust in it (expiry, per-app key
-//! scope, root-signed key documents that rotate and revoke keys: [`keys`]), the pure checks
+//! scope, the trusted key set and root-signed key documents that rotate and revoke keys: [`keys`]), the pure checks
 //! that decide whether a verified bundle may be staged into a running deployment
 //! ([`check`]), the small storage contract every durable write goes through ([`storage`]),
 //! the per-app A/B slots with HMAC-authenticated stamps ([`slots`]), the power-cut-safe

@@ -11,23 +11,21 @@ use iceoryx2::prelude::ipc;
 use super::Message;
 
 /// Loans a sample on `publisher`, writes `stamp` (little-endian) into its first and last 8
-/// bytes in place, and sends it. Returns iceoryx2's error text on failure.
+/// bytes in place, and sends it.
 ///
 /// `T` must be at least 8 bytes; smaller types are refused.
 pub fn send_stamped<T: Message>(
     publisher: &Publisher<ipc::Service, T, ()>,
     stamp: u64,
-) -> Result<(), String> {
+) -> Result<(), SendStampedError> {
     let size = std::mem::size_of::<T>();
     if size < 8 {
-        return Err(format!(
-            "`{}` is {size} bytes; the stamp needs 8",
-            T::TYPE_NAME
-        ));
+        return Err(SendStampedError::TooSmall {
+            type_name: T::TYPE_NAME,
+            size,
+        });
     }
-    let mut sample = publisher
-        .loan_uninit()
-        .map_err(|e| format!("raw: loan: {e}"))?;
+    let mut sample = publisher.loan_uninit().map_err(SendStampedError::Loan)?;
     let slot = sample.payload_mut().as_mut_ptr().cast::<u8>();
     let bytes = stamp.to_le_bytes();
     // SAFETY: `slot` points to the loaned payload slot, valid for writes of `size` bytes
@@ -42,8 +40,31 @@ pub fn send_stamped<T: Message>(
     // written by whole earlier samples; `T: Pod`, so any bytes are a valid `T`. This is the
     // argument `Writer::publish_overwrite` rests on.
     let sample = unsafe { sample.assume_init() };
-    sample
-        .send()
-        .map(|_| ())
-        .map_err(|e| format!("raw: send: {e}"))
+    sample.send().map(|_| ()).map_err(SendStampedError::Send)
 }
+
+/// Why [`send_stamped`] sent nothing.
+#[derive(Debug)]
+pub enum SendStampedError {
+    /// The message type is smaller than the 8-byte stamp.
+    TooSmall {
+        type_name: &'static str,
+        size: usize,
+    },
+    Loan(iceoryx2::port::LoanError),
+    Send(iceoryx2::port::SendError),
+}
+
+impl std::fmt::Display for SendStampedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendStampedError::TooSmall { type_name, size } => {
+                write!(f, "`{type_name}` is {size} bytes; the stamp needs 8")
+            }
+            SendStampedError::Loan(e) => write!(f, "raw: loan: {e}"),
+            SendStampedError::Send(e) => write!(f, "raw: send: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendStampedError {}

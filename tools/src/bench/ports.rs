@@ -259,7 +259,7 @@ impl<T: Payload> RawEnd<T> {
 
 impl<T: Payload> Endpoint for RawEnd<T> {
     fn send(&mut self, counter: u64) -> Result<(), String> {
-        takt::port::baseline::send_stamped(&self.publisher, counter)
+        takt::port::baseline::send_stamped(&self.publisher, counter).map_err(|e| e.to_string())
     }
 
     fn newest(&mut self) -> Result<Option<u64>, String> {
