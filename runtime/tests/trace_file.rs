@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use takt::trace::file::{FORMAT_VERSION, MAGIC};
 use takt::trace::{
     channel, read_all, read_many, spawn_drainer, BreakReason, ClockKind, EventKind, ReadManyError,
     TraceHeader, TraceOpenError, TraceRecord, TraceWriter,
 };
+use takt::trace::{FORMAT_VERSION, MAGIC};
 
 /// A fresh directory per test, removed when dropped.
 struct TempDir(PathBuf);

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use takt::trace::file::ModeTasks;
+use takt::trace::ModeTasks;
 use takt::trace::{ClockKind, TaskInfo, TraceHeader, TraceRecord};
 
 // The synthetic two-process run, shared with takt-trace's tests of the same figures.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::manifest::Deployment;
 use crate::plan::Plan;
-use crate::trace::file::ModeTasks;
+use crate::trace::ModeTasks;
 use crate::trace::{
     self, ChainInfo, Drainer, RingConsumer, RingProducer, TaskInfo, TraceHeader, TraceRecord,
     TraceWriter,

@@ -78,7 +78,7 @@ pub fn clean_run(sensor_jobs: u64) -> Vec<TraceRecord> {
 /// per-mode task sets: `drive` releases both, `parked` only the sensor.
 pub fn moded_header() -> TraceHeader {
     let mut h = header();
-    h.mode_tasks = Some(takt::trace::file::ModeTasks {
+    h.mode_tasks = Some(takt::trace::ModeTasks {
         default_mode: 0,
         tasks: vec![vec![0, 1], vec![0]],
     });
