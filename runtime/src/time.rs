@@ -1,12 +1,16 @@
 //! Logical time and the clock contract.
 //!
 //! Owns: the representation of time (`u64` nanoseconds, names end in `_ns`), the logical
-//! time of a job ([`JobTime`]), and the [`Clock`] contract with two implementations: the
-//! real [`MonotonicClock`] (`CLOCK_MONOTONIC`, absolute sleeps with
-//! `clock_nanosleep(TIMER_ABSTIME)`) and the [`SimClock`] that tests and `--clock sim`
-//! advance by hand. It must never depend on anything else in takt.
+//! time of a job ([`JobTime`]), which time base a run uses ([`ClockKind`]), and the clock
+//! contract below, kept by two clocks: the real [`MonotonicClock`] (`CLOCK_MONOTONIC`,
+//! absolute sleeps with `clock_nanosleep(TIMER_ABSTIME)`) and the [`SimClock`] that tests
+//! and `--clock sim` advance by hand. It must never depend on anything else in takt.
 //!
 //! # The clock contract
+//!
+//! Both clocks keep it with the same inherent methods. There is no trait over them: the
+//! dispatcher picks one per run and matches on it (`dispatch::walk`'s `RunClock`), so a
+//! trait would be a second, unused way to say the same.
 //!
 //! 1. `now_ns()` is monotonic: two calls on any threads never see time go backwards.
 //! 2. `sleep_until_ns(t)` returns only once `now_ns() >= t` holds (a real clock may return
@@ -16,6 +20,8 @@
 //!
 //! Logical time is measured from the deployment's epoch: a job released at logical
 //! `release_ns` is due on the clock at `epoch_ns + release_ns`.
+
+use std::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -35,15 +41,37 @@ pub struct JobTime {
     pub index: u64,
 }
 
-/// A monotonic time source that can sleep until an absolute instant. See the module docs
-/// for the contract every implementation keeps.
-pub trait Clock: Send + Sync {
-    /// Current time, nanoseconds on this clock's time line.
-    fn now_ns(&self) -> u64;
-    /// Block until `now_ns() >= deadline_ns`.
-    fn sleep_until_ns(&self, deadline_ns: u64);
-    /// Whether this clock is simulated (virtual time advancing only by sleeps).
-    fn is_simulated(&self) -> bool;
+/// Which time base a run uses, and which clock a trace file's times were read from.
+///
+/// Encoded in the trace header as its variant index (`Real` = 0, `Sim` = 1); the order of
+/// the variants is part of the trace format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, bincode::Encode, bincode::Decode)]
+pub enum ClockKind {
+    /// `CLOCK_MONOTONIC`, pinned SCHED_FIFO threads.
+    #[default]
+    Real,
+    /// Virtual time on one thread, as fast as the CPU allows (`--clock sim`).
+    Sim,
+}
+
+impl ClockKind {
+    /// The clock spelt out for a human: `"real (CLOCK_MONOTONIC)"` or `"simulated"`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ClockKind::Real => "real (CLOCK_MONOTONIC)",
+            ClockKind::Sim => "simulated",
+        }
+    }
+}
+
+/// `"real"` or `"sim"`, as `--clock` spells it.
+impl fmt::Display for ClockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClockKind::Real => "real",
+            ClockKind::Sim => "sim",
+        })
+    }
 }
 
 /// `CLOCK_MONOTONIC`, with absolute sleeps that are immune to drift from late wake-ups.
@@ -77,12 +105,14 @@ pub fn monotonic_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-impl Clock for MonotonicClock {
-    fn now_ns(&self) -> u64 {
+impl MonotonicClock {
+    /// Current time, nanoseconds on `CLOCK_MONOTONIC` (contract point 1).
+    pub fn now_ns(&self) -> u64 {
         monotonic_now_ns()
     }
 
-    fn sleep_until_ns(&self, deadline_ns: u64) {
+    /// Blocks until `now_ns() >= deadline_ns` (contract point 2).
+    pub fn sleep_until_ns(&self, deadline_ns: u64) {
         let ts = timespec_from_ns(deadline_ns);
         loop {
             // SAFETY: `ts` is a valid timespec that outlives the call; the remaining-time
@@ -101,10 +131,6 @@ impl Clock for MonotonicClock {
                 break;
             }
         }
-    }
-
-    fn is_simulated(&self) -> bool {
-        false
     }
 }
 
@@ -132,20 +158,18 @@ impl SimClock {
     }
 }
 
-impl Clock for SimClock {
-    fn now_ns(&self) -> u64 {
+impl SimClock {
+    /// Current virtual time, nanoseconds (contract point 1).
+    pub fn now_ns(&self) -> u64 {
         // SYNC POINT: pairs with the AcqRel updates in `advance_ns` / `sleep_until_ns`.
         self.now_ns.load(Ordering::Acquire)
     }
 
-    fn sleep_until_ns(&self, deadline_ns: u64) {
+    /// Jumps the clock to `deadline_ns` unless it is already later (contract point 2).
+    pub fn sleep_until_ns(&self, deadline_ns: u64) {
         // fetch_max keeps the clock monotonic when several threads sleep concurrently.
         // SYNC POINT: pairs with the Acquire load in `now_ns`.
         self.now_ns.fetch_max(deadline_ns, Ordering::AcqRel);
-    }
-
-    fn is_simulated(&self) -> bool {
-        true
     }
 }
 

@@ -75,27 +75,9 @@ use crate::plan::{Plan, Window};
 use crate::port::ActivityCell;
 use crate::port::{PortNode, Sizing};
 use crate::task::{PortBinding, Registry, StepContext, Task, TaskBuilder, TaskReport, TaskTiming};
-use crate::time::{monotonic_now_ns, Clock, JobTime, MonotonicClock, SimClock};
+pub use crate::time::ClockKind;
+use crate::time::{monotonic_now_ns, JobTime, MonotonicClock, SimClock};
 use crate::trace::{self, RingProducer, TraceRecord};
-
-/// Which time base a run uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ClockKind {
-    /// `CLOCK_MONOTONIC`, pinned SCHED_FIFO threads.
-    #[default]
-    Real,
-    /// Virtual time on one thread, as fast as the CPU allows.
-    Sim,
-}
-
-impl fmt::Display for ClockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClockKind::Real => "real",
-            ClockKind::Sim => "sim",
-        })
-    }
-}
 
 /// Injected execution-time jitter: before each job, the dispatcher spends a pseudo-random
 /// time in `[0, max_fraction_of_budget * budget]` (a busy wait in real time, a clock advance

@@ -46,11 +46,10 @@
 //!   with its first code and its count of reports. Nothing else changes, so versions 2 to 4
 //!   decode alike; an older file simply has no `Fault` records (tools show 0 faults).
 
-use std::fmt;
-
 use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 
 use super::record::RECORD_BYTES;
+pub use crate::time::ClockKind;
 
 /// The first eight bytes of every takt trace file.
 pub const MAGIC: [u8; 8] = *b"TAKTTRC\0";
@@ -92,24 +91,6 @@ pub(super) fn fnv1a64(parts: &[&[u8]]) -> u64 {
         }
     }
     hash
-}
-
-/// Which clock the `time_ns` fields were read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
-pub enum ClockKind {
-    /// `CLOCK_MONOTONIC`.
-    Real,
-    /// The simulated clock of `--clock sim`.
-    Sim,
-}
-
-impl fmt::Display for ClockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClockKind::Real => "real (CLOCK_MONOTONIC)",
-            ClockKind::Sim => "simulated",
-        })
-    }
 }
 
 /// Everything a reader needs to label records without the manifest.

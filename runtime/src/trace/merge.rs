@@ -119,8 +119,8 @@ pub fn read_many<P: AsRef<Path>>(paths: &[P]) -> Result<TraceReadMany, ReadManyE
         if h0.clock != h1.clock {
             return Err(mismatch(
                 "clock",
-                h0.clock.to_string(),
-                h1.clock.to_string(),
+                h0.clock.describe().to_string(),
+                h1.clock.describe().to_string(),
             ));
         }
     }
