@@ -173,37 +173,87 @@ impl SimClock {
     }
 }
 
+/// A duration text that [`parse_duration_ns`] refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationParseError {
+    /// The text as given.
+    pub text: String,
+    pub cause: DurationParseCause,
+}
+
+/// What is wrong with a duration text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationParseCause {
+    /// Only digits, no unit.
+    NoUnit,
+    /// No digits before the unit (a sign, a space, a word).
+    NotANumber,
+    /// The digits do not fit in 64 bits.
+    NumberTooLarge,
+    /// The unit is none of ns, us (µs), ms, s.
+    UnknownUnit { unit: String },
+    /// The value fits, but not once scaled to nanoseconds.
+    Overflow,
+}
+
+impl fmt::Display for DurationParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = &self.text;
+        match &self.cause {
+            DurationParseCause::NoUnit => write!(
+                f,
+                "`{text}` has no unit; write e.g. \"10ms\", \"250us\", \"1s\" or \"500ns\""
+            ),
+            DurationParseCause::NotANumber => write!(
+                f,
+                "`{text}` is not a duration; write a non-negative integer with a unit: ns, us, ms or s (e.g. \"10ms\")"
+            ),
+            DurationParseCause::NumberTooLarge => write!(f, "`{text}`: the number is too large"),
+            DurationParseCause::UnknownUnit { unit } => write!(
+                f,
+                "`{text}` has unit `{unit}`; allowed units are ns, us, ms and s"
+            ),
+            DurationParseCause::Overflow => write!(f, "`{text}` overflows 64-bit nanoseconds"),
+        }
+    }
+}
+
+impl std::error::Error for DurationParseError {}
+
 /// Parses a duration written like `"10ms"`, `"250us"`, `"1s"`, `"500ns"`.
 ///
-/// Returns the value in nanoseconds, or a message saying what is allowed.
-pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
+/// Returns the value in nanoseconds, or what is wrong with the text (its `Display` says what
+/// is allowed).
+pub fn parse_duration_ns(text: &str) -> Result<u64, DurationParseError> {
+    let refuse = |cause| DurationParseError {
+        text: text.to_string(),
+        cause,
+    };
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-        format!("`{text}` has no unit; write e.g. \"10ms\", \"250us\", \"1s\" or \"500ns\"")
-    })?;
+    let split = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| refuse(DurationParseCause::NoUnit))?;
     let (digits, unit) = t.split_at(split);
     if digits.is_empty() {
-        return Err(format!(
-            "`{text}` is not a duration; write a non-negative integer with a unit: ns, us, ms or s (e.g. \"10ms\")"
-        ));
+        return Err(refuse(DurationParseCause::NotANumber));
     }
     let value: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}`: the number is too large"))?;
+        .map_err(|_| refuse(DurationParseCause::NumberTooLarge))?;
     let scale = match unit {
         "ns" => 1,
         "us" | "µs" => 1_000,
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
         _ => {
-            return Err(format!(
-                "`{text}` has unit `{unit}`; allowed units are ns, us, ms and s"
-            ))
+            return Err(refuse(DurationParseCause::UnknownUnit {
+                unit: unit.to_string(),
+            }))
         }
     };
     value
         .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` overflows 64-bit nanoseconds"))
+        .ok_or_else(|| refuse(DurationParseCause::Overflow))
 }
 
 /// Formats nanoseconds for humans in the largest unit that keeps the value at least 1, with

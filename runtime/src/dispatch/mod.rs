@@ -57,18 +57,22 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use attribution::Attribution;
+pub use build::HostBuildError;
 pub use control::{
     cpu_bucket, cpu_quantile_bucket, CACHE_LINE, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET,
 };
 pub use control::{
     AppHealth, CycleDecision, Handover, HandoverError, OwnOverrun, RunControl, MAX_MODES, STOP,
 };
-pub use rt::{pin_current, probe_realtime, set_fifo_current, thread_cpu_ns};
+pub use rt::{
+    pin_current, probe_realtime, set_fifo_current, thread_cpu_ns, FifoError, LockMemoryError,
+    PinError,
+};
 use run::{run_real, run_sim};
 use stats::TaskRecorder;
 pub use stats::{FaultCounts, PlatformShare, Quantiles, TaskStats};
 use tracing::Emitter;
-pub use tracing::{TraceOptions, TraceSummary};
+pub use tracing::{RunTraceError, TraceOptions, TraceSummary};
 
 use crate::manifest::{Deployment, FaultPolicy, OverrunPolicy, TaskId};
 use crate::plan::{Plan, Window};
@@ -303,6 +307,12 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+impl From<RunTraceError> for RunError {
+    fn from(e: RunTraceError) -> Self {
+        RunError::Trace(e.to_string())
+    }
+}
 
 /// What a run did.
 #[derive(Clone, Debug)]

@@ -28,5 +28,5 @@ pub use format::{
 pub use merge::{read_many, MergedRecord, ReadManyError, TraceFileSummary, TraceReadMany};
 pub use reader::{read_all, BreakReason, TraceBreak, TraceOpenError, TraceRead, TraceReader};
 pub use record::{EventKind, TraceEvent, TraceRecord, UnknownEventKind, NO_TASK};
-pub use ring::{channel, DrainCount, DropReport, RingConsumer, RingProducer};
+pub use ring::{channel, DrainCount, DropReport, RingCapacityError, RingConsumer, RingProducer};
 pub use writer::{TraceWriteError, TraceWriter};
