@@ -1,7 +1,8 @@
 //! Logical time and the clock contract.
 //!
-//! Owns: the representation of time (`u64` nanoseconds, names end in `_ns`), the logical
-//! time of a job ([`JobTime`]), which time base a run uses ([`ClockKind`]), and the clock
+//! Owns: the representation of time (`u64` nanoseconds, names end in `_ns`; the two kinds
+//! of instant as [`LogicalNs`] and [`MonoNs`] where they cross a module boundary side by
+//! side), the logical time of a job ([`JobTime`]), which time base a run uses ([`ClockKind`]), and the clock
 //! contract below, kept by two clocks: the real [`MonotonicClock`] (`CLOCK_MONOTONIC`,
 //! absolute sleeps with `clock_nanosleep(TIMER_ABSTIME)`) and the [`SimClock`] that tests
 //! and `--clock sim` advance by hand. It must never depend on anything else in takt.
@@ -39,6 +40,58 @@ pub struct JobTime {
     /// The job's index in its task's sequence of releases (0, 1, 2, ...), counted across
     /// hyperperiods.
     pub index: u64,
+}
+
+/// A logical instant: nanoseconds since the deployment's epoch, the time the plan and LET
+/// speak in (a job's release and deadline, a window's start). Never read from a clock.
+///
+/// A `u64` in a type of its own only where it crosses a module boundary next to a
+/// [`MonoNs`], so the two cannot be swapped by position; `#[repr(transparent)]`, so it
+/// costs nothing. Stored and encoded as the plain `u64` (trace records keep `u64` fields).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct LogicalNs(pub u64);
+
+/// A physical instant: nanoseconds on the run's clock, `CLOCK_MONOTONIC` in real time or
+/// the simulated clock under `--clock sim`. The epoch is one such instant; logical time
+/// `l` is due at `epoch + l`.
+///
+/// Same representation and cost as [`LogicalNs`], and a different type so that one
+/// cannot be passed where the other is meant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct MonoNs(pub u64);
+
+impl LogicalNs {
+    pub const fn new(ns: u64) -> Self {
+        LogicalNs(ns)
+    }
+
+    /// The nanoseconds since the epoch.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl MonoNs {
+    pub const fn new(ns: u64) -> Self {
+        MonoNs(ns)
+    }
+
+    /// The nanoseconds on the clock.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// When logical instant `at` is due on the clock of a run whose epoch is `self`.
+    pub const fn at(self, at: LogicalNs) -> MonoNs {
+        MonoNs(self.0 + at.0)
+    }
+
+    /// The duration from `earlier` to `self`, in nanoseconds; 0 if `earlier` is later.
+    pub const fn saturating_since(self, earlier: MonoNs) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
 }
 
 /// Which time base a run uses, and which clock a trace file's times were read from.

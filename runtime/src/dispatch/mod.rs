@@ -80,8 +80,8 @@ use crate::port::ActivityCell;
 use crate::port::{PortNode, Sizing};
 use crate::task::{PortBinding, Registry, StepContext, Task, TaskBuilder, TaskReport, TaskTiming};
 pub use crate::time::ClockKind;
-use crate::time::{monotonic_now_ns, JobTime, MonotonicClock, SimClock};
-use crate::trace::{self, RingProducer, TraceRecord};
+use crate::time::{monotonic_now_ns, JobTime, MonoNs, MonotonicClock, SimClock};
+use crate::trace::{RingProducer, TraceRecord};
 
 /// Injected execution-time jitter: before each job, the dispatcher spends a pseudo-random
 /// time in `[0, max_fraction_of_budget * budget]` (a busy wait in real time, a clock advance
@@ -162,7 +162,7 @@ impl Default for RunOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JoinAt {
     /// `CLOCK_MONOTONIC` time of cycle 0's start, the same in every process of the run.
-    pub epoch_ns: u64,
+    pub epoch: MonoNs,
     /// The first cycle this process walks (0 at the start of the run).
     pub start_cycle: u64,
 }

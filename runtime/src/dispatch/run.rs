@@ -101,7 +101,7 @@ pub(super) fn run_sim(
         Some(t) => {
             let (mut producers, consumers) =
                 tracing::rings(t, &[first_core]).map_err(RunError::from)?;
-            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Sim, 0);
+            let header = tracing::header(setup.d, setup.plan, t, ClockKind::Sim, MonoNs(0));
             let drainer = tracing::start_drainer(&header, t, consumers).map_err(RunError::from)?;
             (producers.pop(), Some(drainer))
         }
@@ -135,7 +135,7 @@ pub(super) fn run_sim(
         ring,
     );
     let start_ns = monotonic_now_ns();
-    disp.walk(0, start_cycle);
+    disp.walk(MonoNs(0), start_cycle);
     let mut warnings = Vec::new();
     if let Some(step) = &step {
         step.lockstep.finish();
@@ -296,13 +296,14 @@ pub(super) fn run_real(
                 }
             },
             (None, None) => Some(JoinAt {
-                epoch_ns: monotonic_now_ns() + opts.epoch_margin_ns,
+                epoch: MonoNs(monotonic_now_ns() + opts.epoch_margin_ns),
                 start_cycle: setup.start_cycle,
             }),
         };
-        let start_ns = join.map_or(0, |j| j.epoch_ns);
+        let start = join.map_or(MonoNs(0), |j| j.epoch);
+        let start_ns = start.get();
         if let (None, Some(t), Some(c)) = (&failure, &setup.trace, consumers.take()) {
-            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Real, start_ns);
+            let header = tracing::header(setup.d, setup.plan, t, ClockKind::Real, start);
             match tracing::start_drainer(&header, t, c) {
                 Ok(d) => drainer = Some(d),
                 Err(e) => failure = Some(RunError::from(e)),
@@ -435,7 +436,7 @@ pub(super) fn core_thread(
             // Every process of the run is ready, so every port exists: connect them all
             // now, before the epoch, rather than in each task's first job.
             disp.connect_ports();
-            let end = disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
+            let end = disp.walk(join.epoch, join.start_cycle.max(setup.start_cycle));
             // Tearing down ports disconnects iceoryx2 connections, which costs the peers
             // on other cores (and in other processes) milliseconds in their next send: so
             // no core finishes (and drops its tasks) until every core has walked its last

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::manifest::Deployment;
 use crate::plan::Plan;
+use crate::time::MonoNs;
 use crate::trace::ModeTasks;
 use crate::trace::{
     self, ChainInfo, Drainer, DrainerError, RingCapacityError, RingConsumer, RingProducer,
@@ -51,11 +52,11 @@ pub(super) fn header(
     plan: &Plan,
     opts: &TraceOptions,
     clock: trace::ClockKind,
-    epoch_ns: u64,
+    epoch: MonoNs,
 ) -> TraceHeader {
     let mut h = TraceHeader::new(opts.app_name.clone(), clock);
     h.manifest_hash = opts.manifest_hash;
-    h.epoch_ns = epoch_ns;
+    h.epoch_ns = epoch.get();
     h.hyperperiod_ns = plan.hyperperiod_ns;
     h.task_names = d.tasks.iter().map(|t| t.name.clone()).collect();
     h.topic_names = d.channels.iter().map(|c| c.topic.clone()).collect();

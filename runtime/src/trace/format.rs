@@ -208,11 +208,21 @@ impl TraceHeader {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::time::{LogicalNs, MonoNs};
     use crate::trace::record::{EventKind, TraceRecord};
 
     #[test]
     fn a_record_encodes_to_its_48_byte_memory_layout() {
-        let rec = TraceRecord::publish(3, 0x0102_0304, 7, 100, 200, 0xabcd, 9, 300);
+        let rec = TraceRecord::publish(
+            3,
+            0x0102_0304,
+            7,
+            LogicalNs(100),
+            MonoNs(200),
+            0xabcd,
+            9,
+            300,
+        );
         let mut buf = [0u8; 64];
         let n = bincode::encode_into_slice(rec, &mut buf, WIRE).unwrap();
         assert_eq!(n, RECORD_BYTES);

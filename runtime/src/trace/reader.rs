@@ -447,6 +447,7 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<TraceRead, TraceOpenError> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::time::{LogicalNs, MonoNs};
     use crate::trace::format::{ClockKind, TaskInfo};
     use crate::trace::migrate::HeaderV1;
 
@@ -478,7 +479,7 @@ mod tests {
         };
         let body = bincode::encode_to_vec(&v1, WIRE).unwrap();
         let len = (body.len() as u32).to_le_bytes();
-        let record = TraceRecord::release(1, 0, 3, 30, 31, 30, 2);
+        let record = TraceRecord::release(1, 0, 3, LogicalNs(30), MonoNs(31), 30, 2);
         let mut payload = [0u8; RECORD_BYTES];
         bincode::encode_into_slice(record, &mut payload, WIRE).unwrap();
         let (plen, count, zero) = (
