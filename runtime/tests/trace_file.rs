@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use takt::trace::file::{FORMAT_VERSION, MAGIC};
+use takt::time::{LogicalNs, MonoNs};
 use takt::trace::{
     channel, read_all, read_many, spawn_drainer, BreakReason, ClockKind, EventKind, ReadManyError,
     TraceHeader, TraceOpenError, TraceRecord, TraceWriter,
 };
+use takt::trace::{FORMAT_VERSION, MAGIC};
 
 /// A fresh directory per test, removed when dropped.
 struct TempDir(PathBuf);
@@ -61,14 +62,37 @@ fn record(core: u8, job: u64) -> TraceRecord {
             core,
             u32::from(core),
             job,
-            job * 1_000,
-            t,
+            LogicalNs(job * 1_000),
+            MonoNs(t),
             job * 1_000 + 5,
             200,
         ),
-        1 => TraceRecord::start(core, u32::from(core), job, job * 1_000, t),
-        2 => TraceRecord::publish(core, u32::from(core), job, job * 1_000, t, 1, job, t + 500),
-        _ => TraceRecord::end(core, u32::from(core), job, job * 1_000, t, 400, 7),
+        1 => TraceRecord::start(
+            core,
+            u32::from(core),
+            job,
+            LogicalNs(job * 1_000),
+            MonoNs(t),
+        ),
+        2 => TraceRecord::publish(
+            core,
+            u32::from(core),
+            job,
+            LogicalNs(job * 1_000),
+            MonoNs(t),
+            1,
+            job,
+            t + 500,
+        ),
+        _ => TraceRecord::end(
+            core,
+            u32::from(core),
+            job,
+            LogicalNs(job * 1_000),
+            MonoNs(t),
+            400,
+            7,
+        ),
     }
 }
 
@@ -496,7 +520,7 @@ proptest! {
 fn a_version_3_file_is_still_read_and_fault_records_round_trip() {
     let dir = TempDir::new("v3");
     let path = dir.file("t");
-    let fault = TraceRecord::fault(0, 1, 7, 70, 75, 513, 3);
+    let fault = TraceRecord::fault(0, 1, 7, LogicalNs(70), MonoNs(75), 513, 3);
     let mut chunks = sample_chunks();
     chunks.push(vec![fault]);
     write_chunks(&path, &chunks);

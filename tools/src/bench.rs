@@ -225,7 +225,9 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
 
 fn environment(args: &BenchArgs) -> Env {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let not_realtime = takt::dispatch::probe_realtime(rig::RT_PRIORITY).err();
+    let not_realtime = takt::dispatch::probe_realtime(rig::RT_PRIORITY)
+        .err()
+        .map(|e| e.to_string());
     let cyclictest = match &args.cyclictest {
         Some(p) if p.is_file() => Ok(p.clone()),
         Some(p) => Err(format!("{} does not exist", p.display())),

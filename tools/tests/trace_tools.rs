@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use takt::trace::file::ModeTasks;
+use takt::trace::ModeTasks;
 use takt::trace::{ClockKind, TaskInfo, TraceHeader, TraceRecord};
 
 // The synthetic two-process run, shared with takt-trace's tests of the same figures.
@@ -26,6 +26,7 @@ use fixture::{
     header, sensor_jobs, write_trace, EPOCH_NS, FILTER_EXEC_NS, FILTER_LATE_NS, MS, SENSOR_EXEC_NS,
     SENSOR_JOBS, SENSOR_LATE_NS,
 };
+use takt::time::{LogicalNs, MonoNs};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -739,14 +740,22 @@ fn records_naming_huge_task_indices_are_reported_without_a_row_per_index() {
     let mut jobs = sensor_jobs();
     // One job of task u32::MAX - 1 (before: four billion rows), then 600 distinct undeclared
     // tasks spread over the index space (more than the rows the report gives them).
-    let mut hostile = vec![TraceRecord::release(0, u32::MAX - 1, 3, 0, 0, 0, 1)];
+    let mut hostile = vec![TraceRecord::release(
+        0,
+        u32::MAX - 1,
+        3,
+        LogicalNs(0),
+        MonoNs(0),
+        0,
+        1,
+    )];
     for i in 0..600u32 {
         hostile.push(TraceRecord::release(
             0,
             1_000 + i * 7_000_000,
             1,
-            0,
-            0,
+            LogicalNs(0),
+            MonoNs(0),
             0,
             1,
         ));
@@ -942,9 +951,17 @@ fn task_cycles(task: u32, cycles: std::ops::Range<u64>) -> Vec<Vec<TraceRecord>>
             let r = job * period_ns + offset_ns;
             let at = EPOCH_NS + r;
             jobs.push(vec![
-                TraceRecord::release(core, task, job, r, at, r, MS),
-                TraceRecord::start(core, task, job, r, at),
-                TraceRecord::end(core, task, job, r, at + 100_000, 100_000, 0),
+                TraceRecord::release(core, task, job, LogicalNs(r), MonoNs(at), r, MS),
+                TraceRecord::start(core, task, job, LogicalNs(r), MonoNs(at)),
+                TraceRecord::end(
+                    core,
+                    task,
+                    job,
+                    LogicalNs(r),
+                    MonoNs(at + 100_000),
+                    100_000,
+                    0,
+                ),
             ]);
         }
     }
@@ -956,8 +973,8 @@ fn switch_at(core: u8, cycle: u64, from_mode: u64, to_mode: u64) -> Vec<TraceRec
     vec![TraceRecord::mode_switch(
         core,
         cycle,
-        cycle * 10 * MS,
-        EPOCH_NS + cycle * 10 * MS + 50,
+        LogicalNs(cycle * 10 * MS),
+        MonoNs(EPOCH_NS + cycle * 10 * MS + 50),
         from_mode,
         to_mode,
     )]

@@ -8,6 +8,52 @@
 
 use super::*;
 use crate::rng::SplitMix64;
+use crate::task::TaskBuildError;
+
+/// A hosted task could not be built: the plan, the deployment and the registry disagree,
+/// or the task's own constructor refused.
+#[derive(Debug)]
+pub enum HostBuildError {
+    /// The plan names a task index the deployment does not have.
+    UnknownTask { id: TaskId },
+    /// A channel carries a message type no linked app registers.
+    UnregisteredType { topic: String, type_name: String },
+    /// No constructor is registered for the task's implementation.
+    NoConstructor {
+        task: String,
+        source: TaskBuildError,
+    },
+    /// The task's constructor (or a port it opened) refused.
+    Task(TaskBuildError),
+}
+
+impl fmt::Display for HostBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostBuildError::UnknownTask { id } => write!(
+                f,
+                "the plan names task #{id}, which the deployment does not have"
+            ),
+            HostBuildError::UnregisteredType { topic, type_name } => write!(
+                f,
+                "channel `{topic}` carries type `{type_name}`, which no linked app registers"
+            ),
+            HostBuildError::NoConstructor { task, source } => write!(f, "task `{task}`: {source}"),
+            HostBuildError::Task(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for HostBuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HostBuildError::NoConstructor { source, .. } | HostBuildError::Task(source) => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
 
 /// The cores the hosted tasks have windows on, in any mode, ascending.
 pub(super) fn planned_cores(setup: &Setup<'_>) -> Vec<usize> {
@@ -41,7 +87,7 @@ pub(super) fn tables_for(setup: &Setup<'_>, cores: &[usize]) -> Vec<Vec<Window>>
 }
 
 /// The ports of task `id`: one binding per channel it writes or reads, sized by the plan.
-pub(super) fn bindings(setup: &Setup<'_>, id: TaskId) -> Result<Vec<PortBinding>, String> {
+pub(super) fn bindings(setup: &Setup<'_>, id: TaskId) -> Result<Vec<PortBinding>, HostBuildError> {
     let d = setup.d;
     let mut out = Vec::new();
     for (i, ch) in d.channels.iter().enumerate() {
@@ -55,11 +101,9 @@ pub(super) fn bindings(setup: &Setup<'_>, id: TaskId) -> Result<Vec<PortBinding>
             .catalog()
             .types
             .get(ch.type_name.as_str())
-            .ok_or_else(|| {
-                format!(
-                    "channel `{}` carries type `{}`, which no linked app registers",
-                    ch.topic, ch.type_name
-                )
+            .ok_or_else(|| HostBuildError::UnregisteredType {
+                topic: ch.topic.clone(),
+                type_name: ch.type_name.clone(),
             })?;
         let s = setup.plan.channels[i];
         let sizing = Sizing {
@@ -112,16 +156,14 @@ pub(super) fn build_tasks(
     setup: &Setup<'_>,
     node: &PortNode,
     tables: &[Vec<Window>],
-) -> Result<Vec<Hosted>, String> {
+) -> Result<Vec<Hosted>, HostBuildError> {
     let d = setup.d;
     let mut ids: Vec<TaskId> = tables.iter().flatten().map(|w| w.task).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut hosted = Vec::with_capacity(ids.len());
     for id in ids {
-        let spec = d.tasks.get(id).ok_or_else(|| {
-            format!("the plan names task #{id}, which the deployment does not have")
-        })?;
+        let spec = d.tasks.get(id).ok_or(HostBuildError::UnknownTask { id })?;
         let ports = bindings(setup, id)?;
         let timing = TaskTiming {
             period_ns: spec.period_ns,
@@ -136,8 +178,11 @@ pub(super) fn build_tasks(
         let ctor = setup
             .registry
             .constructor(&spec.implementation)
-            .map_err(|e| format!("task `{}`: {e}", spec.name))?;
-        let task = ctor(&builder).map_err(|e| e.to_string())?;
+            .map_err(|source| HostBuildError::NoConstructor {
+                task: spec.name.clone(),
+                source,
+            })?;
+        let task = ctor(&builder).map_err(HostBuildError::Task)?;
         let probes = builder
             .take_probes()
             .into_iter()

@@ -57,45 +57,31 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use attribution::Attribution;
+pub use build::HostBuildError;
 pub use control::{
     cpu_bucket, cpu_quantile_bucket, CACHE_LINE, CPU_BUCKETS, CPU_BUCKETS_PER_BUDGET,
 };
 pub use control::{
     AppHealth, CycleDecision, Handover, HandoverError, OwnOverrun, RunControl, MAX_MODES, STOP,
 };
-pub use rt::{pin_current, probe_realtime, set_fifo_current, thread_cpu_ns};
+pub use rt::{
+    pin_current, probe_realtime, set_fifo_current, thread_cpu_ns, FifoError, LockMemoryError,
+    PinError,
+};
 use run::{run_real, run_sim};
 use stats::TaskRecorder;
 pub use stats::{FaultCounts, PlatformShare, Quantiles, TaskStats};
 use tracing::Emitter;
-pub use tracing::{TraceOptions, TraceSummary};
+pub use tracing::{RunTraceError, TraceOptions, TraceSummary};
 
 use crate::manifest::{Deployment, FaultPolicy, OverrunPolicy, TaskId};
 use crate::plan::{Plan, Window};
 use crate::port::ActivityCell;
 use crate::port::{PortNode, Sizing};
 use crate::task::{PortBinding, Registry, StepContext, Task, TaskBuilder, TaskReport, TaskTiming};
-use crate::time::{monotonic_now_ns, Clock, JobTime, MonotonicClock, SimClock};
-use crate::trace::{self, RingProducer, TraceRecord};
-
-/// Which time base a run uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ClockKind {
-    /// `CLOCK_MONOTONIC`, pinned SCHED_FIFO threads.
-    #[default]
-    Real,
-    /// Virtual time on one thread, as fast as the CPU allows.
-    Sim,
-}
-
-impl fmt::Display for ClockKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClockKind::Real => "real",
-            ClockKind::Sim => "sim",
-        })
-    }
-}
+pub use crate::time::ClockKind;
+use crate::time::{monotonic_now_ns, JobTime, MonoNs, MonotonicClock, SimClock};
+use crate::trace::{RingProducer, TraceRecord};
 
 /// Injected execution-time jitter: before each job, the dispatcher spends a pseudo-random
 /// time in `[0, max_fraction_of_budget * budget]` (a busy wait in real time, a clock advance
@@ -176,7 +162,7 @@ impl Default for RunOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JoinAt {
     /// `CLOCK_MONOTONIC` time of cycle 0's start, the same in every process of the run.
-    pub epoch_ns: u64,
+    pub epoch: MonoNs,
     /// The first cycle this process walks (0 at the start of the run).
     pub start_cycle: u64,
 }
@@ -321,6 +307,12 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+impl From<RunTraceError> for RunError {
+    fn from(e: RunTraceError) -> Self {
+        RunError::Trace(e.to_string())
+    }
+}
 
 /// What a run did.
 #[derive(Clone, Debug)]

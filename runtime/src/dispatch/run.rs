@@ -93,16 +93,16 @@ pub(super) fn run_sim(
         core: first_core,
         reason: e.to_string(),
     })?;
-    let hosted = build_tasks(setup, &node, &tables).map_err(|reason| RunError::TaskBuild {
+    let hosted = build_tasks(setup, &node, &tables).map_err(|e| RunError::TaskBuild {
         core: first_core,
-        reason,
+        reason: e.to_string(),
     })?;
     let (ring, drainer) = match &setup.trace {
         Some(t) => {
             let (mut producers, consumers) =
-                tracing::rings(t, &[first_core]).map_err(RunError::Trace)?;
-            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Sim, 0);
-            let drainer = tracing::start_drainer(&header, t, consumers).map_err(RunError::Trace)?;
+                tracing::rings(t, &[first_core]).map_err(RunError::from)?;
+            let header = tracing::header(setup.d, setup.plan, t, ClockKind::Sim, MonoNs(0));
+            let drainer = tracing::start_drainer(&header, t, consumers).map_err(RunError::from)?;
             (producers.pop(), Some(drainer))
         }
         None => (None, None),
@@ -135,7 +135,7 @@ pub(super) fn run_sim(
         ring,
     );
     let start_ns = monotonic_now_ns();
-    disp.walk(0, start_cycle);
+    disp.walk(MonoNs(0), start_cycle);
     let mut warnings = Vec::new();
     if let Some(step) = &step {
         step.lockstep.finish();
@@ -156,7 +156,7 @@ pub(super) fn run_sim(
     let trace = drainer
         .map(tracing::stop_drainer)
         .transpose()
-        .map_err(RunError::Trace)?;
+        .map_err(RunError::from)?;
     Ok(Outcome {
         realtime: false,
         start_ns,
@@ -185,11 +185,16 @@ pub(super) fn run_real(
             ));
             false
         }
-        Err(reason) => return Err(RunError::NotRealtime { priority, reason }),
+        Err(reason) => {
+            return Err(RunError::NotRealtime {
+                priority,
+                reason: reason.to_string(),
+            })
+        }
     };
     if realtime {
         if let Err(w) = rt::lock_memory() {
-            warnings.push(w);
+            warnings.push(w.to_string());
         }
     }
     let cores = planned_cores(setup);
@@ -202,7 +207,7 @@ pub(super) fn run_real(
     });
     let (producers, mut consumers) = match &setup.trace {
         Some(t) => {
-            let (p, c) = tracing::rings(t, &cores).map_err(RunError::Trace)?;
+            let (p, c) = tracing::rings(t, &cores).map_err(RunError::from)?;
             (p.into_iter().map(Some).collect(), Some(c))
         }
         None => (
@@ -291,16 +296,17 @@ pub(super) fn run_real(
                 }
             },
             (None, None) => Some(JoinAt {
-                epoch_ns: monotonic_now_ns() + opts.epoch_margin_ns,
+                epoch: MonoNs(monotonic_now_ns() + opts.epoch_margin_ns),
                 start_cycle: setup.start_cycle,
             }),
         };
-        let start_ns = join.map_or(0, |j| j.epoch_ns);
+        let start = join.map_or(MonoNs(0), |j| j.epoch);
+        let start_ns = start.get();
         if let (None, Some(t), Some(c)) = (&failure, &setup.trace, consumers.take()) {
-            let header = tracing::header(setup.d, setup.plan, t, trace::ClockKind::Real, start_ns);
+            let header = tracing::header(setup.d, setup.plan, t, ClockKind::Real, start);
             match tracing::start_drainer(&header, t, c) {
                 Ok(d) => drainer = Some(d),
-                Err(e) => failure = Some(RunError::Trace(e)),
+                Err(e) => failure = Some(RunError::from(e)),
             }
         }
         for tx in &epoch_txs {
@@ -334,7 +340,7 @@ pub(super) fn run_real(
     let trace = drainer
         .map(tracing::stop_drainer)
         .transpose()
-        .map_err(RunError::Trace)?;
+        .map_err(RunError::from)?;
     let (start_ns, outcomes) = result?;
     Ok(Outcome {
         realtime,
@@ -365,14 +371,20 @@ pub(super) fn core_thread(
         Err(e)
     };
     if let Err(reason) = rt::pin_current(core) {
-        return fail(RunError::Core { core, reason });
+        return fail(RunError::Core {
+            core,
+            reason: reason.to_string(),
+        });
     }
     // A supervised process may be a restart joining a running schedule: it builds its tasks
     // at normal priority (see below). A whole run built at once takes SCHED_FIFO first.
     let fifo_after_build = setup.joins_running;
     if realtime && !fifo_after_build {
         if let Err(reason) = rt::set_fifo_current(priority) {
-            return fail(RunError::Core { core, reason });
+            return fail(RunError::Core {
+                core,
+                reason: reason.to_string(),
+            });
         }
     }
     let node = match PortNode::new(&setup.namespace) {
@@ -387,14 +399,22 @@ pub(super) fn core_thread(
     let tables = tables_for(setup, &[core]);
     let hosted = match build_tasks(setup, &node, &tables) {
         Ok(h) => h,
-        Err(reason) => return fail(RunError::TaskBuild { core, reason }),
+        Err(e) => {
+            return fail(RunError::TaskBuild {
+                core,
+                reason: e.to_string(),
+            })
+        }
     };
     // SCHED_FIFO only once the tasks are built: building (shared-memory setup, allocation)
     // is not real-time work, and an app process restarted mid-run must not take the core
     // from the other apps' running dispatchers at their priority while it builds.
     if realtime && fifo_after_build {
         if let Err(reason) = rt::set_fifo_current(priority) {
-            return fail(RunError::Core { core, reason });
+            return fail(RunError::Core {
+                core,
+                reason: reason.to_string(),
+            });
         }
     }
     let mut disp = Dispatcher::new(
@@ -416,7 +436,7 @@ pub(super) fn core_thread(
             // Every process of the run is ready, so every port exists: connect them all
             // now, before the epoch, rather than in each task's first job.
             disp.connect_ports();
-            let end = disp.walk(join.epoch_ns, join.start_cycle.max(setup.start_cycle));
+            let end = disp.walk(join.epoch, join.start_cycle.max(setup.start_cycle));
             // Tearing down ports disconnects iceoryx2 connections, which costs the peers
             // on other cores (and in other processes) milliseconds in their next send: so
             // no core finishes (and drops its tasks) until every core has walked its last

@@ -5,15 +5,17 @@
 //! drops the record and counts it (the drainer writes a `Dropped` marker in its place), so
 //! tracing never blocks or allocates on the hot path.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::manifest::Deployment;
 use crate::plan::Plan;
-use crate::trace::file::ModeTasks;
+use crate::time::MonoNs;
+use crate::trace::ModeTasks;
 use crate::trace::{
-    self, ChainInfo, Drainer, RingConsumer, RingProducer, TaskInfo, TraceHeader, TraceRecord,
-    TraceWriter,
+    self, ChainInfo, Drainer, DrainerError, RingCapacityError, RingConsumer, RingProducer,
+    TaskInfo, TraceHeader, TraceRecord, TraceWriteError, TraceWriter,
 };
 
 /// Where and how to record a trace of the run.
@@ -50,11 +52,11 @@ pub(super) fn header(
     plan: &Plan,
     opts: &TraceOptions,
     clock: trace::ClockKind,
-    epoch_ns: u64,
+    epoch: MonoNs,
 ) -> TraceHeader {
     let mut h = TraceHeader::new(opts.app_name.clone(), clock);
     h.manifest_hash = opts.manifest_hash;
-    h.epoch_ns = epoch_ns;
+    h.epoch_ns = epoch.get();
     h.hyperperiod_ns = plan.hyperperiod_ns;
     h.task_names = d.tasks.iter().map(|t| t.name.clone()).collect();
     h.topic_names = d.channels.iter().map(|c| c.topic.clone()).collect();
@@ -126,12 +128,12 @@ pub(super) fn port_id(d: &Deployment, topic: &str) -> Option<u16> {
 pub(super) fn rings(
     opts: &TraceOptions,
     cores: &[usize],
-) -> Result<(Vec<RingProducer>, Vec<RingConsumer>), String> {
+) -> Result<(Vec<RingProducer>, Vec<RingConsumer>), RunTraceError> {
     let mut producers = Vec::with_capacity(cores.len());
     let mut consumers = Vec::with_capacity(cores.len());
     for &core in cores {
         let (p, c) = trace::channel(opts.ring_records, super::core_byte(core))
-            .map_err(|e| format!("trace ring for core {core}: {e}"))?;
+            .map_err(|source| RunTraceError::Ring { core, source })?;
         producers.push(p);
         consumers.push(c);
     }
@@ -143,16 +145,16 @@ pub(super) fn start_drainer(
     header: &TraceHeader,
     opts: &TraceOptions,
     consumers: Vec<RingConsumer>,
-) -> Result<Drainer, String> {
-    let writer = TraceWriter::create(&opts.path, header).map_err(|e| e.to_string())?;
-    trace::spawn_drainer(consumers, writer, DRAIN_PERIOD).map_err(|e| e.to_string())
+) -> Result<Drainer, RunTraceError> {
+    let writer = TraceWriter::create(&opts.path, header).map_err(RunTraceError::Create)?;
+    trace::spawn_drainer(consumers, writer, DRAIN_PERIOD).map_err(RunTraceError::Start)
 }
 
 /// Stops the drainer after the dispatchers dropped their producers.
-pub(super) fn stop_drainer(drainer: Drainer) -> Result<TraceSummary, String> {
+pub(super) fn stop_drainer(drainer: Drainer) -> Result<TraceSummary, RunTraceError> {
     let s = drainer
         .stop(DRAIN_STOP_TIMEOUT)
-        .map_err(|e| format!("the trace could not be finished: {e}"))?;
+        .map_err(RunTraceError::Finish)?;
     Ok(TraceSummary {
         path: s.path,
         records: s.records,
@@ -160,6 +162,45 @@ pub(super) fn stop_drainer(drainer: Drainer) -> Result<TraceSummary, String> {
         bytes: s.bytes,
         rings_unfinished: s.rings_unfinished,
     })
+}
+
+/// Tracing a run failed: its rings, its file or its drainer.
+#[derive(Debug)]
+pub enum RunTraceError {
+    /// A core's ring could not be made (the ring size in [`TraceOptions`] is refused).
+    Ring {
+        core: usize,
+        source: RingCapacityError,
+    },
+    /// The trace file could not be created.
+    Create(TraceWriteError),
+    /// The drainer thread could not be started.
+    Start(DrainerError),
+    /// The drainer could not finish the file at the end of the run.
+    Finish(DrainerError),
+}
+
+impl fmt::Display for RunTraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunTraceError::Ring { core, source } => {
+                write!(f, "trace ring for core {core}: {source}")
+            }
+            RunTraceError::Create(e) => e.fmt(f),
+            RunTraceError::Start(e) => e.fmt(f),
+            RunTraceError::Finish(e) => write!(f, "the trace could not be finished: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunTraceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunTraceError::Ring { source, .. } => Some(source),
+            RunTraceError::Create(e) => Some(e),
+            RunTraceError::Start(e) | RunTraceError::Finish(e) => Some(e),
+        }
+    }
 }
 
 /// What the trace of a run holds.

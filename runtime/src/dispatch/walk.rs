@@ -17,6 +17,7 @@
 
 use super::build::Hosted;
 use super::*;
+use crate::time::{LogicalNs, MonoNs};
 
 /// How a dispatcher's walk ended.
 #[derive(Clone, Copy, Debug)]
@@ -52,8 +53,8 @@ pub(super) struct Dispatcher<'a> {
 impl Dispatcher<'_> {
     /// Walks the tables from the epoch, starting at cycle `start_cycle`, until the run
     /// ends. The hot path: see the module docs.
-    pub(super) fn walk(&mut self, epoch_ns: u64, start_cycle: u64) -> WalkEnd {
-        self.epoch_ns = epoch_ns;
+    pub(super) fn walk(&mut self, epoch: MonoNs, start_cycle: u64) -> WalkEnd {
+        self.epoch_ns = epoch.get();
         let h_ns = self.setup.plan.hyperperiod_ns;
         let mut previous_mode = usize::MAX;
         let role = self.setup.role;
@@ -101,13 +102,13 @@ impl Dispatcher<'_> {
                 health.beat(cycle);
             }
             if mode != previous_mode && previous_mode != usize::MAX && self.emit.enabled() {
-                let now_ns = self.clock.now_ns();
+                let now = self.clock.now();
                 let core = self.tables_core();
                 self.emit.emit(TraceRecord::mode_switch(
                     core,
                     cycle,
-                    cycle * h_ns,
-                    now_ns,
+                    LogicalNs(cycle * h_ns),
+                    now,
                     previous_mode as u64,
                     mode as u64,
                 ));
@@ -146,7 +147,8 @@ impl Dispatcher<'_> {
     fn job(&mut self, w: &Window, cycle_ns: u64) {
         let planned_ns = self.epoch_ns + cycle_ns + w.start_ns;
         let spun_ns = self.clock.wake_at_ns(planned_ns, self.spin_margin_ns);
-        let start_ns = self.clock.now_ns();
+        let start = self.clock.now();
+        let start_ns = start.get();
         let real = matches!(self.clock, RunClock::Real(_));
         // The thread's CPU time: see the module docs (Attribution) for its cost.
         let start_cpu_ns = if real { rt::thread_cpu_ns() } else { 0 };
@@ -157,15 +159,16 @@ impl Dispatcher<'_> {
         let h = &mut self.hosted[i];
         let core = core_byte(spec.core);
         let task = w.task as u32;
-        let release_ns = cycle_ns + w.release_ns;
+        let release = LogicalNs(cycle_ns + w.release_ns);
+        let release_ns = release.get();
         let index = release_ns.saturating_sub(spec.offset_ns) / spec.period_ns.max(1);
         let emit = &self.emit;
         emit.emit(TraceRecord::release(
             core,
             task,
             index,
-            release_ns,
-            start_ns,
+            release,
+            start,
             cycle_ns + w.start_ns,
             w.budget_ns,
         ));
@@ -183,8 +186,8 @@ impl Dispatcher<'_> {
                 core,
                 task,
                 index,
-                release_ns,
-                start_ns,
+                release,
+                start,
                 attribution.code(),
             ));
             return;
@@ -214,13 +217,14 @@ impl Dispatcher<'_> {
         // Only simulated time needs a second, physical clock reading (its clock does not
         // move during `step`); real time measures with the one clock it already reads.
         let physical_start_ns = if real { 0 } else { monotonic_now_ns() };
-        emit.emit(TraceRecord::start(core, task, index, release_ns, start_ns));
+        emit.emit(TraceRecord::start(core, task, index, release, start));
         self.clock.spend_ns(jitter_ns);
         h.task.step(&ctx);
         if stall_ns > 0 {
             self.clock.stall_ns(stall_ns);
         }
-        let end_ns = self.clock.now_ns();
+        let end = self.clock.now();
+        let end_ns = end.get();
         let end_cpu_ns = if real { rt::thread_cpu_ns() } else { 0 };
         // Simulated CPU time is the injected execution time; an injected stall is not.
         let cpu_ns = if real {
@@ -262,14 +266,14 @@ impl Dispatcher<'_> {
                         core,
                         task,
                         index,
-                        release_ns,
-                        end_ns,
+                        release,
+                        end,
                         p.port,
                         a.seq,
                         a.visible_at_ns,
                     )
                 } else {
-                    TraceRecord::read(core, task, index, release_ns, end_ns, p.port, a.seq)
+                    TraceRecord::read(core, task, index, release, end, p.port, a.seq)
                 });
             }
         }
@@ -291,8 +295,8 @@ impl Dispatcher<'_> {
             core,
             task,
             index,
-            release_ns,
-            end_ns,
+            release,
+            end,
             execution_ns,
             verdict.off_cpu_ns,
         ));
@@ -307,8 +311,8 @@ impl Dispatcher<'_> {
                 core,
                 task,
                 index,
-                release_ns,
-                end_ns,
+                release,
+                end,
                 code,
                 u64::from(reports),
             ));
@@ -331,8 +335,8 @@ impl Dispatcher<'_> {
                 core,
                 task,
                 index,
-                release_ns,
-                end_ns,
+                release,
+                end,
                 end_ns - figures.deadline_ns,
                 verdict.platform_ns,
                 attribution.code(),
@@ -347,8 +351,8 @@ impl Dispatcher<'_> {
                 core,
                 task,
                 index,
-                release_ns,
-                end_ns,
+                release,
+                end,
                 end_ns - start_ns,
                 w.budget_ns,
                 attribution.code(),
@@ -382,11 +386,12 @@ pub(super) enum RunClock<'a> {
 }
 
 impl RunClock<'_> {
-    pub(super) fn now_ns(&self) -> u64 {
-        match self {
+    /// The current instant on this run's clock: what every trace record's time is.
+    pub(super) fn now(&self) -> MonoNs {
+        MonoNs(match self {
             RunClock::Real(c) => c.now_ns(),
             RunClock::Sim(c, _) => c.now_ns(),
-        }
+        })
     }
     pub(super) fn sleep_until_ns(&self, t: u64) {
         match self {

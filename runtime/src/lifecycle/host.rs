@@ -16,6 +16,7 @@ use crate::dispatch::{
 use crate::manifest::{Deployment, TaskId};
 use crate::plan::Plan;
 use crate::task::Registry;
+use crate::time::MonoNs;
 
 use super::shm::SharedControl;
 use super::wire::{self, AppRun, Request, Response, WireTaskStats};
@@ -118,7 +119,7 @@ pub fn host_app(
                 epoch_ns,
                 start_cycle,
             }) => Ok(JoinAt {
-                epoch_ns,
+                epoch: MonoNs(epoch_ns),
                 start_cycle,
             }),
             Ok(Response::Refused(why)) => Err(format!("the supervisor refused: {why}")),

@@ -38,6 +38,8 @@
 
 use std::fmt;
 
+use crate::time::{LogicalNs, MonoNs};
+
 /// `task` value for records that belong to no task (mode switches, drop markers, lifecycle
 /// events of the whole process).
 pub const NO_TASK: u32 = u32::MAX;
@@ -246,13 +248,14 @@ const _: () = assert!(std::mem::align_of::<TraceRecord>() == 8);
 
 impl TraceRecord {
     /// Builds a record from its common fields and a typed payload. [`TraceRecord::event`] is
-    /// its inverse.
+    /// its inverse. The two instants have their own types, so the constructors below cannot
+    /// hand them over swapped; the record stores both as plain `u64`.
     pub const fn new(
         core: u8,
         task: u32,
         job: u64,
-        time_ns: u64,
-        logical_ns: u64,
+        time: MonoNs,
+        logical: LogicalNs,
         event: TraceEvent,
     ) -> Self {
         let (kind, aux, a, b) = match event {
@@ -297,23 +300,23 @@ impl TraceRecord {
             core,
             aux,
             task,
-            time_ns,
-            logical_ns,
+            time_ns: time.0,
+            logical_ns: logical.0,
             job,
             a,
             b,
         }
     }
 
-    /// A job release: logical release `logical_release_ns`, actual release `actual_ns`, and
+    /// A job release: logical release `logical_release`, actual release `actual`, and
     /// the planned window (start, logical ns since the epoch, and budget).
     #[allow(clippy::too_many_arguments)]
     pub const fn release(
         core: u8,
         task: u32,
         job: u64,
-        logical_release_ns: u64,
-        actual_ns: u64,
+        logical_release: LogicalNs,
+        actual: MonoNs,
         window_start_ns: u64,
         budget_ns: u64,
     ) -> Self {
@@ -321,8 +324,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            actual_ns,
-            logical_release_ns,
+            actual,
+            logical_release,
             TraceEvent::Release {
                 window_start_ns,
                 budget_ns,
@@ -330,19 +333,19 @@ impl TraceRecord {
         )
     }
 
-    /// The job began executing at `time_ns`.
-    pub const fn start(core: u8, task: u32, job: u64, logical_ns: u64, time_ns: u64) -> Self {
-        Self::new(core, task, job, time_ns, logical_ns, TraceEvent::Start)
+    /// The job began executing at `time`.
+    pub const fn start(core: u8, task: u32, job: u64, logical: LogicalNs, time: MonoNs) -> Self {
+        Self::new(core, task, job, time, logical, TraceEvent::Start)
     }
 
-    /// The job finished at `time_ns` after `execution_ns`, `off_cpu_ns` of it off the CPU.
+    /// The job finished at `time` after `execution_ns`, `off_cpu_ns` of it off the CPU.
     #[allow(clippy::too_many_arguments)]
     pub const fn end(
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         execution_ns: u64,
         off_cpu_ns: u64,
     ) -> Self {
@@ -350,8 +353,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::End {
                 execution_ns,
                 off_cpu_ns,
@@ -365,8 +368,8 @@ impl TraceRecord {
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         port: u16,
         seq: u64,
         visible_at_ns: u64,
@@ -375,8 +378,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Publish {
                 port,
                 seq,
@@ -390,8 +393,8 @@ impl TraceRecord {
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         port: u16,
         seq: u64,
     ) -> Self {
@@ -399,8 +402,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Read { port, seq },
         )
     }
@@ -412,8 +415,8 @@ impl TraceRecord {
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         execution_ns: u64,
         budget_ns: u64,
         attribution: u16,
@@ -422,8 +425,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Overrun {
                 execution_ns,
                 budget_ns,
@@ -432,26 +435,26 @@ impl TraceRecord {
         )
     }
 
-    /// The release at `logical_ns` was skipped after an overrun of class `attribution`.
+    /// The release at `logical` was skipped after an overrun of class `attribution`.
     pub const fn skip(
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         attribution: u16,
     ) -> Self {
         Self::new(
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Skip { attribution },
         )
     }
 
-    /// The job ended at `time_ns`, `late_ns` after its LET deadline, `platform_ns` of its
+    /// The job ended at `time`, `late_ns` after its LET deadline, `platform_ns` of its
     /// delay the platform's; `attribution` is an
     /// [`Attribution::code`](crate::dispatch::Attribution::code).
     #[allow(clippy::too_many_arguments)]
@@ -459,8 +462,8 @@ impl TraceRecord {
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         late_ns: u64,
         platform_ns: u64,
         attribution: u16,
@@ -469,8 +472,8 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Miss {
                 late_ns,
                 platform_ns,
@@ -484,8 +487,8 @@ impl TraceRecord {
         core: u8,
         task: u32,
         job: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         code: u16,
         reports: u64,
     ) -> Self {
@@ -493,18 +496,18 @@ impl TraceRecord {
             core,
             task,
             job,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::Fault { code, reports },
         )
     }
 
-    /// A mode switch at the boundary `logical_ns` that starts hyperperiod `cycle`.
+    /// A mode switch at the boundary `logical` that starts hyperperiod `cycle`.
     pub const fn mode_switch(
         core: u8,
         cycle: u64,
-        logical_ns: u64,
-        time_ns: u64,
+        logical: LogicalNs,
+        time: MonoNs,
         from_mode: u64,
         to_mode: u64,
     ) -> Self {
@@ -512,45 +515,55 @@ impl TraceRecord {
             core,
             NO_TASK,
             cycle,
-            time_ns,
-            logical_ns,
+            time,
+            logical,
             TraceEvent::ModeSwitch { from_mode, to_mode },
         )
     }
 
     /// A supervisor event; reserved for the lifecycle manager.
-    pub const fn lifecycle(core: u8, task: u32, time_ns: u64, code: u64, value: u64) -> Self {
+    pub const fn lifecycle(core: u8, task: u32, time: MonoNs, code: u64, value: u64) -> Self {
         Self::new(
             core,
             task,
             0,
-            time_ns,
-            0,
+            time,
+            LogicalNs(0),
             TraceEvent::Lifecycle { code, value },
         )
     }
 
     /// A loss marker: `count` records lost on `core`'s ring starting at ring sequence
-    /// `at_seq`, the first at `first_lost_ns` and the last at `last_lost_ns`. Written by the
+    /// `at_seq`, the first at `first_lost` and the last at `last_lost_ns`. Written by the
     /// drainer only.
     pub const fn dropped(
         core: u8,
         at_seq: u64,
         count: u64,
-        first_lost_ns: u64,
+        first_lost: MonoNs,
         last_lost_ns: u64,
     ) -> Self {
         Self::new(
             core,
             NO_TASK,
             at_seq,
-            first_lost_ns,
-            0,
+            first_lost,
+            LogicalNs(0),
             TraceEvent::Dropped {
                 count,
                 last_lost_ns,
             },
         )
+    }
+
+    /// [`TraceRecord::time_ns`] as the instant it is.
+    pub const fn time(&self) -> MonoNs {
+        MonoNs(self.time_ns)
+    }
+
+    /// [`TraceRecord::logical_ns`] as the instant it is.
+    pub const fn logical(&self) -> LogicalNs {
+        LogicalNs(self.logical_ns)
     }
 
     /// The record's kind, or an error for a kind byte no takt version wrote.
@@ -673,7 +686,7 @@ mod tests {
             );
         }
         for (i, ev) in events.into_iter().enumerate() {
-            let rec = TraceRecord::new(3, i as u32, 1000 + i as u64, 11, 22, ev);
+            let rec = TraceRecord::new(3, i as u32, 1000 + i as u64, MonoNs(11), LogicalNs(22), ev);
             assert_eq!(rec.kind(), Ok(ev.kind()));
             assert_eq!(rec.event(), Ok(ev));
             assert_eq!(
@@ -685,7 +698,7 @@ mod tests {
 
     #[test]
     fn typed_constructors_put_values_where_the_docs_say() {
-        let r = TraceRecord::release(1, 2, 3, 100, 105, 90, 7);
+        let r = TraceRecord::release(1, 2, 3, LogicalNs(100), MonoNs(105), 90, 7);
         assert_eq!((r.logical_ns, r.time_ns), (100, 105));
         assert_eq!(
             r.event(),
@@ -695,10 +708,10 @@ mod tests {
             })
         );
 
-        let p = TraceRecord::publish(0, 4, 9, 100, 180, 12, 77, 200);
+        let p = TraceRecord::publish(0, 4, 9, LogicalNs(100), MonoNs(180), 12, 77, 200);
         assert_eq!((p.aux, p.a, p.b, p.task, p.job), (12, 77, 200, 4, 9));
 
-        let o = TraceRecord::overrun(0, 1, 2, 0, 50, 3_000, 2_000, 2);
+        let o = TraceRecord::overrun(0, 1, 2, LogicalNs(0), MonoNs(50), 3_000, 2_000, 2);
         assert_eq!(
             o.event(),
             Ok(TraceEvent::Overrun {
@@ -708,23 +721,23 @@ mod tests {
             })
         );
         assert_eq!(o.aux, 2, "the attribution rides in `aux`");
-        let miss = TraceRecord::miss(0, 1, 2, 0, 50, 300, 700, 1);
+        let miss = TraceRecord::miss(0, 1, 2, LogicalNs(0), MonoNs(50), 300, 700, 1);
         assert_eq!((miss.aux, miss.a, miss.b), (1, 300, 700));
 
-        let m = TraceRecord::mode_switch(2, 8, 400, 401, 1, 2);
+        let m = TraceRecord::mode_switch(2, 8, LogicalNs(400), MonoNs(401), 1, 2);
         assert_eq!((m.task, m.job, m.a, m.b), (NO_TASK, 8, 1, 2));
         assert!(!m.has_task());
 
-        let d = TraceRecord::dropped(5, 64, 10, 1_000, 2_000);
+        let d = TraceRecord::dropped(5, 64, 10, MonoNs(1_000), 2_000);
         assert_eq!(
             (d.core, d.job, d.time_ns, d.a, d.b),
             (5, 64, 1_000, 10, 2_000)
         );
         assert_eq!(d.kind(), Ok(EventKind::Dropped));
 
-        let s = TraceRecord::start(0, 1, 2, 3, 4);
+        let s = TraceRecord::start(0, 1, 2, LogicalNs(3), MonoNs(4));
         assert_eq!((s.logical_ns, s.time_ns), (3, 4));
-        let e = TraceRecord::end(0, 1, 2, 3, 9, 5, 1);
+        let e = TraceRecord::end(0, 1, 2, LogicalNs(3), MonoNs(9), 5, 1);
         assert_eq!(
             e.event(),
             Ok(TraceEvent::End {
@@ -732,11 +745,11 @@ mod tests {
                 off_cpu_ns: 1
             })
         );
-        let rd = TraceRecord::read(0, 1, 2, 3, 4, 6, 0);
+        let rd = TraceRecord::read(0, 1, 2, LogicalNs(3), MonoNs(4), 6, 0);
         assert_eq!(rd.event(), Ok(TraceEvent::Read { port: 6, seq: 0 }));
-        let sk = TraceRecord::skip(0, 1, 2, 3, 4, 1);
+        let sk = TraceRecord::skip(0, 1, 2, LogicalNs(3), MonoNs(4), 1);
         assert_eq!(sk.event(), Ok(TraceEvent::Skip { attribution: 1 }));
-        let f = TraceRecord::fault(0, 1, 2, 3, 4, 77, 2);
+        let f = TraceRecord::fault(0, 1, 2, LogicalNs(3), MonoNs(4), 77, 2);
         assert_eq!((f.aux, f.a, f.b, f.task, f.job), (77, 2, 0, 1, 2));
         assert_eq!(
             f.event(),
@@ -745,7 +758,7 @@ mod tests {
                 reports: 2
             })
         );
-        let l = TraceRecord::lifecycle(0, NO_TASK, 4, 1, 2);
+        let l = TraceRecord::lifecycle(0, NO_TASK, MonoNs(4), 1, 2);
         assert_eq!(l.event(), Ok(TraceEvent::Lifecycle { code: 1, value: 2 }));
     }
 

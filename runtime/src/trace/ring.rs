@@ -44,6 +44,7 @@ use crossbeam::utils::CachePadded;
 
 use super::record::{EventKind, TraceRecord};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, UnsafeCell};
+use crate::time::MonoNs;
 
 /// Largest ring capacity [`channel`] accepts (48 MiB of records per core).
 pub const MAX_RING_CAPACITY: usize = 1 << 20;
@@ -100,7 +101,7 @@ impl DropReport {
             core,
             self.at_seq,
             self.count,
-            self.first_lost_ns,
+            MonoNs(self.first_lost_ns),
             self.last_lost_ns,
         )
     }
@@ -640,7 +641,13 @@ fn check_stream(stream: &[TraceRecord], pushed: u64) {
 /// A record whose `a` and `b` are functions of its job, so a torn read shows.
 #[cfg(test)]
 fn test_record(job: u64) -> TraceRecord {
-    let mut rec = TraceRecord::start(0, 1, job, job * 10, job * 10 + 1);
+    let mut rec = TraceRecord::start(
+        0,
+        1,
+        job,
+        crate::time::LogicalNs(job * 10),
+        crate::time::MonoNs(job * 10 + 1),
+    );
     rec.a = job.wrapping_mul(3);
     rec.b = !job;
     rec

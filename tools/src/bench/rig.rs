@@ -507,7 +507,7 @@ pub fn run_bounded(
 /// Pins the calling thread to `core` and, with `priority`, puts it under SCHED_FIFO: the
 /// dispatcher's own calls, so the bench's threads are set up as takt's are.
 pub fn pin_and_prioritize(core: usize, priority: Option<u8>) -> Result<(), String> {
-    takt::dispatch::pin_current(core)?;
+    takt::dispatch::pin_current(core).map_err(|e| e.to_string())?;
     if let Some(priority) = priority {
         takt::dispatch::set_fifo_current(priority).map_err(|e| format!("core {core}: {e}"))?;
     }

@@ -21,6 +21,7 @@ use takt::trace::{self, TraceRecord};
 use super::report::{fmt_ns, Report, Row};
 use super::rig::{self, RT_PRIORITY};
 use super::Env;
+use takt::time::{LogicalNs, MonoNs};
 
 pub const PART: &str = "tracing";
 
@@ -65,7 +66,11 @@ fn push_cost(batches: u64) -> Result<(Vec<f64>, u64), String> {
                 let job = b * BATCH + i;
                 // black_box: the record must really be built and pushed every time.
                 producer.push(std::hint::black_box(TraceRecord::start(
-                    0, 1, job, job, job,
+                    0,
+                    1,
+                    job,
+                    LogicalNs(job),
+                    MonoNs(job),
                 )));
             }
             per_batch.push(t0.elapsed().as_nanos() as f64 / BATCH as f64);

@@ -7,7 +7,7 @@
 //!
 //! The reader is file-path based, so each input is written to one scratch file on tmpfs
 //! (`/dev/shm`) and read from there; that costs a few microseconds per input. An
-//! in-memory entry point would have to share `trace::file`'s private decoding code, which
+//! in-memory entry point would have to share `trace::reader`'s private decoding code, which
 //! means changing that module; the scratch file exercises exactly the code `takt trace`
 //! runs, buffered reads included.
 //!
@@ -29,7 +29,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use takt::trace::file::{FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, MAX_HEADER_BYTES};
+use takt::trace::{FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, MAX_HEADER_BYTES};
 use takt::trace::record::RECORD_BYTES;
 use takt::trace::{read_all, read_many, TraceReader, TraceRecord};
 
@@ -90,7 +90,7 @@ pub fn repair_checksums(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// FNV-1a, 64 bit, over the concatenation of `parts`: the trace format's checksum, as
-/// documented in `runtime/src/trace/file.rs` (the runtime keeps its own private).
+/// documented in `runtime/src/trace/format.rs` (the runtime keeps its own private).
 fn fnv1a64(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {

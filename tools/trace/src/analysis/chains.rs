@@ -290,6 +290,7 @@ mod tests {
     use super::*;
     use crate::analysis::analyze;
     use crate::analysis::testkit::*;
+    use takt::time::{LogicalNs, MonoNs};
     use takt::trace::TraceRecord;
 
     #[test]
@@ -366,7 +367,13 @@ mod tests {
         // job 6 (deadline 32 ms - release of job 1 at 10 ms = 22 ms), above the real 17 ms.
         let blind = &analyze(&header(), &records).chains[0];
         assert_eq!(blind.reaction.unwrap().max_ns, 22 * MS);
-        records.push(TraceRecord::dropped(1, 40, 4, 26 * MS, 26 * MS + 200));
+        records.push(TraceRecord::dropped(
+            1,
+            40,
+            4,
+            MonoNs(26 * MS),
+            26 * MS + 200,
+        ));
         let a = analyze(&header(), &records);
         let c = &a.chains[0];
         // With it, sensor job 2's reaction is not measured rather than measured too long.
@@ -384,23 +391,37 @@ mod tests {
             0,
             0,
             40,
-            400 * MS,
-            400 * MS,
+            LogicalNs(400 * MS),
+            MonoNs(400 * MS),
             400 * MS,
             MS,
         ));
-        records.push(TraceRecord::start(0, 0, 40, 400 * MS, 400 * MS));
+        records.push(TraceRecord::start(
+            0,
+            0,
+            40,
+            LogicalNs(400 * MS),
+            MonoNs(400 * MS),
+        ));
         records.push(TraceRecord::publish(
             0,
             0,
             40,
-            400 * MS,
-            400 * MS,
+            LogicalNs(400 * MS),
+            MonoNs(400 * MS),
             0,
             1,
             402 * MS,
         ));
-        records.push(TraceRecord::end(0, 0, 40, 400 * MS, 400 * MS, 1, 0));
+        records.push(TraceRecord::end(
+            0,
+            0,
+            40,
+            LogicalNs(400 * MS),
+            MonoNs(400 * MS),
+            1,
+            0,
+        ));
         let a = analyze(&header(), &records);
         assert_eq!(a.chains[0].data_age.unwrap().max_ns, 12 * MS);
         assert_eq!(a.chains[0].data_age.unwrap().min_ns, 7 * MS);

@@ -130,6 +130,7 @@ pub fn analyze(header: &TraceHeader, records: &[TraceRecord]) -> Analysis {
 mod tests {
     use super::*;
     use crate::analysis::testkit::*;
+    use takt::time::{LogicalNs, MonoNs};
 
     #[test]
     fn hostile_records_never_panic_and_rows_stay_bounded() {
@@ -148,7 +149,8 @@ mod tests {
             any::<u64>(),
         )
             .prop_map(|(kind, core, aux, task, job, time_ns, a, b)| {
-                let mut r = TraceRecord::release(core, task, job, time_ns, 0, a, b);
+                let mut r =
+                    TraceRecord::release(core, task, job, LogicalNs(time_ns), MonoNs(0), a, b);
                 r.kind = kind;
                 r.aux = aux;
                 r.time_ns = time_ns;

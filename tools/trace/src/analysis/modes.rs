@@ -59,14 +59,36 @@ pub(crate) fn mode_switches(header: &TraceHeader, records: &[TraceRecord]) -> Ve
 mod tests {
     use crate::analysis::analyze;
     use crate::analysis::testkit::*;
+    use takt::time::{LogicalNs, MonoNs};
     use takt::trace::TraceRecord;
 
     #[test]
     fn mode_switches_recorded_by_every_core_are_reported_once() {
         let mut records = clean_run(1);
-        records.push(TraceRecord::mode_switch(1, 3, 30 * MS, 30 * MS + 7, 0, 1));
-        records.push(TraceRecord::mode_switch(0, 3, 30 * MS, 30 * MS + 5, 0, 1));
-        records.push(TraceRecord::mode_switch(0, 5, 50 * MS, 50 * MS + 5, 1, 7));
+        records.push(TraceRecord::mode_switch(
+            1,
+            3,
+            LogicalNs(30 * MS),
+            MonoNs(30 * MS + 7),
+            0,
+            1,
+        ));
+        records.push(TraceRecord::mode_switch(
+            0,
+            3,
+            LogicalNs(30 * MS),
+            MonoNs(30 * MS + 5),
+            0,
+            1,
+        ));
+        records.push(TraceRecord::mode_switch(
+            0,
+            5,
+            LogicalNs(50 * MS),
+            MonoNs(50 * MS + 5),
+            1,
+            7,
+        ));
         let a = analyze(&header(), &records);
         assert_eq!(a.mode_switches.len(), 2);
         let s = &a.mode_switches[0];

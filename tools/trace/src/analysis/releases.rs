@@ -502,6 +502,7 @@ mod tests {
     use super::*;
     use crate::analysis::analyze;
     use crate::analysis::testkit::*;
+    use takt::time::{LogicalNs, MonoNs};
     use takt::trace::TraceRecord;
 
     #[test]
@@ -543,9 +544,30 @@ mod tests {
         // cycles 0, 1, 4 and, wrongly, in cycle 3.
         let mut records = releases_only(1, [0, 1, 2, 3, 6, 7, 8, 9]);
         records.extend(releases_only(0, 0..6));
-        records.push(TraceRecord::mode_switch(0, 2, 20 * MS, 20 * MS, 0, 1));
-        records.push(TraceRecord::mode_switch(1, 2, 20 * MS, 20 * MS, 0, 1));
-        records.push(TraceRecord::mode_switch(0, 4, 40 * MS, 40 * MS, 1, 0));
+        records.push(TraceRecord::mode_switch(
+            0,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS),
+            0,
+            1,
+        ));
+        records.push(TraceRecord::mode_switch(
+            1,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS),
+            0,
+            1,
+        ));
+        records.push(TraceRecord::mode_switch(
+            0,
+            4,
+            LogicalNs(40 * MS),
+            MonoNs(40 * MS),
+            1,
+            0,
+        ));
         let a = analyze(&moded_header(), &records);
         let f = &a.releases.tasks[1];
         assert_eq!((f.planned, f.seen, f.missed, f.unplanned), (6, 8, 0, 2));
@@ -570,8 +592,22 @@ mod tests {
         // is missed; if the header says parked does release it, those cycles owe 4 jobs.
         let mut records = releases_only(1, [0, 1, 2, 3, 8, 9]);
         records.extend(releases_only(0, 0..5));
-        records.push(TraceRecord::mode_switch(0, 2, 20 * MS, 20 * MS, 0, 1));
-        records.push(TraceRecord::mode_switch(0, 4, 40 * MS, 40 * MS, 1, 0));
+        records.push(TraceRecord::mode_switch(
+            0,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS),
+            0,
+            1,
+        ));
+        records.push(TraceRecord::mode_switch(
+            0,
+            4,
+            LogicalNs(40 * MS),
+            MonoNs(40 * MS),
+            1,
+            0,
+        ));
         let inferred = analyze(&header(), &records);
         assert_eq!(inferred.releases.basis, ReleaseBasis::Inferred);
         let f = &inferred.releases.tasks[1];
@@ -590,7 +626,7 @@ mod tests {
         // Filter jobs 4..=5 (cycle 2) and 12..=13 (cycle 6) are missing; records were lost
         // during cycle 2 only.
         let mut records = releases_only(1, (0..16).filter(|j| !matches!(j, 4 | 5 | 12 | 13)));
-        records.push(TraceRecord::dropped(1, 10, 4, 21 * MS, 22 * MS));
+        records.push(TraceRecord::dropped(1, 10, 4, MonoNs(21 * MS), 22 * MS));
         let a = analyze(&moded_header(), &records);
         let f = &a.releases.tasks[1];
         assert_eq!((f.missed, f.missed_in_loss), (4, 2));
@@ -607,7 +643,7 @@ mod tests {
         h.tasks[1].period_ns = 3 * MS; // does not divide the 10 ms hyperperiod
         let mut records = releases_only(1, [0, 0, 1]);
         records.extend(releases_only(0, [0]));
-        records.push(TraceRecord::release(0, 7, 0, 0, 0, 0, 1));
+        records.push(TraceRecord::release(0, 7, 0, LogicalNs(0), MonoNs(0), 0, 1));
         let a = analyze(&h, &records);
         let f = &a.releases.tasks[1];
         assert_eq!((f.planned, f.seen, f.missed, f.duplicate), (0, 2, 0, 1));
@@ -651,7 +687,14 @@ mod tests {
         );
         // A switch at a huge cycle neither overflows nor hangs.
         let mut records = releases_only(1, [0, 1]);
-        records.push(TraceRecord::mode_switch(0, u64::MAX, 0, 0, 0, 1));
+        records.push(TraceRecord::mode_switch(
+            0,
+            u64::MAX,
+            LogicalNs(0),
+            MonoNs(0),
+            0,
+            1,
+        ));
         assert_eq!(
             analyze(&moded_header(), &records).releases.tasks[1].planned,
             2
@@ -661,8 +704,22 @@ mod tests {
     #[test]
     fn doubtful_mode_records_are_noted() {
         let mut records = releases_only(1, 0..8);
-        records.push(TraceRecord::mode_switch(0, 2, 20 * MS, 20 * MS + 1, 1, 0));
-        records.push(TraceRecord::mode_switch(1, 2, 20 * MS, 20 * MS + 2, 1, 5));
+        records.push(TraceRecord::mode_switch(
+            0,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS + 1),
+            1,
+            0,
+        ));
+        records.push(TraceRecord::mode_switch(
+            1,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS + 2),
+            1,
+            5,
+        ));
         let a = analyze(&moded_header(), &records);
         let notes = a.releases.notes.join("\n");
         assert!(

@@ -241,6 +241,7 @@ mod tests {
     use super::*;
     use crate::analysis::analyze;
     use crate::analysis::testkit::*;
+    use takt::time::{LogicalNs, MonoNs};
     use takt::trace::TraceRecord;
 
     #[test]
@@ -252,8 +253,24 @@ mod tests {
             "a file without Fault records (any format before 4) has no faults"
         );
         // Filter jobs 3 and 1 report faults (out of order in the file: job order counts).
-        records.push(TraceRecord::fault(1, 1, 3, 16 * MS, 17 * MS, 9, 1));
-        records.push(TraceRecord::fault(1, 1, 1, 6 * MS, 7 * MS, 4, 2));
+        records.push(TraceRecord::fault(
+            1,
+            1,
+            3,
+            LogicalNs(16 * MS),
+            MonoNs(17 * MS),
+            9,
+            1,
+        ));
+        records.push(TraceRecord::fault(
+            1,
+            1,
+            1,
+            LogicalNs(6 * MS),
+            MonoNs(7 * MS),
+            4,
+            2,
+        ));
         let a = analyze(&header(), &records);
         assert_eq!(
             a.tasks[1].faults,
@@ -306,23 +323,47 @@ mod tests {
             1,
             1,
             1,
-            6 * MS,
-            7 * MS + 1,
+            LogicalNs(6 * MS),
+            MonoNs(7 * MS + 1),
             MS - 9,
             MS / 2,
             2,
         ));
-        records.push(TraceRecord::miss(1, 1, 1, 6 * MS, 7 * MS + 1, 1, 0, 2));
+        records.push(TraceRecord::miss(
+            1,
+            1,
+            1,
+            LogicalNs(6 * MS),
+            MonoNs(7 * MS + 1),
+            1,
+            0,
+            2,
+        ));
         // Sensor job 2 is skipped after an overrun the platform caused; filter job 4 is
         // released and then the trace ends.
-        records.push(TraceRecord::release(0, 0, 2, 20 * MS, 20 * MS, 20 * MS, MS));
-        records.push(TraceRecord::skip(0, 0, 2, 20 * MS, 20 * MS, 1));
+        records.push(TraceRecord::release(
+            0,
+            0,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS),
+            20 * MS,
+            MS,
+        ));
+        records.push(TraceRecord::skip(
+            0,
+            0,
+            2,
+            LogicalNs(20 * MS),
+            MonoNs(20 * MS),
+            1,
+        ));
         records.push(TraceRecord::release(
             1,
             1,
             4,
-            21 * MS,
-            21 * MS + 5,
+            LogicalNs(21 * MS),
+            MonoNs(21 * MS + 5),
             21 * MS,
             MS / 2,
         ));
@@ -359,7 +400,7 @@ mod tests {
     #[test]
     fn records_naming_tasks_the_header_lacks_get_their_own_row() {
         let mut records = clean_run(1);
-        records.push(TraceRecord::release(0, 5, 0, 0, 0, 0, 1));
+        records.push(TraceRecord::release(0, 5, 0, LogicalNs(0), MonoNs(0), 0, 1));
         let a = analyze(&header(), &records);
         // The header's two tasks, then task 5; indices nobody uses get no row.
         let rows: Vec<u32> = a.tasks.iter().map(|t| t.task).collect();
@@ -376,7 +417,15 @@ mod tests {
         // A checksummed record could carry any task index; before, every index up to it got
         // a row (here five million of them).
         let mut records = clean_run(1);
-        records.push(TraceRecord::release(0, 5_000_000, 0, 0, 0, 0, 1));
+        records.push(TraceRecord::release(
+            0,
+            5_000_000,
+            0,
+            LogicalNs(0),
+            MonoNs(0),
+            0,
+            1,
+        ));
         let a = analyze(&header(), &records);
         assert_eq!(a.tasks.len(), 3);
         assert_eq!(a.releases.tasks.len(), 3);
@@ -388,7 +437,15 @@ mod tests {
     fn undeclared_task_rows_are_capped_and_the_rest_is_noted() {
         let mut records = clean_run(1);
         for t in 0..1000u32 {
-            records.push(TraceRecord::release(0, 10 + t * 7, 0, 0, 0, 0, 1));
+            records.push(TraceRecord::release(
+                0,
+                10 + t * 7,
+                0,
+                LogicalNs(0),
+                MonoNs(0),
+                0,
+                1,
+            ));
         }
         let a = analyze(&header(), &records);
         assert_eq!(a.tasks.len(), 2 + MAX_UNDECLARED_TASK_ROWS);

@@ -3,6 +3,7 @@
 //! Owns: a two-task deployment (`sensor` -> `filter`) and its clean run, exactly as the
 //! dispatcher records it. Test code only; it must never be compiled into the library.
 
+use takt::time::{LogicalNs, MonoNs};
 use takt::trace::{ChainInfo, ClockKind, TaskInfo, TraceHeader, TraceRecord};
 
 pub const MS: u64 = 1_000_000;
@@ -48,26 +49,66 @@ pub fn clean_run(sensor_jobs: u64) -> Vec<TraceRecord> {
     let mut out = Vec::new();
     for k in 0..sensor_jobs {
         let r = 10 * MS * k;
-        out.push(TraceRecord::release(0, 0, k, r, r, r, MS));
-        out.push(TraceRecord::start(0, 0, k, r, r));
+        out.push(TraceRecord::release(
+            0,
+            0,
+            k,
+            LogicalNs(r),
+            MonoNs(r),
+            r,
+            MS,
+        ));
+        out.push(TraceRecord::start(0, 0, k, LogicalNs(r), MonoNs(r)));
         out.push(TraceRecord::publish(
             0,
             0,
             k,
-            r,
-            r + 300_000,
+            LogicalNs(r),
+            MonoNs(r + 300_000),
             0,
             k + 1,
             r + 2 * MS,
         ));
-        out.push(TraceRecord::end(0, 0, k, r, r + 300_000, 300_000, 0));
+        out.push(TraceRecord::end(
+            0,
+            0,
+            k,
+            LogicalNs(r),
+            MonoNs(r + 300_000),
+            300_000,
+            0,
+        ));
         for m in [2 * k, 2 * k + 1] {
             let rf = 5 * MS * m + MS;
             let seq = if m == 0 { 0 } else { (m - 1) / 2 + 1 };
-            out.push(TraceRecord::release(1, 1, m, rf, rf + 10, rf, MS / 2));
-            out.push(TraceRecord::start(1, 1, m, rf, rf + 10));
-            out.push(TraceRecord::read(1, 1, m, rf, rf + 110, 0, seq));
-            out.push(TraceRecord::end(1, 1, m, rf, rf + 110, 100, 0));
+            out.push(TraceRecord::release(
+                1,
+                1,
+                m,
+                LogicalNs(rf),
+                MonoNs(rf + 10),
+                rf,
+                MS / 2,
+            ));
+            out.push(TraceRecord::start(1, 1, m, LogicalNs(rf), MonoNs(rf + 10)));
+            out.push(TraceRecord::read(
+                1,
+                1,
+                m,
+                LogicalNs(rf),
+                MonoNs(rf + 110),
+                0,
+                seq,
+            ));
+            out.push(TraceRecord::end(
+                1,
+                1,
+                m,
+                LogicalNs(rf),
+                MonoNs(rf + 110),
+                100,
+                0,
+            ));
         }
     }
     out.sort_by_key(|r| r.time_ns);
@@ -78,7 +119,7 @@ pub fn clean_run(sensor_jobs: u64) -> Vec<TraceRecord> {
 /// per-mode task sets: `drive` releases both, `parked` only the sensor.
 pub fn moded_header() -> TraceHeader {
     let mut h = header();
-    h.mode_tasks = Some(takt::trace::file::ModeTasks {
+    h.mode_tasks = Some(takt::trace::ModeTasks {
         default_mode: 0,
         tasks: vec![vec![0, 1], vec![0]],
     });
@@ -88,6 +129,16 @@ pub fn moded_header() -> TraceHeader {
 pub fn releases_only(task: u32, jobs: impl IntoIterator<Item = u64>) -> Vec<TraceRecord> {
     let period = if task == 0 { 10 * MS } else { 5 * MS };
     jobs.into_iter()
-        .map(|j| TraceRecord::release(task as u8, task, j, j * period, j * period, j * period, 1))
+        .map(|j| {
+            TraceRecord::release(
+                task as u8,
+                task,
+                j,
+                LogicalNs(j * period),
+                MonoNs(j * period),
+                j * period,
+                1,
+            )
+        })
         .collect()
 }
