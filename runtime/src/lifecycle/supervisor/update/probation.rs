@@ -345,6 +345,25 @@ mod tests {
         }
     }
 
+    /// `e` rolls back under the default limits, marked bad, with every one of `figures` in
+    /// the reason; with `max_overruns` raised to `allowed` it is only watched.
+    fn rolls_back_marked_bad_unless_allowed(e: &Evidence, figures: &[&str], allowed: u64) {
+        match judge(e, &ProbationLimits::default(), TIMEOUT, false) {
+            Verdict::RollBack { why, bad } => {
+                assert!(bad);
+                for f in figures {
+                    assert!(why.contains(f), "{why}");
+                }
+            }
+            v => panic!("rolled back, got {v:?}"),
+        }
+        let lenient = ProbationLimits {
+            max_overruns: allowed,
+            ..ProbationLimits::default()
+        };
+        assert_eq!(judge(e, &lenient, TIMEOUT, false), Verdict::Watch);
+    }
+
     #[test]
     fn platform_overruns_and_misses_do_not_count_and_are_reported() {
         let e = Evidence {
@@ -373,26 +392,15 @@ mod tests {
             worst_own: Some("task `planner`: 3.1x its budget of CPU".into()),
             ..clean()
         };
-        match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
-            Verdict::RollBack { why, bad } => {
-                assert!(bad);
-                assert!(
-                    why.contains("4 overrun(s) and 0 missed release(s) of its own")
-                        && why.contains("worst: task `planner`: 3.1x its budget of CPU"),
-                    "{why}"
-                );
-                assert!(
-                    why.contains("1 overrun(s) and 0 missed release(s) attributed to the platform"),
-                    "{why}"
-                );
-            }
-            v => panic!("rolled back, got {v:?}"),
-        }
-        let lenient = ProbationLimits {
-            max_overruns: 4,
-            ..ProbationLimits::default()
-        };
-        assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+        rolls_back_marked_bad_unless_allowed(
+            &e,
+            &[
+                "4 overrun(s) and 0 missed release(s) of its own",
+                "worst: task `planner`: 3.1x its budget of CPU",
+                "1 overrun(s) and 0 missed release(s) attributed to the platform",
+            ],
+            4,
+        );
     }
 
     #[test]
@@ -461,25 +469,14 @@ mod tests {
             rechecking: Some("earlier".into()),
             ..clean()
         };
-        match judge(&e, &ProbationLimits::default(), TIMEOUT, false) {
-            Verdict::RollBack { why, bad } => {
-                assert!(bad);
-                assert!(
-                    why.contains("1 overrun(s) and 0 missed release(s) of its own"),
-                    "{why}"
-                );
-                assert!(
-                    why.contains("1 overrun(s) and 0 missed release(s) attributed to the platform"),
-                    "{why}"
-                );
-            }
-            v => panic!("rolled back, got {v:?}"),
-        }
-        let lenient = ProbationLimits {
-            max_overruns: 1,
-            ..ProbationLimits::default()
-        };
-        assert_eq!(judge(&e, &lenient, TIMEOUT, false), Verdict::Watch);
+        rolls_back_marked_bad_unless_allowed(
+            &e,
+            &[
+                "1 overrun(s) and 0 missed release(s) of its own",
+                "1 overrun(s) and 0 missed release(s) attributed to the platform",
+            ],
+            1,
+        );
     }
 
     #[test]
