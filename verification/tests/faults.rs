@@ -285,6 +285,21 @@ fn kill_9_of_an_app_a_standby_and_a_dismissed_process_keeps_every_other_release(
         "takt ota activate died by a signal: {said}"
     );
     assert!(!said.contains("panicked"), "{said}");
+    // The kill may land after the switch was decided (the switch then stands and the new
+    // version's process died: a restart, and a probation that judges it). Either way the
+    // update must end on its own before the next one can be staged.
+    must(harness::poll(
+        Duration::from_secs(30),
+        "the update of version 2 ended (withdrawn, committed or rolled back)",
+        || {
+            let out = takt_ok(&["ota", "status", "--json", "--control", s(&ctl)])?;
+            let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            let a = app(&v, "planning").cloned().unwrap_or_default();
+            (a["state"] != "activating" && a["state"] != "probation")
+                .then_some(())
+                .ok_or(format!("{a}"))
+        },
+    ));
     let v = must(wait_running(&ctl));
     assert!(
         app(&v, "planning")
